@@ -1,0 +1,56 @@
+// Package framing is the sshvpn wire format: how packets and control messages
+// travel over one reliable byte stream (the stdin/stdout of an ssh session, or
+// an SSH channel). It knows nothing of devices or addresses beyond the
+// handshake message.
+//
+// # Stream
+//
+// Each side starts by writing the preamble, the ASCII line
+//
+//	"SSHVPN/" VERSION "\n"
+//
+// where VERSION is the decimal protocol version the writer speaks (currently
+// 1). A reader that sees anything else first (a login banner, "command not
+// found", a shell prompt) stops and reports the bytes it got, quoted, in a
+// *PreambleError. Nothing is skipped: a stream that is not clean is not
+// trusted to carry packets.
+//
+// After the preamble the stream is a sequence of frames:
+//
+//	+--------+------------------------+-----------------+
+//	| type   | length (24-bit, big    | payload         |
+//	| 1 byte | endian) 3 bytes        | length bytes    |
+//	+--------+------------------------+-----------------+
+//
+// Length counts the payload only and is at most MaxPayload (65536); a longer
+// length is a protocol error, never an allocation. Frame types:
+//
+//	1 Hello  handshake, a JSON object (see Hello); sent once by each side
+//	2 Data   one IP packet (tun mode) or Ethernet frame (tap mode)
+//	3 Ping   keepalive request; payload (at most 64 bytes) is echoed back
+//	4 Pong   keepalive reply carrying the Ping's payload
+//	5 Error  UTF-8 text explaining why the sender is giving up; the
+//	         sender closes the stream after it
+//	6 Close  orderly shutdown; optional UTF-8 reason; the sender closes
+//	         its side after it
+//
+// Type 0 is invalid. Receivers ignore types they do not know (numbers above 6),
+// so later versions can add frames that older peers skip.
+//
+// # Handshake
+//
+// The client (the side that started ssh) writes its preamble and a Hello
+// proposing the tunnel: its own addresses, the peer's addresses, mode and MTU.
+// The server writes its preamble at once, reads the client's Hello, applies its
+// own policy, and answers with a Hello that states what was decided (its
+// addresses as Addrs, the client's as PeerAddrs) or with an Error frame. The
+// client configures its device from the server's answer; then both sides send
+// Data, Ping, Pong and Close frames in any order.
+//
+// # Batching
+//
+// Writer buffers frames and writes them with one system call on Flush, so a
+// sender that has several packets queued flushes once after the last. Reader
+// reads through a buffer at least one maximum frame large and hands out
+// payloads that alias that buffer, so the data path allocates nothing.
+package framing

@@ -1,0 +1,165 @@
+package framing
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Type is the kind of a frame.
+type Type uint8
+
+// Frame types; see the package documentation.
+const (
+	TypeHello Type = 1
+	TypeData  Type = 2
+	TypePing  Type = 3
+	TypePong  Type = 4
+	TypeError Type = 5
+	TypeClose Type = 6
+)
+
+func (t Type) String() string {
+	switch t {
+	case TypeHello:
+		return "hello"
+	case TypeData:
+		return "data"
+	case TypePing:
+		return "ping"
+	case TypePong:
+		return "pong"
+	case TypeError:
+		return "error"
+	case TypeClose:
+		return "close"
+	}
+	return fmt.Sprintf("type(%d)", uint8(t))
+}
+
+const (
+	// HeaderLen is the size of a frame header: type and 24-bit length.
+	HeaderLen = 4
+	// MaxPayload is the largest payload a frame may carry. It fits any IPv4
+	// or IPv6 packet (without jumbograms) and an Ethernet frame of MTU up
+	// to 65518.
+	MaxPayload = 1 << 16
+	// MaxPingPayload caps the payload of Ping and Pong frames.
+	MaxPingPayload = 64
+	// maxTextPayload caps Error and Close reasons and the Hello object.
+	maxTextPayload = 8 << 10
+)
+
+// ErrTooLarge is returned by Writer.WriteFrame for a payload over the limit
+// for its type.
+var ErrTooLarge = errors.New("framing: payload too large")
+
+// limit reports the largest payload a frame of type t may carry.
+func limit(t Type) int {
+	switch t {
+	case TypePing, TypePong:
+		return MaxPingPayload
+	case TypeHello, TypeError, TypeClose:
+		return maxTextPayload
+	}
+	return MaxPayload
+}
+
+// Reader reads frames from a byte stream through a buffer.
+type Reader struct {
+	br      *bufio.Reader
+	pending int // bytes of the last frame still to discard
+}
+
+// NewReader returns a Reader reading from r. Its buffer holds one frame of
+// the largest size, so ReadFrame never allocates.
+func NewReader(r io.Reader) *Reader {
+	return &Reader{br: bufio.NewReaderSize(r, HeaderLen+MaxPayload)}
+}
+
+// ReadFrame reads the next frame. The payload aliases the Reader's buffer and
+// is valid only until the next call. At a clean end of stream between frames
+// it returns io.EOF; a stream that ends inside a frame gives
+// io.ErrUnexpectedEOF. A malformed header (type 0, or a length over the
+// limit for its type) is an error that names what was wrong.
+func (r *Reader) ReadFrame() (Type, []byte, error) {
+	if r.pending > 0 {
+		r.br.Discard(r.pending)
+		r.pending = 0
+	}
+	hdr, err := r.br.Peek(HeaderLen)
+	if err != nil {
+		if err == io.EOF && len(hdr) > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, nil, err
+	}
+	t := Type(hdr[0])
+	n := int(hdr[1])<<16 | int(hdr[2])<<8 | int(hdr[3])
+	if t == 0 {
+		return 0, nil, fmt.Errorf("framing: malformed frame header % x (type 0); the stream is corrupt", hdr)
+	}
+	if n > limit(t) {
+		return 0, nil, fmt.Errorf("framing: %v frame of %d bytes exceeds the limit of %d; the stream is corrupt or the peer is broken", t, n, limit(t))
+	}
+	buf, err := r.br.Peek(HeaderLen + n)
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, nil, fmt.Errorf("framing: reading %v frame of %d bytes: %w", t, n, err)
+	}
+	r.pending = HeaderLen + n
+	return t, buf[HeaderLen:], nil
+}
+
+// Writer buffers frames for one underlying writer. It is not safe for
+// concurrent use: one goroutine owns it, as one goroutine owns each direction
+// of a stream.
+type Writer struct {
+	w   io.Writer
+	buf []byte
+}
+
+// DefaultWriterSize is the buffer size of NewWriter: several full-size
+// packets, so a burst leaves in one write.
+const DefaultWriterSize = 256 << 10
+
+// NewWriter returns a Writer to w with a buffer of DefaultWriterSize.
+func NewWriter(w io.Writer) *Writer {
+	return &Writer{w: w, buf: make([]byte, 0, DefaultWriterSize)}
+}
+
+// WriteFrame appends one frame to the buffer, flushing first if it would not
+// fit. The payload is copied; the caller may reuse it at once.
+func (w *Writer) WriteFrame(t Type, payload []byte) error {
+	if t == 0 {
+		return errors.New("framing: frame type 0 is invalid")
+	}
+	if len(payload) > limit(t) {
+		return fmt.Errorf("%w: %v frame of %d bytes, limit %d", ErrTooLarge, t, len(payload), limit(t))
+	}
+	if len(w.buf)+HeaderLen+len(payload) > cap(w.buf) {
+		if err := w.Flush(); err != nil {
+			return err
+		}
+	}
+	n := len(payload)
+	w.buf = append(w.buf, byte(t), byte(n>>16), byte(n>>8), byte(n))
+	w.buf = append(w.buf, payload...)
+	return nil
+}
+
+// Buffered reports how many bytes wait for Flush.
+func (w *Writer) Buffered() int { return len(w.buf) }
+
+// Flush writes everything buffered in one call to the underlying writer.
+func (w *Writer) Flush() error {
+	if len(w.buf) == 0 {
+		return nil
+	}
+	_, err := w.w.Write(w.buf)
+	w.buf = w.buf[:0]
+	return err
+}

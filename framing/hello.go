@@ -1,0 +1,42 @@
+package framing
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+)
+
+// Hello is the handshake message, carried as a JSON object in a Hello frame.
+// Unknown fields are ignored, so later versions can add fields.
+//
+// In the client's Hello, Addrs and PeerAddrs are proposals. In the server's
+// answer they are decisions: Addrs are the server's own tunnel addresses and
+// PeerAddrs the ones the client must use.
+type Hello struct {
+	Role      string         `json:"role"`                 // "client" or "server"
+	Software  string         `json:"software,omitempty"`   // e.g. "sshvpn 0.1.0", for diagnostics
+	Mode      string         `json:"mode"`                 // "tun" or "tap"
+	MTU       int            `json:"mtu,omitempty"`        // device MTU; 0 means no preference
+	Addrs     []netip.Prefix `json:"addrs,omitempty"`      // the sender's tunnel addresses
+	PeerAddrs []netip.Prefix `json:"peer_addrs,omitempty"` // the receiver's tunnel addresses
+	Routes    []netip.Prefix `json:"routes,omitempty"`     // networks reachable through the sender
+	Dev       string         `json:"dev,omitempty"`        // the sender's device name, for diagnostics
+}
+
+// WriteHello buffers a Hello frame.
+func (w *Writer) WriteHello(h *Hello) error {
+	b, err := json.Marshal(h)
+	if err != nil {
+		return fmt.Errorf("framing: encoding hello: %w", err)
+	}
+	return w.WriteFrame(TypeHello, b)
+}
+
+// ParseHello decodes the payload of a Hello frame.
+func ParseHello(payload []byte) (*Hello, error) {
+	var h Hello
+	if err := json.Unmarshal(payload, &h); err != nil {
+		return nil, fmt.Errorf("framing: malformed hello: %v", err)
+	}
+	return &h, nil
+}
