@@ -1,0 +1,62 @@
+// Package tun is sshvpn's seam to the kernel's virtual network devices: a
+// Device reads and writes one packet (TUN) or Ethernet frame (TAP) at a time,
+// and Configure gives an interface its addresses, MTU and link state.
+//
+// The Linux implementation opens /dev/net/tun through songgao/water and
+// configures interfaces over netlink. Other systems get ErrUnsupported.
+// Package tuntest has an in-memory Device for tests.
+package tun
+
+import (
+	"errors"
+	"net/netip"
+)
+
+// Device is one open TUN or TAP device.
+type Device interface {
+	// Read reads one packet into p and returns its length. A packet larger
+	// than p is truncated by the kernel, so p should hold MTU bytes (plus
+	// the Ethernet header in TAP mode).
+	Read(p []byte) (int, error)
+	// Write writes one packet.
+	Write(p []byte) (int, error)
+	// Name is the interface name, such as "tun0".
+	Name() string
+	// MTU is the interface MTU as last configured or read.
+	MTU() int
+	// Close releases the device and unblocks a pending Read, which then
+	// returns an error. A non-persistent device disappears with its
+	// addresses and routes.
+	Close() error
+}
+
+// Mode says whether a device carries IP packets or Ethernet frames.
+type Mode string
+
+// Modes.
+const (
+	ModeTUN Mode = "tun"
+	ModeTAP Mode = "tap"
+)
+
+// Config says which device to open.
+type Config struct {
+	Name string // requested interface name; empty lets the kernel choose
+	Mode Mode   // ModeTUN when empty
+}
+
+// Setup is what Configure applies to an interface.
+type Setup struct {
+	MTU   int            // 0 leaves the MTU alone
+	Addrs []netip.Prefix // addresses to add, IPv4 and IPv6
+}
+
+// ErrUnsupported is returned on systems without an implementation.
+var ErrUnsupported = errors.New("tun: TUN/TAP devices are supported on Linux only")
+
+// DefaultMTU is the MTU used when nobody asks for another.
+const DefaultMTU = 1500
+
+// Overhead is how many bytes beyond the MTU a read buffer needs: the
+// Ethernet header with one VLAN tag in TAP mode.
+const Overhead = 18
