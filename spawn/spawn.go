@@ -1,0 +1,221 @@
+// Package spawn provides sshvpn's byte-stream transports: Start runs the
+// system ssh client and exposes the remote command's stdin and stdout as one
+// io.ReadWriteCloser, and Stdio does the same for the remote side, which sshd
+// started with its stdin and stdout connected to the client.
+package spawn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Options configure Start.
+type Options struct {
+	// SSH is the ssh command and its options, as from SplitCommand("ssh -p
+	// 2222"). Empty means "ssh".
+	SSH []string
+	// Destination is ssh's [user@]host argument.
+	Destination string
+	// RemoteCommand is the command line ssh asks the server to run.
+	RemoteCommand string
+	// Stderr receives ssh's stderr (and so the remote command's). Nil means
+	// os.Stderr.
+	Stderr io.Writer
+	// Logf, if set, logs the command line and exit status.
+	Logf func(format string, args ...any)
+}
+
+// Conn is a running ssh child; reads and writes go to the remote command.
+type Conn struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stdout io.ReadCloser
+	remote string
+	logf   func(string, ...any)
+
+	exited  chan struct{} // closed when the child has been waited for
+	waitErr error
+	closing sync.Once
+}
+
+// Args returns the full argv Start runs for o: the ssh command, options that
+// keep the stream binary-clean (no pty, no escape character), the
+// destination and the remote command.
+func (o Options) Args() ([]string, error) {
+	if o.Destination == "" {
+		return nil, errors.New("spawn: no destination")
+	}
+	if strings.HasPrefix(o.Destination, "-") {
+		return nil, fmt.Errorf("spawn: destination %q starts with '-'; it would be taken as an ssh option", o.Destination)
+	}
+	argv := append([]string(nil), o.SSH...)
+	if len(argv) == 0 {
+		argv = []string{"ssh"}
+	}
+	argv = append(argv, "-T", "-e", "none", o.Destination, o.RemoteCommand)
+	return argv, nil
+}
+
+// Start runs ssh with o and returns the connection to the remote command.
+func Start(o Options) (*Conn, error) {
+	argv, err := o.Args()
+	if err != nil {
+		return nil, err
+	}
+	logf := o.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stderr = o.Stderr
+	if cmd.Stderr == nil {
+		cmd.Stderr = os.Stderr
+	}
+	// Die with us: an sshvpn killed hard must not leave ssh holding the
+	// remote tunnel open.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, fmt.Errorf("spawn: %w", err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("spawn: %w", err)
+	}
+	logf("spawn: running %q", argv)
+	if err := cmd.Start(); err != nil {
+		if errors.Is(err, exec.ErrNotFound) {
+			return nil, fmt.Errorf("spawn: ssh client %q not found: install openssh-client or name another with --ssh-cmd", argv[0])
+		}
+		return nil, fmt.Errorf("spawn: starting %s: %w", argv[0], err)
+	}
+	c := &Conn{cmd: cmd, stdin: stdin, stdout: stdout, remote: o.RemoteCommand, logf: logf, exited: make(chan struct{})}
+	go func() {
+		c.waitErr = cmd.Wait()
+		logf("spawn: ssh exited: %v", c.cmd.ProcessState)
+		close(c.exited)
+	}()
+	return c, nil
+}
+
+// exitWait is how long Read waits, after the remote's stdout ends, for ssh to
+// exit so its status can explain why.
+const exitWait = 5 * time.Second
+
+// Read reads from the remote command's stdout. When the stream ends because
+// ssh failed, Read returns an *ExitError explaining how instead of io.EOF.
+func (c *Conn) Read(p []byte) (int, error) {
+	n, err := c.stdout.Read(p)
+	if err == io.EOF {
+		select {
+		case <-c.exited:
+			if e := c.exitError(); e != nil {
+				return n, e
+			}
+		case <-time.After(exitWait):
+		}
+	}
+	return n, err
+}
+
+// Write writes to the remote command's stdin.
+func (c *Conn) Write(p []byte) (int, error) {
+	n, err := c.stdin.Write(p)
+	if err != nil {
+		select {
+		case <-c.exited:
+			if e := c.exitError(); e != nil {
+				return n, e
+			}
+		default:
+		}
+	}
+	return n, err
+}
+
+// Close closes the remote's stdin, so it sees end of stream and exits, and
+// waits for ssh to exit; after a grace period ssh is terminated, then killed.
+// It unblocks pending Reads and Writes.
+func (c *Conn) Close() error {
+	c.closing.Do(func() {
+		c.stdin.Close()
+		select {
+		case <-c.exited:
+		case <-time.After(3 * time.Second):
+			c.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-c.exited:
+			case <-time.After(2 * time.Second):
+				c.cmd.Process.Kill()
+				<-c.exited
+			}
+		}
+		c.stdout.Close()
+	})
+	return nil
+}
+
+// Exited is closed when ssh has exited.
+func (c *Conn) Exited() <-chan struct{} { return c.exited }
+
+// Err returns how ssh ended, as an *ExitError, or nil while it runs or if it
+// exited with status 0.
+func (c *Conn) Err() error {
+	select {
+	case <-c.exited:
+		return c.exitError()
+	default:
+		return nil
+	}
+}
+
+func (c *Conn) exitError() error {
+	var ee *exec.ExitError
+	if errors.As(c.waitErr, &ee) {
+		return &ExitError{Status: ee.ExitCode(), Signaled: !ee.Exited(), RemoteCommand: c.remote}
+	}
+	if c.waitErr != nil {
+		return fmt.Errorf("spawn: ssh: %w", c.waitErr)
+	}
+	return nil
+}
+
+// ExitError says how ssh, or the remote command it ran, failed.
+type ExitError struct {
+	Status        int  // exit status; -1 when killed by a signal
+	Signaled      bool // ssh was killed by a signal
+	RemoteCommand string
+}
+
+func (e *ExitError) Error() string {
+	switch {
+	case e.Signaled:
+		return "spawn: ssh was killed by a signal"
+	case e.Status == 255:
+		return "spawn: ssh failed to connect or lost the connection (exit status 255; ssh's own message is above)"
+	case e.Status == 127:
+		return fmt.Sprintf("spawn: the remote could not find the command %q (exit status 127): install sshvpn on the server "+
+			"where the remote login's PATH finds it, or name its full path with --remote-cmd \"/path/to/sshvpn --remote\"", e.RemoteCommand)
+	case e.Status == 126:
+		return fmt.Sprintf("spawn: the remote command %q is not executable (exit status 126): check its permissions on the server", e.RemoteCommand)
+	}
+	return fmt.Sprintf("spawn: the remote command %q exited with status %d", e.RemoteCommand, e.Status)
+}
+
+// Wait waits for ssh to exit or ctx to end.
+func (c *Conn) Wait(ctx context.Context) error {
+	select {
+	case <-c.exited:
+		return c.exitError()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
