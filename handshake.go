@@ -1,0 +1,111 @@
+package sshvpn
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/sshvpn/sshvpn/framing"
+	"github.com/sshvpn/sshvpn/tun"
+)
+
+// Software names this build in the handshake.
+var Software = "sshvpn dev"
+
+// Tunnel is what the handshake decided, from one side's point of view.
+type Tunnel struct {
+	Mode      tun.Mode
+	MTU       int
+	Addrs     []netip.Prefix // this side's tunnel addresses
+	PeerAddrs []netip.Prefix // the other side's
+	Routes    []netip.Prefix // networks the peer said are behind it
+}
+
+// handshakeTimeout bounds how long a side waits for the other's Hello once
+// the stream is open. The client's wait for the server's preamble is not
+// bounded: ssh may be asking the user for a password.
+const handshakeTimeout = 30 * time.Second
+
+// maxAddrs caps how many addresses of each kind a Hello may carry.
+const maxAddrs = 8
+
+// RemoteError is an Error frame from the peer: it refused or gave up, and
+// says why.
+type RemoteError struct{ Msg string }
+
+func (e *RemoteError) Error() string { return "sshvpn: remote: " + e.Msg }
+
+// errNoHello is returned when the peer's first frame is not a Hello.
+var errNoHello = errors.New("sshvpn: protocol error: expected a hello frame first")
+
+// readHello reads the peer's Hello, or the Error frame it sent instead.
+func readHello(r *framing.Reader) (*framing.Hello, error) {
+	t, p, err := r.ReadFrame()
+	if err != nil {
+		return nil, err
+	}
+	switch t {
+	case framing.TypeHello:
+		return framing.ParseHello(p)
+	case framing.TypeError:
+		return nil, &RemoteError{Msg: printable(p)}
+	}
+	return nil, fmt.Errorf("%w, got %v", errNoHello, t)
+}
+
+// readPreamble reads the peer's preamble. An empty stream is reported as
+// io.EOF wrapped with context, keeping the transport's own error (such as
+// spawn's exit status) when it has one.
+func readPreamble(r *framing.Reader) error {
+	_, err := r.ReadPreamble()
+	if err == io.EOF {
+		return fmt.Errorf("sshvpn: the remote closed the connection before the handshake: %w", err)
+	}
+	return err
+}
+
+// checkPrefixes validates addresses from the wire.
+func checkPrefixes(what string, ps []netip.Prefix) error {
+	if len(ps) > maxAddrs {
+		return fmt.Errorf("too many %s (%d, at most %d)", what, len(ps), maxAddrs)
+	}
+	for _, p := range ps {
+		a := p.Addr()
+		if !p.IsValid() || a.IsUnspecified() || a.IsLoopback() || a.IsMulticast() || a.Is4In6() || a.Zone() != "" {
+			return fmt.Errorf("unusable %s %v", what, p)
+		}
+	}
+	return nil
+}
+
+// printable trims and sanitises text from the peer for logs and errors.
+func printable(b []byte) string {
+	if len(b) > 1024 {
+		b = b[:1024]
+	}
+	out := make([]rune, 0, len(b))
+	for _, r := range string(b) {
+		if r == '\n' || r == '\t' || (r >= ' ' && r != 0x7f && r != 0xfffd) {
+			out = append(out, r)
+		} else {
+			out = append(out, '?')
+		}
+	}
+	return string(out)
+}
+
+// sameSet reports whether a and b hold the same prefixes in any order.
+func sameSet(a, b []netip.Prefix) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, p := range a {
+		if !slices.Contains(b, p) {
+			return false
+		}
+	}
+	return true
+}

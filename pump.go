@@ -1,0 +1,252 @@
+package sshvpn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sshvpn/sshvpn/framing"
+	"github.com/sshvpn/sshvpn/tun"
+)
+
+// Defaults for keepalives.
+const (
+	DefaultKeepalive = 10 * time.Second
+	DefaultDeadAfter = 45 * time.Second
+)
+
+// queueLen is how many packets read from the device may wait for the
+// transport; their buffers are allocated once per session.
+const queueLen = 32
+
+// errPeerClosed ends a pump whose peer said goodbye.
+var errPeerClosed = errors.New("sshvpn: peer closed the tunnel")
+
+// errLocalClose ends a pump that was asked to stop.
+var errLocalClose = errors.New("sshvpn: closed")
+
+// DeadPeerError says the peer stopped answering keepalives.
+type DeadPeerError struct{ Silent time.Duration }
+
+func (e *DeadPeerError) Error() string {
+	return fmt.Sprintf("sshvpn: no sign of life from the peer for %v; assuming the connection is dead", e.Silent.Round(time.Second))
+}
+
+// Stats counts a pump's traffic.
+type Stats struct {
+	PacketsOut, BytesOut atomic.Uint64 // device -> transport
+	PacketsIn, BytesIn   atomic.Uint64 // transport -> device
+	Dropped              atomic.Uint64 // packets from the peer refused by the filter or the device
+}
+
+// pump moves packets between a device and a framed transport.
+type pump struct {
+	dev       tun.Device
+	conn      io.Closer
+	r         *framing.Reader
+	w         *framing.Writer
+	mtu       int
+	keepalive time.Duration
+	deadAfter time.Duration
+	log       *slog.Logger
+	// accept, if set, decides whether a packet from the peer may enter the
+	// device.
+	accept func(pkt []byte) bool
+	stats  *Stats
+
+	lastRecv atomic.Int64 // unix nanoseconds of the last frame received
+}
+
+type pingMsg struct {
+	n int
+	b [framing.MaxPingPayload]byte
+}
+
+// run pumps until ctx ends, the peer closes, or either end fails. The first
+// of these closes the device and the transport; run then waits for all its
+// goroutines. It returns nil for an orderly close by either side.
+func (p *pump) run(ctx context.Context) error {
+	if p.stats == nil {
+		p.stats = new(Stats)
+	}
+	size := p.mtu + tun.Overhead
+	if size > framing.MaxPayload {
+		size = framing.MaxPayload
+	}
+	free := make(chan []byte, queueLen)
+	for range queueLen {
+		free <- make([]byte, size)
+	}
+	out := make(chan []byte, queueLen)
+	pongs := make(chan pingMsg, 4)
+	done := make(chan struct{})
+	p.lastRecv.Store(time.Now().UnixNano())
+
+	errc := make(chan error, 3)
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); errc <- p.readDevice(free, out, done) }()
+	go func() { defer wg.Done(); errc <- p.writeTransport(ctx, free, out, pongs, done) }()
+	go func() { defer wg.Done(); errc <- p.readTransport(pongs) }()
+
+	err := <-errc
+	close(done)
+	p.dev.Close()
+	p.conn.Close()
+	wg.Wait()
+	p.log.Debug("tunnel closed",
+		"packets_out", p.stats.PacketsOut.Load(), "bytes_out", p.stats.BytesOut.Load(),
+		"packets_in", p.stats.PacketsIn.Load(), "bytes_in", p.stats.BytesIn.Load(),
+		"dropped", p.stats.Dropped.Load())
+	if err == errPeerClosed || err == errLocalClose {
+		return nil
+	}
+	return err
+}
+
+// readDevice reads packets from the device into free buffers and queues them
+// for writeTransport.
+func (p *pump) readDevice(free chan []byte, out chan<- []byte, done <-chan struct{}) error {
+	for {
+		var buf []byte
+		select {
+		case buf = <-free:
+		case <-done:
+			return nil
+		}
+		n, err := p.dev.Read(buf[:cap(buf)])
+		if err != nil {
+			return fmt.Errorf("sshvpn: reading from %s: %w", p.dev.Name(), err)
+		}
+		if n == 0 {
+			free <- buf
+			continue
+		}
+		select {
+		case out <- buf[:n]:
+		case <-done:
+			return nil
+		}
+	}
+}
+
+// writeTransport owns the transport's write side: it frames queued packets,
+// writing everything queued with one flush, and sends keepalives, pongs and
+// the closing frame.
+func (p *pump) writeTransport(ctx context.Context, free chan<- []byte, out <-chan []byte, pongs <-chan pingMsg, done <-chan struct{}) error {
+	tick := time.NewTicker(p.keepalive)
+	defer tick.Stop()
+	var ping [8]byte
+	for {
+		select {
+		case pkt := <-out:
+			if err := p.frame(pkt, free); err != nil {
+				return err
+			}
+			// Take everything else already queued, then flush once.
+		drain:
+			for range 4 * queueLen {
+				select {
+				case pkt := <-out:
+					if err := p.frame(pkt, free); err != nil {
+						return err
+					}
+				default:
+					break drain
+				}
+			}
+		case m := <-pongs:
+			if err := p.w.WriteFrame(framing.TypePong, m.b[:m.n]); err != nil {
+				return p.writeErr(err)
+			}
+		case now := <-tick.C:
+			silent := now.Sub(time.Unix(0, p.lastRecv.Load()))
+			if silent > p.deadAfter {
+				return &DeadPeerError{Silent: silent}
+			}
+			ping[0]++
+			if err := p.w.WriteFrame(framing.TypePing, ping[:]); err != nil {
+				return p.writeErr(err)
+			}
+		case <-ctx.Done():
+			p.w.WriteFrame(framing.TypeClose, []byte("closed by user"))
+			p.w.Flush()
+			return errLocalClose
+		case <-done:
+			return nil
+		}
+		if err := p.w.Flush(); err != nil {
+			return p.writeErr(err)
+		}
+	}
+}
+
+func (p *pump) frame(pkt []byte, free chan<- []byte) error {
+	err := p.w.WriteFrame(framing.TypeData, pkt)
+	p.stats.PacketsOut.Add(1)
+	p.stats.BytesOut.Add(uint64(len(pkt)))
+	free <- pkt[:cap(pkt)]
+	if err != nil {
+		return p.writeErr(err)
+	}
+	return nil
+}
+
+func (p *pump) writeErr(err error) error {
+	return fmt.Errorf("sshvpn: writing to the transport: %w", err)
+}
+
+// readTransport reads frames and writes Data packets to the device.
+func (p *pump) readTransport(pongs chan<- pingMsg) error {
+	for {
+		t, payload, err := p.r.ReadFrame()
+		if err != nil {
+			if err == io.EOF {
+				return fmt.Errorf("sshvpn: the connection to the peer ended without a goodbye: %w", err)
+			}
+			return fmt.Errorf("sshvpn: reading from the transport: %w", err)
+		}
+		p.lastRecv.Store(time.Now().UnixNano())
+		switch t {
+		case framing.TypeData:
+			if p.accept != nil && !p.accept(payload) {
+				p.stats.Dropped.Add(1)
+				continue
+			}
+			if _, err := p.dev.Write(payload); err != nil {
+				if isClosed(err) {
+					return fmt.Errorf("sshvpn: writing to %s: %w", p.dev.Name(), err)
+				}
+				// A packet the kernel refuses (malformed, wrong
+				// family) costs that packet, not the tunnel.
+				p.stats.Dropped.Add(1)
+				p.log.Debug("device refused a packet", "len", len(payload), "err", err)
+				continue
+			}
+			p.stats.PacketsIn.Add(1)
+			p.stats.BytesIn.Add(uint64(len(payload)))
+		case framing.TypePing:
+			var m pingMsg
+			m.n = copy(m.b[:], payload)
+			select {
+			case pongs <- m:
+			default: // a flood of pings gets fewer pongs
+			}
+		case framing.TypePong:
+		case framing.TypeClose:
+			p.log.Info("peer closed the tunnel", "reason", printable(payload))
+			return errPeerClosed
+		case framing.TypeError:
+			return &RemoteError{Msg: printable(payload)}
+		case framing.TypeHello:
+			return errors.New("sshvpn: protocol error: second hello from the peer")
+		default:
+			p.log.Debug("ignoring unknown frame", "type", t, "len", len(payload))
+		}
+	}
+}

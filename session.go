@@ -1,0 +1,264 @@
+package sshvpn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/sshvpn/sshvpn/framing"
+	"github.com/sshvpn/sshvpn/tun"
+)
+
+// Opener opens and configures this side's device once the handshake has
+// decided the tunnel. The session closes the device when it ends.
+type Opener func(Tunnel) (tun.Device, error)
+
+// ClientConfig configures RunClient.
+type ClientConfig struct {
+	Mode      tun.Mode       // proposed mode; ModeTUN when empty
+	MTU       int            // proposed MTU; 0 lets the server choose
+	Addrs     []netip.Prefix // proposed addresses for this side
+	PeerAddrs []netip.Prefix // proposed addresses for the server
+	Open      Opener
+
+	Keepalive time.Duration // interval between pings; DefaultKeepalive when 0
+	DeadAfter time.Duration // silence that ends the session; DefaultDeadAfter when 0
+	Logger    *slog.Logger  // nil discards
+	Stats     *Stats        // optional counters
+}
+
+// ServerConfig configures Serve. Its fields are the server's policy: a client
+// proposal is used only where the policy leaves a field empty.
+type ServerConfig struct {
+	Mode      tun.Mode       // ModeTUN when empty
+	MTU       int            // when 0, the client's proposal or tun.DefaultMTU
+	Addrs     []netip.Prefix // this side's addresses; when empty, the client's proposal
+	PeerAddrs []netip.Prefix // the client's addresses; when empty, the client's proposal
+	Open      Opener
+
+	Keepalive time.Duration
+	DeadAfter time.Duration
+	Logger    *slog.Logger
+	Stats     *Stats
+}
+
+func logger(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// RunClient runs the client side of one tunnel over conn until ctx ends (an
+// orderly close, returning nil), the server closes, or something fails. It
+// closes conn before returning.
+func RunClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) error {
+	defer conn.Close()
+	log := logger(cfg.Logger)
+	mode := cfg.Mode
+	if mode == "" {
+		mode = tun.ModeTUN
+	}
+	r := framing.NewReader(conn)
+	w := framing.NewWriter(conn)
+	hello := &framing.Hello{Role: "client", Software: Software, Mode: string(mode), MTU: cfg.MTU,
+		Addrs: cfg.Addrs, PeerAddrs: cfg.PeerAddrs}
+	if err := writeHello(w, hello); err != nil {
+		return err
+	}
+	log.Debug("handshake: sent hello", "mode", mode, "mtu", cfg.MTU, "addrs", cfg.Addrs, "peer_addrs", cfg.PeerAddrs)
+
+	type result struct {
+		h   *framing.Hello
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		if err := readPreamble(r); err != nil {
+			res <- result{err: err}
+			return
+		}
+		h, err := readHello(r)
+		res <- result{h, err}
+	}()
+	var got result
+	select {
+	case got = <-res:
+	case <-ctx.Done():
+		conn.Close()
+		<-res
+		return nil
+	}
+	if got.err != nil {
+		return got.err
+	}
+	h := got.h
+	log.Debug("handshake: server answered", "software", h.Software, "mode", h.Mode, "mtu", h.MTU,
+		"addrs", h.Addrs, "peer_addrs", h.PeerAddrs, "dev", h.Dev)
+	if h.Role != "server" {
+		return fmt.Errorf("sshvpn: protocol error: the remote answered as %q, not as a server", h.Role)
+	}
+	if err := checkPrefixes("address", h.Addrs); err != nil {
+		return fmt.Errorf("sshvpn: the server's answer has an %v", err)
+	}
+	if err := checkPrefixes("address", h.PeerAddrs); err != nil {
+		return fmt.Errorf("sshvpn: the server's answer has an %v", err)
+	}
+	if tun.Mode(h.Mode) != mode {
+		return fmt.Errorf("sshvpn: the server runs the tunnel in %s mode, but %s mode was asked for", h.Mode, mode)
+	}
+	if len(h.PeerAddrs) == 0 && len(h.Addrs) == 0 && mode == tun.ModeTUN {
+		return errors.New("sshvpn: the server decided no addresses for the tunnel")
+	}
+	t := Tunnel{Mode: mode, MTU: h.MTU, Addrs: h.PeerAddrs, PeerAddrs: h.Addrs, Routes: h.Routes}
+	if t.MTU <= 0 || t.MTU > framing.MaxPayload-tun.Overhead {
+		return fmt.Errorf("sshvpn: the server chose an unusable MTU %d", h.MTU)
+	}
+	if !sameSet(t.Addrs, cfg.Addrs) || !sameSet(t.PeerAddrs, cfg.PeerAddrs) {
+		log.Info("the server assigned the tunnel addresses", "local", t.Addrs, "remote", t.PeerAddrs)
+	}
+	dev, err := cfg.Open(t)
+	if err != nil {
+		return err
+	}
+	log.Info("tunnel up", "dev", dev.Name(), "local", t.Addrs, "remote", t.PeerAddrs, "mtu", t.MTU, "remote_dev", h.Dev)
+	p := &pump{dev: dev, conn: conn, r: r, w: w, mtu: t.MTU,
+		keepalive: orDefault(cfg.Keepalive, DefaultKeepalive), deadAfter: orDefault(cfg.DeadAfter, DefaultDeadAfter),
+		log: log, stats: cfg.Stats}
+	return p.run(ctx)
+}
+
+// Serve runs the server side of one tunnel over conn, as "sshvpn --remote".
+// A client that goes away without a goodbye ends Serve with an error wrapping
+// io.EOF.
+func Serve(ctx context.Context, conn io.ReadWriteCloser, cfg ServerConfig) error {
+	defer conn.Close()
+	log := logger(cfg.Logger)
+	r := framing.NewReader(conn)
+	w := framing.NewWriter(conn)
+	// The preamble goes out at once, so a client sees at the first bytes
+	// whether the stream is clean.
+	if err := w.WritePreamble(); err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("sshvpn: writing to the client: %w", err)
+	}
+	timer := time.AfterFunc(handshakeTimeout, func() { conn.Close() })
+	err := readPreamble(r)
+	var h *framing.Hello
+	if err == nil {
+		h, err = readHello(r)
+	}
+	if !timer.Stop() {
+		return fmt.Errorf("sshvpn: no handshake from the client within %v", handshakeTimeout)
+	}
+	if err != nil {
+		return refuse(w, err)
+	}
+	log.Debug("handshake: client hello", "software", h.Software, "mode", h.Mode, "mtu", h.MTU,
+		"addrs", h.Addrs, "peer_addrs", h.PeerAddrs)
+	t, err := decide(cfg, h)
+	if err != nil {
+		return refuse(w, err)
+	}
+	dev, err := cfg.Open(t)
+	if err != nil {
+		return refuse(w, err)
+	}
+	answer := &framing.Hello{Role: "server", Software: Software, Mode: string(t.Mode), MTU: t.MTU,
+		Addrs: t.Addrs, PeerAddrs: t.PeerAddrs, Dev: dev.Name()}
+	if err := w.WriteHello(answer); err == nil {
+		err = w.Flush()
+	}
+	if err != nil {
+		dev.Close()
+		return fmt.Errorf("sshvpn: writing to the client: %w", err)
+	}
+	log.Info("tunnel up", "dev", dev.Name(), "local", t.Addrs, "remote", t.PeerAddrs, "mtu", t.MTU)
+	p := &pump{dev: dev, conn: conn, r: r, w: w, mtu: t.MTU,
+		keepalive: orDefault(cfg.Keepalive, DefaultKeepalive), deadAfter: orDefault(cfg.DeadAfter, DefaultDeadAfter),
+		log: log, stats: cfg.Stats}
+	return p.run(ctx)
+}
+
+// decide applies the server's policy to the client's proposal.
+func decide(cfg ServerConfig, h *framing.Hello) (Tunnel, error) {
+	if h.Role != "client" {
+		return Tunnel{}, fmt.Errorf("protocol error: the peer introduced itself as %q, not as a client", h.Role)
+	}
+	mode := cfg.Mode
+	if mode == "" {
+		mode = tun.ModeTUN
+	}
+	if h.Mode != "" && tun.Mode(h.Mode) != mode {
+		return Tunnel{}, fmt.Errorf("this server serves %s mode only (its --mode policy); the client asked for %s", mode, h.Mode)
+	}
+	if err := checkPrefixes("proposed address", h.Addrs); err != nil {
+		return Tunnel{}, err
+	}
+	if err := checkPrefixes("proposed address", h.PeerAddrs); err != nil {
+		return Tunnel{}, err
+	}
+	t := Tunnel{Mode: mode, MTU: cfg.MTU, Addrs: cfg.Addrs, PeerAddrs: cfg.PeerAddrs}
+	if t.MTU == 0 {
+		t.MTU = h.MTU
+		if t.MTU == 0 {
+			t.MTU = tun.DefaultMTU
+		}
+		if t.MTU < 576 || t.MTU > framing.MaxPayload-tun.Overhead {
+			return Tunnel{}, fmt.Errorf("proposed MTU %d is out of range (576 to %d)", h.MTU, framing.MaxPayload-tun.Overhead)
+		}
+	}
+	if len(t.Addrs) == 0 {
+		t.Addrs = h.PeerAddrs
+	}
+	if len(t.PeerAddrs) == 0 {
+		t.PeerAddrs = h.Addrs
+	}
+	if mode == tun.ModeTUN && (len(t.Addrs) == 0 || len(t.PeerAddrs) == 0) {
+		return Tunnel{}, errors.New("no tunnel addresses: neither the client's proposal nor the server's --addr/--peer-addr name any")
+	}
+	return t, nil
+}
+
+// refuse tells the client why the server gives up, then returns err.
+func refuse(w *framing.Writer, err error) error {
+	msg := err.Error()
+	if len(msg) > 4000 {
+		msg = msg[:4000]
+	}
+	w.WriteFrame(framing.TypeError, []byte(msg))
+	w.Flush()
+	return err
+}
+
+func writeHello(w *framing.Writer, h *framing.Hello) error {
+	if err := w.WritePreamble(); err != nil {
+		return err
+	}
+	if err := w.WriteHello(h); err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("sshvpn: writing the handshake: %w", err)
+	}
+	return nil
+}
+
+func isClosed(err error) bool {
+	return errors.Is(err, os.ErrClosed) || errors.Is(err, syscall.EBADF) || errors.Is(err, io.ErrClosedPipe)
+}
