@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/sshvpn/sshvpn"
+	"github.com/sshvpn/sshvpn/spawn"
+	"github.com/sshvpn/sshvpn/tun"
+)
+
+type connectCmd struct {
+	SSHCmd    string `short:"e" name:"ssh-cmd" default:"ssh" placeholder:"CMD" help:"The ssh command and its options, split like a shell would (e.g. \"ssh -p 2222 -F ./ssh_config\")."`
+	RemoteCmd string `default:"sshvpn --remote" placeholder:"CMD" help:"The command ssh runs on the server."`
+	tunnelFlags
+	Keepalive time.Duration `default:"10s" help:"Interval between keepalive pings."`
+	DeadAfter time.Duration `default:"45s" help:"Give up on a peer silent this long."`
+
+	Destination string `arg:"" help:"[user@]host, as ssh takes it (a Host alias from ssh_config works)."`
+}
+
+func (c *connectCmd) Run(ctx context.Context, log *slog.Logger) error {
+	addrs, peers, err := c.prefixes()
+	if err != nil {
+		return err
+	}
+	addrs, peers, err = proposal(addrs, peers)
+	if err != nil {
+		return err
+	}
+	sshArgv, err := spawn.SplitCommand(c.SSHCmd)
+	if err != nil {
+		return fmt.Errorf("--ssh-cmd: %w", err)
+	}
+	if len(sshArgv) == 0 {
+		return fmt.Errorf("--ssh-cmd is empty")
+	}
+	// Open the device before connecting: a missing permission is reported
+	// before anybody types a password.
+	dev, err := tun.Open(tun.Config{Name: c.Dev, Mode: tun.ModeTUN})
+	if err != nil {
+		return err
+	}
+	defer dev.Close()
+	log.Debug("opened device", "dev", dev.Name())
+
+	conn, err := spawn.Start(spawn.Options{
+		SSH: sshArgv, Destination: c.Destination, RemoteCommand: c.RemoteCmd,
+		Logf: func(f string, a ...any) { log.Debug(fmt.Sprintf(f, a...)) },
+	})
+	if err != nil {
+		return err
+	}
+	return sshvpn.RunClient(ctx, conn, sshvpn.ClientConfig{
+		Mode: tun.ModeTUN, MTU: c.MTU, Addrs: addrs, PeerAddrs: peers,
+		Open: func(t sshvpn.Tunnel) (tun.Device, error) {
+			if err := tun.Configure(dev.Name(), tun.Setup{MTU: t.MTU, Addrs: t.Addrs}); err != nil {
+				return nil, err
+			}
+			return dev, nil
+		},
+		Keepalive: c.Keepalive, DeadAfter: c.DeadAfter, Logger: log,
+	})
+}

@@ -1,0 +1,437 @@
+#!/usr/bin/env bash
+# lab.sh - throw-away network lab for sshvpn: three network namespaces and a
+# private OpenSSH sshd, nothing touched in the root namespace.
+#
+# Usage (as root):
+#   scripts/lab.sh up       create the lab (fails if it already exists)
+#   scripts/lab.sh down     remove everything `up` created (always safe to run)
+#   scripts/lab.sh status   show namespaces and whether the lab sshd is alive
+#   scripts/lab.sh env      print the sourceable env file ($LAB_DIR/env)
+#
+# Topology:
+#
+#   [$LAB_NAME-client]            [$LAB_NAME-server]             [$LAB_NAME-lan]
+#    wan0 192.0.2.1/24  <-veth->   wan0 192.0.2.2/24
+#         2001:db8:1::1/64              2001:db8:1::2/64
+#                                  sshd on port 22
+#                                  lan0 198.51.100.1/24  <-veth-> lan0 198.51.100.2/24
+#                                       2001:db8:2::1/64               2001:db8:2::2/64
+#                                                                 (default routes via server)
+#
+# Forwarding is NOT enabled anywhere; the client namespace has no default route.
+#
+# Environment:
+#   LAB_NAME    prefix for namespace names (default: sshvpn-lab)
+#   LAB_DIR     directory for all lab files (default: /tmp/$LAB_NAME)
+#   SSHVPN_BIN  prebuilt sshvpn binary to install as $LAB_DIR/bin/sshvpn; if
+#               unset, `up` runs `go build ./cmd/sshvpn` from the repo root.
+#
+# After `up`, `source "$LAB_DIR/env"` gives LAB_CLIENT_NS, LAB_SERVER_NS,
+# LAB_LAN_NS, LAB_SSH_CONFIG, LAB_BIN, LAB_SERVER_ADDR(6), LAB_LAN_HOST(6),
+# LAB_SSHD_PID. Connect with e.g.
+#   ip netns exec "$LAB_CLIENT_NS" ssh -F "$LAB_SSH_CONFIG" server   (or server6)
+# The lab sshd sets PATH=$LAB_DIR/bin:<system dirs> (sshd_config SetEnv), so
+# the server side finds the lab's sshvpn binary. The remote user's shell rc
+# files (e.g. root's ~/.bashrc) still run and may prepend directories; `up`
+# checks that `command -v sshvpn` on the server is $LAB_DIR/bin/sshvpn and
+# fails otherwise (e.g. if an older sshvpn sits in /root/go/bin).
+set -euo pipefail
+
+LAB_NAME=${LAB_NAME:-sshvpn-lab}
+LAB_DIR=${LAB_DIR:-/tmp/$LAB_NAME}
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
+
+CLIENT_NS=$LAB_NAME-client
+SERVER_NS=$LAB_NAME-server
+LAN_NS=$LAB_NAME-lan
+ALL_NS=("$CLIENT_NS" "$SERVER_NS" "$LAN_NS")
+
+MARKER=.sshvpn-lab          # marks $LAB_DIR as ours, so `down` may rm -rf it
+SERVER_ADDR=192.0.2.2
+SERVER_ADDR6=2001:db8:1::2
+LAN_HOST=198.51.100.2
+LAN_HOST6=2001:db8:2::2
+SYS_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+log() { printf 'lab: %s\n' "$*"; }
+die() { printf 'lab: error: %s\n' "$*" >&2; exit 1; }
+
+usage() {
+	sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
+}
+
+check_config() {
+	[[ $LAB_NAME =~ ^[A-Za-z0-9][A-Za-z0-9_.-]*$ ]] ||
+		die "LAB_NAME '$LAB_NAME' must match [A-Za-z0-9][A-Za-z0-9_.-]*"
+	[[ $LAB_DIR == /* && $LAB_DIR =~ ^[A-Za-z0-9_./+-]+$ ]] ||
+		die "LAB_DIR '$LAB_DIR' must be an absolute path without spaces or special characters"
+	local d
+	d=$(realpath -m -- "$LAB_DIR")
+	case $d in
+	/ | /tmp | /root | /home | /etc | /usr | /var | /run | /bin | /sbin | /lib | /opt | /srv | /boot | /proc | /sys | /dev)
+		die "refusing to use LAB_DIR=$LAB_DIR" ;;
+	esac
+	LAB_DIR=$d
+}
+
+need_root() {
+	[[ $(id -u) -eq 0 ]] || die "must run as root (namespaces and sshd need it)"
+}
+
+ns_exists() { [[ -e /run/netns/$1 ]]; }
+
+in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+
+ensure_packages() {
+	local missing=0 c
+	for c in ip ping ssh ssh-keygen; do
+		command -v "$c" >/dev/null 2>&1 || missing=1
+	done
+	[[ -x /usr/sbin/sshd ]] || missing=1
+	if ((missing)); then
+		command -v apt-get >/dev/null 2>&1 ||
+			die "missing tools (need openssh-server iproute2 iputils-ping) and no apt-get"
+		log "installing missing packages: openssh-server iproute2 iputils-ping"
+		DEBIAN_FRONTEND=noninteractive apt-get update
+		DEBIAN_FRONTEND=noninteractive apt-get install -y openssh-server iproute2 iputils-ping
+	fi
+}
+
+# sshd_pid prints the pid from the pidfile if it is alive and is our sshd.
+sshd_pid() {
+	local pid
+	[[ -r $LAB_DIR/sshd.pid ]] || return 1
+	pid=$(<"$LAB_DIR/sshd.pid")
+	[[ $pid =~ ^[0-9]+$ ]] || return 1
+	kill -0 "$pid" 2>/dev/null || return 1
+	tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$LAB_DIR/sshd_config" || return 1
+	echo "$pid"
+}
+
+lab_present() {
+	local ns
+	for ns in "${ALL_NS[@]}"; do
+		ns_exists "$ns" && return 0
+	done
+	[[ -e $LAB_DIR ]]
+}
+
+# ---------------------------------------------------------------- down
+
+kill_ns_procs() {
+	local ns=$1 sig=$2 pids
+	ns_exists "$ns" || return 0
+	pids=$(ip netns pids "$ns" 2>/dev/null || true)
+	[[ -n $pids ]] || return 1
+	# shellcheck disable=SC2086
+	kill -s "$sig" $pids 2>/dev/null || true
+	return 0
+}
+
+do_down() {
+	local pid ns any _
+
+	if pid=$(sshd_pid); then
+		log "stopping sshd (pid $pid)"
+		kill "$pid" 2>/dev/null || true
+	fi
+
+	any=0
+	for ns in "${ALL_NS[@]}"; do
+		kill_ns_procs "$ns" TERM && any=1
+	done
+	if ((any)); then
+		for _ in $(seq 20); do
+			any=0
+			for ns in "${ALL_NS[@]}"; do
+				ns_exists "$ns" && [[ -n $(ip netns pids "$ns" 2>/dev/null) ]] && any=1
+			done
+			((any)) || break
+			sleep 0.1
+		done
+		if ((any)); then
+			log "killing remaining processes with SIGKILL"
+			for ns in "${ALL_NS[@]}"; do
+				kill_ns_procs "$ns" KILL || true
+			done
+			sleep 0.2
+		fi
+	fi
+
+	for ns in "${ALL_NS[@]}"; do
+		if ns_exists "$ns"; then
+			log "deleting namespace $ns"
+			ip netns del "$ns" || log "warning: could not delete namespace $ns"
+		fi
+	done
+
+	if [[ -d $LAB_DIR ]]; then
+		if [[ -e $LAB_DIR/$MARKER ]]; then
+			log "removing $LAB_DIR"
+			rm -rf -- "$LAB_DIR"
+		else
+			log "warning: $LAB_DIR exists but was not created by lab.sh; leaving it alone"
+		fi
+	fi
+
+	local left
+	left=$(pgrep -af -- "$LAB_DIR/" 2>/dev/null | grep -v "^$$ " || true)
+	[[ -z $left ]] || log "warning: processes still referencing $LAB_DIR:"$'\n'"$left"
+	return 0
+}
+
+# ---------------------------------------------------------------- up
+
+install_binary() {
+	mkdir -p "$LAB_DIR/bin"
+	if [[ -n ${SSHVPN_BIN:-} ]]; then
+		[[ -f $SSHVPN_BIN && -x $SSHVPN_BIN ]] || die "SSHVPN_BIN=$SSHVPN_BIN is not an executable file"
+		log "installing $SSHVPN_BIN as $LAB_DIR/bin/sshvpn"
+		cp -- "$SSHVPN_BIN" "$LAB_DIR/bin/sshvpn"
+	else
+		command -v go >/dev/null 2>&1 ||
+			die "SSHVPN_BIN is not set and 'go' is not on PATH; install Go or set SSHVPN_BIN"
+		log "building ./cmd/sshvpn into $LAB_DIR/bin/sshvpn"
+		(cd "$REPO_ROOT" && go build -o "$LAB_DIR/bin/sshvpn" ./cmd/sshvpn)
+	fi
+	chmod 0755 "$LAB_DIR" "$LAB_DIR/bin" "$LAB_DIR/bin/sshvpn"
+}
+
+setup_netns() {
+	local ns
+	for ns in "${ALL_NS[@]}"; do
+		ip netns add "$ns"
+		ip -n "$ns" link set lo up
+	done
+
+	# wan: client <-> server. Both ends are created directly inside the
+	# namespaces, so no interface ever appears in the root namespace.
+	ip link add wan0 netns "$CLIENT_NS" type veth peer name wan0 netns "$SERVER_NS"
+	ip -n "$CLIENT_NS" addr add 192.0.2.1/24 dev wan0
+	ip -n "$CLIENT_NS" addr add 2001:db8:1::1/64 dev wan0 nodad
+	ip -n "$SERVER_NS" addr add 192.0.2.2/24 dev wan0
+	ip -n "$SERVER_NS" addr add 2001:db8:1::2/64 dev wan0 nodad
+	ip -n "$CLIENT_NS" link set wan0 up
+	ip -n "$SERVER_NS" link set wan0 up
+
+	# lan: server <-> lan host
+	ip link add lan0 netns "$SERVER_NS" type veth peer name lan0 netns "$LAN_NS"
+	ip -n "$SERVER_NS" addr add 198.51.100.1/24 dev lan0
+	ip -n "$SERVER_NS" addr add 2001:db8:2::1/64 dev lan0 nodad
+	ip -n "$LAN_NS" addr add 198.51.100.2/24 dev lan0
+	ip -n "$LAN_NS" addr add 2001:db8:2::2/64 dev lan0 nodad
+	ip -n "$SERVER_NS" link set lan0 up
+	ip -n "$LAN_NS" link set lan0 up
+	ip -n "$LAN_NS" route add default via 198.51.100.1
+	ip -n "$LAN_NS" -6 route add default via 2001:db8:2::1
+}
+
+write_ssh_files() {
+	ssh-keygen -q -t ed25519 -N '' -C "sshvpn-lab-host" -f "$LAB_DIR/ssh_host_ed25519_key"
+	ssh-keygen -q -t ed25519 -N '' -C "sshvpn-lab-client" -f "$LAB_DIR/id_ed25519"
+	install -m 0600 "$LAB_DIR/id_ed25519.pub" "$LAB_DIR/authorized_keys"
+
+	local hostkey
+	hostkey=$(cut -d' ' -f1,2 "$LAB_DIR/ssh_host_ed25519_key.pub")
+	printf 'server,%s,%s %s\n' "$SERVER_ADDR" "$SERVER_ADDR6" "$hostkey" >"$LAB_DIR/known_hosts"
+
+	cat >"$LAB_DIR/sshd_config" <<EOF
+# sshd for the sshvpn lab (namespace $SERVER_NS); generated by scripts/lab.sh
+Port 22
+ListenAddress $SERVER_ADDR
+ListenAddress $SERVER_ADDR6
+HostKey $LAB_DIR/ssh_host_ed25519_key
+PidFile $LAB_DIR/sshd.pid
+AuthorizedKeysFile $LAB_DIR/authorized_keys
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+LogLevel VERBOSE
+PermitUserEnvironment no
+SetEnv PATH=$LAB_DIR/bin:$SYS_PATH
+PermitTunnel no
+X11Forwarding no
+PrintMotd no
+PrintLastLog no
+# no AcceptEnv, no Subsystem
+EOF
+
+	local h addr
+	: >"$LAB_DIR/ssh_config"
+	for h in server server6; do
+		addr=$SERVER_ADDR
+		[[ $h == server6 ]] && addr=$SERVER_ADDR6
+		cat >>"$LAB_DIR/ssh_config" <<EOF
+Host $h
+	HostName $addr
+	User root
+	IdentityFile $LAB_DIR/id_ed25519
+	IdentitiesOnly yes
+	UserKnownHostsFile $LAB_DIR/known_hosts
+	GlobalKnownHostsFile /dev/null
+	StrictHostKeyChecking yes
+	HostKeyAlias server
+	BatchMode yes
+	LogLevel ERROR
+
+EOF
+	done
+}
+
+start_sshd() {
+	mkdir -p /run/sshd
+	chmod 0755 /run/sshd
+	/usr/sbin/sshd -t -f "$LAB_DIR/sshd_config" || die "sshd config test failed"
+	log "starting sshd in $SERVER_NS"
+	in_ns "$SERVER_NS" /usr/sbin/sshd -f "$LAB_DIR/sshd_config" -E "$LAB_DIR/sshd.log"
+
+	local _
+	for _ in $(seq 50); do
+		if in_ns "$CLIENT_NS" timeout 1 bash -c "exec 3<>/dev/tcp/$SERVER_ADDR/22" 2>/dev/null; then
+			sshd_pid >/dev/null && return 0
+		fi
+		sleep 0.1
+	done
+	cat "$LAB_DIR/sshd.log" >&2 2>/dev/null || true
+	die "sshd did not start accepting connections on $SERVER_ADDR:22"
+}
+
+verify_ssh() {
+	local h got
+	for h in server server6; do
+		got=$(in_ns "$CLIENT_NS" ssh -F "$LAB_DIR/ssh_config" "$h" 'command -v sshvpn' </dev/null) ||
+			die "ssh to $h from $CLIENT_NS failed (see $LAB_DIR/sshd.log)"
+		[[ $got == "$LAB_DIR/bin/sshvpn" ]] ||
+			die "remote 'command -v sshvpn' via $h gave '$got', expected $LAB_DIR/bin/sshvpn"
+	done
+}
+
+write_env() {
+	local pid
+	pid=$(sshd_pid)
+	{
+		echo "# sshvpn lab environment; source this file"
+		printf 'LAB_NAME=%q\n' "$LAB_NAME"
+		printf 'LAB_DIR=%q\n' "$LAB_DIR"
+		printf 'LAB_CLIENT_NS=%q\n' "$CLIENT_NS"
+		printf 'LAB_SERVER_NS=%q\n' "$SERVER_NS"
+		printf 'LAB_LAN_NS=%q\n' "$LAN_NS"
+		printf 'LAB_SSH_CONFIG=%q\n' "$LAB_DIR/ssh_config"
+		printf 'LAB_BIN=%q\n' "$LAB_DIR/bin/sshvpn"
+		printf 'LAB_SERVER_ADDR=%q\n' "$SERVER_ADDR"
+		printf 'LAB_SERVER_ADDR6=%q\n' "$SERVER_ADDR6"
+		printf 'LAB_LAN_HOST=%q\n' "$LAN_HOST"
+		printf 'LAB_LAN_HOST6=%q\n' "$LAN_HOST6"
+		printf 'LAB_SSHD_PID=%q\n' "$pid"
+		echo "export LAB_NAME LAB_DIR LAB_CLIENT_NS LAB_SERVER_NS LAB_LAN_NS LAB_SSH_CONFIG LAB_BIN"
+		echo "export LAB_SERVER_ADDR LAB_SERVER_ADDR6 LAB_LAN_HOST LAB_LAN_HOST6 LAB_SSHD_PID"
+	} >"$LAB_DIR/env"
+}
+
+UP_DONE=0
+up_cleanup() {
+	local rc=$?
+	if ((!UP_DONE)); then
+		trap - EXIT INT TERM
+		log "'up' failed (exit $rc); cleaning up what was created" >&2
+		do_down >&2 || true
+		exit $((rc ? rc : 1))
+	fi
+}
+
+do_up() {
+	if lab_present; then
+		die "lab '$LAB_NAME' already exists (namespaces or $LAB_DIR); run 'LAB_NAME=$LAB_NAME scripts/lab.sh down' first"
+	fi
+	ensure_packages
+
+	trap up_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+
+	mkdir -p "$LAB_DIR"
+	touch "$LAB_DIR/$MARKER"
+	install_binary
+	setup_netns
+	write_ssh_files
+	start_sshd
+	verify_ssh
+	write_env
+	UP_DONE=1
+	trap - EXIT INT TERM
+
+	cat <<EOF
+
+sshvpn lab '$LAB_NAME' is up.
+  namespaces: $CLIENT_NS (192.0.2.1)  $SERVER_NS (192.0.2.2, sshd)  $LAN_NS ($LAN_HOST)
+  files:      $LAB_DIR   (source $LAB_DIR/env for variables)
+  ssh:        ip netns exec $CLIENT_NS ssh -F $LAB_DIR/ssh_config server
+
+Connect the two namespaces with sshvpn:
+  ip netns exec $CLIENT_NS $LAB_DIR/bin/sshvpn -e "ssh -F $LAB_DIR/ssh_config" --addr 198.18.0.1/30 --peer-addr 198.18.0.2/30 root@server
+
+Then, from another terminal, ping across the tunnel:
+  ip netns exec $CLIENT_NS ping 198.18.0.2
+
+Tear everything down with:
+  LAB_NAME=$LAB_NAME scripts/lab.sh down
+EOF
+}
+
+# ---------------------------------------------------------------- status/env
+
+do_status() {
+	local ns up=1 pid
+	echo "lab '$LAB_NAME' (dir $LAB_DIR)"
+	for ns in "${ALL_NS[@]}"; do
+		if ns_exists "$ns"; then
+			echo "  namespace $ns: present"
+		else
+			echo "  namespace $ns: absent"
+			up=0
+		fi
+	done
+	if pid=$(sshd_pid); then
+		echo "  sshd: running (pid $pid)"
+	else
+		echo "  sshd: not running"
+		up=0
+	fi
+	if [[ -f $LAB_DIR/env ]]; then
+		echo "  env file: $LAB_DIR/env"
+	else
+		echo "  env file: absent"
+		up=0
+	fi
+	if ((up)); then
+		echo "  state: up"
+	else
+		echo "  state: down or incomplete"
+	fi
+	((up))
+}
+
+do_env() {
+	[[ -f $LAB_DIR/env ]] || die "no env file at $LAB_DIR/env (is the lab up?)"
+	cat "$LAB_DIR/env"
+}
+
+main() {
+	local cmd=${1:-}
+	check_config
+	case $cmd in
+	up) need_root; do_up ;;
+	down) need_root; do_down ;;
+	status) do_status ;;
+	env) do_env ;;
+	-h | --help | help) usage ;;
+	*) usage >&2; exit 2 ;;
+	esac
+}
+
+main "$@"
