@@ -209,7 +209,7 @@ func (p *pump) readTransport(pongs chan<- pingMsg) error {
 			if err == io.EOF {
 				return fmt.Errorf("sshvpn: the connection to the peer ended without a goodbye: %w", err)
 			}
-			return fmt.Errorf("sshvpn: reading from the transport: %w", err)
+			return fmt.Errorf("sshvpn: connection to the peer lost: %w", err)
 		}
 		p.lastRecv.Store(time.Now().UnixNano())
 		switch t {
