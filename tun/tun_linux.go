@@ -3,10 +3,14 @@ package tun
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/netip"
+	"os"
+	"slices"
 	"syscall"
+	"unsafe"
 
 	"github.com/songgao/water"
 	"github.com/vishvananda/netlink"
@@ -14,14 +18,29 @@ import (
 )
 
 type device struct {
-	ifce *water.Interface
+	rw   io.ReadWriteCloser
 	name string
 	mtu  int
 }
 
-// Open creates a TUN or TAP device. It is non-persistent: it disappears,
-// with its addresses and routes, when closed or when the process exits.
+// Open opens a TUN or TAP device.
+//
+// When cfg.Name names an existing persistent device (one an admin made with
+// "ip tuntap add dev NAME mode tun user USER"), Open attaches to it and
+// leaves its persistence alone, so it outlives the session; attaching needs
+// no privilege when the device belongs to the caller's user or group.
+// Otherwise Open creates a non-persistent device, which needs CAP_NET_ADMIN
+// and disappears, with its addresses and routes, when closed or when the
+// process exits.
 func Open(cfg Config) (Device, error) {
+	if cfg.Name != "" {
+		if l, err := netlink.LinkByName(cfg.Name); err == nil {
+			if _, ok := l.(*netlink.Tuntap); !ok {
+				return nil, fmt.Errorf("tun: %s exists and is a %s device, not tun/tap; choose another --dev", cfg.Name, l.Type())
+			}
+			return attach(cfg)
+		}
+	}
 	wc := water.Config{DeviceType: water.TUN}
 	if cfg.Mode == ModeTAP {
 		wc.DeviceType = water.TAP
@@ -31,11 +50,52 @@ func Open(cfg Config) (Device, error) {
 	if err != nil {
 		return nil, openError(cfg.Name, err)
 	}
-	d := &device{ifce: ifce, name: ifce.Name(), mtu: DefaultMTU}
-	if l, err := netlink.LinkByName(d.name); err == nil {
+	return newDevice(ifce, ifce.Name()), nil
+}
+
+func newDevice(rw io.ReadWriteCloser, name string) *device {
+	d := &device{rw: rw, name: name, mtu: DefaultMTU}
+	if l, err := netlink.LinkByName(name); err == nil {
 		d.mtu = l.Attrs().MTU
 	}
-	return d, nil
+	return d
+}
+
+// attach opens an existing device by name without touching its persistence
+// or ownership (water's path would clear persistence, and needs
+// CAP_NET_ADMIN to do so).
+func attach(cfg Config) (Device, error) {
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, openError(cfg.Name, err)
+	}
+	var req struct {
+		name  [unix.IFNAMSIZ]byte
+		flags uint16
+		_     [22]byte
+	}
+	copy(req.name[:], cfg.Name)
+	req.flags = unix.IFF_TUN | unix.IFF_NO_PI
+	if cfg.Mode == ModeTAP {
+		req.flags = unix.IFF_TAP | unix.IFF_NO_PI
+	}
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETIFF, uintptr(unsafe.Pointer(&req))); errno != 0 {
+		unix.Close(fd)
+		if errno == unix.EPERM {
+			return nil, fmt.Errorf("tun: device %s exists but this user (uid %d) may not attach to it: "+
+				"the admin must create it for this user (ip tuntap add dev %s mode %s user $USER), or run sshvpn as root or with CAP_NET_ADMIN",
+				cfg.Name, os.Getuid(), cfg.Name, modeOr(cfg.Mode))
+		}
+		return nil, openError(cfg.Name, errno)
+	}
+	return newDevice(os.NewFile(uintptr(fd), "/dev/net/tun"), cfg.Name), nil
+}
+
+func modeOr(m Mode) Mode {
+	if m == "" {
+		return ModeTUN
+	}
+	return m
 }
 
 // openError turns the errors of opening /dev/net/tun into advice.
@@ -46,18 +106,20 @@ func openError(name string, err error) error {
 	case errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EPERM):
 		return fmt.Errorf("tun: no permission to create a device (%w): run as root, give the binary CAP_NET_ADMIN "+
 			"(setcap cap_net_admin+ep $(command -v sshvpn)), or ask the admin for a device created for your user "+
-			"(ip tuntap add dev NAME mode tun user $USER) and pass --dev NAME", err)
+			"(ip tuntap add dev NAME mode tun user $USER) and pass --dev NAME; /dev/net/tun itself must be "+
+			"readable and writable by you (mode 0666 is the usual)", err)
 	case errors.Is(err, syscall.EBUSY):
 		return fmt.Errorf("tun: device %q is busy: another process holds it open: %w", name, err)
 	case errors.Is(err, syscall.EINVAL) && name != "":
-		return fmt.Errorf("tun: cannot open %q: it exists as another kind of device (tun vs tap) or the name is invalid: %w", name, err)
+		return fmt.Errorf("tun: cannot open %q: it exists as another kind of device (tun vs tap, or other flags) or the name is invalid: %w", name, err)
 	}
 	return fmt.Errorf("tun: opening device: %w", err)
 }
 
-func (d *device) Read(p []byte) (int, error)  { return d.ifce.Read(p) }
-func (d *device) Write(p []byte) (int, error) { return d.ifce.Write(p) }
+func (d *device) Read(p []byte) (int, error)  { return d.rw.Read(p) }
+func (d *device) Write(p []byte) (int, error) { return d.rw.Write(p) }
 func (d *device) Name() string                { return d.name }
+func (d *device) Close() error                { return d.rw.Close() }
 
 // MTU reads the interface's MTU, which Configure or the admin may have set
 // since Open.
@@ -67,10 +129,11 @@ func (d *device) MTU() int {
 	}
 	return d.mtu
 }
-func (d *device) Close() error { return d.ifce.Close() }
 
-// Configure sets the MTU of interface name, adds addrs and brings the link up.
-// An address the interface already has is left as it is.
+// Configure brings interface name to s: MTU, addresses, link up. It changes
+// only what differs, so on a device an admin prepared it needs no privilege;
+// a change it may not make is an error naming the command the admin can run
+// instead.
 func Configure(name string, s Setup) error {
 	l, err := netlink.LinkByName(name)
 	if err != nil {
@@ -78,22 +141,44 @@ func Configure(name string, s Setup) error {
 	}
 	if s.MTU > 0 && l.Attrs().MTU != s.MTU {
 		if err := netlink.LinkSetMTU(l, s.MTU); err != nil {
-			return fmt.Errorf("tun: setting MTU %d on %s: %w", s.MTU, name, err)
+			return permError(err, fmt.Sprintf("ip link set dev %s mtu %d", name, s.MTU), fmt.Errorf("tun: setting MTU %d on %s: %w", s.MTU, name, err))
 		}
 	}
-	for _, a := range s.Addrs {
+	have, err := netlink.AddrList(l, netlink.FAMILY_ALL)
+	if err != nil {
+		return fmt.Errorf("tun: listing addresses of %s: %w", name, err)
+	}
+	for i, a := range s.Addrs {
 		na := &netlink.Addr{IPNet: prefixNet(a)}
+		peer := ""
+		if i < len(s.Peers) {
+			na.Peer = prefixNet(s.Peers[i])
+			peer = " peer " + s.Peers[i].String()
+		}
 		if a.Addr().Is6() {
-			na.Flags = unix.IFA_F_NODAD // usable at once: the tunnel has no duplicates to detect
+			na.Flags = unix.IFA_F_NODAD // usable at once: a tunnel has no duplicates to detect
+		}
+		if slices.ContainsFunc(have, func(h netlink.Addr) bool { return h.IPNet.String() == na.IPNet.String() }) {
+			continue
 		}
 		if err := netlink.AddrAdd(l, na); err != nil && !errors.Is(err, syscall.EEXIST) {
-			return fmt.Errorf("tun: adding address %v to %s: %w", a, name, err)
+			return permError(err, fmt.Sprintf("ip addr add %v%s dev %s", a, peer, name), fmt.Errorf("tun: adding address %v to %s: %w", a, name, err))
 		}
 	}
-	if err := netlink.LinkSetUp(l); err != nil {
-		return fmt.Errorf("tun: bringing %s up: %w", name, err)
+	if l.Attrs().Flags&net.FlagUp == 0 {
+		if err := netlink.LinkSetUp(l); err != nil {
+			return permError(err, fmt.Sprintf("ip link set dev %s up", name), fmt.Errorf("tun: bringing %s up: %w", name, err))
+		}
 	}
 	return nil
+}
+
+// permError adds to a failed change the command an admin can run instead.
+func permError(err error, adminCmd string, full error) error {
+	if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
+		return fmt.Errorf("%w: this process may not change the interface; have the admin prepare it (%s) or give sshvpn CAP_NET_ADMIN", full, adminCmd)
+	}
+	return full
 }
 
 func prefixNet(p netip.Prefix) *net.IPNet {
