@@ -25,6 +25,21 @@
 #   LAB_DIR     directory for all lab files (default: /tmp/$LAB_NAME)
 #   SSHVPN_BIN  prebuilt sshvpn binary to install as $LAB_DIR/bin/sshvpn; if
 #               unset, `up` runs `go build ./cmd/sshvpn` from the repo root.
+#   LAB_CLIENTS number of client namespaces (default 1). Client k >= 2 is
+#               $LAB_NAME-client$k, joined to the server by its own veth
+#               (203.0.113.(4k+1)/30, server side .(4k+2)) with a default
+#               route through the server, so it reaches sshd at 192.0.2.2.
+#   LAB_USER    if set, an unprivileged account of that name is created for
+#               the lab (home under $LAB_DIR, shell /bin/sh) and removed by
+#               `down`; its keys go in $LAB_DIR/authorized_keys.$LAB_USER.
+#
+# Keys: sshd reads $LAB_DIR/authorized_keys.%u (authorized_keys.root for
+# root), so tests can give each account its own forced commands.
+#
+# The lab's sshd runs in a private mount namespace where /dev/net/tun is
+# world read-writable (mode 0666, as Debian's udev rules make it), so an
+# unprivileged account can attach to a device an admin made for it, even on
+# a machine whose own /dev/net/tun is root-only. Nothing outside changes.
 #
 # After `up`, `source "$LAB_DIR/env"` gives LAB_CLIENT_NS, LAB_SERVER_NS,
 # LAB_LAN_NS, LAB_SSH_CONFIG, LAB_BIN, LAB_SERVER_ADDR(6), LAB_LAN_HOST(6),
@@ -43,10 +58,17 @@ LAB_DIR=${LAB_DIR:-/tmp/$LAB_NAME}
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 
+LAB_CLIENTS=${LAB_CLIENTS:-1}
+[[ $LAB_CLIENTS =~ ^[1-9][0-9]?$ ]] || { echo "lab: LAB_CLIENTS must be 1..99" >&2; exit 1; }
 CLIENT_NS=$LAB_NAME-client
 SERVER_NS=$LAB_NAME-server
 LAN_NS=$LAB_NAME-lan
 ALL_NS=("$CLIENT_NS" "$SERVER_NS" "$LAN_NS")
+# Extra clients: those asked for, and (for `down`) those that exist.
+for ((k = 2; k <= LAB_CLIENTS; k++)); do ALL_NS+=("$CLIENT_NS$k"); done
+while read -r ns _; do
+	[[ $ns =~ ^$LAB_NAME-client[0-9]+$ && ! " ${ALL_NS[*]} " =~ \ $ns\  ]] && ALL_NS+=("$ns")
+done < <(ip netns list 2>/dev/null || true)
 
 MARKER=.sshvpn-lab          # marks $LAB_DIR as ours, so `down` may rm -rf it
 SERVER_ADDR=192.0.2.2
@@ -167,6 +189,16 @@ do_down() {
 		fi
 	done
 
+	if [[ -f $LAB_DIR/lab_user ]]; then
+		local user
+		user=$(<"$LAB_DIR/lab_user")
+		if [[ -n $user ]] && id "$user" >/dev/null 2>&1; then
+			pkill -KILL -u "$user" 2>/dev/null || true
+			log "removing user $user"
+			userdel "$user" 2>/dev/null || log "warning: could not remove user $user"
+		fi
+	fi
+
 	if [[ -d $LAB_DIR ]]; then
 		if [[ -e $LAB_DIR/$MARKER ]]; then
 			log "removing $LAB_DIR"
@@ -226,12 +258,37 @@ setup_netns() {
 	ip -n "$LAN_NS" link set lan0 up
 	ip -n "$LAN_NS" route add default via 198.51.100.1
 	ip -n "$LAN_NS" -6 route add default via 2001:db8:2::1
+
+	# extra clients, each on its own /30 to the server
+	local k ns
+	for ((k = 2; k <= LAB_CLIENTS; k++)); do
+		ns=$CLIENT_NS$k
+		ip link add wan0 netns "$ns" type veth peer name "wan$k" netns "$SERVER_NS"
+		ip -n "$ns" addr add "203.0.113.$((4 * k + 1))/30" dev wan0
+		ip -n "$SERVER_NS" addr add "203.0.113.$((4 * k + 2))/30" dev "wan$k"
+		ip -n "$ns" link set wan0 up
+		ip -n "$SERVER_NS" link set "wan$k" up
+		ip -n "$ns" route add default via "203.0.113.$((4 * k + 2))"
+	done
+}
+
+create_user() {
+	[[ -n ${LAB_USER:-} ]] || return 0
+	[[ $LAB_USER =~ ^[a-z][a-z0-9-]{0,30}$ ]] || die "LAB_USER '$LAB_USER' is not a valid user name"
+	id "$LAB_USER" >/dev/null 2>&1 && die "user $LAB_USER already exists; choose another LAB_USER"
+	mkdir -p "$LAB_DIR/home"
+	# "*": no password, but not locked (sshd refuses locked accounts without PAM)
+	useradd --password "*" --no-create-home --home-dir "$LAB_DIR/home/$LAB_USER" --shell /bin/sh --user-group "$LAB_USER"
+	echo "$LAB_USER" >"$LAB_DIR/lab_user"
+	install -d -o "$LAB_USER" -m 0700 "$LAB_DIR/home/$LAB_USER"
+	install -o "$LAB_USER" -m 0600 "$LAB_DIR/id_ed25519.pub" "$LAB_DIR/authorized_keys.$LAB_USER"
+	log "created user $LAB_USER"
 }
 
 write_ssh_files() {
 	ssh-keygen -q -t ed25519 -N '' -C "sshvpn-lab-host" -f "$LAB_DIR/ssh_host_ed25519_key"
 	ssh-keygen -q -t ed25519 -N '' -C "sshvpn-lab-client" -f "$LAB_DIR/id_ed25519"
-	install -m 0600 "$LAB_DIR/id_ed25519.pub" "$LAB_DIR/authorized_keys"
+	install -m 0600 "$LAB_DIR/id_ed25519.pub" "$LAB_DIR/authorized_keys.root"
 
 	local hostkey
 	hostkey=$(cut -d' ' -f1,2 "$LAB_DIR/ssh_host_ed25519_key.pub")
@@ -244,7 +301,7 @@ ListenAddress $SERVER_ADDR
 ListenAddress $SERVER_ADDR6
 HostKey $LAB_DIR/ssh_host_ed25519_key
 PidFile $LAB_DIR/sshd.pid
-AuthorizedKeysFile $LAB_DIR/authorized_keys
+AuthorizedKeysFile $LAB_DIR/authorized_keys.%u
 PermitRootLogin prohibit-password
 PubkeyAuthentication yes
 PasswordAuthentication no
@@ -288,7 +345,12 @@ start_sshd() {
 	chmod 0755 /run/sshd
 	/usr/sbin/sshd -t -f "$LAB_DIR/sshd_config" || die "sshd config test failed"
 	log "starting sshd in $SERVER_NS"
-	in_ns "$SERVER_NS" /usr/sbin/sshd -f "$LAB_DIR/sshd_config" -E "$LAB_DIR/sshd.log"
+	mknod -m 0666 "$LAB_DIR/dev-net-tun" c 10 200
+	# ip netns exec runs its command in a private mount namespace; the bind
+	# mount is seen by sshd and its sessions only.
+	# shellcheck disable=SC2016
+	in_ns "$SERVER_NS" sh -c 'mount --bind "$1" /dev/net/tun && exec /usr/sbin/sshd -f "$2" -E "$3"' \
+		sh "$LAB_DIR/dev-net-tun" "$LAB_DIR/sshd_config" "$LAB_DIR/sshd.log"
 
 	local _
 	for _ in $(seq 50); do
@@ -327,6 +389,8 @@ write_env() {
 		printf 'LAB_SERVER_ADDR6=%q\n' "$SERVER_ADDR6"
 		printf 'LAB_LAN_HOST=%q\n' "$LAN_HOST"
 		printf 'LAB_LAN_HOST6=%q\n' "$LAN_HOST6"
+		printf 'LAB_USER=%q\n' "${LAB_USER:-}"
+		printf 'LAB_CLIENTS=%q\n' "$LAB_CLIENTS"
 		printf 'LAB_SSHD_PID=%q\n' "$pid"
 		echo "export LAB_NAME LAB_DIR LAB_CLIENT_NS LAB_SERVER_NS LAB_LAN_NS LAB_SSH_CONFIG LAB_BIN"
 		echo "export LAB_SERVER_ADDR LAB_SERVER_ADDR6 LAB_LAN_HOST LAB_LAN_HOST6 LAB_SSHD_PID"
@@ -359,6 +423,7 @@ do_up() {
 	install_binary
 	setup_netns
 	write_ssh_files
+	create_user
 	start_sshd
 	verify_ssh
 	write_env
