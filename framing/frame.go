@@ -111,15 +111,18 @@ func (r *Reader) ReadFrame() (Type, []byte, error) {
 		return 0, nil, fmt.Errorf("framing: reading %v frame of %d bytes: %w", t, n, err)
 	}
 	r.pending = HeaderLen + n
-	return t, buf[HeaderLen:], nil
+	// Cap the payload at its length, so that a caller appending to it
+	// cannot overwrite the frames buffered behind it.
+	return t, buf[HeaderLen : HeaderLen+n : HeaderLen+n], nil
 }
 
 // Writer buffers frames for one underlying writer. It is not safe for
 // concurrent use: one goroutine owns it, as one goroutine owns each direction
 // of a stream.
 type Writer struct {
-	w   io.Writer
-	buf []byte
+	w       io.Writer
+	buf     []byte
+	started bool // something was written: the preamble may no longer come
 }
 
 // DefaultWriterSize is the buffer size of NewWriter: several full-size
@@ -146,6 +149,7 @@ func (w *Writer) WriteFrame(t Type, payload []byte) error {
 		}
 	}
 	n := len(payload)
+	w.started = true
 	w.buf = append(w.buf, byte(t), byte(n>>16), byte(n>>8), byte(n))
 	w.buf = append(w.buf, payload...)
 	return nil

@@ -42,9 +42,10 @@ func (e *VersionError) Error() string {
 
 // WritePreamble buffers the preamble; Flush sends it.
 func (w *Writer) WritePreamble() error {
-	if len(w.buf) != 0 {
+	if w.started || len(w.buf) != 0 {
 		return fmt.Errorf("framing: preamble must come first")
 	}
+	w.started = true
 	w.buf = append(w.buf, Magic...)
 	w.buf = strconv.AppendInt(w.buf, Version, 10)
 	w.buf = append(w.buf, '\n')
@@ -65,7 +66,7 @@ func (r *Reader) ReadPreamble() (int, error) {
 	}
 	digits := line[len(Magic) : len(line)-1]
 	v, perr := strconv.Atoi(string(digits))
-	if perr != nil || v < 1 || len(digits) > 3 {
+	if perr != nil || v < 1 || len(digits) > 3 || digits[0] < '0' || digits[0] > '9' {
 		return 0, &PreambleError{Got: r.quote(line)}
 	}
 	r.br.Discard(len(line))

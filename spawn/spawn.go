@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"strings"
@@ -82,17 +83,30 @@ func Start(o Options) (*Conn, error) {
 	// Die with us: an sshvpn killed hard must not leave ssh holding the
 	// remote tunnel open.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	stdin, err := cmd.StdinPipe()
+	// A process ssh leaves behind (a ProxyCommand, a ControlPersist
+	// master) may hold its stderr open; do not wait for it past ssh's exit.
+	cmd.WaitDelay = waitDelay
+	// Not cmd.StdoutPipe: Wait, which runs as soon as ssh exits, would
+	// close that pipe and lose what ssh wrote last (the remote's Error
+	// frame) before Read gets it. This pipe ends with io.EOF once the
+	// child's end is closed, and is closed by Close.
+	stdout, childStdout, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("spawn: %w", err)
 	}
-	stdout, err := cmd.StdoutPipe()
+	cmd.Stdout = childStdout
+	stdin, err := cmd.StdinPipe()
 	if err != nil {
+		stdout.Close()
+		childStdout.Close()
 		return nil, fmt.Errorf("spawn: %w", err)
 	}
 	logf("spawn: running %q", argv)
-	if err := cmd.Start(); err != nil {
-		if errors.Is(err, exec.ErrNotFound) {
+	err = cmd.Start()
+	childStdout.Close()
+	if err != nil {
+		stdout.Close()
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("spawn: ssh client %q not found: install openssh-client or name another with --ssh-cmd", argv[0])
 		}
 		return nil, fmt.Errorf("spawn: starting %s: %w", argv[0], err)
@@ -105,6 +119,10 @@ func Start(o Options) (*Conn, error) {
 	}()
 	return c, nil
 }
+
+// waitDelay bounds how long, after ssh exits, its exit status waits for
+// ssh's stderr to be closed by other processes holding it.
+const waitDelay = time.Second
 
 // exitWait is how long Read waits, after the remote's stdout ends, for ssh to
 // exit so its status can explain why.
@@ -179,6 +197,9 @@ func (c *Conn) Err() error {
 
 func (c *Conn) exitError() error {
 	var ee *exec.ExitError
+	if errors.Is(c.waitErr, exec.ErrWaitDelay) {
+		return nil // ssh exited with status 0; only stderr was left open
+	}
 	if errors.As(c.waitErr, &ee) {
 		return &ExitError{Status: ee.ExitCode(), Signaled: !ee.Exited(), RemoteCommand: c.remote}
 	}
