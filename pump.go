@@ -30,6 +30,14 @@ var errPeerClosed = errors.New("sshvpn: peer closed the tunnel")
 // errLocalClose ends a pump that was asked to stop.
 var errLocalClose = errors.New("sshvpn: closed")
 
+// errWrite marks errors writing to the transport.
+var errWrite = errors.New("sshvpn: writing to the transport")
+
+// closeGrace bounds how long a pump that was asked to stop waits for its
+// Close frame to be written, and how long one whose transport failed to take
+// a write waits for the read side to say why.
+const closeGrace = 2 * time.Second
+
 // DeadPeerError says the peer stopped answering keepalives.
 type DeadPeerError struct{ Silent time.Duration }
 
@@ -87,14 +95,15 @@ func (p *pump) run(ctx context.Context) error {
 	done := make(chan struct{})
 	p.lastRecv.Store(time.Now().UnixNano())
 
-	errc := make(chan error, 3)
+	errc := make(chan error, 2) // readDevice and writeTransport
+	rerr := make(chan error, 1) // readTransport
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() { defer wg.Done(); errc <- p.readDevice(free, out, done) }()
 	go func() { defer wg.Done(); errc <- p.writeTransport(ctx, free, out, pongs, done) }()
-	go func() { defer wg.Done(); errc <- p.readTransport(pongs) }()
+	go func() { defer wg.Done(); rerr <- p.readTransport(pongs) }()
 
-	err := <-errc
+	err := p.wait(ctx, errc, rerr)
 	close(done)
 	p.dev.Close()
 	p.conn.Close()
@@ -107,6 +116,54 @@ func (p *pump) run(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// wait returns why the pump ends: what the first of its goroutines to finish
+// returns, except that
+//   - once ctx has ended, the end is orderly whatever else fails meanwhile
+//     (the peer hanging up is its answer to the Close frame), and comes
+//     after closeGrace at the latest even if the transport cannot take the
+//     Close frame;
+//   - a peer silent for longer than deadAfter ends it even while a write to
+//     the peer blocks (a peer that stopped reading), which would keep
+//     writeTransport from noticing;
+//   - when a write fails, what the read side finds within closeGrace (the
+//     peer's Close or Error frame, or the end of the stream) explains it
+//     better than a broken pipe.
+func (p *pump) wait(ctx context.Context, errc, rerr <-chan error) error {
+	tick := time.NewTicker(p.keepalive)
+	defer tick.Stop()
+	cancelled := ctx.Done()
+	var grace <-chan time.Time
+	for {
+		select {
+		case err := <-errc:
+			if ctx.Err() != nil {
+				return errLocalClose
+			}
+			if errors.Is(err, errWrite) {
+				select {
+				case err = <-rerr:
+				case <-time.After(closeGrace):
+				}
+			}
+			return err
+		case err := <-rerr:
+			if ctx.Err() != nil {
+				return errLocalClose
+			}
+			return err
+		case now := <-tick.C:
+			if silent := now.Sub(time.Unix(0, p.lastRecv.Load())); silent > p.deadAfter {
+				return &DeadPeerError{Silent: silent}
+			}
+		case <-cancelled:
+			cancelled = nil
+			grace = time.After(closeGrace)
+		case <-grace:
+			return errLocalClose
+		}
+	}
 }
 
 // readDevice reads packets from the device into free buffers and queues them
@@ -137,7 +194,7 @@ func (p *pump) readDevice(free chan []byte, out chan<- []byte, done <-chan struc
 
 // writeTransport owns the transport's write side: it frames queued packets,
 // writing everything queued with one flush, and sends keepalives, pongs and
-// the closing frame.
+// the closing frame. Whether the peer is still alive is checked by wait.
 func (p *pump) writeTransport(ctx context.Context, free chan<- []byte, out <-chan []byte, pongs <-chan pingMsg, done <-chan struct{}) error {
 	tick := time.NewTicker(p.keepalive)
 	defer tick.Stop()
@@ -164,11 +221,7 @@ func (p *pump) writeTransport(ctx context.Context, free chan<- []byte, out <-cha
 			if err := p.w.WriteFrame(framing.TypePong, m.b[:m.n]); err != nil {
 				return p.writeErr(err)
 			}
-		case now := <-tick.C:
-			silent := now.Sub(time.Unix(0, p.lastRecv.Load()))
-			if silent > p.deadAfter {
-				return &DeadPeerError{Silent: silent}
-			}
+		case <-tick.C:
 			ping[0]++
 			if err := p.w.WriteFrame(framing.TypePing, ping[:]); err != nil {
 				return p.writeErr(err)
@@ -198,7 +251,7 @@ func (p *pump) frame(pkt []byte, free chan<- []byte) error {
 }
 
 func (p *pump) writeErr(err error) error {
-	return fmt.Errorf("sshvpn: writing to the transport: %w", err)
+	return fmt.Errorf("%w: %w", errWrite, err)
 }
 
 // readTransport reads frames and writes Data packets to the device.

@@ -76,10 +76,14 @@ func RunClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) e
 	w := framing.NewWriter(conn)
 	hello := &framing.Hello{Role: "client", Software: Software, Mode: string(mode), MTU: cfg.MTU,
 		Addrs: cfg.Addrs, PeerAddrs: cfg.PeerAddrs}
-	if err := writeHello(w, hello); err != nil {
-		return err
-	}
-	log.Debug("handshake: sent hello", "mode", mode, "mtu", cfg.MTU, "addrs", cfg.Addrs, "peer_addrs", cfg.PeerAddrs)
+	// The hello is written while the answer is read: the server writes its
+	// preamble before it reads, so on an unbuffered transport (net.Pipe)
+	// writing first would deadlock. When both fail, the read's error wins:
+	// a server that went away is better explained by io.EOF (or the
+	// transport's own error for it) than by a broken pipe.
+	wrote := make(chan error, 1)
+	go func() { wrote <- writeHello(w, hello) }()
+	log.Debug("handshake: sending hello", "mode", mode, "mtu", cfg.MTU, "addrs", cfg.Addrs, "peer_addrs", cfg.PeerAddrs)
 
 	type result struct {
 		h   *framing.Hello
@@ -100,39 +104,55 @@ func RunClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) e
 	case <-ctx.Done():
 		conn.Close()
 		<-res
+		<-wrote
 		return nil
 	}
 	if got.err != nil {
+		conn.Close() // unblocks a hello the server will never read
+		<-wrote
 		return got.err
 	}
+	var werr error
+	select {
+	case werr = <-wrote:
+	case <-ctx.Done():
+		conn.Close()
+		<-wrote
+		return nil
+	}
+	if werr != nil {
+		return werr
+	}
 	h := got.h
+	// From here on, the server has opened its device and waits for
+	// packets: when the client gives up, it says why in an Error frame.
 	log.Debug("handshake: server answered", "software", h.Software, "mode", h.Mode, "mtu", h.MTU,
 		"addrs", h.Addrs, "peer_addrs", h.PeerAddrs, "dev", h.Dev)
 	if h.Role != "server" {
-		return fmt.Errorf("sshvpn: protocol error: the remote answered as %q, not as a server", h.Role)
+		return refuse(w, fmt.Errorf("sshvpn: protocol error: the remote answered as %q, not as a server", h.Role))
 	}
 	if err := checkPrefixes("address", h.Addrs); err != nil {
-		return fmt.Errorf("sshvpn: the server's answer has an %v", err)
+		return refuse(w, fmt.Errorf("sshvpn: the server's answer has an %v", err))
 	}
 	if err := checkPrefixes("address", h.PeerAddrs); err != nil {
-		return fmt.Errorf("sshvpn: the server's answer has an %v", err)
+		return refuse(w, fmt.Errorf("sshvpn: the server's answer has an %v", err))
 	}
 	if tun.Mode(h.Mode) != mode {
-		return fmt.Errorf("sshvpn: the server runs the tunnel in %s mode, but %s mode was asked for", h.Mode, mode)
+		return refuse(w, fmt.Errorf("sshvpn: the server runs the tunnel in %s mode, but %s mode was asked for", h.Mode, mode))
 	}
 	if len(h.PeerAddrs) == 0 && len(h.Addrs) == 0 && mode == tun.ModeTUN {
-		return errors.New("sshvpn: the server decided no addresses for the tunnel")
+		return refuse(w, errors.New("sshvpn: the server decided no addresses for the tunnel"))
 	}
 	t := Tunnel{Mode: mode, MTU: h.MTU, Addrs: h.PeerAddrs, PeerAddrs: h.Addrs, Routes: h.Routes}
 	if t.MTU <= 0 || t.MTU > framing.MaxPayload-tun.Overhead {
-		return fmt.Errorf("sshvpn: the server chose an unusable MTU %d", h.MTU)
+		return refuse(w, fmt.Errorf("sshvpn: the server chose an unusable MTU %d", h.MTU))
 	}
 	if !sameSet(t.Addrs, cfg.Addrs) || !sameSet(t.PeerAddrs, cfg.PeerAddrs) {
 		log.Info("the server assigned the tunnel addresses", "local", t.Addrs, "remote", t.PeerAddrs)
 	}
 	dev, err := cfg.Open(t)
 	if err != nil {
-		return err
+		return refuse(w, err)
 	}
 	log.Info("tunnel up", "dev", dev.Name(), "local", t.Addrs, "remote", t.PeerAddrs, "mtu", t.MTU, "remote_dev", h.Dev)
 	p := &pump{dev: dev, conn: conn, r: r, w: w, mtu: t.MTU,
@@ -235,7 +255,7 @@ func decide(cfg ServerConfig, h *framing.Hello) (Tunnel, error) {
 	return t, nil
 }
 
-// refuse tells the client why the server gives up, then returns err.
+// refuse tells the peer why this side gives up, then returns err.
 func refuse(w *framing.Writer, err error) error {
 	msg := err.Error()
 	if len(msg) > 4000 {

@@ -1,0 +1,253 @@
+package sshvpn
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sshvpn/sshvpn/framing"
+	"github.com/sshvpn/sshvpn/tun"
+	"github.com/sshvpn/sshvpn/tun/tuntest"
+)
+
+// testLogger returns a logger writing to t.Logf. Lines logged after the test
+// has finished (by a leaked goroutine) are dropped instead of panicking.
+func testLogger(t testing.TB) *slog.Logger {
+	w := &tbWriter{t: t}
+	t.Cleanup(w.stop)
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tbWriter struct {
+	mu   sync.Mutex
+	t    testing.TB
+	done bool
+}
+
+func (w *tbWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Helper()
+		w.t.Logf("%s", bytes.TrimRight(p, "\n"))
+	}
+	return len(p), nil
+}
+
+func (w *tbWriter) stop() {
+	w.mu.Lock()
+	w.done = true
+	w.mu.Unlock()
+}
+
+// checkLeaks records the number of goroutines and, when the test ends (after
+// the cleanups registered later have run), waits up to 2 s for it to drop
+// back, dumping all stacks if it does not. Tests using it must not be
+// parallel.
+func checkLeaks(t testing.TB) {
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(2 * time.Second)
+		for {
+			now := runtime.NumGoroutine()
+			if now <= before {
+				return
+			}
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<20)
+				buf = buf[:runtime.Stack(buf, true)]
+				t.Errorf("goroutine leak: %d goroutines before the test, %d after; stacks:\n%s", before, now, buf)
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+}
+
+// transport makes the two ends of an in-memory duplex byte stream.
+type transport struct {
+	name string
+	make func(testing.TB) (client, server net.Conn)
+}
+
+var transports = []transport{
+	{"socketpair", socketPair},
+	{"net.Pipe", pipePair},
+}
+
+func pipePair(t testing.TB) (net.Conn, net.Conn) {
+	c, s := net.Pipe()
+	t.Cleanup(func() { c.Close(); s.Close() })
+	return c, s
+}
+
+// socketPair returns the two ends of a Unix stream socketpair: buffered by
+// the kernel like the pipes to ssh, and closing one end gives the other EOF.
+func socketPair(t testing.TB) (net.Conn, net.Conn) {
+	t.Helper()
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatalf("socketpair: %v", err)
+	}
+	conns := make([]net.Conn, 2)
+	for i, fd := range fds {
+		f := os.NewFile(uintptr(fd), "socketpair")
+		c, err := net.FileConn(f) // dups fd
+		f.Close()
+		if err != nil {
+			t.Fatalf("FileConn: %v", err)
+		}
+		conns[i] = c
+	}
+	t.Cleanup(func() { conns[0].Close(); conns[1].Close() })
+	return conns[0], conns[1]
+}
+
+func pfx(s ...string) []netip.Prefix {
+	out := make([]netip.Prefix, len(s))
+	for i, x := range s {
+		out[i] = netip.MustParsePrefix(x)
+	}
+	return out
+}
+
+// opener records the Tunnel it is called with and returns a tuntest device,
+// or err when set.
+type opener struct {
+	mu     sync.Mutex
+	called int
+	got    Tunnel
+	dev    *tuntest.Device
+	err    error
+	opened chan struct{} // closed on the first successful Open
+}
+
+func newOpener(name string) *opener {
+	return &opener{dev: tuntest.New(name, 1500), opened: make(chan struct{})}
+}
+
+func (o *opener) Open(tn Tunnel) (tun.Device, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.called++
+	o.got = tn
+	if o.err != nil {
+		return nil, o.err
+	}
+	if o.called == 1 {
+		close(o.opened)
+	}
+	return o.dev, nil
+}
+
+func (o *opener) tunnel() (Tunnel, int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.got, o.called
+}
+
+// goErr runs f in a goroutine and returns a channel with its result.
+func goErr(f func() error) <-chan error {
+	c := make(chan error, 1)
+	go func() { c <- f() }()
+	return c
+}
+
+// wait returns what c delivers, failing the test after d.
+func wait(t testing.TB, what string, c <-chan error, d time.Duration) error {
+	t.Helper()
+	select {
+	case err := <-c:
+		return err
+	case <-time.After(d):
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		t.Fatalf("%s did not return within %v; stacks:\n%s", what, d, buf)
+		return nil
+	}
+}
+
+// fakePeer is a hand-crafted server: it speaks the handshake with
+// framing.Reader/Writer directly, so tests control every frame after it.
+type fakePeer struct {
+	t     testing.TB
+	conn  net.Conn
+	r     *framing.Reader
+	w     *framing.Writer
+	hello *framing.Hello // the client's hello
+}
+
+// acceptClient reads the client's preamble and hello and answers with a
+// server hello deciding server 10.9.0.1/24, client 10.9.0.2/24, MTU 1400.
+func acceptClient(t testing.TB, conn net.Conn) *fakePeer {
+	t.Helper()
+	p := &fakePeer{t: t, conn: conn, r: framing.NewReader(conn), w: framing.NewWriter(conn)}
+	if err := p.w.WritePreamble(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.w.Flush(); err != nil {
+		t.Fatalf("fake server: writing preamble: %v", err)
+	}
+	if _, err := p.r.ReadPreamble(); err != nil {
+		t.Fatalf("fake server: reading preamble: %v", err)
+	}
+	typ, payload, err := p.r.ReadFrame()
+	if err != nil || typ != framing.TypeHello {
+		t.Fatalf("fake server: reading hello: %v, %v", typ, err)
+	}
+	if p.hello, err = framing.ParseHello(payload); err != nil {
+		t.Fatal(err)
+	}
+	p.send(framing.TypeHello, nil, &framing.Hello{Role: "server", Mode: "tun", MTU: 1400,
+		Addrs: pfx("10.9.0.1/24"), PeerAddrs: pfx("10.9.0.2/24"), Dev: "fake0"})
+	return p
+}
+
+// send writes one frame (a Hello when h is set) and flushes.
+func (p *fakePeer) send(typ framing.Type, payload []byte, h *framing.Hello) {
+	p.t.Helper()
+	var err error
+	if h != nil {
+		err = p.w.WriteHello(h)
+	} else {
+		err = p.w.WriteFrame(typ, payload)
+	}
+	if err == nil {
+		err = p.w.Flush()
+	}
+	if err != nil {
+		p.t.Errorf("fake server: sending %v: %v", typ, err)
+	}
+}
+
+// drain reads and discards frames until the stream ends, in a goroutine,
+// so that the client never blocks writing to the fake server. The returned
+// channel is closed when it stops.
+func (p *fakePeer) drain() <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		io.Copy(io.Discard, p.conn)
+	}()
+	return done
+}
+
+// clientConfig returns a client proposing itself 10.9.0.2/24 and the server
+// 10.9.0.1/24, opening o.
+func clientConfig(t testing.TB, o *opener) ClientConfig {
+	return ClientConfig{Mode: tun.ModeTUN, Addrs: pfx("10.9.0.2/24"), PeerAddrs: pfx("10.9.0.1/24"),
+		Open: o.Open, Logger: testLogger(t).With("side", "client")}
+}
+
+func errContains(err error, sub string) bool {
+	return err != nil && strings.Contains(err.Error(), sub)
+}
