@@ -49,9 +49,6 @@ type Config struct {
 type Setup struct {
 	MTU   int            // 0 leaves the MTU alone
 	Addrs []netip.Prefix // addresses to add, IPv4 and IPv6
-	// Peers, when set, makes each address point-to-point: Addrs[i]'s
-	// address with the peer Peers[i] (as "ip addr add A peer P").
-	Peers []netip.Prefix
 }
 
 // ErrUnsupported is returned on systems without an implementation.

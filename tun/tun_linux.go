@@ -148,13 +148,8 @@ func Configure(name string, s Setup) error {
 	if err != nil {
 		return fmt.Errorf("tun: listing addresses of %s: %w", name, err)
 	}
-	for i, a := range s.Addrs {
+	for _, a := range s.Addrs {
 		na := &netlink.Addr{IPNet: prefixNet(a)}
-		peer := ""
-		if i < len(s.Peers) {
-			na.Peer = prefixNet(s.Peers[i])
-			peer = " peer " + s.Peers[i].String()
-		}
 		if a.Addr().Is6() {
 			na.Flags = unix.IFA_F_NODAD // usable at once: a tunnel has no duplicates to detect
 		}
@@ -162,7 +157,7 @@ func Configure(name string, s Setup) error {
 			continue
 		}
 		if err := netlink.AddrAdd(l, na); err != nil && !errors.Is(err, syscall.EEXIST) {
-			return permError(err, fmt.Sprintf("ip addr add %v%s dev %s", a, peer, name), fmt.Errorf("tun: adding address %v to %s: %w", a, name, err))
+			return permError(err, fmt.Sprintf("ip addr add %v dev %s", a, name), fmt.Errorf("tun: adding address %v to %s: %w", a, name, err))
 		}
 	}
 	if l.Attrs().Flags&net.FlagUp == 0 {
@@ -183,4 +178,32 @@ func permError(err error, adminCmd string, full error) error {
 
 func prefixNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+// AddRoute routes dst into interface name. A route that already exists is
+// left as it is.
+func AddRoute(name string, dst netip.Prefix) error {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("tun: interface %q: %w", name, err)
+	}
+	r := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: prefixNet(dst.Masked())}
+	if err := netlink.RouteAdd(r); err != nil && !errors.Is(err, syscall.EEXIST) {
+		return permError(err, fmt.Sprintf("ip route add %v dev %s", dst.Masked(), name), fmt.Errorf("tun: adding route %v via %s: %w", dst.Masked(), name, err))
+	}
+	return nil
+}
+
+// DelRoute removes the route to dst through interface name; a route that is
+// already gone (as when the device went away) is not an error.
+func DelRoute(name string, dst netip.Prefix) error {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return nil // the device, and its routes, are gone
+	}
+	r := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: prefixNet(dst.Masked())}
+	if err := netlink.RouteDel(r); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("tun: removing route %v via %s: %w", dst.Masked(), name, err)
+	}
+	return nil
 }
