@@ -13,10 +13,23 @@ type addrFilter struct {
 	dst     bool // check the destination rather than the source
 }
 
+// Link-scope IPv6 traffic the kernels exchange on any point-to-point link
+// (router solicitations, MLD): admitted because no router forwards it off the
+// link, so it can reach nothing but the peer's own stack.
+var (
+	linkLocal6     = netip.MustParsePrefix("fe80::/10")
+	linkMulticast6 = netip.MustParsePrefix("ff02::/16")
+)
+
 // newAddrFilter admits the hosts of addrs (each address alone, not its
-// subnet) and every address inside nets.
+// subnet), every address inside nets, and IPv6 link-local sources (and, for
+// destinations, link-local and link-scope multicast).
 func newAddrFilter(addrs, nets []netip.Prefix, dst bool) *addrFilter {
 	f := &addrFilter{dst: dst}
+	f.allowed = append(f.allowed, linkLocal6)
+	if dst {
+		f.allowed = append(f.allowed, linkMulticast6)
+	}
 	for _, a := range addrs {
 		f.allowed = append(f.allowed, netip.PrefixFrom(a.Addr(), a.Addr().BitLen()))
 	}

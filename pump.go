@@ -50,6 +50,7 @@ type Stats struct {
 	PacketsOut, BytesOut atomic.Uint64 // device -> transport
 	PacketsIn, BytesIn   atomic.Uint64 // transport -> device
 	Dropped              atomic.Uint64 // packets from the peer refused by the filter or the device
+	DroppedOut           atomic.Uint64 // packets to the peer refused by the filter
 }
 
 // pump moves packets between a device and a framed transport.
@@ -63,9 +64,10 @@ type pump struct {
 	deadAfter time.Duration
 	log       *slog.Logger
 	// accept, if set, decides whether a packet from the peer may enter the
-	// device.
-	accept func(pkt []byte) bool
-	stats  *Stats
+	// device; acceptOut whether one from the device may go to the peer.
+	accept    func(pkt []byte) bool
+	acceptOut func(pkt []byte) bool
+	stats     *Stats
 
 	lastRecv atomic.Int64 // unix nanoseconds of the last frame received
 }
@@ -111,7 +113,10 @@ func (p *pump) run(ctx context.Context) error {
 	p.log.Debug("tunnel closed",
 		"packets_out", p.stats.PacketsOut.Load(), "bytes_out", p.stats.BytesOut.Load(),
 		"packets_in", p.stats.PacketsIn.Load(), "bytes_in", p.stats.BytesIn.Load(),
-		"dropped", p.stats.Dropped.Load())
+		"dropped", p.stats.Dropped.Load(), "dropped_out", p.stats.DroppedOut.Load())
+	if n := p.stats.Dropped.Load() + p.stats.DroppedOut.Load(); n > 0 && p.accept != nil {
+		p.log.Info("dropped packets", "from_peer", p.stats.Dropped.Load(), "to_peer", p.stats.DroppedOut.Load())
+	}
 	if err == errPeerClosed || err == errLocalClose {
 		return nil
 	}
@@ -181,6 +186,11 @@ func (p *pump) readDevice(free chan []byte, out chan<- []byte, done <-chan struc
 			return fmt.Errorf("sshvpn: reading from %s: %w", p.dev.Name(), err)
 		}
 		if n == 0 {
+			free <- buf
+			continue
+		}
+		if p.acceptOut != nil && !p.acceptOut(buf[:n]) {
+			p.stats.DroppedOut.Add(1)
 			free <- buf
 			continue
 		}
@@ -268,7 +278,10 @@ func (p *pump) readTransport(pongs chan<- pingMsg) error {
 		switch t {
 		case framing.TypeData:
 			if p.accept != nil && !p.accept(payload) {
-				p.stats.Dropped.Add(1)
+				if p.stats.Dropped.Add(1) == 1 {
+					src, _ := packetAddr(payload, false)
+					p.log.Warn("dropping packets from the peer with a source address it may not use (see --allow-source)", "src", src)
+				}
 				continue
 			}
 			if _, err := p.dev.Write(payload); err != nil {

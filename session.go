@@ -25,7 +25,12 @@ type ClientConfig struct {
 	MTU       int            // proposed MTU; 0 lets the server choose
 	Addrs     []netip.Prefix // proposed addresses for this side
 	PeerAddrs []netip.Prefix // proposed addresses for the server
-	Open      Opener
+	// RemoteDev asks the server for a device name, RemoteRoutes for routes
+	// on the server to networks behind this client. The server refuses
+	// unless its policy allows them.
+	RemoteDev    string
+	RemoteRoutes []netip.Prefix
+	Open         Opener
 
 	Keepalive time.Duration // interval between pings; DefaultKeepalive when 0
 	DeadAfter time.Duration // silence that ends the session; DefaultDeadAfter when 0
@@ -40,7 +45,16 @@ type ServerConfig struct {
 	MTU       int            // when 0, the client's proposal or tun.DefaultMTU
 	Addrs     []netip.Prefix // this side's addresses; when empty, the client's proposal
 	PeerAddrs []netip.Prefix // the client's addresses; when empty, the client's proposal
-	Open      Opener
+	Dev       string         // the device the server's command line names, if any
+	// Assign, if set, decides the addresses instead of Addrs and PeerAddrs
+	// (a --pool lease): the server's and the client's.
+	Assign func() (server, client []netip.Prefix, err error)
+	// AllowSources are networks behind the client: packets from the client
+	// must come from its tunnel address or one of these, packets to it must
+	// go to the same, and it may ask for routes inside them. In tap mode,
+	// which carries Ethernet frames, addresses are not checked.
+	AllowSources []netip.Prefix
+	Open         Opener
 
 	Keepalive time.Duration
 	DeadAfter time.Duration
@@ -75,7 +89,7 @@ func RunClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) e
 	r := framing.NewReader(conn)
 	w := framing.NewWriter(conn)
 	hello := &framing.Hello{Role: "client", Software: Software, Mode: string(mode), MTU: cfg.MTU,
-		Addrs: cfg.Addrs, PeerAddrs: cfg.PeerAddrs}
+		Addrs: cfg.Addrs, PeerAddrs: cfg.PeerAddrs, WantDev: cfg.RemoteDev, Routes: cfg.RemoteRoutes}
 	// The hello is written while the answer is read: the server writes its
 	// preamble before it reads, so on an unbuffered transport (net.Pipe)
 	// writing first would deadlock. When both fail, the read's error wins:
@@ -212,6 +226,12 @@ func Serve(ctx context.Context, conn io.ReadWriteCloser, cfg ServerConfig) error
 	p := &pump{dev: dev, conn: conn, r: r, w: w, mtu: t.MTU,
 		keepalive: orDefault(cfg.Keepalive, DefaultKeepalive), deadAfter: orDefault(cfg.DeadAfter, DefaultDeadAfter),
 		log: log, stats: cfg.Stats}
+	if t.Mode == tun.ModeTUN {
+		// Anti-spoofing: the client may use its own tunnel addresses and
+		// the networks the admin put behind it, nothing else.
+		p.accept = newAddrFilter(t.PeerAddrs, cfg.AllowSources, false).accept
+		p.acceptOut = newAddrFilter(t.PeerAddrs, cfg.AllowSources, true).accept
+	}
 	return p.run(ctx)
 }
 
@@ -233,7 +253,24 @@ func decide(cfg ServerConfig, h *framing.Hello) (Tunnel, error) {
 	if err := checkPrefixes("proposed address", h.PeerAddrs); err != nil {
 		return Tunnel{}, err
 	}
-	t := Tunnel{Mode: mode, MTU: cfg.MTU, Addrs: cfg.Addrs, PeerAddrs: cfg.PeerAddrs}
+	if err := checkPrefixes("requested route", h.Routes); err != nil {
+		return Tunnel{}, err
+	}
+	if h.WantDev != "" && h.WantDev != cfg.Dev {
+		return Tunnel{}, fmt.Errorf("this server's policy (the command line of its sshvpn --remote) chooses the device; the client may not ask for %q", h.WantDev)
+	}
+	for _, r := range h.Routes {
+		if !covered(r, cfg.AllowSources) {
+			return Tunnel{}, fmt.Errorf("this server's policy does not route %v to the client: it is not inside any --allow-source network of the server's command line", r)
+		}
+	}
+	t := Tunnel{Mode: mode, MTU: cfg.MTU, Addrs: cfg.Addrs, PeerAddrs: cfg.PeerAddrs, Routes: h.Routes}
+	if cfg.Assign != nil {
+		var err error
+		if t.Addrs, t.PeerAddrs, err = cfg.Assign(); err != nil {
+			return Tunnel{}, err
+		}
+	}
 	if t.MTU == 0 {
 		t.MTU = h.MTU
 		if t.MTU == 0 {
@@ -253,6 +290,16 @@ func decide(cfg ServerConfig, h *framing.Hello) (Tunnel, error) {
 		return Tunnel{}, errors.New("no tunnel addresses: neither the client's proposal nor the server's --addr/--peer-addr name any")
 	}
 	return t, nil
+}
+
+// covered reports whether network r lies inside one of nets.
+func covered(r netip.Prefix, nets []netip.Prefix) bool {
+	for _, n := range nets {
+		if n.Bits() <= r.Bits() && n.Contains(r.Addr()) {
+			return true
+		}
+	}
+	return false
 }
 
 // refuse tells the peer why this side gives up, then returns err.

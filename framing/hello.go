@@ -19,8 +19,9 @@ type Hello struct {
 	MTU       int            `json:"mtu,omitempty"`        // device MTU; 0 means no preference
 	Addrs     []netip.Prefix `json:"addrs,omitempty"`      // the sender's tunnel addresses
 	PeerAddrs []netip.Prefix `json:"peer_addrs,omitempty"` // the receiver's tunnel addresses
-	Routes    []netip.Prefix `json:"routes,omitempty"`     // networks reachable through the sender
+	Routes    []netip.Prefix `json:"routes,omitempty"`     // networks behind the sender, to be routed into the tunnel by the receiver
 	Dev       string         `json:"dev,omitempty"`        // the sender's device name, for diagnostics
+	WantDev   string         `json:"want_dev,omitempty"`   // the device name the client asks the server to use
 }
 
 // WriteHello buffers a Hello frame.
