@@ -51,6 +51,8 @@ type CLI struct {
 
 	Connect connectCmd `cmd:"" default:"withargs" help:"Connect to DESTINATION and bring the tunnel up (the default command)."`
 	Remote  remoteCmd  `cmd:"" help:"Serve one tunnel over stdin/stdout; sshd runs this as \"sshvpn --remote\". Its flags are the server's policy."`
+
+	AuthorizedKey authorizedKeyCmd `cmd:"" name:"authorized-key" help:"Print an authorized_keys line that lets a key run only \"sshvpn --remote\" with the given policy."`
 }
 
 // run parses args, runs the command and returns the exit status.
@@ -75,6 +77,11 @@ func run(args []string) int {
 	log := newLogger(os.Stderr, cli.Verbose, cli.Quiet, kctx.Command() == "remote")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
+	// A write to a closed stdout (the remote's transport, once sshd has
+	// gone) must be an EPIPE error that ends the session through its
+	// cleanup (leases, routes, down hooks), not a SIGPIPE that kills the
+	// process. Notify, unlike Ignore, leaves children's SIGPIPE alone.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	kctx.BindTo(ctx, (*context.Context)(nil))
 	if err := kctx.Run(log); err != nil {
 		fmt.Fprintln(os.Stderr, "sshvpn:", strings.TrimPrefix(err.Error(), "sshvpn: "))

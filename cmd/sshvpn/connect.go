@@ -15,8 +15,11 @@ type connectCmd struct {
 	SSHCmd    string `short:"e" name:"ssh-cmd" default:"ssh" placeholder:"CMD" help:"The ssh command and its options, split like a shell would (e.g. \"ssh -p 2222 -F ./ssh_config\")."`
 	RemoteCmd string `default:"sshvpn --remote" placeholder:"CMD" help:"The command ssh runs on the server."`
 	tunnelFlags
-	Keepalive time.Duration `default:"10s" help:"Interval between keepalive pings."`
-	DeadAfter time.Duration `default:"45s" help:"Give up on a peer silent this long."`
+	Mode        string        `default:"tun" enum:"tun,tap" help:"tun carries IP packets; tap carries Ethernet frames (the server must allow it)."`
+	RemoteDev   string        `placeholder:"NAME" help:"Ask the server for this device name (granted only if its policy names the same)."`
+	RemoteRoute []string      `placeholder:"CIDR" help:"Ask the server to route this network, which is behind this machine, into the tunnel (granted only inside the server's --allow-source networks)."`
+	Keepalive   time.Duration `default:"10s" help:"Interval between keepalive pings."`
+	DeadAfter   time.Duration `default:"45s" help:"Give up on a peer silent this long."`
 
 	Destination string `arg:"" help:"[user@]host, as ssh takes it (a Host alias from ssh_config works)."`
 }
@@ -30,6 +33,11 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	remoteRoutes, err := parsePrefixes("remote-route", c.RemoteRoute)
+	if err != nil {
+		return err
+	}
+	mode := tun.Mode(c.Mode)
 	sshArgv, err := spawn.SplitCommand(c.SSHCmd)
 	if err != nil {
 		return fmt.Errorf("--ssh-cmd: %w", err)
@@ -39,7 +47,7 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger) error {
 	}
 	// Open the device before connecting: a missing permission is reported
 	// before anybody types a password.
-	dev, err := tun.Open(tun.Config{Name: c.Dev, Mode: tun.ModeTUN})
+	dev, err := tun.Open(tun.Config{Name: c.Dev, Mode: mode})
 	if err != nil {
 		return err
 	}
@@ -54,7 +62,7 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	return sshvpn.RunClient(ctx, conn, sshvpn.ClientConfig{
-		Mode: tun.ModeTUN, MTU: c.MTU, Addrs: addrs, PeerAddrs: peers,
+		Mode: mode, MTU: c.MTU, Addrs: addrs, PeerAddrs: peers, RemoteDev: c.RemoteDev, RemoteRoutes: remoteRoutes,
 		Open: func(t sshvpn.Tunnel) (tun.Device, error) {
 			if err := tun.Configure(dev.Name(), tun.Setup{MTU: t.MTU, Addrs: t.Addrs}); err != nil {
 				return nil, err

@@ -5,21 +5,26 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/sshvpn/sshvpn"
+	"github.com/sshvpn/sshvpn/pool"
 	"github.com/sshvpn/sshvpn/spawn"
 	"github.com/sshvpn/sshvpn/tun"
 )
 
+// remoteCmd is "sshvpn --remote". It obeys its own command line only: the
+// client's handshake is a proposal that the policy flags override or refuse,
+// and nothing in the environment (SSH_ORIGINAL_COMMAND included) is read.
 type remoteCmd struct {
-	tunnelFlags
+	policyFlags
 	Keepalive time.Duration `default:"10s" help:"Interval between keepalive pings."`
 	DeadAfter time.Duration `default:"45s" help:"Give up on a client silent this long."`
 }
 
 func (r *remoteCmd) Run(ctx context.Context, log *slog.Logger) error {
-	addrs, peers, err := r.prefixes()
+	pol, err := r.parse()
 	if err != nil {
 		return err
 	}
@@ -27,24 +32,68 @@ func (r *remoteCmd) Run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	err = sshvpn.Serve(ctx, conn, sshvpn.ServerConfig{
-		Mode: tun.ModeTUN, MTU: r.MTU, Addrs: addrs, PeerAddrs: peers,
-		Open: func(t sshvpn.Tunnel) (tun.Device, error) {
-			dev, err := tun.Open(tun.Config{Name: r.Dev, Mode: t.Mode})
+	cfg := sshvpn.ServerConfig{
+		Mode: pol.mode, MTU: r.MTU, Addrs: pol.addrs, PeerAddrs: pol.peers, Dev: r.Dev,
+		AllowSources: pol.allow,
+		Keepalive:    r.Keepalive, DeadAfter: r.DeadAfter, Logger: log,
+	}
+	var lease *pool.Lease
+	if len(pol.pool) > 0 {
+		cfg.Assign = func() ([]netip.Prefix, []netip.Prefix, error) {
+			p, err := pool.New(r.StateDir, pol.pool)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
-			if err := tun.Configure(dev.Name(), tun.Setup{MTU: t.MTU, Addrs: t.Addrs}); err != nil {
+			if lease, err = p.Acquire(); err != nil {
+				return nil, nil, err
+			}
+			log.Info("leased addresses from the pool", "lease", lease.Index, "server", lease.Server, "client", lease.Client)
+			return lease.Server, lease.Client, nil
+		}
+		defer func() {
+			if lease != nil {
+				lease.Release()
+			}
+		}()
+	}
+	cfg.Open = func(t sshvpn.Tunnel) (tun.Device, error) {
+		dev, err := tun.Open(tun.Config{Name: r.Dev, Mode: t.Mode})
+		if err != nil {
+			return nil, err
+		}
+		setup := tun.Setup{MTU: t.MTU, Addrs: t.Addrs}
+		routes := t.Routes
+		if lease != nil {
+			// Every session's device carries the server's one address
+			// alone, with a host route to its own client.
+			setup.Addrs = hosts(t.Addrs)
+			routes = append(hosts(t.PeerAddrs), routes...)
+		}
+		if err := tun.Configure(dev.Name(), setup); err != nil {
+			dev.Close()
+			return nil, err
+		}
+		for _, rt := range routes {
+			if err := tun.AddRoute(dev.Name(), rt); err != nil {
 				dev.Close()
 				return nil, err
 			}
-			return dev, nil
-		},
-		Keepalive: r.Keepalive, DeadAfter: r.DeadAfter, Logger: log,
-	})
+		}
+		return dev, nil
+	}
+	err = sshvpn.Serve(ctx, conn, cfg)
 	if errors.Is(err, io.EOF) {
 		log.Info("the client went away")
 		return nil
 	}
 	return err
+}
+
+// hosts turns each prefix into its address alone (/32 or /128).
+func hosts(ps []netip.Prefix) []netip.Prefix {
+	out := make([]netip.Prefix, len(ps))
+	for i, p := range ps {
+		out[i] = netip.PrefixFrom(p.Addr(), p.Addr().BitLen())
+	}
+	return out
 }

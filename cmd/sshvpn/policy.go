@@ -1,0 +1,91 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/sshvpn/sshvpn/tun"
+)
+
+// policyFlags are the server's policy: the flags of "sshvpn --remote", which
+// an admin fixes in an authorized_keys forced command. Nothing the client
+// sends can change them.
+type policyFlags struct {
+	Dev         string   `placeholder:"NAME" help:"Device to use. An existing persistent device (ip tuntap add dev NAME mode tun user USER) is attached to without privileges; otherwise it is created. With --pool, a pattern such as vpn%d."`
+	Addr        []string `placeholder:"CIDR" help:"The server's tunnel address (default: the client's proposal). On a prepared device, the addresses it must already carry."`
+	PeerAddr    []string `placeholder:"CIDR" help:"The address the client must use (default: the client's proposal)."`
+	MTU         int      `name:"mtu" help:"The tunnel MTU (default: the client's proposal, or 1500)."`
+	Mode        string   `default:"tun" enum:"tun,tap" help:"The only mode clients may use: tun (IP) or tap (Ethernet)."`
+	Pool        []string `placeholder:"CIDR" help:"Give each session its own address pair from this network (one IPv4 and/or one IPv6 --pool): the server takes the first address, each client the next free one."`
+	StateDir    string   `default:"/run/sshvpn" placeholder:"DIR" help:"Where --pool keeps its leases."`
+	AllowSource []string `placeholder:"CIDR" help:"Networks behind the client that may send through the tunnel (site-to-site) and that the client may ask the server to route. Packets from any other source than the client's tunnel address are dropped."`
+}
+
+// args renders the flags that differ from their defaults as a command line,
+// for authorized-key.
+func (p *policyFlags) args() []string {
+	var a []string
+	add := func(flag string, vals ...string) {
+		for _, v := range vals {
+			a = append(a, "--"+flag+"="+v)
+		}
+	}
+	if p.Dev != "" {
+		add("dev", p.Dev)
+	}
+	add("addr", p.Addr...)
+	add("peer-addr", p.PeerAddr...)
+	if p.MTU != 0 {
+		add("mtu", strconv.Itoa(p.MTU))
+	}
+	if p.Mode != "" && p.Mode != "tun" {
+		add("mode", p.Mode)
+	}
+	add("pool", p.Pool...)
+	if p.StateDir != "" && p.StateDir != "/run/sshvpn" {
+		add("state-dir", p.StateDir)
+	}
+	add("allow-source", p.AllowSource...)
+	return a
+}
+
+// parsed is the policy with its addresses parsed.
+type parsed struct {
+	addrs, peers, pool, allow []netip.Prefix
+	mode                      tun.Mode
+}
+
+func (p *policyFlags) parse() (parsed, error) {
+	var r parsed
+	var err error
+	if r.addrs, err = parsePrefixes("addr", p.Addr); err != nil {
+		return r, err
+	}
+	if r.peers, err = parsePrefixes("peer-addr", p.PeerAddr); err != nil {
+		return r, err
+	}
+	if r.pool, err = parsePrefixes("pool", p.Pool); err != nil {
+		return r, err
+	}
+	if r.allow, err = parsePrefixes("allow-source", p.AllowSource); err != nil {
+		return r, err
+	}
+	if len(r.pool) > 0 && (len(r.addrs) > 0 || len(r.peers) > 0) {
+		return r, fmt.Errorf("--pool decides the addresses; drop --addr and --peer-addr")
+	}
+	if p.MTU != 0 && (p.MTU < 576 || p.MTU > 65000) {
+		return r, fmt.Errorf("--mtu %d is out of range (576 to 65000)", p.MTU)
+	}
+	r.mode = tun.Mode(p.Mode)
+	return r, nil
+}
+
+// shellQuote quotes s for a POSIX shell when it needs quoting.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=/.,:%+@") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
