@@ -91,13 +91,42 @@ type lab struct {
 	LAN       string
 	SSHConfig string
 	Bin       string
+	User      string // the unprivileged account, with LAB_USER
+}
+
+// userName returns a fresh name for a lab's unprivileged account.
+func userName() string {
+	return fmt.Sprintf("svt%du%d", os.Getpid()%100000, labSeq.Add(1))
+}
+
+// setKeys makes the lab key's authorized_keys line for user the output of
+// "sshvpn authorized-key ARGS... PUBKEY": a restrict,command= forced command.
+func (l *lab) setKeys(user string, args ...string) string {
+	l.t.Helper()
+	argv := append([]string{"authorized-key", "--sshvpn", l.Bin}, args...)
+	argv = append(argv, filepath.Join(l.dir, "id_ed25519.pub"))
+	out, err := exec.Command(l.Bin, argv...).Output()
+	if err != nil {
+		l.t.Fatalf("sshvpn authorized-key: %v", err)
+	}
+	file := filepath.Join(l.dir, "authorized_keys."+user)
+	if err := os.WriteFile(file, out, 0o600); err != nil {
+		l.t.Fatal(err)
+	}
+	if user != "root" {
+		if out, err := exec.Command("chown", user, file).CombinedOutput(); err != nil {
+			l.t.Fatalf("chown: %v %s", err, out)
+		}
+	}
+	l.t.Logf("authorized_keys.%s: %s", user, out)
+	return string(out)
 }
 
 var labSeq atomic.Int32
 
 // newLab brings a lab up and registers its teardown, which also checks that
-// nothing of it is left.
-func newLab(t *testing.T) *lab {
+// nothing of it is left. env adds lab.sh settings such as "LAB_CLIENTS=3".
+func newLab(t *testing.T, env ...string) *lab {
 	t.Helper()
 	requirePrereqs(t)
 	name := fmt.Sprintf("svt%d-%d", os.Getpid()%100000, labSeq.Add(1))
@@ -105,6 +134,7 @@ func newLab(t *testing.T) *lab {
 	l := &lab{t: t, name: name, dir: dir}
 	cmd := exec.Command("../scripts/lab.sh", "up")
 	cmd.Env = append(os.Environ(), "LAB_NAME="+name, "LAB_DIR="+dir, "SSHVPN_BIN="+binary)
+	cmd.Env = append(cmd.Env, env...)
 	out, err := cmd.CombinedOutput()
 	t.Cleanup(l.down)
 	if err != nil {
@@ -113,6 +143,7 @@ func newLab(t *testing.T) *lab {
 	l.env = readEnv(t, filepath.Join(dir, "env"))
 	l.Client, l.Server, l.LAN = l.env["LAB_CLIENT_NS"], l.env["LAB_SERVER_NS"], l.env["LAB_LAN_NS"]
 	l.SSHConfig, l.Bin = l.env["LAB_SSH_CONFIG"], l.env["LAB_BIN"]
+	l.User = l.env["LAB_USER"]
 	return l
 }
 
@@ -204,7 +235,13 @@ func (s *syncBuffer) String() string {
 // The client is stopped at the end of the test if still running.
 func (l *lab) start(args ...string) *vpn {
 	l.t.Helper()
-	argv := append([]string{"netns", "exec", l.Client, l.Bin, "-v", "-e", "ssh -F " + l.SSHConfig}, args...)
+	return l.startIn(l.Client, args...)
+}
+
+// startIn is start in namespace ns.
+func (l *lab) startIn(ns string, args ...string) *vpn {
+	l.t.Helper()
+	argv := append([]string{"netns", "exec", ns, l.Bin, "-v", "-e", "ssh -F " + l.SSHConfig}, args...)
 	v := &vpn{cmd: exec.Command("ip", argv...), log: new(syncBuffer), done: make(chan struct{})}
 	v.cmd.Stdout, v.cmd.Stderr = v.log, v.log
 	if err := v.cmd.Start(); err != nil {
@@ -231,7 +268,13 @@ func (l *lab) start(args ...string) *vpn {
 // up starts the client and waits until both sides report the tunnel up.
 func (l *lab) up(args ...string) *vpn {
 	l.t.Helper()
-	v := l.start(args...)
+	return l.upIn(l.Client, args...)
+}
+
+// upIn is up in namespace ns.
+func (l *lab) upIn(ns string, args ...string) *vpn {
+	l.t.Helper()
+	v := l.startIn(ns, args...)
 	deadline := time.After(20 * time.Second)
 	for {
 		s := v.log.String()
