@@ -1,0 +1,90 @@
+package main
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/sshvpn/sshvpn/spawn"
+)
+
+func TestRemoteFlag(t *testing.T) {
+	for _, c := range []struct{ in, want []string }{
+		{[]string{"--remote"}, []string{"remote"}},
+		{[]string{"-v", "--remote", "--addr", "x"}, []string{"remote", "-v", "--addr", "x"}},
+		{[]string{"host"}, []string{"host"}},
+		{[]string{"--", "--remote"}, []string{"--", "--remote"}},
+	} {
+		if got := remoteFlag(c.in); !slices.Equal(got, c.want) {
+			t.Errorf("remoteFlag(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestPartner(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"198.18.0.1/30", "198.18.0.2/30"},
+		{"198.18.0.2/30", "198.18.0.1/30"},
+		{"198.18.0.0/31", "198.18.0.1/31"},
+		{"198.18.0.254/24", "198.18.0.253/24"},
+		{"fd00::1/64", "fd00::2/64"},
+		{"fd00::1/127", "fd00::/127"},
+		{"198.18.0.1/32", ""},
+	} {
+		got, err := partner(netip.MustParsePrefix(c.in))
+		if c.want == "" {
+			if err == nil {
+				t.Errorf("partner(%s) = %v, want an error", c.in, got)
+			}
+			continue
+		}
+		if err != nil || got.String() != c.want {
+			t.Errorf("partner(%s) = %v, %v; want %s", c.in, got, err, c.want)
+		}
+	}
+}
+
+// TestAuthorizedKey checks the line, and that the command in it splits back
+// into exactly the policy's words.
+func TestAuthorizedKey(t *testing.T) {
+	pub := filepath.Join(t.TempDir(), "id.pub")
+	key := "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB4oYOgAUmkh524PratjCmXWexsre3w6pSTFSul1UN68 me@laptop"
+	if err := os.WriteFile(pub, []byte(key+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := authorizedKeyCmd{Sshvpn: `/opt/it's "here"/sshvpn`, Options: `from="192.0.2.0/24"`, PubkeyFile: pub}
+	c.Mode, c.StateDir = "tun", "/run/sshvpn"
+	c.Pool = []string{"198.18.8.0/24"}
+	c.Dev = "vpn%d"
+	line, err := c.line()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := `restrict,from="192.0.2.0/24",command="`
+	if !strings.HasPrefix(line, prefix) || !strings.HasSuffix(line, `" `+key) {
+		t.Fatalf("line %q", line)
+	}
+	quoted := strings.TrimSuffix(strings.TrimPrefix(line, prefix), `" `+key)
+	cmd := strings.NewReplacer(`\"`, `"`, `\\`, `\`).Replace(quoted)
+	words, err := spawn.SplitCommand(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{`/opt/it's "here"/sshvpn`, "--remote", "--dev=vpn%d", "--pool=198.18.8.0/24"}
+	if !slices.Equal(words, want) {
+		t.Errorf("command splits into %q, want %q", words, want)
+	}
+
+	c.Addr = []string{"198.18.0.2/30"}
+	if _, err := c.line(); err == nil {
+		t.Error("--pool with --addr was accepted")
+	}
+	os.WriteFile(pub, []byte("not a key"), 0o600)
+	c.Addr = nil
+	if _, err := c.line(); err == nil {
+		t.Error("a file without a key was accepted")
+	}
+}
