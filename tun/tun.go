@@ -51,6 +51,24 @@ type Setup struct {
 	Addrs []netip.Prefix // addresses to add, IPv4 and IPv6
 }
 
+// Route is a route in the main table: to Dst, through Dev, via Gw if set.
+type Route struct {
+	Dst netip.Prefix
+	Gw  netip.Addr
+	Dev string
+}
+
+func (r Route) String() string {
+	s := r.Dst.Masked().String()
+	if r.Gw.IsValid() {
+		s += " via " + r.Gw.String()
+	}
+	if r.Dev != "" {
+		s += " dev " + r.Dev
+	}
+	return s
+}
+
 // ErrUnsupported is returned on systems without an implementation.
 var ErrUnsupported = errors.New("tun: TUN/TAP devices are supported on Linux only")
 

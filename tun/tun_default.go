@@ -2,7 +2,10 @@
 
 package tun
 
-import "net/netip"
+import (
+	"net"
+	"net/netip"
+)
 
 // Open returns ErrUnsupported: sshvpn drives devices on Linux only.
 func Open(Config) (Device, error) { return nil, ErrUnsupported }
@@ -11,7 +14,16 @@ func Open(Config) (Device, error) { return nil, ErrUnsupported }
 func Configure(string, Setup) error { return ErrUnsupported }
 
 // AddRoute returns ErrUnsupported.
-func AddRoute(string, netip.Prefix) error { return ErrUnsupported }
+func AddRoute(Route) error { return ErrUnsupported }
 
 // DelRoute returns ErrUnsupported.
-func DelRoute(string, netip.Prefix) error { return ErrUnsupported }
+func DelRoute(Route) error { return ErrUnsupported }
+
+// RouteTo returns ErrUnsupported.
+func RouteTo(netip.Addr) (Route, error) { return Route{}, ErrUnsupported }
+
+// SetMAC returns ErrUnsupported.
+func SetMAC(string, net.HardwareAddr) error { return ErrUnsupported }
+
+// SetBridge returns ErrUnsupported.
+func SetBridge(string, string) error { return ErrUnsupported }

@@ -180,30 +180,96 @@ func prefixNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }
 
-// AddRoute routes dst into interface name. A route that already exists is
-// left as it is.
-func AddRoute(name string, dst netip.Prefix) error {
-	l, err := netlink.LinkByName(name)
+// AddRoute adds r to the main routing table. If the table already has a
+// route to r.Dst, it is left alone and the error wraps fs.ErrExist, so that
+// callers know not to remove what they did not add.
+func AddRoute(r Route) error {
+	nr, err := r.netlink()
 	if err != nil {
-		return fmt.Errorf("tun: interface %q: %w", name, err)
+		return err
 	}
-	r := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: prefixNet(dst.Masked())}
-	if err := netlink.RouteAdd(r); err != nil && !errors.Is(err, syscall.EEXIST) {
-		return permError(err, fmt.Sprintf("ip route add %v dev %s", dst.Masked(), name), fmt.Errorf("tun: adding route %v via %s: %w", dst.Masked(), name, err))
+	if err := netlink.RouteAdd(nr); err != nil {
+		if errors.Is(err, syscall.EEXIST) {
+			return fmt.Errorf("tun: route %v: %w", r, fs.ErrExist)
+		}
+		return permError(err, "ip route add "+r.String(), fmt.Errorf("tun: adding route %v: %w", r, err))
 	}
 	return nil
 }
 
-// DelRoute removes the route to dst through interface name; a route that is
-// already gone (as when the device went away) is not an error.
-func DelRoute(name string, dst netip.Prefix) error {
-	l, err := netlink.LinkByName(name)
+// DelRoute removes r; a route that is already gone (as when its device went
+// away) is not an error.
+func DelRoute(r Route) error {
+	nr, err := r.netlink()
 	if err != nil {
 		return nil // the device, and its routes, are gone
 	}
-	r := &netlink.Route{LinkIndex: l.Attrs().Index, Dst: prefixNet(dst.Masked())}
-	if err := netlink.RouteDel(r); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("tun: removing route %v via %s: %w", dst.Masked(), name, err)
+	if err := netlink.RouteDel(nr); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("tun: removing route %v: %w", r, err)
+	}
+	return nil
+}
+
+func (r Route) netlink() (*netlink.Route, error) {
+	nr := &netlink.Route{Dst: prefixNet(r.Dst.Masked())}
+	if r.Dev != "" {
+		l, err := netlink.LinkByName(r.Dev)
+		if err != nil {
+			return nil, fmt.Errorf("tun: interface %q: %w", r.Dev, err)
+		}
+		nr.LinkIndex = l.Attrs().Index
+	}
+	if r.Gw.IsValid() {
+		nr.Gw = r.Gw.AsSlice()
+	}
+	return nr, nil
+}
+
+// RouteTo returns the route the kernel uses now to reach dst: its gateway (if
+// any) and device, with Dst set to dst's host prefix.
+func RouteTo(dst netip.Addr) (Route, error) {
+	rs, err := netlink.RouteGet(dst.AsSlice())
+	if err != nil || len(rs) == 0 {
+		return Route{}, fmt.Errorf("tun: no route to %v: %v", dst, err)
+	}
+	r := Route{Dst: netip.PrefixFrom(dst, dst.BitLen())}
+	if gw, ok := netip.AddrFromSlice(rs[0].Gw); ok && rs[0].Gw != nil {
+		r.Gw = gw.Unmap()
+	}
+	if l, err := netlink.LinkByIndex(rs[0].LinkIndex); err == nil {
+		r.Dev = l.Attrs().Name
+	}
+	return r, nil
+}
+
+// SetMAC sets the hardware address of a TAP interface; it must be down or
+// the driver must allow the change.
+func SetMAC(name string, mac net.HardwareAddr) error {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("tun: interface %q: %w", name, err)
+	}
+	if err := netlink.LinkSetHardwareAddr(l, mac); err != nil {
+		return permError(err, fmt.Sprintf("ip link set dev %s address %v", name, mac), fmt.Errorf("tun: setting MAC %v on %s: %w", mac, name, err))
+	}
+	return nil
+}
+
+// SetBridge makes interface name a port of the existing bridge br.
+func SetBridge(name, br string) error {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("tun: interface %q: %w", name, err)
+	}
+	b, err := netlink.LinkByName(br)
+	if err != nil {
+		return fmt.Errorf("tun: bridge %q does not exist; create it first (ip link add %s type bridge): %w", br, br, err)
+	}
+	if _, ok := b.(*netlink.Bridge); !ok {
+		return fmt.Errorf("tun: %s is a %s device, not a bridge", br, b.Type())
+	}
+	if err := netlink.LinkSetMaster(l, b); err != nil {
+		return permError(err, fmt.Sprintf("ip link set dev %s master %s", name, br), fmt.Errorf("tun: adding %s to bridge %s: %w", name, br, err))
 	}
 	return nil
 }

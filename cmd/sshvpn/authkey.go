@@ -12,6 +12,7 @@ import (
 
 type authorizedKeyCmd struct {
 	policyFlags
+	linkFlags
 	Sshvpn  string `default:"sshvpn" placeholder:"PATH" help:"sshvpn as the server runs it (a full path is safest)."`
 	Options string `placeholder:"OPTS" help:"More authorized_keys options to put after restrict, e.g. from=\"192.0.2.0/24\"."`
 
@@ -29,11 +30,14 @@ func (c *authorizedKeyCmd) Run() error {
 }
 
 func (c *authorizedKeyCmd) line() (string, error) {
-	if _, err := c.parse(); err != nil {
+	pol, err := c.parse()
+	if err != nil {
+		return "", err
+	}
+	if _, err := newLink(&c.linkFlags, pol.mode, nil); err != nil {
 		return "", err
 	}
 	var b []byte
-	var err error
 	if c.PubkeyFile == "-" {
 		b, err = io.ReadAll(io.LimitReader(os.Stdin, 64<<10))
 	} else {
@@ -51,7 +55,7 @@ func (c *authorizedKeyCmd) line() (string, error) {
 		return "", fmt.Errorf("%s: give one bare public key (no options, one line)", c.PubkeyFile)
 	}
 	words := []string{shellQuote(c.Sshvpn), "--remote"}
-	for _, a := range c.args() {
+	for _, a := range append(c.policyFlags.args(), c.linkFlags.args()...) {
 		words = append(words, shellQuote(a))
 	}
 	cmd := strings.Join(words, " ")

@@ -15,11 +15,13 @@ type connectCmd struct {
 	SSHCmd    string `short:"e" name:"ssh-cmd" default:"ssh" placeholder:"CMD" help:"The ssh command and its options, split like a shell would (e.g. \"ssh -p 2222 -F ./ssh_config\")."`
 	RemoteCmd string `default:"sshvpn --remote" placeholder:"CMD" help:"The command ssh runs on the server."`
 	tunnelFlags
-	Mode        string        `default:"tun" enum:"tun,tap" help:"tun carries IP packets; tap carries Ethernet frames (the server must allow it)."`
-	RemoteDev   string        `placeholder:"NAME" help:"Ask the server for this device name (granted only if its policy names the same)."`
-	RemoteRoute []string      `placeholder:"CIDR" help:"Ask the server to route this network, which is behind this machine, into the tunnel (granted only inside the server's --allow-source networks)."`
-	Keepalive   time.Duration `default:"10s" help:"Interval between keepalive pings."`
-	DeadAfter   time.Duration `default:"45s" help:"Give up on a peer silent this long."`
+	Mode        string   `default:"tun" enum:"tun,tap" help:"tun carries IP packets; tap carries Ethernet frames (the server must allow it)."`
+	RemoteDev   string   `placeholder:"NAME" help:"Ask the server for this device name (granted only if its policy names the same)."`
+	RemoteRoute []string `placeholder:"CIDR" help:"Ask the server to route this network, which is behind this machine, into the tunnel (granted only inside the server's --allow-source networks)."`
+	linkFlags
+	DefaultRoute bool          `help:"Send all traffic through the tunnel: the two half-default routes for each family the tunnel has, after pinning the route to the SSH server outside it. All removed on exit."`
+	Keepalive    time.Duration `default:"10s" help:"Interval between keepalive pings."`
+	DeadAfter    time.Duration `default:"45s" help:"Give up on a peer silent this long."`
 
 	Destination string `arg:"" help:"[user@]host, as ssh takes it (a Host alias from ssh_config works)."`
 }
@@ -29,15 +31,23 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	addrs, peers, err = proposal(addrs, peers)
-	if err != nil {
-		return err
+	mode := tun.Mode(c.Mode)
+	if mode == tun.ModeTUN || len(addrs) > 0 || len(peers) > 0 {
+		// tap mode may run without addresses (a bridge port).
+		if addrs, peers, err = proposal(addrs, peers); err != nil {
+			return err
+		}
 	}
 	remoteRoutes, err := parsePrefixes("remote-route", c.RemoteRoute)
 	if err != nil {
 		return err
 	}
-	mode := tun.Mode(c.Mode)
+	link, err := newLink(&c.linkFlags, mode, log)
+	if err != nil {
+		return err
+	}
+	link.defRoute = c.DefaultRoute
+	link.env.Side = "local"
 	sshArgv, err := spawn.SplitCommand(c.SSHCmd)
 	if err != nil {
 		return fmt.Errorf("--ssh-cmd: %w", err)
@@ -54,17 +64,31 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger) error {
 	defer dev.Close()
 	log.Debug("opened device", "dev", dev.Name())
 
-	conn, err := spawn.Start(spawn.Options{
+	opts := spawn.Options{
 		SSH: sshArgv, Destination: c.Destination, RemoteCommand: c.RemoteCmd,
 		Logf: func(f string, a ...any) { log.Debug(fmt.Sprintf(f, a...)) },
-	})
+	}
+	if c.DefaultRoute || c.Up != "" || c.Down != "" {
+		// Where the SSH connection goes: pinned outside the tunnel by
+		// --default-route, and SSHVPN_SERVER for hooks.
+		server, err := opts.ServerAddr(ctx)
+		if err != nil && c.DefaultRoute {
+			return fmt.Errorf("--default-route: %w", err)
+		}
+		if err == nil {
+			link.server, link.env.Server = server, server.String()
+			log.Debug("SSH server address", "addr", server)
+		}
+	}
+	conn, err := spawn.Start(opts)
 	if err != nil {
 		return err
 	}
+	defer link.down()
 	return sshvpn.RunClient(ctx, conn, sshvpn.ClientConfig{
 		Mode: mode, MTU: c.MTU, Addrs: addrs, PeerAddrs: peers, RemoteDev: c.RemoteDev, RemoteRoutes: remoteRoutes,
 		Open: func(t sshvpn.Tunnel) (tun.Device, error) {
-			if err := tun.Configure(dev.Name(), tun.Setup{MTU: t.MTU, Addrs: t.Addrs}); err != nil {
+			if err := link.up(dev, t, tun.Setup{MTU: t.MTU, Addrs: t.Addrs}, nil); err != nil {
 				return nil, err
 			}
 			return dev, nil

@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/sshvpn/sshvpn"
@@ -19,6 +21,7 @@ import (
 // and nothing in the environment (SSH_ORIGINAL_COMMAND included) is read.
 type remoteCmd struct {
 	policyFlags
+	linkFlags
 	Keepalive time.Duration `default:"10s" help:"Interval between keepalive pings."`
 	DeadAfter time.Duration `default:"45s" help:"Give up on a client silent this long."`
 }
@@ -28,6 +31,15 @@ func (r *remoteCmd) Run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	link, err := newLink(&r.linkFlags, pol.mode, log)
+	if err != nil {
+		return err
+	}
+	link.env.Side = "remote"
+	if f := strings.Fields(os.Getenv("SSH_CONNECTION")); len(f) > 0 {
+		link.env.Peer = f[0] // for hooks only: the client's address
+	}
+	defer link.down()
 	conn, err := spawn.Stdio()
 	if err != nil {
 		return err
@@ -62,22 +74,16 @@ func (r *remoteCmd) Run(ctx context.Context, log *slog.Logger) error {
 			return nil, err
 		}
 		setup := tun.Setup{MTU: t.MTU, Addrs: t.Addrs}
-		routes := t.Routes
+		routes := t.Routes // granted client requests
 		if lease != nil {
 			// Every session's device carries the server's one address
 			// alone, with a host route to its own client.
 			setup.Addrs = hosts(t.Addrs)
 			routes = append(hosts(t.PeerAddrs), routes...)
 		}
-		if err := tun.Configure(dev.Name(), setup); err != nil {
+		if err := link.up(dev, t, setup, routes); err != nil {
 			dev.Close()
 			return nil, err
-		}
-		for _, rt := range routes {
-			if err := tun.AddRoute(dev.Name(), rt); err != nil {
-				dev.Close()
-				return nil, err
-			}
 		}
 		return dev, nil
 	}

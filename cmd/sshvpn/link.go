@@ -1,0 +1,184 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/sshvpn/sshvpn"
+	"github.com/sshvpn/sshvpn/hook"
+	"github.com/sshvpn/sshvpn/tun"
+)
+
+// linkFlags set up the device beyond its addresses; both sides have them.
+type linkFlags struct {
+	Route       []string      `placeholder:"CIDR" help:"Route this network into the tunnel while it is up (IPv4 or IPv6; repeatable). Removed when the tunnel goes down."`
+	Bridge      string        `placeholder:"NAME" help:"tap mode: make the device a port of this existing Linux bridge."`
+	MAC         string        `name:"mac" placeholder:"ADDR" help:"tap mode: the device's MAC address (default: random)."`
+	Up          string        `placeholder:"SCRIPT" help:"Run SCRIPT once the link is up, with SSHVPN_* variables (see README, Hooks). If it fails, the tunnel does not come up."`
+	Down        string        `placeholder:"SCRIPT" help:"Run SCRIPT once when the tunnel goes down, whatever ends it (only if the link came up)."`
+	HookTimeout time.Duration `default:"30s" help:"Kill a hook that runs longer than this."`
+}
+
+// args renders the flags that differ from their defaults, for
+// authorized-key.
+func (f *linkFlags) args() []string {
+	var a []string
+	for _, r := range f.Route {
+		a = append(a, "--route="+r)
+	}
+	for _, kv := range [][2]string{{"bridge", f.Bridge}, {"mac", f.MAC}, {"up", f.Up}, {"down", f.Down}} {
+		if kv[1] != "" {
+			a = append(a, "--"+kv[0]+"="+kv[1])
+		}
+	}
+	if f.HookTimeout != 0 && f.HookTimeout != hook.DefaultTimeout {
+		a = append(a, "--hook-timeout="+f.HookTimeout.String())
+	}
+	return a
+}
+
+// link is one side's device setup beyond the handshake: MAC, addresses and
+// MTU, bridge, routes, default route and the up hook; down undoes what up
+// did, once.
+type link struct {
+	log      *slog.Logger
+	hooks    *hook.Runner
+	routes   []netip.Prefix
+	bridge   string
+	mac      net.HardwareAddr
+	defRoute bool       // client: send all traffic through the tunnel
+	server   netip.Addr // client: the SSH server, pinned outside the tunnel
+	env      hook.Env   // Side, Server or Peer; the rest is filled in by up
+
+	added []tun.Route // routes up added, removed by down in reverse
+}
+
+func newLink(f *linkFlags, mode tun.Mode, log *slog.Logger) (*link, error) {
+	routes, err := parsePrefixes("route", f.Route)
+	if err != nil {
+		return nil, err
+	}
+	l := &link{log: log, routes: routes, bridge: f.Bridge,
+		hooks: &hook.Runner{Up: f.Up, Down: f.Down, Timeout: f.HookTimeout, Log: log}}
+	if f.MAC != "" {
+		if l.mac, err = net.ParseMAC(f.MAC); err != nil || len(l.mac) != 6 {
+			return nil, fmt.Errorf("--mac %q: want an Ethernet address such as 02:00:5e:10:00:01", f.MAC)
+		}
+	}
+	if mode != tun.ModeTAP && (f.Bridge != "" || f.MAC != "") {
+		return nil, errors.New("--bridge and --mac need --mode tap: a tun device carries IP packets, not Ethernet frames")
+	}
+	return l, nil
+}
+
+// up configures dev for tunnel t and runs the up hook. On error, what was
+// done is undone.
+func (l *link) up(dev tun.Device, t sshvpn.Tunnel, setup tun.Setup, extra []netip.Prefix) (err error) {
+	defer func() {
+		if err != nil {
+			l.removeRoutes()
+		}
+	}()
+	name := dev.Name()
+	if l.mac != nil {
+		if err := tun.SetMAC(name, l.mac); err != nil {
+			return err
+		}
+	}
+	if err := tun.Configure(name, setup); err != nil {
+		return err
+	}
+	if l.bridge != "" {
+		if err := tun.SetBridge(name, l.bridge); err != nil {
+			return err
+		}
+	}
+	routes := append(slices.Clone(extra), l.routes...)
+	if l.defRoute {
+		if err := l.pinServer(); err != nil {
+			return err
+		}
+		routes = append(routes, halfDefaults(t.Addrs)...)
+	}
+	for _, r := range routes {
+		if err := l.addRoute(tun.Route{Dst: r, Dev: name}); err != nil {
+			return err
+		}
+	}
+	l.env.Dev, l.env.Mode, l.env.MTU = name, string(t.Mode), t.MTU
+	l.env.Addrs, l.env.PeerAddrs, l.env.Routes = t.Addrs, t.PeerAddrs, routes
+	return l.hooks.RunUp(l.env)
+}
+
+// pinServer routes the SSH server's address the way it goes now, so that the
+// default route through the tunnel does not capture the SSH connection that
+// carries the tunnel.
+func (l *link) pinServer() error {
+	if !l.server.IsValid() {
+		return errors.New("--default-route: the SSH server's address is unknown, so its route cannot be pinned outside the tunnel")
+	}
+	r, err := tun.RouteTo(l.server)
+	if err != nil {
+		return fmt.Errorf("--default-route: %w", err)
+	}
+	if r.Dev == "lo" {
+		return nil // the server is this machine
+	}
+	return l.addRoute(r)
+}
+
+// addRoute adds r and remembers to remove it; a route that was there before
+// is neither added nor removed.
+func (l *link) addRoute(r tun.Route) error {
+	err := tun.AddRoute(r)
+	if errors.Is(err, fs.ErrExist) {
+		l.log.Info("route exists already; leaving it alone", "route", r)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	l.added = append(l.added, r)
+	l.log.Debug("added route", "route", r)
+	return nil
+}
+
+// halfDefaults are the two halves of the default route for each family the
+// tunnel has an address in: more specific than any default route, so they win
+// without replacing it.
+func halfDefaults(addrs []netip.Prefix) []netip.Prefix {
+	var out []netip.Prefix
+	has := func(v4 bool) bool {
+		return slices.ContainsFunc(addrs, func(p netip.Prefix) bool { return p.Addr().Is4() == v4 })
+	}
+	if has(true) {
+		out = append(out, netip.MustParsePrefix("0.0.0.0/1"), netip.MustParsePrefix("128.0.0.0/1"))
+	}
+	if has(false) {
+		out = append(out, netip.MustParsePrefix("::/1"), netip.MustParsePrefix("8000::/1"))
+	}
+	return out
+}
+
+// down runs the down hook (once) and removes the routes up added.
+func (l *link) down() {
+	if err := l.hooks.RunDown(); err != nil {
+		l.log.Error(err.Error())
+	}
+	l.removeRoutes()
+}
+
+func (l *link) removeRoutes() {
+	for i := len(l.added) - 1; i >= 0; i-- {
+		if err := tun.DelRoute(l.added[i]); err != nil {
+			l.log.Error(err.Error())
+		}
+	}
+	l.added = nil
+}
