@@ -2,6 +2,7 @@ package sshvpn_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
@@ -44,8 +45,17 @@ func Example() {
 		})
 	}()
 
-	// The client's kernel sends a packet into the tunnel...
-	clientDev.Inbound <- make([]byte, 84)
+	// The client's kernel sends a packet into the tunnel: an IPv4 header
+	// and 64 bytes of payload, from the client's tunnel address (the server
+	// drops packets from any other source)...
+	ping := make([]byte, 84)
+	ping[0] = 0x45 // version 4, header length 20
+	binary.BigEndian.PutUint16(ping[2:], uint16(len(ping)))
+	ping[8], ping[9] = 64, 1 // TTL, ICMP
+	src, dst := netip.MustParseAddr("10.9.0.2").As4(), netip.MustParseAddr("10.9.0.1").As4()
+	copy(ping[12:], src[:])
+	copy(ping[16:], dst[:])
+	clientDev.Inbound <- ping
 	// ...and the server's kernel receives it.
 	pkt := <-serverDev.Outbound
 	fmt.Println("server received a packet of", len(pkt), "bytes")

@@ -2,6 +2,8 @@ package sshvpn
 
 import (
 	"bytes"
+	"encoding/binary"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -250,4 +252,79 @@ func clientConfig(t testing.TB, o *opener) ClientConfig {
 
 func errContains(err error, sub string) bool {
 	return err != nil && strings.Contains(err.Error(), sub)
+}
+
+func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// ipProto is the protocol number of the test packets: 253, reserved for
+// experimentation and testing (RFC 3692).
+const ipProto = 253
+
+// ipv4Packet returns an IPv4 packet from src to dst: a 20-byte header
+// (version 4, IHL 5, total length, TTL 64, header checksum) followed by
+// payload, which may be empty.
+func ipv4Packet(src, dst netip.Addr, payload []byte) []byte {
+	if !src.Is4() || !dst.Is4() {
+		panic(fmt.Sprintf("ipv4Packet(%v, %v): not IPv4 addresses", src, dst))
+	}
+	b := make([]byte, 20+len(payload))
+	if len(b) > 0xffff {
+		panic(fmt.Sprintf("ipv4Packet: %d bytes is too long for an IPv4 packet", len(b)))
+	}
+	b[0] = 4<<4 | 5
+	binary.BigEndian.PutUint16(b[2:], uint16(len(b)))
+	b[8] = 64
+	b[9] = ipProto
+	s, d := src.As4(), dst.As4()
+	copy(b[12:16], s[:])
+	copy(b[16:20], d[:])
+	var sum uint32
+	for i := 0; i < 20; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(b[i:]))
+	}
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	binary.BigEndian.PutUint16(b[10:], ^uint16(sum))
+	copy(b[20:], payload)
+	return b
+}
+
+// ipv6Packet returns an IPv6 packet from src to dst: a 40-byte header
+// (version 6, payload length, next header, hop limit 64) followed by
+// payload, which may be empty.
+func ipv6Packet(src, dst netip.Addr, payload []byte) []byte {
+	if !src.Is6() || !dst.Is6() {
+		panic(fmt.Sprintf("ipv6Packet(%v, %v): not IPv6 addresses", src, dst))
+	}
+	if len(payload) > 0xffff {
+		panic(fmt.Sprintf("ipv6Packet: a payload of %d bytes needs a jumbogram", len(payload)))
+	}
+	b := make([]byte, 40+len(payload))
+	b[0] = 6 << 4
+	binary.BigEndian.PutUint16(b[4:], uint16(len(payload)))
+	b[6] = ipProto
+	b[7] = 64
+	s, d := src.As16(), dst.As16()
+	copy(b[8:24], s[:])
+	copy(b[24:40], d[:])
+	copy(b[40:], payload)
+	return b
+}
+
+// ipPacket returns an IPv4 or IPv6 packet from src to dst, by their family.
+func ipPacket(src, dst netip.Addr, payload []byte) []byte {
+	if src.Is4() {
+		return ipv4Packet(src, dst, payload)
+	}
+	return ipv6Packet(src, dst, payload)
+}
+
+// ipHeaderLen is the size of the header ipPacket writes for src's family:
+// the smallest packet it makes.
+func ipHeaderLen(src netip.Addr) int {
+	if src.Is4() {
+		return 20
+	}
+	return 40
 }

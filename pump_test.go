@@ -1,7 +1,6 @@
 package sshvpn
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -34,14 +33,17 @@ func startAgainstFake(t *testing.T, ctx context.Context, cfg ClientConfig, o *op
 	return p, cliDone
 }
 
-// flood puts packets on dev.Inbound until the device is closed.
-func flood(dev *tuntest.Device, size int) (stop func()) {
+// clientUp is the addresses of packets from the client of clientConfig to
+// the server; clientUp.reversed() of the server's answers.
+var clientUp = endsOf("10.9.0.2", "10.9.0.1")
+
+// flood puts pkt on dev.Inbound again and again until the device is closed.
+func flood(dev *tuntest.Device, pkt []byte) (stop func()) {
 	var wg sync.WaitGroup
 	quit := make(chan struct{})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		pkt := packet('f', 0, size)
 		for !dev.Closed() {
 			select {
 			case dev.Inbound <- pkt:
@@ -80,7 +82,7 @@ func TestDeadPeer(t *testing.T) {
 				defer func() { p.conn.Close(); <-drained }()
 			}
 			if tt.sending {
-				defer flood(o.dev, 1400)()
+				defer flood(o.dev, packet('f', 0, 1400, clientUp))()
 			}
 			err := wait(t, "RunClient", cliDone, 5*time.Second)
 			var de *DeadPeerError
@@ -193,6 +195,9 @@ func TestPeerFrames(t *testing.T) {
 			wantRemote("bad?[31m?news")},
 		{"data then close", []frame{{framing.TypeData, "one"}, {framing.TypeData, "two"}, {framing.TypeClose, "bye"}},
 			[]string{"one", "two"}, wantNil},
+		// The client does not filter: even a one-byte packet, which the
+		// server would drop as no IP packet, reaches its device.
+		{"one-byte data", []frame{{framing.TypeData, "x"}, {framing.TypeClose, ""}}, []string{"x"}, wantNil},
 		{"unknown frame types are skipped",
 			[]frame{{99, "from the future"}, {framing.TypeData, "after 99"}, {7, ""}, {255, strings.Repeat("z", 1000)},
 				{framing.TypeData, "after 255"}, {framing.TypeClose, ""}},
@@ -328,14 +333,19 @@ func closeUnderLoad(t *testing.T, tr transport, i int) {
 	defer cancel()
 	ccfg := clientConfig(t, co)
 	ccfg.Keepalive = 5 * time.Millisecond // pings race with the close as well
+	var sstats Stats
 	srvDone := goErr(func() error {
 		return Serve(context.Background(), sc, ServerConfig{Open: so.Open, Keepalive: 5 * time.Millisecond,
-			Logger: testLogger(t).With("side", "server")})
+			Logger: testLogger(t).With("side", "server"), Stats: &sstats})
 	})
 	cliDone := goErr(func() error { return RunClient(ctx, cc, ccfg) })
 	var wg sync.WaitGroup
-	for _, d := range []*tuntest.Device{co.dev, so.dev} {
-		stop := flood(d, 1000)
+	for _, f := range []struct {
+		dev *tuntest.Device
+		pkt []byte
+	}{{co.dev, packet('f', 0, 1000, clientUp)}, {so.dev, packet('f', 0, 1000, clientUp.reversed())}} {
+		d := f.dev
+		stop := flood(d, f.pkt)
 		defer stop()
 		wg.Add(1)
 		go func() { // a reader that keeps up, like a kernel
@@ -357,6 +367,10 @@ func closeUnderLoad(t *testing.T, tr transport, i int) {
 		t.Errorf("round %d: RunClient: %v; Serve: %v; want both nil", i, cerr, serr)
 	}
 	wg.Wait()
+	// The flood is legitimate traffic: the server's filters pass it all.
+	if d, do := sstats.Dropped.Load(), sstats.DroppedOut.Load(); d != 0 || do != 0 {
+		t.Errorf("round %d: the server dropped %d packets from the client and %d to it", i, d, do)
+	}
 }
 
 // TestCancelWedgedPeer: cancelling must end the session even when the peer
@@ -367,7 +381,7 @@ func TestCancelWedgedPeer(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	p, cliDone := startAgainstFake(t, ctx, clientConfig(t, o), o)
 	defer p.conn.Close()
-	stop := flood(o.dev, 1400)
+	stop := flood(o.dev, packet('f', 0, 1400, clientUp))
 	defer stop()
 	// Wait until the client's writes block: nothing is read, so the packets
 	// pile up in the queue once the socket buffers are full.
@@ -429,7 +443,9 @@ func BenchmarkPump(b *testing.B) {
 	for _, tr := range transports {
 		b.Run(tr.name, func(b *testing.B) {
 			cc, sc := tr.make(b)
-			pkt := bytes.Repeat([]byte{0x45}, 1400)
+			// An IPv4 packet from the client's address, which the
+			// server's anti-spoofing filter checks and passes.
+			pkt := packet('b', 0, 1400, clientUp)
 			cdev, sdev := newBenchDevice(pkt), newBenchDevice(nil)
 			ctx, cancel := context.WithCancel(b.Context())
 			defer cancel()

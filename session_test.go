@@ -15,39 +15,56 @@ import (
 	"time"
 
 	"github.com/sshvpn/sshvpn/framing"
+	"github.com/sshvpn/sshvpn/pool"
 	"github.com/sshvpn/sshvpn/tun"
 	"github.com/sshvpn/sshvpn/tun/tuntest"
 )
 
-// packet returns packet number i of the given size, with contents that
-// differ between packets and directions.
-func packet(dir byte, i, size int) []byte {
-	b := make([]byte, size)
+// ends are the source and destination addresses of a packet.
+type ends struct{ src, dst netip.Addr }
+
+func endsOf(src, dst string) ends { return ends{mustAddr(src), mustAddr(dst)} }
+
+// reversed returns the ends of the answer.
+func (e ends) reversed() ends { return ends{e.dst, e.src} }
+
+// packet returns packet number i of the given size from e.src to e.dst: an
+// IPv4 or IPv6 packet (by the addresses' family) whose payload differs
+// between packets and directions. size must be at least the header's, 20
+// or 40 bytes.
+func packet(dir byte, i, size int, e ends) []byte {
+	n := size - ipHeaderLen(e.src)
+	if n < 0 {
+		panic(fmt.Sprintf("packet: %d bytes is less than an IP header from %v", size, e.src))
+	}
+	b := make([]byte, n)
 	for j := range b {
 		b[j] = byte(i*7+j) ^ dir
 	}
-	if size >= 3 {
+	if n >= 3 {
 		b[0], b[1], b[2] = dir, byte(i>>8), byte(i)
 	}
-	return b
+	return ipPacket(e.src, e.dst, b)
 }
 
 // flow puts n packets on from.Inbound and checks that they come out of
-// to.Outbound in order and byte-identical.
-func flow(t *testing.T, dir byte, from, to *tuntest.Device, n int, sizes []int) {
+// to.Outbound in order and byte-identical. Packet i has size
+// sizes[i%len(sizes)] and addresses addrs[i%len(addrs)].
+func flow(t *testing.T, dir byte, from, to *tuntest.Device, n int, sizes []int, addrs ...ends) {
 	t.Helper()
+	pkt := func(i int) []byte { return packet(dir, i, sizes[i%len(sizes)], addrs[i%len(addrs)]) }
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		for i := range n {
-			from.Inbound <- packet(dir, i, sizes[i%len(sizes)])
+			from.Inbound <- pkt(i)
 		}
 	}()
 	defer wg.Wait()
 	timeout := time.After(10 * time.Second)
 	for i := range n {
-		want := packet(dir, i, sizes[i%len(sizes)])
+		want := pkt(i)
 		select {
 		case got := <-to.Outbound:
 			if !bytes.Equal(got, want) {
@@ -64,7 +81,15 @@ func flow(t *testing.T, dir byte, from, to *tuntest.Device, n int, sizes []int) 
 
 func TestHappyPath(t *testing.T) {
 	const mtu = 9000
-	sizes := []int{1, 60, 1500, mtu, mtu + tun.Overhead, 576}
+	// Packets alternate between IPv4 and IPv6 (even and odd i), so the sizes
+	// at even indexes may be as small as an IPv4 header, those at odd ones
+	// as an IPv6 header. The server only passes IP packets from and to the
+	// client's tunnel addresses, so the smallest is 20 bytes, the smallest
+	// IPv4 packet, where this test used to send a single byte; TestPeerFrames
+	// still sends tiny packets to the client, which has no filter.
+	sizes := []int{20, 60, 1500, mtu, mtu + tun.Overhead, 576}
+	up := []ends{endsOf("10.9.0.2", "10.9.0.1"), endsOf("fd00::2", "fd00::1")}
+	down := []ends{up[0].reversed(), up[1].reversed()}
 	const n = 300
 	for _, tr := range transports {
 		t.Run(tr.name, func(t *testing.T) {
@@ -105,8 +130,8 @@ func TestHappyPath(t *testing.T) {
 
 			var wg sync.WaitGroup
 			wg.Add(2)
-			go func() { defer wg.Done(); flow(t, 'c', co.dev, so.dev, n, sizes) }()
-			go func() { defer wg.Done(); flow(t, 's', so.dev, co.dev, n, sizes) }()
+			go func() { defer wg.Done(); flow(t, 'c', co.dev, so.dev, n, sizes, up...) }()
+			go func() { defer wg.Done(); flow(t, 's', so.dev, co.dev, n, sizes, down...) }()
 			wg.Wait()
 
 			cancel()
@@ -128,7 +153,7 @@ func TestHappyPath(t *testing.T) {
 			if got, want := cstats.BytesIn.Load(), sstats.BytesOut.Load(); got != want || got == 0 {
 				t.Errorf("client BytesIn = %d, server BytesOut = %d", got, want)
 			}
-			if d := cstats.Dropped.Load() + sstats.Dropped.Load(); d != 0 {
+			if d := cstats.Dropped.Load() + sstats.Dropped.Load() + cstats.DroppedOut.Load() + sstats.DroppedOut.Load(); d != 0 {
 				t.Errorf("%d packets dropped", d)
 			}
 		})
@@ -266,6 +291,25 @@ func TestRefusals(t *testing.T) {
 		{name: "mtu too large",
 			client: func(c *ClientConfig) { c.MTU = framing.MaxPayload },
 			want:   fmt.Sprintf("proposed MTU %d is out of range", framing.MaxPayload)},
+		{name: "device policy",
+			client: func(c *ClientConfig) { c.RemoteDev = "evil0" },
+			server: func(s *ServerConfig) { s.Dev = "tun7" },
+			want:   "policy"},
+		{name: "device when the server names none",
+			client: func(c *ClientConfig) { c.RemoteDev = "tun7" },
+			want:   `may not ask for "tun7"`},
+		{name: "route policy",
+			client: func(c *ClientConfig) { c.RemoteRoutes = pfx("192.168.7.0/24", "192.168.9.0/24") },
+			server: func(s *ServerConfig) { s.AllowSources = pfx("192.168.7.0/24") },
+			want:   "policy does not route 192.168.9.0/24"},
+		{name: "route without allowed sources",
+			client: func(c *ClientConfig) { c.RemoteRoutes = pfx("192.168.7.0/24") },
+			want:   "does not route 192.168.7.0/24"},
+		{name: "pool full",
+			server: func(s *ServerConfig) {
+				s.Assign = func() ([]netip.Prefix, []netip.Prefix, error) { return nil, nil, pool.ErrFull }
+			},
+			want: "pool: every address in the pool is in use"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -569,8 +613,9 @@ func TestServerCloses(t *testing.T) {
 			})
 			cliDone := goErr(func() error { return RunClient(context.Background(), cc, clientConfig(t, co)) })
 			<-co.opened
-			flow(t, 'c', co.dev, so.dev, 10, []int{100})
-			flow(t, 's', so.dev, co.dev, 10, []int{100})
+			up := endsOf("10.9.0.2", "10.9.0.1") // clientConfig's addresses
+			flow(t, 'c', co.dev, so.dev, 10, []int{100}, up)
+			flow(t, 's', so.dev, co.dev, 10, []int{100}, up.reversed())
 			cancel()
 			if err := wait(t, "Serve", srvDone, 5*time.Second); err != nil {
 				t.Errorf("Serve: %v, want nil", err)

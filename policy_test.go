@@ -1,0 +1,217 @@
+package sshvpn
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/sshvpn/sshvpn/framing"
+	"github.com/sshvpn/sshvpn/pool"
+	"github.com/sshvpn/sshvpn/tun"
+)
+
+// TestDecidePolicy covers what the server's policy grants or refuses of a
+// client's requests beyond the addresses: a device name, routes, and a pool
+// lease in place of the configured addresses.
+func TestDecidePolicy(t *testing.T) {
+	hello := func(f func(*framing.Hello)) *framing.Hello {
+		h := &framing.Hello{Role: "client", Mode: "tun", MTU: 1400,
+			Addrs: pfx("10.9.0.2/24"), PeerAddrs: pfx("10.9.0.1/24")}
+		if f != nil {
+			f(h)
+		}
+		return h
+	}
+	// proposed is the tunnel the server opens for hello(nil) when its
+	// policy leaves everything to the client.
+	proposed := Tunnel{Mode: tun.ModeTUN, MTU: 1400, Addrs: pfx("10.9.0.1/24"), PeerAddrs: pfx("10.9.0.2/24")}
+	withRoutes := func(tn Tunnel, routes ...string) Tunnel { tn.Routes = pfx(routes...); return tn }
+	leased := func() ([]netip.Prefix, []netip.Prefix, error) {
+		return pfx("10.77.0.1/32", "fd77::1/128"), pfx("10.77.0.2/32", "fd77::2/128"), nil
+	}
+	full := func() ([]netip.Prefix, []netip.Prefix, error) { return nil, nil, pool.ErrFull }
+	many := make([]string, maxAddrs+1)
+	for i := range many {
+		many[i] = netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 168, 7, byte(i * 16)}), 28).String()
+	}
+
+	tests := []struct {
+		name    string
+		cfg     ServerConfig
+		hello   *framing.Hello
+		want    Tunnel   // when wantErr is empty
+		wantErr []string // substrings of the refusal
+		isErr   error    // what the refusal must wrap, if set
+		leases  int      // how often Assign must run
+	}{
+		{name: "device as configured",
+			cfg:   ServerConfig{Dev: "tun7"},
+			hello: hello(func(h *framing.Hello) { h.WantDev = "tun7" }),
+			want:  proposed},
+		{name: "no device asked for",
+			cfg:   ServerConfig{Dev: "tun7"},
+			hello: hello(nil),
+			want:  proposed},
+		{name: "another device",
+			cfg:     ServerConfig{Dev: "tun7"},
+			hello:   hello(func(h *framing.Hello) { h.WantDev = "evil0" }),
+			wantErr: []string{"policy", `"evil0"`}},
+		{name: "a device when the server names none",
+			hello:   hello(func(h *framing.Hello) { h.WantDev = "tun7" }),
+			wantErr: []string{"policy", `"tun7"`}},
+		{name: "routes inside allowed sources",
+			cfg: ServerConfig{AllowSources: pfx("192.168.7.0/24", "fd07::/48")},
+			hello: hello(func(h *framing.Hello) {
+				h.Routes = pfx("192.168.7.0/24", "192.168.7.128/25", "192.168.7.9/32", "fd07:0:0:1::/64")
+			}),
+			want: withRoutes(proposed, "192.168.7.0/24", "192.168.7.128/25", "192.168.7.9/32", "fd07:0:0:1::/64")},
+		{name: "route inside the second allowed network",
+			cfg:   ServerConfig{AllowSources: pfx("192.168.7.0/24", "172.16.0.0/12")},
+			hello: hello(func(h *framing.Hello) { h.Routes = pfx("172.20.0.0/16") }),
+			want:  withRoutes(proposed, "172.20.0.0/16")},
+		{name: "route wider than the allowed network",
+			cfg:     ServerConfig{AllowSources: pfx("192.168.7.0/24")},
+			hello:   hello(func(h *framing.Hello) { h.Routes = pfx("192.168.0.0/16") }),
+			wantErr: []string{"policy", "192.168.0.0/16"}},
+		{name: "route outside",
+			cfg:     ServerConfig{AllowSources: pfx("192.168.7.0/24")},
+			hello:   hello(func(h *framing.Hello) { h.Routes = pfx("192.168.7.0/24", "192.168.9.0/24") }),
+			wantErr: []string{"policy", "192.168.9.0/24"}},
+		{name: "route without allowed sources",
+			hello:   hello(func(h *framing.Hello) { h.Routes = pfx("192.168.7.0/24") }),
+			wantErr: []string{"policy", "192.168.7.0/24"}},
+		{name: "v6 route, v4 allowed",
+			cfg:     ServerConfig{AllowSources: pfx("0.0.0.0/0")},
+			hello:   hello(func(h *framing.Hello) { h.Routes = pfx("fd07::/64") }),
+			wantErr: []string{"policy", "fd07::/64"}},
+		{name: "any route when everything is allowed",
+			cfg:   ServerConfig{AllowSources: pfx("0.0.0.0/0", "::/0")},
+			hello: hello(func(h *framing.Hello) { h.Routes = pfx("203.0.113.0/24", "128.0.0.0/1", "2001:db8::/32") }),
+			want:  withRoutes(proposed, "203.0.113.0/24", "128.0.0.0/1", "2001:db8::/32")},
+		{name: "unusable route",
+			cfg:     ServerConfig{AllowSources: pfx("0.0.0.0/0")},
+			hello:   hello(func(h *framing.Hello) { h.Routes = pfx("127.0.0.0/8") }),
+			wantErr: []string{"unusable requested route 127.0.0.0/8"}},
+		{name: "too many routes",
+			cfg:     ServerConfig{AllowSources: pfx("192.168.7.0/24")},
+			hello:   hello(func(h *framing.Hello) { h.Routes = pfx(many...) }),
+			wantErr: []string{"too many requested route"}},
+		{name: "assigned addresses win",
+			cfg:    ServerConfig{Addrs: pfx("10.7.0.1/24"), PeerAddrs: pfx("10.7.0.2/24"), Assign: leased},
+			hello:  hello(nil),
+			want:   Tunnel{Mode: tun.ModeTUN, MTU: 1400, Addrs: pfx("10.77.0.1/32", "fd77::1/128"), PeerAddrs: pfx("10.77.0.2/32", "fd77::2/128")},
+			leases: 1},
+		{name: "assigned addresses over the proposal",
+			cfg:    ServerConfig{Assign: leased},
+			hello:  hello(nil),
+			want:   Tunnel{Mode: tun.ModeTUN, MTU: 1400, Addrs: pfx("10.77.0.1/32", "fd77::1/128"), PeerAddrs: pfx("10.77.0.2/32", "fd77::2/128")},
+			leases: 1},
+		{name: "pool full",
+			cfg:     ServerConfig{Addrs: pfx("10.7.0.1/24"), PeerAddrs: pfx("10.7.0.2/24"), Assign: full},
+			hello:   hello(nil),
+			wantErr: []string{"pool: every address in the pool is in use"},
+			isErr:   pool.ErrFull,
+			leases:  1},
+		// A client refused for what it asks takes no lease.
+		{name: "refused device takes no lease",
+			cfg:     ServerConfig{Dev: "tun7", Assign: leased},
+			hello:   hello(func(h *framing.Hello) { h.WantDev = "evil0" }),
+			wantErr: []string{"policy"}},
+		{name: "refused route takes no lease",
+			cfg:     ServerConfig{Assign: leased},
+			hello:   hello(func(h *framing.Hello) { h.Routes = pfx("192.168.7.0/24") }),
+			wantErr: []string{"policy"}},
+		{name: "refused mode takes no lease",
+			cfg:     ServerConfig{Mode: tun.ModeTUN, Assign: leased},
+			hello:   hello(func(h *framing.Hello) { h.Mode = "tap" }),
+			wantErr: []string{"--mode policy"}},
+		{name: "tap mode",
+			cfg:   ServerConfig{Mode: tun.ModeTAP, Dev: "tap3"},
+			hello: hello(func(h *framing.Hello) { h.Mode, h.WantDev, h.Addrs, h.PeerAddrs = "tap", "tap3", nil, nil }),
+			want:  Tunnel{Mode: tun.ModeTAP, MTU: 1400}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			leases := 0
+			cfg := tt.cfg
+			if assign := cfg.Assign; assign != nil {
+				cfg.Assign = func() ([]netip.Prefix, []netip.Prefix, error) { leases++; return assign() }
+			}
+			got, err := decide(cfg, tt.hello)
+			if leases != tt.leases {
+				t.Errorf("Assign ran %d times, want %d", leases, tt.leases)
+			}
+			if len(tt.wantErr) == 0 {
+				if err != nil {
+					t.Fatalf("decide: %v, want %+v", err, tt.want)
+				}
+				if !sameTunnel(got, tt.want) {
+					t.Errorf("decide = %+v, want %+v", got, tt.want)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("decide = %+v, want a refusal", got)
+			}
+			for _, sub := range tt.wantErr {
+				if !strings.Contains(err.Error(), sub) {
+					t.Errorf("decide: %v, want an error containing %q", err, sub)
+				}
+			}
+			if tt.isErr != nil && !errors.Is(err, tt.isErr) {
+				t.Errorf("decide: %v, want an error wrapping %v", err, tt.isErr)
+			}
+		})
+	}
+}
+
+// TestServerPolicyGrants: what the policy allows reaches the Openers through
+// a real handshake.
+func TestServerPolicyGrants(t *testing.T) {
+	base := ClientConfig{Mode: tun.ModeTUN, MTU: 1400, Addrs: pfx("10.9.0.2/24"), PeerAddrs: pfx("10.9.0.1/24")}
+	tests := []struct {
+		name       string
+		client     func(*ClientConfig)
+		server     ServerConfig
+		wantServer Tunnel
+		wantClient Tunnel
+	}{
+		{name: "device and routes",
+			client: func(c *ClientConfig) {
+				c.RemoteDev, c.RemoteRoutes = "tun7", pfx("192.168.7.0/24", "fd07::/64")
+			},
+			server: ServerConfig{Dev: "tun7", AllowSources: pfx("192.168.0.0/16", "fd07::/48")},
+			// The routes are the server's to add; the client's own
+			// Tunnel has none.
+			wantServer: Tunnel{Mode: tun.ModeTUN, MTU: 1400, Addrs: pfx("10.9.0.1/24"), PeerAddrs: pfx("10.9.0.2/24"),
+				Routes: pfx("192.168.7.0/24", "fd07::/64")},
+			wantClient: Tunnel{Mode: tun.ModeTUN, MTU: 1400, Addrs: pfx("10.9.0.2/24"), PeerAddrs: pfx("10.9.0.1/24")}},
+		{name: "pool lease",
+			server: ServerConfig{Addrs: pfx("10.7.0.1/24"), PeerAddrs: pfx("10.7.0.2/24"),
+				Assign: func() ([]netip.Prefix, []netip.Prefix, error) {
+					return pfx("10.77.0.1/32"), pfx("10.77.0.2/32"), nil
+				}},
+			wantServer: Tunnel{Mode: tun.ModeTUN, MTU: 1400, Addrs: pfx("10.77.0.1/32"), PeerAddrs: pfx("10.77.0.2/32")},
+			wantClient: Tunnel{Mode: tun.ModeTUN, MTU: 1400, Addrs: pfx("10.77.0.2/32"), PeerAddrs: pfx("10.77.0.1/32")}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkLeaks(t)
+			ccfg := base
+			if tt.client != nil {
+				tt.client(&ccfg)
+			}
+			co, so, cerr, serr := handshake(t, ccfg, tt.server)
+			if cerr != nil || serr != nil {
+				t.Fatalf("RunClient: %v; Serve: %v", cerr, serr)
+			}
+			if st, _ := so.tunnel(); !sameTunnel(st, tt.wantServer) {
+				t.Errorf("server opened %+v, want %+v", st, tt.wantServer)
+			}
+			if ct, _ := co.tunnel(); !sameTunnel(ct, tt.wantClient) {
+				t.Errorf("client opened %+v, want %+v", ct, tt.wantClient)
+			}
+		})
+	}
+}
