@@ -41,7 +41,11 @@ CAP_NET_ADMIN). Without address flags the tunnel gets 198.18.0.1/30 and fd73:736
 Examples:
   sshvpn admin@gw.example.net
   sshvpn -e "ssh -p 2222 -i ~/.ssh/vpn" --addr 192.0.2.1/30 --peer-addr 192.0.2.2/30 gw
-  sshvpn --remote-cmd "sudo /usr/local/bin/sshvpn --remote" gw`
+  sshvpn --remote-cmd "sudo /usr/local/bin/sshvpn --remote" gw
+  sshvpn --route 198.51.100.0/24 --up ./dns-up.sh --down ./dns-down.sh gw
+
+"sshvpn connect --help" lists the client's flags (routes, default route, hooks, tap mode);
+"sshvpn remote --help" the server's policy flags; README.md has walkthroughs.`
 
 // CLI is the command line.
 type CLI struct {
