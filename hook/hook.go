@@ -18,19 +18,19 @@
 package hook
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -65,6 +65,24 @@ func (e Env) Vars(typ string) []string {
 		v = append(v, "SSHVPN_PEER="+e.Peer)
 	}
 	return v
+}
+
+// documented are the variables Vars sets; inherited drops them from the
+// process's own environment, so a hook never sees a stale one (such as
+// SSHVPN_PEER on the local side). Others, like settings for the scripts in
+// scripts/, pass through.
+var documented = []string{"SSHVPN_SIDE", "SSHVPN_SCRIPT_TYPE", "SSHVPN_DEV", "SSHVPN_MODE", "SSHVPN_MTU",
+	"SSHVPN_ADDRS", "SSHVPN_PEER_ADDRS", "SSHVPN_ROUTES", "SSHVPN_SERVER", "SSHVPN_PEER"}
+
+func inherited() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(documented, k) {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 func join(ps []netip.Prefix) string {
@@ -130,28 +148,30 @@ func (r *Runner) run(typ, script string, e Env) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, script)
-	cmd.Env = append(os.Environ(), e.Vars(typ)...)
+	cmd.Env = append(inherited(), e.Vars(typ)...)
 	cmd.Stdin = nil
+	// The hook runs in its own process group, and a timeout kills the whole
+	// group, so that children the script waits for die with it. WaitDelay
+	// then closes the pipes that anything else left behind still holds.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = time.Second
 	var tail tailBuffer
-	stdout, _ := cmd.StdoutPipe()
-	stderr, _ := cmd.StderrPipe()
+	stdout := &lineWriter{f: func(s string) { log.Info(s, "stream", "stdout") }}
+	stderr := &lineWriter{f: func(s string) { tail.add(s); log.Info(s, "stream", "stderr") }}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	log.Debug("running hook")
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("hook: %s script %s: %w", typ, script, err)
 	}
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); lines(stdout, func(s string) { log.Info(s, "stream", "stdout") }) }()
-	go func() {
-		defer wg.Done()
-		lines(stderr, func(s string) { tail.add(s); log.Info(s, "stream", "stderr") })
-	}()
-	wg.Wait()
 	err := cmd.Wait()
+	stdout.flush()
+	stderr.flush()
 	switch {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return fmt.Errorf("hook: %s script %s did not finish within %v (--hook-timeout) and was killed", typ, script, timeout)
+	case errors.Is(err, exec.ErrWaitDelay):
+		log.Warn("the hook exited but left a process behind that holds its output; redirect that process's output (>/dev/null 2>&1)")
 	case err != nil:
 		msg := fmt.Sprintf("hook: %s script %s failed: %v", typ, script, err)
 		if t := tail.String(); t != "" {
@@ -162,13 +182,34 @@ func (r *Runner) run(typ, script string, e Env) error {
 	return nil
 }
 
-func lines(r io.Reader, f func(string)) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 4096), 64<<10)
-	for sc.Scan() {
-		f(sc.Text())
+// lineWriter calls f for each line written to it; exec copies a hook's
+// output into it.
+type lineWriter struct {
+	f   func(string)
+	buf []byte
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			break
+		}
+		w.f(string(w.buf[:i]))
+		w.buf = w.buf[i+1:]
 	}
-	io.Copy(io.Discard, r)
+	if len(w.buf) > 64<<10 { // an overlong line: log what we have
+		w.flush()
+	}
+	return len(p), nil
+}
+
+func (w *lineWriter) flush() {
+	if len(w.buf) > 0 {
+		w.f(string(w.buf))
+		w.buf = nil
+	}
 }
 
 // tailBuffer keeps the last few lines of a hook's stderr for its error.
