@@ -81,6 +81,18 @@ func requirePrereqs(t *testing.T) {
 	t.Skipf("end-to-end prerequisites missing: %v", prereqErr)
 }
 
+// requireTool is requirePrereqs for a tool only some tests need.
+func requireTool(t *testing.T, tool, pkg string) {
+	t.Helper()
+	if _, err := exec.LookPath(tool); err == nil {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s is missing in CI (apt-get install %s)", tool, pkg)
+	}
+	t.Skipf("%s is not installed (apt-get install %s)", tool, pkg)
+}
+
 // lab is one scripts/lab.sh lab: client, server and lan namespaces and an sshd.
 type lab struct {
 	t         *testing.T
@@ -91,7 +103,8 @@ type lab struct {
 	LAN       string
 	SSHConfig string
 	Bin       string
-	User      string // the unprivileged account, with LAB_USER
+	User      string   // the unprivileged account, with LAB_USER
+	Env       []string // extra environment for sshvpn clients
 }
 
 // userName returns a fresh name for a lab's unprivileged account.
@@ -244,6 +257,7 @@ func (l *lab) startIn(ns string, args ...string) *vpn {
 	argv := append([]string{"netns", "exec", ns, l.Bin, "-v", "-e", "ssh -F " + l.SSHConfig}, args...)
 	v := &vpn{cmd: exec.Command("ip", argv...), log: new(syncBuffer), done: make(chan struct{})}
 	v.cmd.Stdout, v.cmd.Stderr = v.log, v.log
+	v.cmd.Env = append(os.Environ(), l.Env...)
 	if err := v.cmd.Start(); err != nil {
 		l.t.Fatal(err)
 	}

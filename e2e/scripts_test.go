@@ -1,0 +1,61 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestHookScripts runs the ready-made hooks from scripts/ as users would:
+// route-subnets.sh on the client routes the server's LAN into the tunnel,
+// nat-gateway.sh on the server masquerades the client there, and both undo
+// their changes on down.
+func TestHookScripts(t *testing.T) {
+	requireTool(t, "nft", "nftables")
+	l := newLab(t)
+	scripts, err := filepath.Abs("../scripts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The forced command can pass no settings, so a wrapper sets them.
+	nat := filepath.Join(l.dir, "nat.sh")
+	os.WriteFile(nat, []byte("#!/bin/sh\nSSHVPN_STATE_DIR="+l.dir+"/state exec "+scripts+"/nat-gateway.sh\n"), 0o755)
+	l.setKeys("root", append(policyArgs, "--dev", "svpn0", "--up", nat, "--down", nat)...)
+	l.Env = []string{"SSHVPN_SUBNETS=198.51.100.0/24 2001:db8:2::/64"}
+	routeHook := filepath.Join(scripts, "route-subnets.sh")
+
+	clientBefore := l.routes(l.Client)
+	forward := func() string {
+		return strings.TrimSpace(l.mustIn(l.Server, "sysctl", "-n", "net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"))
+	}
+	forwardBefore := forward()
+	v := l.up(append(tunnelArgs, "--dev", "vpn0", "--up", routeHook, "--down", routeHook, "root@server")...)
+
+	if got := forward(); got != "1\n1" {
+		t.Errorf("forwarding on the server is %q, want on for both families", got)
+	}
+	if out := l.mustIn(l.Server, "nft", "list", "tables"); !strings.Contains(out, "sshvpn_nat_svpn0") {
+		t.Errorf("no NAT table on the server:\n%s", out)
+	}
+	// The LAN sees the server's address: masqueraded.
+	if got := l.udpSource(l.Client, l.LAN, l.env["LAB_LAN_HOST"]); got != "198.51.100.1" {
+		t.Errorf("the LAN saw IPv4 source %q, want the server's 198.51.100.1", got)
+	}
+	if got := l.udpSource(l.Client, l.LAN, l.env["LAB_LAN_HOST6"]); got != "2001:db8:2::1" {
+		t.Errorf("the LAN saw IPv6 source %q, want the server's 2001:db8:2::1", got)
+	}
+	if err, log := v.stop(t); err != nil {
+		t.Fatalf("exit %v:\n%s", err, log)
+	}
+	if !eventually(5*time.Second, func() bool {
+		return !strings.Contains(l.mustIn(l.Server, "nft", "list", "tables"), "sshvpn_nat") && forward() == forwardBefore
+	}) {
+		t.Errorf("nat-gateway.sh down left the NAT table or forwarding behind: %s / %q, want %q",
+			l.mustIn(l.Server, "nft", "list", "tables"), forward(), forwardBefore)
+	}
+	if got := l.routes(l.Client); got != clientBefore {
+		t.Errorf("route-subnets.sh left routes behind:\nbefore:\n%s\nafter:\n%s", clientBefore, got)
+	}
+}
