@@ -7,6 +7,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# What the end-to-end tests use; installed when missing (as root, with apt).
+need=()
+for tool in /usr/sbin/sshd:openssh-server ssh:openssh-client ip:iproute2 ping:iputils-ping \
+	iperf3:iperf3 pgrep:procps nft:nftables; do
+	command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
+done
+if ((${#need[@]})); then
+	if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+		echo "test.sh: installing ${need[*]}"
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+	else
+		echo "test.sh: missing ${need[*]}; the end-to-end tests will skip (run as root to install them)" >&2
+	fi
+fi
+
 unformatted=$(gofmt -l .)
 if [[ -n $unformatted ]]; then
 	echo "gofmt would change:" >&2
