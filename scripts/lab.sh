@@ -32,6 +32,10 @@
 #   LAB_USER    if set, an unprivileged account of that name is created for
 #               the lab (home under $LAB_DIR, shell /bin/sh) and removed by
 #               `down`; its keys go in $LAB_DIR/authorized_keys.$LAB_USER.
+#   LAB_PERMIT_TUNNEL  yes or no (default no). With yes, the lab sshd gets
+#               `PermitTunnel point-to-point` instead of `PermitTunnel no`,
+#               so OpenSSH's own `ssh -w` tunnel works (scripts/bench.sh
+#               uses it for comparison). sshvpn itself never needs it.
 #
 # Keys: sshd reads $LAB_DIR/authorized_keys.%u (authorized_keys.root for
 # root), so tests can give each account its own forced commands.
@@ -60,6 +64,12 @@ REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 
 LAB_CLIENTS=${LAB_CLIENTS:-1}
 [[ $LAB_CLIENTS =~ ^[1-9][0-9]?$ ]] || { echo "lab: LAB_CLIENTS must be 1..99" >&2; exit 1; }
+LAB_PERMIT_TUNNEL=${LAB_PERMIT_TUNNEL:-no}
+case $LAB_PERMIT_TUNNEL in
+yes) PERMIT_TUNNEL=point-to-point ;;
+no) PERMIT_TUNNEL=no ;;
+*) echo "lab: LAB_PERMIT_TUNNEL must be yes or no" >&2; exit 1 ;;
+esac
 CLIENT_NS=$LAB_NAME-client
 SERVER_NS=$LAB_NAME-server
 LAN_NS=$LAB_NAME-lan
@@ -311,7 +321,7 @@ StrictModes no
 LogLevel VERBOSE
 PermitUserEnvironment no
 SetEnv PATH=$LAB_DIR/bin:$SYS_PATH
-PermitTunnel no
+PermitTunnel $PERMIT_TUNNEL
 X11Forwarding no
 PrintMotd no
 PrintLastLog no
