@@ -11,21 +11,36 @@
 // Leases are files in a state directory, claimed under an exclusive flock so
 // that concurrent sessions never share one. A lease records its holder's pid
 // and process start time; it is freed by Release, and a lease whose holder
-// died without releasing it is taken over by the next session.
+// died without releasing it is taken over by the next session. A lease file
+// that exists but cannot be read counts as held, so the pool never hands out
+// an address it cannot prove free; a lease path that is a symbolic link is an
+// error.
+//
+// One pool needs one state directory, owned by the account that runs
+// sshvpn --remote (root for pools, which create devices) and writable by no
+// one else; New refuses any other. Pools of different accounts, or with
+// overlapping prefixes, keep separate leases, so keeping their addresses
+// apart is the admin's job.
 package pool
 
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
+
+// maxLeaseSize caps how much of a lease file is read; a holder record
+// ("pid starttime\n") is far shorter.
+const maxLeaseSize = 64
 
 // MaxLeases caps a pool's size, whatever its prefixes allow.
 const MaxLeases = 1 << 16
@@ -42,7 +57,8 @@ type Pool struct {
 var ErrFull = errors.New("pool: every address in the pool is in use")
 
 // New returns a pool over prefixes, keeping its leases under dir (created
-// with mode 0700 if missing).
+// with mode 0700 if missing). dir must be a directory, not a symbolic link,
+// owned by the effective user or by root and writable by no one else.
 func New(dir string, prefixes []netip.Prefix) (*Pool, error) {
 	if len(prefixes) == 0 {
 		return nil, errors.New("pool: no prefixes")
@@ -75,7 +91,37 @@ func New(dir string, prefixes []netip.Prefix) (*Pool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("pool: state directory: %w", err)
 	}
+	if err := checkDir(dir); err != nil {
+		return nil, err
+	}
 	return p, nil
+}
+
+// checkDir refuses a state directory that others could plant leases or
+// links in.
+func checkDir(dir string) error {
+	const fix = "use a directory owned by the account running sshvpn --remote, mode 0700 (--state-dir)"
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("pool: state directory: %w", err)
+	}
+	switch {
+	case fi.Mode()&os.ModeSymlink != 0:
+		return fmt.Errorf("pool: state directory %s is a symbolic link; %s", dir, fix)
+	case !fi.IsDir():
+		return fmt.Errorf("pool: state directory %s is a %s, not a directory; %s", dir, kind(fi.Mode()), fix)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("pool: state directory %s: cannot read its owner", dir)
+	}
+	if euid := os.Geteuid(); int(st.Uid) != euid && st.Uid != 0 {
+		return fmt.Errorf("pool: state directory %s is owned by uid %d, not by uid %d or root; %s", dir, st.Uid, euid, fix)
+	}
+	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
+		return fmt.Errorf("pool: state directory %s is writable by others (mode %04o); %s", dir, perm, fix)
+	}
+	return nil
 }
 
 // Size is how many leases the pool holds.
@@ -91,28 +137,116 @@ type Lease struct {
 
 // Acquire claims the lowest free lease for the calling process.
 func (p *Pool) Acquire() (*Lease, error) {
-	lock, err := os.OpenFile(filepath.Join(p.dir, "pool.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	name := filepath.Join(p.dir, "pool.lock")
+	lock, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("pool: %w", err)
+		return nil, fmt.Errorf("pool: lock file: %w", err)
 	}
 	defer lock.Close()
+	if err := regular(lock); err != nil {
+		return nil, err
+	}
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
-		return nil, fmt.Errorf("pool: locking %s: %w", lock.Name(), err)
+		return nil, fmt.Errorf("pool: locking %s: %w", name, err)
 	}
 	defer unix.Flock(int(lock.Fd()), unix.LOCK_UN)
 	me := holder(os.Getpid())
+	var unreadable []error
 	for i := range p.size {
 		file := filepath.Join(p.dir, fmt.Sprintf("lease-%s-%d", p.key, i))
-		b, err := os.ReadFile(file)
-		if err == nil && alive(string(b)) {
+		rec, err := readLease(file)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			// free
+		case errors.Is(err, syscall.ELOOP):
+			return nil, fmt.Errorf("pool: lease file %s is a symbolic link; remove it", file)
+		case err != nil:
+			unreadable = append(unreadable, err) // counts as held
+			continue
+		case alive(rec):
 			continue
 		}
-		if err := os.WriteFile(file, []byte(me), 0o600); err != nil {
-			return nil, fmt.Errorf("pool: %w", err)
+		if err := writeLease(file, me); err != nil {
+			return nil, err
 		}
 		return p.lease(i, file), nil
 	}
+	if len(unreadable) > 0 {
+		return nil, fmt.Errorf("%w (%d leases, %v; %d of them unreadable, counted as held: %w)",
+			ErrFull, p.size, p.prefixes, len(unreadable), unreadable[0])
+	}
 	return nil, fmt.Errorf("%w (%d leases, %v)", ErrFull, p.size, p.prefixes)
+}
+
+// readLease returns the first maxLeaseSize bytes of a lease file, refusing
+// symbolic links (an error wrapping ELOOP) and anything but a regular file.
+func readLease(file string) (string, error) {
+	// O_NONBLOCK: opening a FIFO planted in place of a lease must not hang.
+	f, err := os.OpenFile(file, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	if err := regular(f); err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxLeaseSize))
+	if err != nil {
+		return "", fmt.Errorf("pool: reading lease file %s: %w", file, err)
+	}
+	return string(b), nil
+}
+
+// writeLease records the holder rec in a lease file, never following a
+// symbolic link.
+func writeLease(file, rec string) error {
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("pool: lease file: %w", err)
+	}
+	if err := regular(f); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.WriteString(rec); err != nil {
+		f.Close()
+		return fmt.Errorf("pool: writing lease file %s: %w", file, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("pool: writing lease file %s: %w", file, err)
+	}
+	return nil
+}
+
+// regular returns an error naming f unless it is an open regular file.
+func regular(f *os.File) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("pool: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("pool: %s is a %s, not a regular file", f.Name(), kind(fi.Mode()))
+	}
+	return nil
+}
+
+// kind names a file type for error messages.
+func kind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "directory"
+	case m&os.ModeSymlink != 0:
+		return "symbolic link"
+	case m&os.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&os.ModeSocket != 0:
+		return "socket"
+	case m&os.ModeDevice != 0:
+		return "device"
+	case m.IsRegular():
+		return "regular file"
+	}
+	return "special file"
 }
 
 func (p *Pool) lease(i int, file string) *Lease {

@@ -1,12 +1,17 @@
 package pool
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -104,5 +109,188 @@ func TestDeadHolderFreesLease(t *testing.T) {
 func TestTooSmall(t *testing.T) {
 	if _, err := New(t.TempDir(), []netip.Prefix{netip.MustParsePrefix("198.18.8.0/31")}); err == nil {
 		t.Error("a /31 pool was accepted")
+	}
+}
+
+func leasePath(p *Pool, i int) string {
+	return filepath.Join(p.dir, "lease-"+p.key+"-"+strconv.Itoa(i))
+}
+
+// TestSymlinkedLeaseRefused: a symbolic link planted as a lease file (or as
+// the lock file) is an error, and its target is neither written nor created.
+func TestSymlinkedLeaseRefused(t *testing.T) {
+	for _, name := range []string{"lease", "lock"} {
+		t.Run(name, func(t *testing.T) {
+			p, err := New(t.TempDir(), []netip.Prefix{netip.MustParsePrefix("198.18.8.0/29")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			link := leasePath(p, 0)
+			if name == "lock" {
+				link = filepath.Join(p.dir, "pool.lock")
+			}
+			outside := t.TempDir()
+			target := filepath.Join(outside, "precious")
+			if err := os.WriteFile(target, []byte("precious\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(target, link); err != nil {
+				t.Fatal(err)
+			}
+			dangling := filepath.Join(outside, "absent")
+			if name == "lease" {
+				if err := os.Symlink(dangling, leasePath(p, 1)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			l, err := p.Acquire()
+			if err == nil {
+				t.Fatalf("Acquire through a symlinked %s file gave lease %d", name, l.Index)
+			}
+			if !strings.Contains(err.Error(), link) {
+				t.Errorf("error %q does not name %s", err, link)
+			}
+			if b, err := os.ReadFile(target); err != nil || string(b) != "precious\n" {
+				t.Errorf("symlink target now %q, %v", b, err)
+			}
+			if name == "lease" {
+				// Lease 0 fails first; remove it, take lease 0, and the
+				// dangling link at lease 1 fails too.
+				if err := os.Remove(link); err != nil {
+					t.Fatal(err)
+				}
+				if l, err := p.Acquire(); err != nil || l.Index != 0 {
+					t.Fatalf("after removing the link got %+v, %v; want lease 0", l, err)
+				}
+				if _, err := p.Acquire(); err == nil || !strings.Contains(err.Error(), leasePath(p, 1)) {
+					t.Errorf("dangling symlinked lease: %v", err)
+				}
+				if _, err := os.Lstat(dangling); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("dangling symlink target created: %v", err)
+				}
+			}
+		})
+	}
+}
+
+func TestUnsafeStateDirRefused(t *testing.T) {
+	prefixes := []netip.Prefix{netip.MustParsePrefix("198.18.8.0/29")}
+	t.Run("symlink", func(t *testing.T) {
+		real := t.TempDir()
+		link := filepath.Join(t.TempDir(), "state")
+		if err := os.Symlink(real, link); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := New(link, prefixes); err == nil || !strings.Contains(err.Error(), link) || !strings.Contains(err.Error(), "symbolic link") {
+			t.Errorf("symlinked state dir: %v", err)
+		}
+	})
+	for _, mode := range []os.FileMode{0o777, 0o770, 0o702, 0o1777} {
+		t.Run(fmt.Sprintf("%04o", mode), func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.Chmod(dir, mode); err != nil {
+				t.Fatal(err)
+			}
+			_, err := New(dir, prefixes)
+			if err == nil || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "writable by others") || !strings.Contains(err.Error(), "--state-dir") {
+				t.Errorf("state dir mode %04o: %v", mode, err)
+			}
+		})
+	}
+	t.Run("0755", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := New(dir, prefixes); err != nil {
+			t.Errorf("state dir mode 0755: %v", err)
+		}
+	})
+	t.Run("owner", func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			t.Skip("needs root to give the directory away")
+		}
+		dir := filepath.Join(t.TempDir(), "state")
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(dir, 12345, 12345); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := New(dir, prefixes); err == nil || !strings.Contains(err.Error(), "owned by uid 12345") {
+			t.Errorf("state dir of another user: %v", err)
+		}
+	})
+}
+
+// TestUnreadableLeaseHeld: a lease file that exists but cannot be read is
+// held, not free; with every lease so, the pool is full.
+func TestUnreadableLeaseHeld(t *testing.T) {
+	type plant func(t *testing.T, path string)
+	cases := map[string]plant{
+		"directory": func(t *testing.T, path string) {
+			if err := os.Mkdir(path, 0o700); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"fifo": func(t *testing.T, path string) {
+			if err := syscall.Mkfifo(path, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"mode 000": func(t *testing.T, path string) {
+			if os.Geteuid() == 0 {
+				t.Skip("root reads a mode 000 file; the directory case covers this")
+			}
+			if err := os.WriteFile(path, []byte("1 2\n"), 0); err != nil {
+				t.Fatal(err)
+			}
+		},
+	}
+	for name, plant := range cases {
+		t.Run(name, func(t *testing.T) {
+			p, err := New(t.TempDir(), []netip.Prefix{netip.MustParsePrefix("198.18.8.0/29")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			plant(t, leasePath(p, 0))
+			l, err := p.Acquire()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l.Index != 1 {
+				t.Errorf("got lease %d, want 1 (0 is unreadable, so held)", l.Index)
+			}
+
+			// A one-lease pool whose only lease is unreadable is full.
+			p, err = New(t.TempDir(), []netip.Prefix{netip.MustParsePrefix("198.18.8.0/30")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			plant(t, leasePath(p, 0))
+			if _, err := p.Acquire(); !errors.Is(err, ErrFull) || !strings.Contains(err.Error(), "unreadable") {
+				t.Errorf("only lease unreadable: %v, want ErrFull naming it", err)
+			}
+		})
+	}
+}
+
+// TestOversizedLeaseFreed: only the start of a lease file is read; an
+// oversized one holds no valid record and is taken over.
+func TestOversizedLeaseFreed(t *testing.T) {
+	p, err := New(t.TempDir(), []netip.Prefix{netip.MustParsePrefix("198.18.8.0/30")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(leasePath(p, 0), bytes.Repeat([]byte("x"), 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := p.Acquire()
+	if err != nil || l.Index != 0 {
+		t.Fatalf("got %+v, %v; want lease 0", l, err)
+	}
+	b, err := os.ReadFile(leasePath(p, 0))
+	if err != nil || string(b) != holder(os.Getpid()) {
+		t.Errorf("lease file now %.80q, %v; want our record", b, err)
 	}
 }
