@@ -14,9 +14,9 @@ import (
 
 // Device is one open TUN or TAP device.
 type Device interface {
-	// Read reads one packet into p and returns its length. A packet larger
-	// than p is truncated by the kernel, so p should hold MTU bytes (plus
-	// the Ethernet header in TAP mode).
+	// Read reads one packet into p and returns its length. For a packet
+	// larger than p the Linux kernel copies what fits and returns the
+	// packet's full length, more than len(p): callers must check.
 	Read(p []byte) (int, error)
 	// Write writes one packet.
 	Write(p []byte) (int, error)

@@ -50,6 +50,14 @@ func Open(cfg Config) (Device, error) {
 	if err != nil {
 		return nil, openError(cfg.Name, err)
 	}
+	// water opens /dev/net/tun without O_CLOEXEC: ssh, hooks and anything
+	// they leave running would inherit the device and keep it alive after
+	// sshvpn exits.
+	if f, ok := ifce.ReadWriteCloser.(*os.File); ok {
+		if rc, err := f.SyscallConn(); err == nil {
+			rc.Control(func(fd uintptr) { unix.CloseOnExec(int(fd)) })
+		}
+	}
 	return newDevice(ifce, ifce.Name()), nil
 }
 
