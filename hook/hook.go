@@ -102,6 +102,9 @@ type Runner struct {
 	Up, Down string        // script paths; empty means none
 	Timeout  time.Duration // per hook; DefaultTimeout when zero
 	Log      *slog.Logger
+	// BaseEnv, if not nil, replaces the process's environment as the base
+	// the SSHVPN_* variables are added to.
+	BaseEnv []string
 
 	mu   sync.Mutex
 	env  *Env // set once up succeeded: the down hook is due
@@ -148,7 +151,11 @@ func (r *Runner) run(typ, script string, e Env) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, script)
-	cmd.Env = append(inherited(), e.Vars(typ)...)
+	base := r.BaseEnv
+	if base == nil {
+		base = inherited()
+	}
+	cmd.Env = append(slices.Clone(base), e.Vars(typ)...)
 	cmd.Stdin = nil
 	// The hook runs in its own process group, and a timeout kills the whole
 	// group, so that children the script waits for die with it. WaitDelay
