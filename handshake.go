@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/sshvpn/sshvpn/framing"
 	"github.com/sshvpn/sshvpn/tun"
@@ -24,10 +26,19 @@ type Tunnel struct {
 	Routes    []netip.Prefix // networks the peer said are behind it
 }
 
-// handshakeTimeout bounds how long a side waits for the other's Hello once
-// the stream is open. The client's wait for the server's preamble is not
-// bounded: ssh may be asking the user for a password.
-const handshakeTimeout = 30 * time.Second
+// handshakeTimeout bounds how long the server waits for the client's
+// preamble and Hello. The client's wait for the server's preamble is not
+// bounded (ssh may be asking the user for a password); once it has arrived,
+// the server's answer must follow within answerTimeout, which leaves room for
+// the server's up hook.
+const (
+	handshakeTimeout = 30 * time.Second
+	answerTimeout    = 2 * time.Minute
+)
+
+// minBits are the shortest prefixes a peer may propose for tunnel addresses:
+// anything wider would claim a large share of the other side's routing.
+var minBits = map[bool]int{true: 8, false: 32} // IPv4: /8, IPv6: /32
 
 // maxAddrs caps how many addresses of each kind a Hello may carry.
 const maxAddrs = 8
@@ -74,8 +85,12 @@ func checkPrefixes(what string, ps []netip.Prefix) error {
 	}
 	for _, p := range ps {
 		a := p.Addr()
-		if !p.IsValid() || a.IsUnspecified() || a.IsLoopback() || a.IsMulticast() || a.Is4In6() || a.Zone() != "" {
+		if !p.IsValid() || a.IsUnspecified() || a.IsLoopback() || a.IsMulticast() || a.Is4In6() || a.Zone() != "" ||
+			a.IsLinkLocalUnicast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
 			return fmt.Errorf("unusable %s %v", what, p)
+		}
+		if p.Bits() < minBits[a.Is4()] {
+			return fmt.Errorf("%s %v is too wide (at most /%d)", what, p, minBits[a.Is4()])
 		}
 	}
 	return nil
@@ -88,9 +103,12 @@ func printable(b []byte) string {
 	}
 	out := make([]rune, 0, len(b))
 	for _, r := range string(b) {
-		if r == '\n' || r == '\t' || (r >= ' ' && r != 0x7f && r != 0xfffd) {
+		switch {
+		case r == '\n' || r == '\t':
+			out = append(out, ' ')
+		case unicode.IsGraphic(r) && !unicode.Is(unicode.Bidi_Control, r) && r != utf8.RuneError:
 			out = append(out, r)
-		} else {
+		default: // C0/C1 controls (terminal escapes), bidi overrides
 			out = append(out, '?')
 		}
 	}

@@ -69,7 +69,7 @@ type pump struct {
 	acceptOut func(pkt []byte) bool
 	stats     *Stats
 
-	lastRecv atomic.Int64 // unix nanoseconds of the last frame received
+	heard atomic.Bool // a frame arrived since the last keepalive tick
 }
 
 type pingMsg struct {
@@ -84,10 +84,10 @@ func (p *pump) run(ctx context.Context) error {
 	if p.stats == nil {
 		p.stats = new(Stats)
 	}
-	size := p.mtu + tun.Overhead
-	if size > framing.MaxPayload {
-		size = framing.MaxPayload
-	}
+	// Buffers hold the largest frame, whatever the MTU is now: an admin
+	// or a hook may raise it later, and the kernel reports a packet longer
+	// than the buffer by its full length, having copied only a part.
+	const size = framing.MaxPayload
 	free := make(chan []byte, queueLen)
 	for range queueLen {
 		free <- make([]byte, size)
@@ -95,7 +95,6 @@ func (p *pump) run(ctx context.Context) error {
 	out := make(chan []byte, queueLen)
 	pongs := make(chan pingMsg, 4)
 	done := make(chan struct{})
-	p.lastRecv.Store(time.Now().UnixNano())
 
 	errc := make(chan error, 2) // readDevice and writeTransport
 	rerr := make(chan error, 1) // readTransport
@@ -136,6 +135,7 @@ func (p *pump) run(ctx context.Context) error {
 //     peer's Close or Error frame, or the end of the stream) explains it
 //     better than a broken pipe.
 func (p *pump) wait(ctx context.Context, errc, rerr <-chan error) error {
+	last := time.Now()
 	tick := time.NewTicker(p.keepalive)
 	defer tick.Stop()
 	cancelled := ctx.Done()
@@ -159,7 +159,9 @@ func (p *pump) wait(ctx context.Context, errc, rerr <-chan error) error {
 			}
 			return err
 		case now := <-tick.C:
-			if silent := now.Sub(time.Unix(0, p.lastRecv.Load())); silent > p.deadAfter {
+			if p.heard.Swap(false) {
+				last = now
+			} else if silent := now.Sub(last); silent > p.deadAfter {
 				return &DeadPeerError{Silent: silent}
 			}
 		case <-cancelled:
@@ -185,7 +187,7 @@ func (p *pump) readDevice(free chan []byte, out chan<- []byte, done <-chan struc
 		if err != nil {
 			return fmt.Errorf("sshvpn: reading from %s: %w", p.dev.Name(), err)
 		}
-		if n == 0 {
+		if n == 0 || n > len(buf) { // nothing, or truncated: drop it
 			free <- buf
 			continue
 		}
@@ -274,7 +276,7 @@ func (p *pump) readTransport(pongs chan<- pingMsg) error {
 			}
 			return fmt.Errorf("sshvpn: connection to the peer lost: %w", err)
 		}
-		p.lastRecv.Store(time.Now().UnixNano())
+		p.heard.Store(true)
 		switch t {
 		case framing.TypeData:
 			if p.accept != nil && !p.accept(payload) {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"syscall"
 	"time"
 
@@ -50,11 +51,14 @@ type ServerConfig struct {
 	// (a --pool lease): the server's and the client's.
 	Assign func() (server, client []netip.Prefix, err error)
 	// AllowSources are networks behind the client: packets from the client
-	// must come from its tunnel address or one of these, packets to it must
-	// go to the same, and it may ask for routes inside them. In tap mode,
-	// which carries Ethernet frames, addresses are not checked.
+	// must come from its tunnel address, one of these, or a route granted
+	// to it, and packets to it must go to the same. In tap mode, which
+	// carries Ethernet frames, addresses are not checked.
 	AllowSources []netip.Prefix
-	Open         Opener
+	// AllowRoutes are the networks inside which the client may ask the
+	// server to route networks behind it into the tunnel.
+	AllowRoutes []netip.Prefix
+	Open        Opener
 
 	Keepalive time.Duration
 	DeadAfter time.Duration
@@ -109,7 +113,12 @@ func RunClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) e
 			res <- result{err: err}
 			return
 		}
+		// The server is there; its answer must not take forever.
+		timer := time.AfterFunc(answerTimeout, func() { conn.Close() })
 		h, err := readHello(r)
+		if !timer.Stop() {
+			err = fmt.Errorf("sshvpn: the server did not answer the handshake within %v", answerTimeout)
+		}
 		res <- result{h, err}
 	}()
 	var got result
@@ -192,10 +201,14 @@ func Serve(ctx context.Context, conn io.ReadWriteCloser, cfg ServerConfig) error
 		return fmt.Errorf("sshvpn: writing to the client: %w", err)
 	}
 	timer := time.AfterFunc(handshakeTimeout, func() { conn.Close() })
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	err := readPreamble(r)
 	var h *framing.Hello
 	if err == nil {
 		h, err = readHello(r)
+	}
+	if !stop() {
+		return nil // asked to stop during the handshake
 	}
 	if !timer.Stop() {
 		return fmt.Errorf("sshvpn: no handshake from the client within %v", handshakeTimeout)
@@ -229,8 +242,9 @@ func Serve(ctx context.Context, conn io.ReadWriteCloser, cfg ServerConfig) error
 	if t.Mode == tun.ModeTUN {
 		// Anti-spoofing: the client may use its own tunnel addresses and
 		// the networks the admin put behind it, nothing else.
-		p.accept = newAddrFilter(t.PeerAddrs, cfg.AllowSources, false).accept
-		p.acceptOut = newAddrFilter(t.PeerAddrs, cfg.AllowSources, true).accept
+		behind := slices.Concat(cfg.AllowSources, t.Routes)
+		p.accept = newAddrFilter(t.PeerAddrs, behind, false).accept
+		p.acceptOut = newAddrFilter(t.PeerAddrs, behind, true).accept
 	}
 	return p.run(ctx)
 }
@@ -253,6 +267,9 @@ func decide(cfg ServerConfig, h *framing.Hello) (Tunnel, error) {
 	if err := checkPrefixes("proposed address", h.PeerAddrs); err != nil {
 		return Tunnel{}, err
 	}
+	for i, r := range h.Routes {
+		h.Routes[i] = r.Masked() // judge the network the kernel would route
+	}
 	if err := checkPrefixes("requested route", h.Routes); err != nil {
 		return Tunnel{}, err
 	}
@@ -260,8 +277,8 @@ func decide(cfg ServerConfig, h *framing.Hello) (Tunnel, error) {
 		return Tunnel{}, fmt.Errorf("this server's policy (the command line of its sshvpn --remote) chooses the device; the client may not ask for %q", h.WantDev)
 	}
 	for _, r := range h.Routes {
-		if !covered(r, cfg.AllowSources) {
-			return Tunnel{}, fmt.Errorf("this server's policy does not route %v to the client: it is not inside any --allow-source network of the server's command line", r)
+		if !covered(r, cfg.AllowRoutes) {
+			return Tunnel{}, fmt.Errorf("this server's policy does not route %v to the client: it is not inside any --allow-route network of the server's command line", r)
 		}
 	}
 	t := Tunnel{Mode: mode, MTU: cfg.MTU, Addrs: cfg.Addrs, PeerAddrs: cfg.PeerAddrs, Routes: h.Routes}

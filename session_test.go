@@ -300,7 +300,7 @@ func TestRefusals(t *testing.T) {
 			want:   `may not ask for "tun7"`},
 		{name: "route policy",
 			client: func(c *ClientConfig) { c.RemoteRoutes = pfx("192.168.7.0/24", "192.168.9.0/24") },
-			server: func(s *ServerConfig) { s.AllowSources = pfx("192.168.7.0/24") },
+			server: func(s *ServerConfig) { s.AllowRoutes = pfx("192.168.7.0/24") },
 			want:   "policy does not route 192.168.9.0/24"},
 		{name: "route without allowed sources",
 			client: func(c *ClientConfig) { c.RemoteRoutes = pfx("192.168.7.0/24") },
