@@ -10,4 +10,7 @@ require (
 	golang.org/x/sys v0.50.0
 )
 
-require github.com/vishvananda/netns v0.0.5
+require (
+	github.com/vishvananda/netns v0.0.5
+	golang.org/x/term v0.48.0
+)

@@ -86,7 +86,7 @@ func TestPolicyRefusals(t *testing.T) {
 	}{
 		{[]string{"--mode", "tap"}, "tun mode only"},
 		{[]string{"--remote-dev", "eth0"}, "policy"},
-		{[]string{"--remote-route", "10.99.0.0/24"}, "--allow-source"},
+		{[]string{"--remote-route", "10.99.0.0/24"}, "--allow-route"},
 	} {
 		v := l.start(append(c.args, "root@server")...)
 		err, log := v.wait(t, 30*time.Second)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -37,6 +38,9 @@ func (c *authorizedKeyCmd) line() (string, error) {
 	if _, err := newLink(&c.linkFlags, pol.mode, nil); err != nil {
 		return "", err
 	}
+	if len(pol.addrs) == 0 && len(pol.pool) == 0 && pol.mode == "tun" {
+		return "", errors.New("give --addr and --peer-addr, or --pool: without them the client would choose the server's tunnel addresses")
+	}
 	var b []byte
 	if c.PubkeyFile == "-" {
 		b, err = io.ReadAll(io.LimitReader(os.Stdin, 64<<10))
@@ -59,9 +63,9 @@ func (c *authorizedKeyCmd) line() (string, error) {
 		words = append(words, shellQuote(a))
 	}
 	cmd := strings.Join(words, " ")
-	// Inside the quoted command= option, backslash and double quote are
-	// escaped with a backslash.
-	cmd = strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(cmd)
+	// Inside the quoted command= option sshd un-escapes \" and nothing
+	// else, so only double quotes are escaped.
+	cmd = strings.ReplaceAll(cmd, `"`, `\"`)
 	options := "restrict"
 	if c.Options != "" {
 		options += "," + c.Options

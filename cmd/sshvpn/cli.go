@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/alecthomas/kong"
 
@@ -161,4 +162,12 @@ func (f *tunnelFlags) prefixes() (addrs, peers []netip.Prefix, err error) {
 		return nil, nil, fmt.Errorf("--mtu %d is out of range (576 to 65000)", f.MTU)
 	}
 	return addrs, peers, nil
+}
+
+// checkKeepalive refuses a dead-peer limit that keepalives cannot meet.
+func checkKeepalive(keepalive, deadAfter time.Duration) error {
+	if deadAfter <= keepalive {
+		return fmt.Errorf("--dead-after %v must be longer than --keepalive %v, or every pause between pings looks like a dead peer", deadAfter, keepalive)
+	}
+	return nil
 }

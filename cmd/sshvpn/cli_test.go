@@ -55,7 +55,7 @@ func TestAuthorizedKey(t *testing.T) {
 	if err := os.WriteFile(pub, []byte(key+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c := authorizedKeyCmd{Sshvpn: `/opt/it's "here"/sshvpn`, Options: `from="192.0.2.0/24"`, PubkeyFile: pub}
+	c := authorizedKeyCmd{Sshvpn: `/opt/it's "here"\x/sshvpn`, Options: `from="192.0.2.0/24"`, PubkeyFile: pub}
 	c.Mode, c.StateDir = "tun", "/run/sshvpn"
 	c.Pool = []string{"198.18.8.0/24"}
 	c.Dev = "vpn%d"
@@ -68,12 +68,13 @@ func TestAuthorizedKey(t *testing.T) {
 		t.Fatalf("line %q", line)
 	}
 	quoted := strings.TrimSuffix(strings.TrimPrefix(line, prefix), `" `+key)
-	cmd := strings.NewReplacer(`\"`, `"`, `\\`, `\`).Replace(quoted)
+	// sshd's dequoting of command="...": \" becomes ", nothing else changes.
+	cmd := strings.ReplaceAll(quoted, `\"`, `"`)
 	words, err := spawn.SplitCommand(cmd)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{`/opt/it's "here"/sshvpn`, "--remote", "--dev=vpn%d", "--pool=198.18.8.0/24"}
+	want := []string{`/opt/it's "here"\x/sshvpn`, "--remote", "--dev=vpn%d", "--pool=198.18.8.0/24"}
 	if !slices.Equal(words, want) {
 		t.Errorf("command splits into %q, want %q", words, want)
 	}
@@ -86,5 +87,30 @@ func TestAuthorizedKey(t *testing.T) {
 	c.Addr = nil
 	if _, err := c.line(); err == nil {
 		t.Error("a file without a key was accepted")
+	}
+}
+
+// TestPolicyDerivesTheOtherSide: a policy naming one side never leaves the
+// other to the client.
+func TestPolicyDerivesTheOtherSide(t *testing.T) {
+	p := policyFlags{Addr: []string{"198.18.0.2/30"}, Mode: "tun"}
+	got, err := p.parse()
+	if err != nil || len(got.peers) != 1 || got.peers[0] != netip.MustParsePrefix("198.18.0.1/30") {
+		t.Errorf("--addr alone: peers %v, %v; want 198.18.0.1/30", got.peers, err)
+	}
+	p = policyFlags{PeerAddr: []string{"fd00::2/64"}, Mode: "tun"}
+	got, err = p.parse()
+	if err != nil || len(got.addrs) != 1 || got.addrs[0] != netip.MustParsePrefix("fd00::3/64") {
+		t.Errorf("--peer-addr alone: addrs %v, %v; want fd00::3/64", got.addrs, err)
+	}
+}
+
+func TestAuthorizedKeyNeedsAddresses(t *testing.T) {
+	pub := filepath.Join(t.TempDir(), "id.pub")
+	os.WriteFile(pub, []byte("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB4oYOgAUmkh524PratjCmXWexsre3w6pSTFSul1UN68 me\n"), 0o600)
+	c := authorizedKeyCmd{Sshvpn: "sshvpn", PubkeyFile: pub}
+	c.Mode = "tun"
+	if _, err := c.line(); err == nil || !strings.Contains(err.Error(), "--pool") {
+		t.Errorf("a policy without addresses: %v, want a refusal naming --addr/--pool", err)
 	}
 }

@@ -31,6 +31,9 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if err := checkKeepalive(c.Keepalive, c.DeadAfter); err != nil {
+		return err
+	}
 	mode := tun.Mode(c.Mode)
 	if mode == tun.ModeTUN || len(addrs) > 0 || len(peers) > 0 {
 		// tap mode may run without addresses (a bridge port).

@@ -20,7 +20,8 @@ type policyFlags struct {
 	Mode        string   `default:"tun" enum:"tun,tap" help:"The only mode clients may use: tun (IP) or tap (Ethernet)."`
 	Pool        []string `placeholder:"CIDR" help:"Give each session its own address pair from this network (one IPv4 and/or one IPv6 --pool): the server takes the first address, each client the next free one."`
 	StateDir    string   `default:"/run/sshvpn" placeholder:"DIR" help:"Where --pool keeps its leases."`
-	AllowSource []string `placeholder:"CIDR" help:"Networks behind the client that may send through the tunnel (site-to-site) and that the client may ask the server to route. Packets from any other source than the client's tunnel address are dropped."`
+	AllowSource []string `placeholder:"CIDR" help:"Networks behind the client (site-to-site) whose packets may come through the tunnel. Packets from any other source than the client's tunnel address are dropped."`
+	AllowRoute  []string `placeholder:"CIDR" help:"Networks inside which the client may ask (--remote-route) for routes on this server into its tunnel; granted routes also pass the source check."`
 }
 
 // args renders the flags that differ from their defaults as a command line,
@@ -48,13 +49,14 @@ func (p *policyFlags) args() []string {
 		add("state-dir", p.StateDir)
 	}
 	add("allow-source", p.AllowSource...)
+	add("allow-route", p.AllowRoute...)
 	return a
 }
 
 // parsed is the policy with its addresses parsed.
 type parsed struct {
-	addrs, peers, pool, allow []netip.Prefix
-	mode                      tun.Mode
+	addrs, peers, pool, allow, allowRoutes []netip.Prefix
+	mode                                   tun.Mode
 }
 
 func (p *policyFlags) parse() (parsed, error) {
@@ -71,6 +73,20 @@ func (p *policyFlags) parse() (parsed, error) {
 	}
 	if r.allow, err = parsePrefixes("allow-source", p.AllowSource); err != nil {
 		return r, err
+	}
+	if r.allowRoutes, err = parsePrefixes("allow-route", p.AllowRoute); err != nil {
+		return r, err
+	}
+	// One side given: the other is its partner in the same subnet, never
+	// the client's choice (which would let it pick its own source address).
+	if len(r.addrs) > 0 && len(r.peers) == 0 {
+		if r.peers, err = partners(r.addrs); err != nil {
+			return r, fmt.Errorf("--addr without --peer-addr: %w", err)
+		}
+	} else if len(r.peers) > 0 && len(r.addrs) == 0 {
+		if r.addrs, err = partners(r.peers); err != nil {
+			return r, fmt.Errorf("--peer-addr without --addr: %w", err)
+		}
 	}
 	if len(r.pool) > 0 && (len(r.addrs) > 0 || len(r.peers) > 0) {
 		return r, fmt.Errorf("--pool decides the addresses; drop --addr and --peer-addr")

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/sshvpn/sshvpn/pool"
 	"github.com/sshvpn/sshvpn/spawn"
 	"github.com/sshvpn/sshvpn/tun"
+	"golang.org/x/term"
 )
 
 // remoteCmd is "sshvpn --remote". It obeys its own command line only: the
@@ -31,6 +33,15 @@ func (r *remoteCmd) Run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if err := checkKeepalive(r.Keepalive, r.DeadAfter); err != nil {
+		return err
+	}
+	if len(pol.pool) > 0 && len(r.Route) > 0 {
+		return errors.New("--route with --pool: every session would claim the same networks; use --allow-route to let each client ask for its own")
+	}
+	if term.IsTerminal(0) {
+		return errors.New("sshvpn --remote speaks the sshvpn protocol on stdin and stdout: sshd runs it for \"sshvpn HOST\"; it is not for a terminal")
+	}
 	link, err := newLink(&r.linkFlags, pol.mode, log)
 	if err != nil {
 		return err
@@ -39,17 +50,25 @@ func (r *remoteCmd) Run(ctx context.Context, log *slog.Logger) error {
 	if f := strings.Fields(os.Getenv("SSH_CONNECTION")); len(f) > 0 {
 		link.env.Peer = f[0] // for hooks only: the client's address
 	}
-	defer link.down()
+	// Hooks get a clean environment on this side: what the client could
+	// send (SSH_ORIGINAL_COMMAND, AcceptEnv variables) stays out of it.
+	link.hooks.BaseEnv = remoteHookEnv()
+	var lease *pool.Lease
+	defer func() {
+		link.down() // before the lease goes: its device name and addresses are the lease's until then
+		if lease != nil {
+			lease.Release()
+		}
+	}()
 	conn, err := spawn.Stdio()
 	if err != nil {
 		return err
 	}
 	cfg := sshvpn.ServerConfig{
 		Mode: pol.mode, MTU: r.MTU, Addrs: pol.addrs, PeerAddrs: pol.peers, Dev: r.Dev,
-		AllowSources: pol.allow,
-		Keepalive:    r.Keepalive, DeadAfter: r.DeadAfter, Logger: log,
+		AllowSources: pol.allow, AllowRoutes: pol.allowRoutes,
+		Keepalive: r.Keepalive, DeadAfter: r.DeadAfter, Logger: log,
 	}
-	var lease *pool.Lease
 	if len(pol.pool) > 0 {
 		cfg.Assign = func() ([]netip.Prefix, []netip.Prefix, error) {
 			p, err := pool.New(r.StateDir, pol.pool)
@@ -62,14 +81,15 @@ func (r *remoteCmd) Run(ctx context.Context, log *slog.Logger) error {
 			log.Info("leased addresses from the pool", "lease", lease.Index, "server", lease.Server, "client", lease.Client)
 			return lease.Server, lease.Client, nil
 		}
-		defer func() {
-			if lease != nil {
-				lease.Release()
-			}
-		}()
 	}
 	cfg.Open = func(t sshvpn.Tunnel) (tun.Device, error) {
-		dev, err := tun.Open(tun.Config{Name: r.Dev, Mode: t.Mode})
+		name := r.Dev
+		if lease != nil && strings.Contains(name, "%d") {
+			// The lease's number, not the kernel's lowest free one: the
+			// name stays this session's until its down hook has run.
+			name = strings.Replace(name, "%d", strconv.Itoa(lease.Index), 1)
+		}
+		dev, err := tun.Open(tun.Config{Name: name, Mode: t.Mode})
 		if err != nil {
 			return nil, err
 		}
@@ -93,6 +113,18 @@ func (r *remoteCmd) Run(ctx context.Context, log *slog.Logger) error {
 		return nil
 	}
 	return err
+}
+
+// remoteHookEnv is the environment of the remote side's hooks: the
+// account's basics from this process, nothing the client may have set.
+func remoteHookEnv() []string {
+	var env []string
+	for _, k := range []string{"PATH", "HOME", "USER", "LOGNAME", "SHELL", "TZ"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
 }
 
 // hosts turns each prefix into its address alone (/32 or /128).
