@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/sshvpn/sshvpn"
@@ -71,18 +72,6 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger) error {
 		SSH: sshArgv, Destination: c.Destination, RemoteCommand: c.RemoteCmd,
 		Logf: func(f string, a ...any) { log.Debug(fmt.Sprintf(f, a...)) },
 	}
-	if c.DefaultRoute || c.Up != "" || c.Down != "" {
-		// Where the SSH connection goes: pinned outside the tunnel by
-		// --default-route, and SSHVPN_SERVER for hooks.
-		server, err := opts.ServerAddr(ctx)
-		if err != nil && c.DefaultRoute {
-			return fmt.Errorf("--default-route: %w", err)
-		}
-		if err == nil {
-			link.server, link.env.Server = server, server.String()
-			log.Debug("SSH server address", "addr", server)
-		}
-	}
 	conn, err := spawn.Start(opts)
 	if err != nil {
 		return err
@@ -91,6 +80,17 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger) error {
 	return sshvpn.RunClient(ctx, conn, sshvpn.ClientConfig{
 		Mode: mode, MTU: c.MTU, Addrs: addrs, PeerAddrs: peers, RemoteDev: c.RemoteDev, RemoteRoutes: remoteRoutes,
 		Open: func(t sshvpn.Tunnel) (tun.Device, error) {
+			if c.DefaultRoute || c.Up != "" || c.Down != "" {
+				// Where the SSH connection goes: pinned outside the
+				// tunnel by --default-route, SSHVPN_SERVER for hooks.
+				server, err := serverAddr(ctx, conn, opts, log)
+				if err != nil && c.DefaultRoute {
+					return nil, fmt.Errorf("--default-route: %w", err)
+				}
+				if err == nil {
+					link.server, link.env.Server = server, server.String()
+				}
+			}
 			if err := link.up(dev, t, tun.Setup{MTU: t.MTU, Addrs: t.Addrs}, nil); err != nil {
 				return nil, err
 			}
@@ -98,4 +98,21 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger) error {
 		},
 		Keepalive: c.Keepalive, DeadAfter: c.DeadAfter, Logger: log,
 	})
+}
+
+// serverAddr is the SSH server's address as ssh connected to it (with
+// ProxyJump, the first hop's): read from ssh's socket, or else from ssh -G.
+func serverAddr(ctx context.Context, conn *spawn.Conn, opts spawn.Options, log *slog.Logger) (netip.Addr, error) {
+	ap, err := conn.PeerAddr()
+	if err == nil {
+		log.Debug("SSH server address, from ssh's connection", "addr", ap)
+		return ap.Addr(), nil
+	}
+	log.Debug("SSH server address unknown from ssh's connection; asking ssh -G", "err", err)
+	a, err2 := opts.ServerAddr(ctx)
+	if err2 != nil {
+		return netip.Addr{}, fmt.Errorf("%v; %v", err, err2)
+	}
+	log.Debug("SSH server address, from ssh -G", "addr", a)
+	return a, nil
 }
