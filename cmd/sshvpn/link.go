@@ -99,6 +99,20 @@ func (l *link) up(dev tun.Device, t sshvpn.Tunnel, setup tun.Setup, extra []neti
 			return err
 		}
 	}
+	// extra routes (a pooled client's host route, routes granted to the
+	// client) belong to this session alone: one that exists already is
+	// another session's, and taking it over would misroute its traffic.
+	for _, r := range extra {
+		rt := tun.Route{Dst: r, Dev: name}
+		err := tun.AddRoute(rt)
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("route %v exists already on this server (another session's or the admin's); refusing to take it over", r)
+		}
+		if err != nil {
+			return err
+		}
+		l.added = append(l.added, rt)
+	}
 	routes := append(slices.Clone(extra), l.routes...)
 	if l.defRoute {
 		if err := l.pinServer(); err != nil {
@@ -106,7 +120,7 @@ func (l *link) up(dev tun.Device, t sshvpn.Tunnel, setup tun.Setup, extra []neti
 		}
 		routes = append(routes, halfDefaults(t.Addrs)...)
 	}
-	for _, r := range routes {
+	for _, r := range routes[len(extra):] {
 		if err := l.addRoute(tun.Route{Dst: r, Dev: name}); err != nil {
 			return err
 		}
@@ -138,7 +152,7 @@ func (l *link) pinServer() error {
 func (l *link) addRoute(r tun.Route) error {
 	err := tun.AddRoute(r)
 	if errors.Is(err, fs.ErrExist) {
-		l.log.Info("route exists already; leaving it alone", "route", r)
+		l.log.Warn("a route to this network exists already; leaving it alone, so this tunnel does not get its traffic", "route", r)
 		return nil
 	}
 	if err != nil {
