@@ -1,0 +1,135 @@
+package tun
+
+import (
+	"errors"
+	"io/fs"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netns"
+)
+
+// inNewNetns runs f on a thread in a fresh network namespace, removed
+// afterwards, so the test touches nothing of the machine's own network.
+func inNewNetns(t *testing.T, f func()) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("tun tests need root in CI")
+		}
+		t.Skip("tun tests need root")
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread() // never unlocked: Go retires the thread
+		ns, err := netns.New()
+		if err != nil {
+			t.Errorf("new netns: %v", err)
+			return
+		}
+		defer ns.Close()
+		f()
+	}()
+	<-done
+}
+
+func TestOpenConfigureRoute(t *testing.T) {
+	inNewNetns(t, func() {
+		dev, err := Open(Config{Name: "tt0", Mode: ModeTUN})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer dev.Close()
+		addrs := []netip.Prefix{netip.MustParsePrefix("198.18.40.1/30"), netip.MustParsePrefix("2001:2:40::1/64")}
+		if err := Configure(dev.Name(), Setup{MTU: 1400, Addrs: addrs}); err != nil {
+			t.Error(err)
+			return
+		}
+		// Configuring again changes nothing and is no error.
+		if err := Configure(dev.Name(), Setup{MTU: 1400, Addrs: addrs}); err != nil {
+			t.Errorf("second Configure: %v", err)
+		}
+		if dev.MTU() != 1400 {
+			t.Errorf("MTU %d, want 1400", dev.MTU())
+		}
+		out, _ := exec.Command("ip", "addr", "show", "dev", "tt0").CombinedOutput()
+		for _, want := range []string{"198.18.40.1/30", "2001:2:40::1/64", "mtu 1400", ",UP"} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("%q missing from:\n%s", want, out)
+			}
+		}
+		r := Route{Dst: netip.MustParsePrefix("198.51.100.0/24"), Dev: "tt0"}
+		if err := AddRoute(r); err != nil {
+			t.Error(err)
+		}
+		if err := AddRoute(r); !errors.Is(err, fs.ErrExist) {
+			t.Errorf("adding the route twice: %v, want fs.ErrExist", err)
+		}
+		if got, err := RouteTo(netip.MustParseAddr("198.51.100.7")); err != nil || got.Dev != "tt0" {
+			t.Errorf("RouteTo: %+v, %v; want dev tt0", got, err)
+		}
+		if err := DelRoute(r); err != nil {
+			t.Error(err)
+		}
+		if err := DelRoute(r); err != nil {
+			t.Errorf("removing a route that is gone: %v", err)
+		}
+	})
+}
+
+// TestCloseUnblocksRead: Close ends a Read that waits for a packet.
+func TestCloseUnblocksRead(t *testing.T) {
+	inNewNetns(t, func() {
+		dev, err := Open(Config{Mode: ModeTUN})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		errc := make(chan error, 1)
+		go func() {
+			_, err := dev.Read(make([]byte, 2000))
+			errc <- err
+		}()
+		time.Sleep(100 * time.Millisecond)
+		dev.Close()
+		select {
+		case err := <-errc:
+			if err == nil {
+				t.Error("Read after Close returned no error")
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("Close did not unblock Read")
+		}
+	})
+}
+
+// TestAttachKeepsPersistence: opening an admin-made persistent device by
+// name attaches to it, and closing leaves it in place.
+func TestAttachKeepsPersistence(t *testing.T) {
+	inNewNetns(t, func() {
+		if out, err := exec.Command("ip", "tuntap", "add", "dev", "keep0", "mode", "tun").CombinedOutput(); err != nil {
+			t.Errorf("ip tuntap add: %v %s", err, out)
+			return
+		}
+		dev, err := Open(Config{Name: "keep0", Mode: ModeTUN})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		dev.Close()
+		out, _ := exec.Command("ip", "-d", "link", "show", "keep0").CombinedOutput()
+		if !strings.Contains(string(out), "persist on") {
+			t.Errorf("keep0 lost its persistence:\n%s", out)
+		}
+		if _, err := Open(Config{Name: "lo"}); err == nil || !strings.Contains(err.Error(), "not tun/tap") {
+			t.Errorf("opening lo: %v, want a refusal", err)
+		}
+	})
+}
