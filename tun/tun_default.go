@@ -11,7 +11,10 @@ import (
 func Open(Config) (Device, error) { return nil, ErrUnsupported }
 
 // Configure returns ErrUnsupported.
-func Configure(string, Setup) error { return ErrUnsupported }
+func Configure(string, Setup) ([]netip.Prefix, error) { return nil, ErrUnsupported }
+
+// DelAddrs returns ErrUnsupported.
+func DelAddrs(string, []netip.Prefix) error { return ErrUnsupported }
 
 // AddRoute returns ErrUnsupported.
 func AddRoute(Route) error { return ErrUnsupported }

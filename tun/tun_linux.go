@@ -141,20 +141,21 @@ func (d *device) MTU() int {
 // Configure brings interface name to s: MTU, addresses, link up. It changes
 // only what differs, so on a device an admin prepared it needs no privilege;
 // a change it may not make is an error naming the command the admin can run
-// instead.
-func Configure(name string, s Setup) error {
+// instead. It returns the addresses it added, which a persistent device keeps
+// until DelAddrs removes them.
+func Configure(name string, s Setup) (added []netip.Prefix, err error) {
 	l, err := netlink.LinkByName(name)
 	if err != nil {
-		return fmt.Errorf("tun: interface %q: %w", name, err)
+		return nil, fmt.Errorf("tun: interface %q: %w", name, err)
 	}
 	if s.MTU > 0 && l.Attrs().MTU != s.MTU {
 		if err := netlink.LinkSetMTU(l, s.MTU); err != nil {
-			return permError(err, fmt.Sprintf("ip link set dev %s mtu %d", name, s.MTU), fmt.Errorf("tun: setting MTU %d on %s: %w", s.MTU, name, err))
+			return nil, permError(err, fmt.Sprintf("ip link set dev %s mtu %d", name, s.MTU), fmt.Errorf("tun: setting MTU %d on %s: %w", s.MTU, name, err))
 		}
 	}
 	have, err := netlink.AddrList(l, netlink.FAMILY_ALL)
 	if err != nil {
-		return fmt.Errorf("tun: listing addresses of %s: %w", name, err)
+		return nil, fmt.Errorf("tun: listing addresses of %s: %w", name, err)
 	}
 	for _, a := range s.Addrs {
 		na := &netlink.Addr{IPNet: prefixNet(a)}
@@ -165,12 +166,28 @@ func Configure(name string, s Setup) error {
 			continue
 		}
 		if err := netlink.AddrAdd(l, na); err != nil && !errors.Is(err, syscall.EEXIST) {
-			return permError(err, fmt.Sprintf("ip addr add %v dev %s", a, name), fmt.Errorf("tun: adding address %v to %s: %w", a, name, err))
+			return added, permError(err, fmt.Sprintf("ip addr add %v dev %s", a, name), fmt.Errorf("tun: adding address %v to %s: %w", a, name, err))
 		}
+		added = append(added, a)
 	}
 	if l.Attrs().Flags&net.FlagUp == 0 {
 		if err := netlink.LinkSetUp(l); err != nil {
-			return permError(err, fmt.Sprintf("ip link set dev %s up", name), fmt.Errorf("tun: bringing %s up: %w", name, err))
+			return added, permError(err, fmt.Sprintf("ip link set dev %s up", name), fmt.Errorf("tun: bringing %s up: %w", name, err))
+		}
+	}
+	return added, nil
+}
+
+// DelAddrs removes addresses from interface name; a device or address that
+// is already gone is not an error.
+func DelAddrs(name string, addrs []netip.Prefix) error {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return nil
+	}
+	for _, a := range addrs {
+		if err := netlink.AddrDel(l, &netlink.Addr{IPNet: prefixNet(a)}); err != nil && !errors.Is(err, syscall.EADDRNOTAVAIL) {
+			return fmt.Errorf("tun: removing address %v from %s: %w", a, name, err)
 		}
 	}
 	return nil

@@ -48,13 +48,13 @@ func TestOpenConfigureRoute(t *testing.T) {
 		}
 		defer dev.Close()
 		addrs := []netip.Prefix{netip.MustParsePrefix("198.18.40.1/30"), netip.MustParsePrefix("2001:2:40::1/64")}
-		if err := Configure(dev.Name(), Setup{MTU: 1400, Addrs: addrs}); err != nil {
-			t.Error(err)
+		if added, err := Configure(dev.Name(), Setup{MTU: 1400, Addrs: addrs}); err != nil || len(added) != 2 {
+			t.Errorf("Configure: added %v, %v", added, err)
 			return
 		}
 		// Configuring again changes nothing and is no error.
-		if err := Configure(dev.Name(), Setup{MTU: 1400, Addrs: addrs}); err != nil {
-			t.Errorf("second Configure: %v", err)
+		if added, err := Configure(dev.Name(), Setup{MTU: 1400, Addrs: addrs}); err != nil || len(added) != 0 {
+			t.Errorf("second Configure: added %v, %v; want nothing", added, err)
 		}
 		if dev.MTU() != 1400 {
 			t.Errorf("MTU %d, want 1400", dev.MTU())
@@ -80,6 +80,13 @@ func TestOpenConfigureRoute(t *testing.T) {
 		}
 		if err := DelRoute(r); err != nil {
 			t.Errorf("removing a route that is gone: %v", err)
+		}
+		if err := DelAddrs(dev.Name(), addrs); err != nil {
+			t.Error(err)
+		}
+		out, _ = exec.Command("ip", "addr", "show", "dev", "tt0").CombinedOutput()
+		if strings.Contains(string(out), "198.18.40.1") || strings.Contains(string(out), "2001:2:40::1") {
+			t.Errorf("DelAddrs left addresses:\n%s", out)
 		}
 	})
 }

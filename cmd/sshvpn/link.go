@@ -57,6 +57,8 @@ type link struct {
 	env      hook.Env   // Side, Server or Peer; the rest is filled in by up
 
 	added []tun.Route // routes up added, removed by down in reverse
+	dev   string
+	addrs []netip.Prefix // addresses up added: a persistent device keeps them
 }
 
 func newLink(f *linkFlags, mode tun.Mode, log *slog.Logger) (*link, error) {
@@ -83,6 +85,7 @@ func (l *link) up(dev tun.Device, t sshvpn.Tunnel, setup tun.Setup, extra []neti
 	defer func() {
 		if err != nil {
 			l.removeRoutes()
+			l.removeAddrs()
 		}
 	}()
 	name := dev.Name()
@@ -91,7 +94,9 @@ func (l *link) up(dev tun.Device, t sshvpn.Tunnel, setup tun.Setup, extra []neti
 			return err
 		}
 	}
-	if err := tun.Configure(name, setup); err != nil {
+	added, err := tun.Configure(name, setup)
+	l.dev, l.addrs = name, added
+	if err != nil {
 		return err
 	}
 	if l.bridge != "" {
@@ -186,6 +191,14 @@ func (l *link) down() {
 		l.log.Error(err.Error())
 	}
 	l.removeRoutes()
+	l.removeAddrs()
+}
+
+func (l *link) removeAddrs() {
+	if err := tun.DelAddrs(l.dev, l.addrs); err != nil {
+		l.log.Error(err.Error())
+	}
+	l.addrs = nil
 }
 
 func (l *link) removeRoutes() {
