@@ -86,7 +86,7 @@ func checkPrefixes(what string, ps []netip.Prefix) error {
 	for _, p := range ps {
 		a := p.Addr()
 		if !p.IsValid() || a.IsUnspecified() || a.IsLoopback() || a.IsMulticast() || a.Is4In6() || a.Zone() != "" ||
-			a.IsLinkLocalUnicast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+			a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
 			return fmt.Errorf("unusable %s %v", what, p)
 		}
 		if p.Bits() < minBits[a.Is4()] {

@@ -69,7 +69,12 @@ type pump struct {
 	acceptOut func(pkt []byte) bool
 	stats     *Stats
 
-	heard atomic.Bool // a frame arrived since the last keepalive tick
+	// heard says a frame arrived since the last keepalive tick, heardAt
+	// when the first of them did (time since start): the clock is read
+	// once per tick period, not per frame.
+	heard   atomic.Bool
+	heardAt atomic.Int64
+	start   time.Time
 }
 
 type pingMsg struct {
@@ -81,6 +86,7 @@ type pingMsg struct {
 // of these closes the device and the transport; run then waits for all its
 // goroutines. It returns nil for an orderly close by either side.
 func (p *pump) run(ctx context.Context) error {
+	p.start = time.Now()
 	if p.stats == nil {
 		p.stats = new(Stats)
 	}
@@ -135,7 +141,7 @@ func (p *pump) run(ctx context.Context) error {
 //     peer's Close or Error frame, or the end of the stream) explains it
 //     better than a broken pipe.
 func (p *pump) wait(ctx context.Context, errc, rerr <-chan error) error {
-	last := time.Now()
+	last := p.start
 	tick := time.NewTicker(p.keepalive)
 	defer tick.Stop()
 	cancelled := ctx.Done()
@@ -160,7 +166,7 @@ func (p *pump) wait(ctx context.Context, errc, rerr <-chan error) error {
 			return err
 		case now := <-tick.C:
 			if p.heard.Swap(false) {
-				last = now
+				last = p.start.Add(time.Duration(p.heardAt.Load()))
 			} else if silent := now.Sub(last); silent > p.deadAfter {
 				return &DeadPeerError{Silent: silent}
 			}
@@ -276,7 +282,10 @@ func (p *pump) readTransport(pongs chan<- pingMsg) error {
 			}
 			return fmt.Errorf("sshvpn: connection to the peer lost: %w", err)
 		}
-		p.heard.Store(true)
+		if !p.heard.Load() {
+			p.heardAt.Store(int64(time.Since(p.start)))
+			p.heard.Store(true)
+		}
 		switch t {
 		case framing.TypeData:
 			if p.accept != nil && !p.accept(payload) {

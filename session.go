@@ -208,6 +208,7 @@ func Serve(ctx context.Context, conn io.ReadWriteCloser, cfg ServerConfig) error
 		h, err = readHello(r)
 	}
 	if !stop() {
+		timer.Stop()
 		return nil // asked to stop during the handshake
 	}
 	if !timer.Stop() {
@@ -304,7 +305,7 @@ func decide(cfg ServerConfig, h *framing.Hello) (Tunnel, error) {
 		t.PeerAddrs = h.Addrs
 	}
 	if t.MTU < 1280 && slices.ContainsFunc(slices.Concat(t.Addrs, t.PeerAddrs), func(p netip.Prefix) bool { return p.Addr().Is6() }) {
-		return Tunnel{}, fmt.Errorf("MTU %d is below the 1280 IPv6 needs; raise --mtu or use IPv4 addresses only", t.MTU)
+		return Tunnel{}, fmt.Errorf("MTU %d is below the 1280 IPv6 needs; raise the MTU (the server's --mtu if it sets one, else the client's) or use IPv4 tunnel addresses only", t.MTU)
 	}
 	if mode == tun.ModeTUN && (len(t.Addrs) == 0 || len(t.PeerAddrs) == 0) {
 		return Tunnel{}, errors.New("no tunnel addresses: neither the client's proposal nor the server's --addr/--peer-addr name any")

@@ -2,7 +2,8 @@
 // documented environment, its output sent to the log line by line, and a
 // time limit.
 //
-// The environment is the process's own plus:
+// The environment is Runner.BaseEnv (by default the process's own, less any
+// stale variables of the list below) plus:
 //
 //	SSHVPN_SIDE         local (the side that ran ssh) or remote
 //	SSHVPN_SCRIPT_TYPE  up or down

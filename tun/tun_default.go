@@ -30,3 +30,12 @@ func SetMAC(string, net.HardwareAddr) error { return ErrUnsupported }
 
 // SetBridge returns ErrUnsupported.
 func SetBridge(string, string) error { return ErrUnsupported }
+
+// Persistent reports false.
+func Persistent(Device) bool { return false }
+
+// Same reports false.
+func Same(Device, string) bool { return false }
+
+// Exists reports false.
+func Exists(string) bool { return false }

@@ -18,9 +18,11 @@ import (
 )
 
 type device struct {
-	rw   io.ReadWriteCloser
-	name string
-	mtu  int
+	rw         io.ReadWriteCloser
+	name       string
+	mtu        int
+	index      int  // interface index: a later device may reuse the name
+	persistent bool // attached to an admin's device, which outlives us
 }
 
 // Open opens a TUN or TAP device.
@@ -64,7 +66,7 @@ func Open(cfg Config) (Device, error) {
 func newDevice(rw io.ReadWriteCloser, name string) *device {
 	d := &device{rw: rw, name: name, mtu: DefaultMTU}
 	if l, err := netlink.LinkByName(name); err == nil {
-		d.mtu = l.Attrs().MTU
+		d.mtu, d.index = l.Attrs().MTU, l.Attrs().Index
 	}
 	return d
 }
@@ -96,7 +98,9 @@ func attach(cfg Config) (Device, error) {
 		}
 		return nil, openError(cfg.Name, errno)
 	}
-	return newDevice(os.NewFile(uintptr(fd), "/dev/net/tun"), cfg.Name), nil
+	d := newDevice(os.NewFile(uintptr(fd), "/dev/net/tun"), cfg.Name)
+	d.persistent = true
+	return d, nil
 }
 
 func modeOr(m Mode) Mode {
@@ -165,7 +169,9 @@ func Configure(name string, s Setup) (added []netip.Prefix, err error) {
 		if slices.ContainsFunc(have, func(h netlink.Addr) bool { return h.IPNet.String() == na.IPNet.String() }) {
 			continue
 		}
-		if err := netlink.AddrAdd(l, na); err != nil && !errors.Is(err, syscall.EEXIST) {
+		if err := netlink.AddrAdd(l, na); errors.Is(err, syscall.EEXIST) {
+			continue // someone else's
+		} else if err != nil {
 			return added, permError(err, fmt.Sprintf("ip addr add %v dev %s", a, name), fmt.Errorf("tun: adding address %v to %s: %w", a, name, err))
 		}
 		added = append(added, a)
@@ -297,4 +303,29 @@ func SetBridge(name, br string) error {
 		return permError(err, fmt.Sprintf("ip link set dev %s master %s", name, br), fmt.Errorf("tun: adding %s to bridge %s: %w", name, br, err))
 	}
 	return nil
+}
+
+// Exists reports whether an interface called name exists.
+func Exists(name string) bool {
+	_, err := netlink.LinkByName(name)
+	return err == nil
+}
+
+// Persistent reports whether d is an admin's persistent device that Open
+// attached to: it keeps the addresses and routes a session adds unless the
+// session removes them.
+func Persistent(d Device) bool {
+	dd, ok := d.(*device)
+	return ok && dd.persistent
+}
+
+// Same reports whether interface name is still device d, and not a device
+// created since under the same name.
+func Same(d Device, name string) bool {
+	dd, ok := d.(*device)
+	if !ok {
+		return false
+	}
+	l, err := netlink.LinkByName(name)
+	return err == nil && l.Attrs().Index == dd.index
 }

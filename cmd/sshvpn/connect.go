@@ -18,7 +18,7 @@ type connectCmd struct {
 	tunnelFlags
 	Mode        string   `default:"tun" enum:"tun,tap" help:"tun carries IP packets; tap carries Ethernet frames (the server must allow it)."`
 	RemoteDev   string   `placeholder:"NAME" help:"Ask the server for this device name (granted only if its policy names the same)."`
-	RemoteRoute []string `placeholder:"CIDR" help:"Ask the server to route this network, which is behind this machine, into the tunnel (granted only inside the server's --allow-source networks)."`
+	RemoteRoute []string `placeholder:"CIDR" help:"Ask the server to route this network, which is behind this machine, into the tunnel (granted only inside the server's --allow-route networks)."`
 	linkFlags
 	DefaultRoute bool          `help:"Send all traffic through the tunnel: the two half-default routes for each family the tunnel has, after pinning the route to the SSH server outside it. All removed on exit."`
 	Keepalive    time.Duration `default:"10s" help:"Interval between keepalive pings."`
@@ -104,6 +104,11 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger) error {
 // ProxyJump, the first hop's): read from ssh's socket, or else from ssh -G.
 func serverAddr(ctx context.Context, conn *spawn.Conn, opts spawn.Options, log *slog.Logger) (netip.Addr, error) {
 	ap, err := conn.PeerAddr()
+	if err == nil && ap.Addr().IsLoopback() {
+		// A local proxy (ProxyCommand nc -x 127.0.0.1:1080 ...): the
+		// real server is beyond it; ssh -G knows more, or refuses.
+		err = fmt.Errorf("ssh connects through a local proxy at %v", ap)
+	}
 	if err == nil {
 		log.Debug("SSH server address, from ssh's connection", "addr", ap)
 		return ap.Addr(), nil

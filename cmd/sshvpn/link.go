@@ -57,8 +57,16 @@ type link struct {
 	env      hook.Env   // Side, Server or Peer; the rest is filled in by up
 
 	added []tun.Route // routes up added, removed by down in reverse
-	dev   string
-	addrs []netip.Prefix // addresses up added: a persistent device keeps them
+	dev    string
+	device tun.Device
+	addrs  []netip.Prefix // addresses up added: a persistent device keeps them
+}
+
+// ours reports whether the interface called dev is still this session's
+// device. Once a non-persistent device is closed its name is free, and a new
+// session's device may carry it: what is on that one is not ours to remove.
+func (l *link) ours() bool {
+	return l.device != nil && tun.Same(l.device, l.dev)
 }
 
 func newLink(f *linkFlags, mode tun.Mode, log *slog.Logger) (*link, error) {
@@ -95,7 +103,7 @@ func (l *link) up(dev tun.Device, t sshvpn.Tunnel, setup tun.Setup, extra []neti
 		}
 	}
 	added, err := tun.Configure(name, setup)
-	l.dev, l.addrs = name, added
+	l.dev, l.device, l.addrs = name, dev, added
 	if err != nil {
 		return err
 	}
@@ -111,7 +119,7 @@ func (l *link) up(dev tun.Device, t sshvpn.Tunnel, setup tun.Setup, extra []neti
 		rt := tun.Route{Dst: r, Dev: name}
 		err := tun.AddRoute(rt)
 		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("route %v exists already on this server (another session's or the admin's); refusing to take it over", r)
+			return fmt.Errorf("route %v exists already on this server (another session's or the admin's; an earlier session of this client ends after --dead-after without traffic); refusing to take it over", r)
 		}
 		if err != nil {
 			return err
@@ -195,14 +203,20 @@ func (l *link) down() {
 }
 
 func (l *link) removeAddrs() {
-	if err := tun.DelAddrs(l.dev, l.addrs); err != nil {
-		l.log.Error(err.Error())
+	if len(l.addrs) > 0 && l.ours() {
+		if err := tun.DelAddrs(l.dev, l.addrs); err != nil {
+			l.log.Error(err.Error())
+		}
 	}
 	l.addrs = nil
 }
 
 func (l *link) removeRoutes() {
+	ours := l.ours()
 	for i := len(l.added) - 1; i >= 0; i-- {
+		if l.added[i].Dev == l.dev && !ours {
+			continue // went with the device
+		}
 		if err := tun.DelRoute(l.added[i]); err != nil {
 			l.log.Error(err.Error())
 		}

@@ -89,6 +89,9 @@ func (r *remoteCmd) Run(ctx context.Context, log *slog.Logger) error {
 			// name stays this session's until its down hook has run.
 			name = strings.Replace(name, "%d", strconv.Itoa(lease.Index), 1)
 		}
+		if name != r.Dev && tun.Exists(name) {
+			name = r.Dev // another pool's device has this number: let the kernel choose
+		}
 		dev, err := tun.Open(tun.Config{Name: name, Mode: t.Mode})
 		if err != nil {
 			return nil, err
@@ -118,7 +121,7 @@ func (r *remoteCmd) Run(ctx context.Context, log *slog.Logger) error {
 // remoteHookEnv is the environment of the remote side's hooks: the
 // account's basics from this process, nothing the client may have set.
 func remoteHookEnv() []string {
-	var env []string
+	env := []string{} // not nil: nil would mean "inherit everything"
 	for _, k := range []string{"PATH", "HOME", "USER", "LOGNAME", "SHELL", "TZ"} {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
