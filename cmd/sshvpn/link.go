@@ -56,7 +56,7 @@ type link struct {
 	server   netip.Addr // client: the SSH server, pinned outside the tunnel
 	env      hook.Env   // Side, Server or Peer; the rest is filled in by up
 
-	added []tun.Route // routes up added, removed by down in reverse
+	added  []tun.Route // routes up added, removed by down in reverse
 	dev    string
 	device tun.Device
 	addrs  []netip.Prefix // addresses up added: a persistent device keeps them
