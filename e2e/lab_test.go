@@ -258,6 +258,9 @@ func (l *lab) startIn(ns string, args ...string) *vpn {
 	v := &vpn{cmd: exec.Command("ip", argv...), log: new(syncBuffer), done: make(chan struct{})}
 	v.cmd.Stdout, v.cmd.Stderr = v.log, v.log
 	v.cmd.Env = append(os.Environ(), l.Env...)
+	// Its own process group, like a job in a shell: Ctrl-C reaches
+	// sshvpn and its ssh together (see TestCtrlC).
+	v.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := v.cmd.Start(); err != nil {
 		l.t.Fatal(err)
 	}

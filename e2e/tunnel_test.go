@@ -271,3 +271,32 @@ func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
 }
+
+// TestCtrlC: Ctrl-C in a terminal signals the whole job, sshvpn and its ssh
+// at once; the client still exits 0 and leaves nothing behind. The SSH
+// connection runs over IPv6 here.
+func TestCtrlC(t *testing.T) {
+	l := newLab(t)
+	v := l.up(append(tunnelArgs, "--dev", "vpn0", "root@server6")...)
+	if err := l.ping(l.Client, serverV6); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(-v.cmd.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if err, log := v.wait(t, 15*time.Second); err != nil {
+		t.Errorf("client exited with %v after Ctrl-C:\n%s", err, log)
+	}
+	for _, ns := range []string{l.Client, l.Server} {
+		if !eventually(5*time.Second, func() bool {
+			out, _ := l.in(ns, "ip", "-o", "link", "show", "type", "tun")
+			return !strings.Contains(out, ": ")
+		}) {
+			out, _ := l.in(ns, "ip", "link")
+			t.Errorf("tun device left in %s after Ctrl-C:\n%s", ns, out)
+		}
+	}
+	if !eventually(5*time.Second, func() bool { return !processesOf(l.Bin) && len(l.pidsOf(l.Server, "sshvpn")) == 0 }) {
+		t.Error("sshvpn processes left after Ctrl-C")
+	}
+}
