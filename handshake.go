@@ -40,6 +40,22 @@ const (
 // anything wider would claim a large share of the other side's routing.
 var minBits = map[bool]int{true: 8, false: 32} // IPv4: /8, IPv6: /32
 
+// The MTU range both sides accept: a device needs at least 576 (the IPv4
+// minimum; IPv6 needs 1280, checked with the addresses), and a frame must
+// hold the largest packet plus a tap device's Ethernet header.
+const (
+	MinMTU = 576
+	MaxMTU = framing.MaxPayload - tun.Overhead
+)
+
+// CheckMTU reports whether mtu is in the range both sides accept.
+func CheckMTU(mtu int) error {
+	if mtu < MinMTU || mtu > MaxMTU {
+		return fmt.Errorf("MTU %d is out of range (%d to %d)", mtu, MinMTU, MaxMTU)
+	}
+	return nil
+}
+
 // maxAddrs caps how many addresses of each kind a Hello may carry.
 const maxAddrs = 8
 

@@ -59,7 +59,6 @@ type pump struct {
 	conn      io.Closer
 	r         *framing.Reader
 	w         *framing.Writer
-	mtu       int
 	keepalive time.Duration
 	deadAfter time.Duration
 	log       *slog.Logger

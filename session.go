@@ -80,6 +80,14 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
+// newPump joins dev and the framed transport, with the keepalive defaults
+// for zero durations.
+func newPump(dev tun.Device, conn io.Closer, r *framing.Reader, w *framing.Writer,
+	keepalive, deadAfter time.Duration, log *slog.Logger, stats *Stats) *pump {
+	return &pump{dev: dev, conn: conn, r: r, w: w, log: log, stats: stats,
+		keepalive: orDefault(keepalive, DefaultKeepalive), deadAfter: orDefault(deadAfter, DefaultDeadAfter)}
+}
+
 // RunClient runs the client side of one tunnel over conn until ctx ends (an
 // orderly close, returning nil), the server closes, or something fails. It
 // closes conn before returning.
@@ -167,8 +175,8 @@ func RunClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) e
 		return refuse(w, errors.New("sshvpn: the server decided no addresses for the tunnel"))
 	}
 	t := Tunnel{Mode: mode, MTU: h.MTU, Addrs: h.PeerAddrs, PeerAddrs: h.Addrs, Routes: h.Routes}
-	if t.MTU <= 0 || t.MTU > framing.MaxPayload-tun.Overhead {
-		return refuse(w, fmt.Errorf("sshvpn: the server chose an unusable MTU %d", h.MTU))
+	if CheckMTU(t.MTU) != nil {
+		return refuse(w, fmt.Errorf("sshvpn: the server chose an unusable MTU %d (%d to %d)", t.MTU, MinMTU, MaxMTU))
 	}
 	if !sameSet(t.Addrs, cfg.Addrs) || !sameSet(t.PeerAddrs, cfg.PeerAddrs) {
 		log.Info("the server assigned the tunnel addresses", "local", t.Addrs, "remote", t.PeerAddrs)
@@ -178,10 +186,7 @@ func RunClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) e
 		return refuse(w, err)
 	}
 	log.Info("tunnel up", "dev", dev.Name(), "local", t.Addrs, "remote", t.PeerAddrs, "mtu", t.MTU, "remote_dev", h.Dev)
-	p := &pump{dev: dev, conn: conn, r: r, w: w, mtu: t.MTU,
-		keepalive: orDefault(cfg.Keepalive, DefaultKeepalive), deadAfter: orDefault(cfg.DeadAfter, DefaultDeadAfter),
-		log: log, stats: cfg.Stats}
-	return p.run(ctx)
+	return newPump(dev, conn, r, w, cfg.Keepalive, cfg.DeadAfter, log, cfg.Stats).run(ctx)
 }
 
 // Serve runs the server side of one tunnel over conn, as "sshvpn --remote".
@@ -237,9 +242,7 @@ func Serve(ctx context.Context, conn io.ReadWriteCloser, cfg ServerConfig) error
 		return fmt.Errorf("sshvpn: writing to the client: %w", err)
 	}
 	log.Info("tunnel up", "dev", dev.Name(), "local", t.Addrs, "remote", t.PeerAddrs, "mtu", t.MTU)
-	p := &pump{dev: dev, conn: conn, r: r, w: w, mtu: t.MTU,
-		keepalive: orDefault(cfg.Keepalive, DefaultKeepalive), deadAfter: orDefault(cfg.DeadAfter, DefaultDeadAfter),
-		log: log, stats: cfg.Stats}
+	p := newPump(dev, conn, r, w, cfg.Keepalive, cfg.DeadAfter, log, cfg.Stats)
 	if t.Mode == tun.ModeTUN {
 		// Anti-spoofing: the client may use its own tunnel addresses and
 		// the networks the admin put behind it, nothing else.
@@ -294,8 +297,8 @@ func decide(cfg ServerConfig, h *framing.Hello) (Tunnel, error) {
 		if t.MTU == 0 {
 			t.MTU = tun.DefaultMTU
 		}
-		if t.MTU < 576 || t.MTU > framing.MaxPayload-tun.Overhead {
-			return Tunnel{}, fmt.Errorf("proposed MTU %d is out of range (576 to %d)", h.MTU, framing.MaxPayload-tun.Overhead)
+		if err := CheckMTU(t.MTU); err != nil {
+			return Tunnel{}, fmt.Errorf("proposed %w", err)
 		}
 	}
 	if len(t.Addrs) == 0 {
