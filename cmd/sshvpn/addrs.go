@@ -19,11 +19,22 @@ func proposal(addrs, peers []netip.Prefix) ([]netip.Prefix, []netip.Prefix, erro
 	if len(addrs) == 0 && len(peers) == 0 {
 		return defaultAddrs, defaultPeers, nil
 	}
+	return completePair(addrs, peers)
+}
+
+// completePair fills in the side that was not given: the partner of each
+// address of the other side.
+func completePair(addrs, peers []netip.Prefix) ([]netip.Prefix, []netip.Prefix, error) {
 	var err error
-	if len(peers) == 0 {
-		peers, err = partners(addrs)
-	} else if len(addrs) == 0 {
-		addrs, err = partners(peers)
+	switch {
+	case len(addrs) > 0 && len(peers) == 0:
+		if peers, err = partners(addrs); err != nil {
+			err = fmt.Errorf("--addr without --peer-addr: %w", err)
+		}
+	case len(peers) > 0 && len(addrs) == 0:
+		if addrs, err = partners(peers); err != nil {
+			err = fmt.Errorf("--peer-addr without --addr: %w", err)
+		}
 	}
 	return addrs, peers, err
 }

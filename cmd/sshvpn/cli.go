@@ -158,10 +158,22 @@ func (f *tunnelFlags) prefixes() (addrs, peers []netip.Prefix, err error) {
 	if peers, err = parsePrefixes("peer-addr", f.PeerAddr); err != nil {
 		return nil, nil, err
 	}
-	if f.MTU != 0 && (f.MTU < 576 || f.MTU > 65000) {
-		return nil, nil, fmt.Errorf("--mtu %d is out of range (576 to 65000)", f.MTU)
+	if err := checkMTUFlag(f.MTU); err != nil {
+		return nil, nil, err
 	}
 	return addrs, peers, nil
+}
+
+// checkMTUFlag checks --mtu, 0 meaning unset, against the range the
+// handshake accepts.
+func checkMTUFlag(mtu int) error {
+	if mtu == 0 {
+		return nil
+	}
+	if err := sshvpn.CheckMTU(mtu); err != nil {
+		return fmt.Errorf("--mtu: %w", err)
+	}
+	return nil
 }
 
 // checkKeepalive refuses a dead-peer limit that keepalives cannot meet.

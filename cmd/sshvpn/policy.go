@@ -79,20 +79,14 @@ func (p *policyFlags) parse() (parsed, error) {
 	}
 	// One side given: the other is its partner in the same subnet, never
 	// the client's choice (which would let it pick its own source address).
-	if len(r.addrs) > 0 && len(r.peers) == 0 {
-		if r.peers, err = partners(r.addrs); err != nil {
-			return r, fmt.Errorf("--addr without --peer-addr: %w", err)
-		}
-	} else if len(r.peers) > 0 && len(r.addrs) == 0 {
-		if r.addrs, err = partners(r.peers); err != nil {
-			return r, fmt.Errorf("--peer-addr without --addr: %w", err)
-		}
+	if r.addrs, r.peers, err = completePair(r.addrs, r.peers); err != nil {
+		return r, err
 	}
 	if len(r.pool) > 0 && (len(r.addrs) > 0 || len(r.peers) > 0) {
 		return r, fmt.Errorf("--pool decides the addresses; drop --addr and --peer-addr")
 	}
-	if p.MTU != 0 && (p.MTU < 576 || p.MTU > 65000) {
-		return r, fmt.Errorf("--mtu %d is out of range (576 to 65000)", p.MTU)
+	if err := checkMTUFlag(p.MTU); err != nil {
+		return r, err
 	}
 	r.mode = tun.Mode(p.Mode)
 	return r, nil
