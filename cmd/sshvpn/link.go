@@ -113,33 +113,27 @@ func (l *link) up(dev tun.Device, t sshvpn.Tunnel, setup tun.Setup, extra []neti
 		}
 	}
 	// extra routes (a pooled client's host route, routes granted to the
-	// client) belong to this session alone: one that exists already is
-	// another session's, and taking it over would misroute its traffic.
+	// client) belong to this session alone; --route and the default route
+	// are the user's wishes, which yield to a route that is there already.
 	for _, r := range extra {
-		rt := tun.Route{Dst: r, Dev: name}
-		err := tun.AddRoute(rt)
-		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("route %v exists already on this server (another session's or the admin's; an earlier session of this client ends after --dead-after without traffic); refusing to take it over", r)
-		}
-		if err != nil {
+		if err := l.addRoute(tun.Route{Dst: r, Dev: name}, true); err != nil {
 			return err
 		}
-		l.added = append(l.added, rt)
 	}
-	routes := append(slices.Clone(extra), l.routes...)
+	wished := slices.Clone(l.routes)
 	if l.defRoute {
 		if err := l.pinServer(); err != nil {
 			return err
 		}
-		routes = append(routes, halfDefaults(t.Addrs)...)
+		wished = append(wished, halfDefaults(t.Addrs)...)
 	}
-	for _, r := range routes[len(extra):] {
-		if err := l.addRoute(tun.Route{Dst: r, Dev: name}); err != nil {
+	for _, r := range wished {
+		if err := l.addRoute(tun.Route{Dst: r, Dev: name}, false); err != nil {
 			return err
 		}
 	}
 	l.env.Dev, l.env.Mode, l.env.MTU = name, string(t.Mode), t.MTU
-	l.env.Addrs, l.env.PeerAddrs, l.env.Routes = t.Addrs, t.PeerAddrs, routes
+	l.env.Addrs, l.env.PeerAddrs, l.env.Routes = t.Addrs, t.PeerAddrs, slices.Concat(extra, wished)
 	return l.hooks.RunUp(l.env)
 }
 
@@ -157,13 +151,17 @@ func (l *link) pinServer() error {
 	if r.Dev == "lo" {
 		return nil // the server is this machine
 	}
-	return l.addRoute(r)
+	return l.addRoute(r, false)
 }
 
-// addRoute adds r and remembers to remove it; a route that was there before
-// is neither added nor removed.
-func (l *link) addRoute(r tun.Route) error {
+// addRoute adds r and remembers to remove it. A route to r.Dst that is there
+// already is never taken over or removed: for an exclusive route (one this
+// session alone may have) that is an error, otherwise a warning.
+func (l *link) addRoute(r tun.Route, exclusive bool) error {
 	err := tun.AddRoute(r)
+	if errors.Is(err, fs.ErrExist) && exclusive {
+		return fmt.Errorf("route %v exists already on this server (another session's or the admin's; an earlier session of this client ends after --dead-after without traffic); refusing to take it over", r.Dst)
+	}
 	if errors.Is(err, fs.ErrExist) {
 		l.log.Warn("a route to this network exists already; leaving it alone, so this tunnel does not get its traffic", "route", r)
 		return nil
