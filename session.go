@@ -58,7 +58,14 @@ type ServerConfig struct {
 	// AllowRoutes are the networks inside which the client may ask the
 	// server to route networks behind it into the tunnel.
 	AllowRoutes []netip.Prefix
-	Open        Opener
+	// Pool are the networks Assign leases from: no client's route may
+	// overlap them.
+	Pool []netip.Prefix
+	// Nets are the server's own addresses and connected networks (see
+	// tun.Nets), which no proposed address and no granted route may
+	// overlap.
+	Nets []tun.Net
+	Open Opener
 
 	Keepalive time.Duration
 	DeadAfter time.Duration
@@ -251,79 +258,6 @@ func Serve(ctx context.Context, conn io.ReadWriteCloser, cfg ServerConfig) error
 		p.acceptOut = newAddrFilter(t.PeerAddrs, behind, true).accept
 	}
 	return p.run(ctx)
-}
-
-// decide applies the server's policy to the client's proposal.
-func decide(cfg ServerConfig, h *framing.Hello) (Tunnel, error) {
-	if h.Role != "client" {
-		return Tunnel{}, fmt.Errorf("protocol error: the peer introduced itself as %q, not as a client", h.Role)
-	}
-	mode := cfg.Mode
-	if mode == "" {
-		mode = tun.ModeTUN
-	}
-	if h.Mode != "" && tun.Mode(h.Mode) != mode {
-		return Tunnel{}, fmt.Errorf("this server serves %s mode only (its --mode policy); the client asked for %s", mode, h.Mode)
-	}
-	if err := checkPrefixes("proposed address", h.Addrs); err != nil {
-		return Tunnel{}, err
-	}
-	if err := checkPrefixes("proposed address", h.PeerAddrs); err != nil {
-		return Tunnel{}, err
-	}
-	for i, r := range h.Routes {
-		h.Routes[i] = r.Masked() // judge the network the kernel would route
-	}
-	if err := checkPrefixes("requested route", h.Routes); err != nil {
-		return Tunnel{}, err
-	}
-	if h.WantDev != "" && h.WantDev != cfg.Dev {
-		return Tunnel{}, fmt.Errorf("this server's policy (the command line of its sshvpn --remote) chooses the device; the client may not ask for %q", h.WantDev)
-	}
-	for _, r := range h.Routes {
-		if !covered(r, cfg.AllowRoutes) {
-			return Tunnel{}, fmt.Errorf("this server's policy does not route %v to the client: it is not inside any --allow-route network of the server's command line", r)
-		}
-	}
-	t := Tunnel{Mode: mode, MTU: cfg.MTU, Addrs: cfg.Addrs, PeerAddrs: cfg.PeerAddrs, Routes: h.Routes}
-	if cfg.Assign != nil {
-		var err error
-		if t.Addrs, t.PeerAddrs, err = cfg.Assign(); err != nil {
-			return Tunnel{}, err
-		}
-	}
-	if t.MTU == 0 {
-		t.MTU = h.MTU
-		if t.MTU == 0 {
-			t.MTU = tun.DefaultMTU
-		}
-		if err := CheckMTU(t.MTU); err != nil {
-			return Tunnel{}, fmt.Errorf("proposed %w", err)
-		}
-	}
-	if len(t.Addrs) == 0 {
-		t.Addrs = h.PeerAddrs
-	}
-	if len(t.PeerAddrs) == 0 {
-		t.PeerAddrs = h.Addrs
-	}
-	if t.MTU < 1280 && slices.ContainsFunc(slices.Concat(t.Addrs, t.PeerAddrs), func(p netip.Prefix) bool { return p.Addr().Is6() }) {
-		return Tunnel{}, fmt.Errorf("MTU %d is below the 1280 IPv6 needs; raise the MTU (the server's --mtu if it sets one, else the client's) or use IPv4 tunnel addresses only", t.MTU)
-	}
-	if mode == tun.ModeTUN && (len(t.Addrs) == 0 || len(t.PeerAddrs) == 0) {
-		return Tunnel{}, errors.New("no tunnel addresses: neither the client's proposal nor the server's --addr/--peer-addr name any")
-	}
-	return t, nil
-}
-
-// covered reports whether network r lies inside one of nets.
-func covered(r netip.Prefix, nets []netip.Prefix) bool {
-	for _, n := range nets {
-		if n.Bits() <= r.Bits() && n.Contains(r.Addr()) {
-			return true
-		}
-	}
-	return false
 }
 
 // refuse tells the peer why this side gives up, then returns err.

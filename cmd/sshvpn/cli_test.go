@@ -24,29 +24,6 @@ func TestRemoteFlag(t *testing.T) {
 	}
 }
 
-func TestPartner(t *testing.T) {
-	for _, c := range []struct{ in, want string }{
-		{"198.18.0.1/30", "198.18.0.2/30"},
-		{"198.18.0.2/30", "198.18.0.1/30"},
-		{"198.18.0.0/31", "198.18.0.1/31"},
-		{"198.18.0.254/24", "198.18.0.253/24"},
-		{"fd00::1/64", "fd00::2/64"},
-		{"fd00::1/127", "fd00::/127"},
-		{"198.18.0.1/32", ""},
-	} {
-		got, err := partner(netip.MustParsePrefix(c.in))
-		if c.want == "" {
-			if err == nil {
-				t.Errorf("partner(%s) = %v, want an error", c.in, got)
-			}
-			continue
-		}
-		if err != nil || got.String() != c.want {
-			t.Errorf("partner(%s) = %v, %v; want %s", c.in, got, err, c.want)
-		}
-	}
-}
-
 // TestAuthorizedKey checks the line, and that the command in it splits back
 // into exactly the policy's words.
 func TestAuthorizedKey(t *testing.T) {

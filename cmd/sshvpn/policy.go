@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sshvpn/sshvpn"
 	"github.com/sshvpn/sshvpn/tun"
 )
 
@@ -79,7 +80,7 @@ func (p *policyFlags) parse() (parsed, error) {
 	}
 	// One side given: the other is its partner in the same subnet, never
 	// the client's choice (which would let it pick its own source address).
-	if r.addrs, r.peers, err = completePair(r.addrs, r.peers); err != nil {
+	if r.addrs, r.peers, err = sshvpn.CompletePair(r.addrs, r.peers); err != nil {
 		return r, err
 	}
 	if len(r.pool) > 0 && (len(r.addrs) > 0 || len(r.peers) > 0) {

@@ -1,0 +1,118 @@
+package sshvpn
+
+import (
+	"encoding/json"
+	"net/netip"
+	"slices"
+	"testing"
+
+	"github.com/sshvpn/sshvpn/framing"
+	"github.com/sshvpn/sshvpn/tun"
+)
+
+// fuzzPrefixes are the networks the fuzzer draws policies from: a few that
+// nest and overlap, in both families.
+var fuzzPrefixes = pfx(
+	"198.18.0.0/16", "198.18.8.0/24", "198.18.8.3/32", "198.18.77.0/30", "198.18.77.2/30", "198.18.77.1/30",
+	"198.51.100.1/24", "198.51.100.0/25", "192.0.2.2/24", "192.0.2.0/30", "10.0.0.0/8", "10.9.0.1/24",
+	"2001:db8::/32", "2001:db8:2::1/64", "fd77::/64", "fd77::1/64", "fd77::2/64", "0.0.0.0/0", "::/0",
+)
+
+// pick returns the prefixes of fuzzPrefixes whose bits are set in mask.
+func pick(mask uint32) []netip.Prefix {
+	var out []netip.Prefix
+	for i, p := range fuzzPrefixes {
+		if mask&(1<<i) != 0 {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// FuzzDecide throws arbitrary client hellos at arbitrary policies and checks
+// what the server's decision guarantees whenever it grants a session:
+// granted routes lie inside the allowed networks and outside every tunnel
+// address, pool and network of the server; addresses the policy fixes (or a
+// lease assigns) are never replaced by the client's proposal; the two ends
+// never share an address; proposals never overlap the server's networks.
+func FuzzDecide(f *testing.F) {
+	f.Add([]byte(`{"role":"client","mode":"tun","addrs":["10.9.0.2/24"],"peer_addrs":["10.9.0.1/24"],"routes":["198.18.8.3/32"]}`),
+		uint32(1<<0), uint32(1<<1), uint32(0), uint32(1<<6), false)
+	f.Add([]byte(`{"role":"client","mode":"tun","addrs":["198.51.100.2/24"],"peer_addrs":["198.51.100.1/24"]}`),
+		uint32(0), uint32(0), uint32(0), uint32(1<<6), false)
+	f.Add([]byte(`{"role":"client","mode":"tun","routes":["192.0.2.0/30","10.0.0.0/8"]}`),
+		uint32(1<<17), uint32(0), uint32(1<<4|1<<5), uint32(1<<8), true)
+	f.Fuzz(func(t *testing.T, hello []byte, allow, poolMask, fixedMask, netsMask uint32, lease bool) {
+		var h framing.Hello
+		if json.Unmarshal(hello, &h) != nil {
+			return
+		}
+		cfg := ServerConfig{AllowRoutes: pick(allow), Pool: pick(poolMask)}
+		for _, p := range pick(netsMask) {
+			cfg.Nets = append(cfg.Nets, tun.Net{Prefix: p, Dev: "eth0"})
+		}
+		fixed := pick(fixedMask)
+		if len(fixed) > 0 {
+			cfg.Addrs = fixed[:1]
+			if len(fixed) > 1 {
+				cfg.PeerAddrs = fixed[1:2]
+			}
+		}
+		var leaseServer, leaseClient []netip.Prefix
+		if lease && len(cfg.Pool) > 0 {
+			p := cfg.Pool[0].Masked()
+			leaseServer = []netip.Prefix{netip.PrefixFrom(p.Addr().Next(), p.Bits())}
+			leaseClient = []netip.Prefix{netip.PrefixFrom(p.Addr().Next().Next(), p.Bits())}
+			cfg.Assign = func() ([]netip.Prefix, []netip.Prefix, error) { return leaseServer, leaseClient, nil }
+		}
+		proposed := slices.Concat(h.Addrs, h.PeerAddrs)
+		tn, err := decide(cfg, &h)
+		if err != nil {
+			return
+		}
+		for _, r := range tn.Routes {
+			if !covered(r, cfg.AllowRoutes) {
+				t.Fatalf("granted route %v outside the allowed %v", r, cfg.AllowRoutes)
+			}
+			for _, a := range slices.Concat(tn.Addrs, tn.PeerAddrs, cfg.Pool) {
+				if r.Overlaps(a.Masked()) {
+					t.Fatalf("granted route %v overlaps tunnel address or pool %v", r, a)
+				}
+			}
+			for _, n := range cfg.Nets {
+				if r.Overlaps(n.Prefix.Masked()) {
+					t.Fatalf("granted route %v overlaps the server's network %v", r, n)
+				}
+			}
+		}
+		switch {
+		case cfg.Assign != nil:
+			if !slices.Equal(tn.Addrs, leaseServer) || !slices.Equal(tn.PeerAddrs, leaseClient) {
+				t.Fatalf("lease replaced: got %v/%v, want %v/%v", tn.Addrs, tn.PeerAddrs, leaseServer, leaseClient)
+			}
+		case len(cfg.Addrs) > 0:
+			if !slices.Equal(tn.Addrs, cfg.Addrs) {
+				t.Fatalf("the server's fixed address %v was replaced by %v", cfg.Addrs, tn.Addrs)
+			}
+			if len(cfg.PeerAddrs) > 0 && !slices.Equal(tn.PeerAddrs, cfg.PeerAddrs) {
+				t.Fatalf("the client's fixed address %v was replaced by %v", cfg.PeerAddrs, tn.PeerAddrs)
+			}
+			for _, p := range tn.PeerAddrs {
+				if len(cfg.PeerAddrs) == 0 && slices.Contains(proposed, p) && !p.Masked().Contains(cfg.Addrs[0].Addr()) {
+					t.Fatalf("the client's address %v came from its proposal, not the policy", p)
+				}
+			}
+		default:
+			for _, p := range slices.Concat(tn.Addrs, tn.PeerAddrs) {
+				for _, n := range cfg.Nets {
+					if p.Masked().Overlaps(n.Prefix.Masked()) {
+						t.Fatalf("proposed address %v overlaps the server's network %v", p, n)
+					}
+				}
+			}
+		}
+		if CheckPair(tn.Addrs, tn.PeerAddrs) != nil {
+			t.Fatalf("both ends share an address: %v / %v", tn.Addrs, tn.PeerAddrs)
+		}
+	})
+}
