@@ -31,10 +31,10 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 
+	"github.com/sshvpn/sshvpn/internal/proc"
 	"golang.org/x/sys/unix"
 )
 
@@ -172,10 +172,18 @@ func (p *Pool) Acquire() (*Lease, error) {
 		return p.lease(i, file), nil
 	}
 	if len(unreadable) > 0 {
-		return nil, fmt.Errorf("%w (%d leases, %v; %d of them unreadable, counted as held: %w)",
-			ErrFull, p.size, p.prefixes, len(unreadable), unreadable[0])
+		return nil, fmt.Errorf("%w (%s, %v; %d of them unreadable, counted as held: %w)",
+			ErrFull, leases(p.size), p.prefixes, len(unreadable), unreadable[0])
 	}
-	return nil, fmt.Errorf("%w (%d leases, %v)", ErrFull, p.size, p.prefixes)
+	return nil, fmt.Errorf("%w (%s, %v)", ErrFull, leases(p.size), p.prefixes)
+}
+
+// leases says "1 lease" or "n leases".
+func leases(n int) string {
+	if n == 1 {
+		return "1 lease"
+	}
+	return fmt.Sprintf("%d leases", n)
 }
 
 // readLease returns the first maxLeaseSize bytes of a lease file, refusing
@@ -275,40 +283,11 @@ func (l *Lease) Release() error {
 	return nil
 }
 
-// holder describes a process as "pid starttime", which stays unique across
-// pid reuse.
+// holder describes a process as "pid starttime\n", which stays unique
+// across pid reuse.
 func holder(pid int) string {
-	return fmt.Sprintf("%d %s\n", pid, startTime(pid))
-}
-
-// startTime is field 22 of /proc/PID/stat, the process's start time in clock
-// ticks since boot; empty if the process does not exist.
-func startTime(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return ""
-	}
-	// The command name (field 2) is in parentheses and may hold spaces.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return ""
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 20 {
-		return ""
-	}
-	return f[19]
+	return proc.Holder{PID: pid, Start: proc.StartTime(pid)}.String() + "\n"
 }
 
 // alive reports whether the holder recorded in a lease file still runs.
-func alive(rec string) bool {
-	f := strings.Fields(rec)
-	if len(f) != 2 {
-		return false
-	}
-	pid, err := strconv.Atoi(f[0])
-	if err != nil || pid <= 0 {
-		return false
-	}
-	return startTime(pid) == f[1]
-}
+func alive(rec string) bool { return proc.Parse(rec).Alive() }

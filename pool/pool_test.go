@@ -294,3 +294,17 @@ func TestOversizedLeaseFreed(t *testing.T) {
 		t.Errorf("lease file now %.80q, %v; want our record", b, err)
 	}
 }
+
+func TestFullMessageGrammar(t *testing.T) {
+	p, err := New(t.TempDir(), []netip.Prefix{netip.MustParsePrefix("198.18.9.0/30")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Acquire(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.Acquire()
+	if !errors.Is(err, ErrFull) || !strings.Contains(err.Error(), "(1 lease,") {
+		t.Errorf("full pool of one: %v", err)
+	}
+}

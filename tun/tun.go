@@ -9,7 +9,9 @@ package tun
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
+	"strings"
 )
 
 // Device is one open TUN or TAP device.
@@ -52,10 +54,52 @@ type Setup struct {
 }
 
 // Route is a route in the main table: to Dst, through Dev, via Gw if set.
+// AddRoute marks the routes it adds with RouteProtocol, so that sshvpn can
+// tell its own routes (and a killed session's leftovers) from everyone
+// else's.
 type Route struct {
 	Dst netip.Prefix
 	Gw  netip.Addr
 	Dev string
+}
+
+// RouteProtocol is the routing protocol number ("proto" in ip route) that
+// marks the routes sshvpn adds: "ip route show proto 115" lists them.
+const RouteProtocol = 115
+
+// Net is an address an interface has, with its prefix length: the address
+// and the network it is connected to.
+type Net struct {
+	Prefix netip.Prefix
+	Dev    string
+}
+
+func (n Net) String() string { return n.Prefix.String() + " on " + n.Dev }
+
+// MaxNameLen is the longest interface name Linux accepts (IFNAMSIZ - 1).
+const MaxNameLen = 15
+
+// CheckName reports whether name can name an interface: at most MaxNameLen
+// bytes, not "." or "..", and without '/', ':' or white space. The empty
+// name (let the kernel choose) is valid. A pattern such as "vpn%d" is
+// checked with its number expanded by the caller.
+func CheckName(name string) error {
+	switch {
+	case name == "":
+		return nil
+	case len(name) > MaxNameLen:
+		return fmt.Errorf("tun: interface name %q is %d bytes long; Linux allows at most %d", name, len(name), MaxNameLen)
+	case name == "." || name == "..":
+		return fmt.Errorf("tun: %q is not a valid interface name", name)
+	case strings.ContainsAny(name, "/: \t\n\r\v\f"):
+		return fmt.Errorf("tun: interface name %q may not contain '/', ':' or white space", name)
+	}
+	for _, r := range name {
+		if r < 0x21 || r == 0x7f {
+			return fmt.Errorf("tun: interface name %q contains a control character", name)
+		}
+	}
+	return nil
 }
 
 func (r Route) String() string {

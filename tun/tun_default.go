@@ -39,3 +39,9 @@ func Same(Device, string) bool { return false }
 
 // Exists reports false.
 func Exists(string) bool { return false }
+
+// Nets returns ErrUnsupported.
+func Nets() ([]Net, error) { return nil, ErrUnsupported }
+
+// Routes returns ErrUnsupported.
+func Routes(int) ([]Route, error) { return nil, ErrUnsupported }

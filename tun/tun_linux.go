@@ -35,10 +35,13 @@ type device struct {
 // and disappears, with its addresses and routes, when closed or when the
 // process exits.
 func Open(cfg Config) (Device, error) {
+	if err := CheckName(cfg.Name); err != nil {
+		return nil, err
+	}
 	if cfg.Name != "" {
 		if l, err := netlink.LinkByName(cfg.Name); err == nil {
 			if _, ok := l.(*netlink.Tuntap); !ok {
-				return nil, fmt.Errorf("tun: %s exists and is a %s device, not tun/tap; choose another --dev", cfg.Name, l.Type())
+				return nil, fmt.Errorf("tun: %s exists and is not a tun/tap device (its type is %s); choose another --dev", cfg.Name, l.Type())
 			}
 			return attach(cfg)
 		}
@@ -228,8 +231,8 @@ func AddRoute(r Route) error {
 	return nil
 }
 
-// DelRoute removes r; a route that is already gone (as when its device went
-// away) is not an error.
+// DelRoute removes r if sshvpn added it (its protocol is RouteProtocol); a
+// route that is already gone (as when its device went away) is not an error.
 func DelRoute(r Route) error {
 	nr, err := r.netlink()
 	if err != nil {
@@ -242,7 +245,7 @@ func DelRoute(r Route) error {
 }
 
 func (r Route) netlink() (*netlink.Route, error) {
-	nr := &netlink.Route{Dst: prefixNet(r.Dst.Masked())}
+	nr := &netlink.Route{Dst: prefixNet(r.Dst.Masked()), Protocol: RouteProtocol}
 	if r.Dev != "" {
 		l, err := netlink.LinkByName(r.Dev)
 		if err != nil {
@@ -254,6 +257,63 @@ func (r Route) netlink() (*netlink.Route, error) {
 		nr.Gw = r.Gw.AsSlice()
 	}
 	return nr, nil
+}
+
+// Nets lists the addresses of every interface, with their prefix lengths:
+// the addresses this machine has and the networks it is connected to.
+func Nets() ([]Net, error) {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("tun: listing interfaces: %w", err)
+	}
+	names := make(map[int]string, len(links))
+	for _, l := range links {
+		names[l.Attrs().Index] = l.Attrs().Name
+	}
+	addrs, err := netlink.AddrList(nil, netlink.FAMILY_ALL)
+	if err != nil {
+		return nil, fmt.Errorf("tun: listing addresses: %w", err)
+	}
+	var out []Net
+	for _, a := range addrs {
+		ip, ok := netip.AddrFromSlice(a.IP)
+		if !ok || a.IPNet == nil {
+			continue
+		}
+		bits, _ := a.Mask.Size()
+		out = append(out, Net{Prefix: netip.PrefixFrom(ip.Unmap(), bits), Dev: names[a.LinkIndex]})
+	}
+	return out, nil
+}
+
+// Routes lists the routes of the main table whose protocol is proto (such
+// as RouteProtocol), both families.
+func Routes(proto int) ([]Route, error) {
+	rs, err := netlink.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Protocol: netlink.RouteProtocol(proto), Table: unix.RT_TABLE_MAIN},
+		netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return nil, fmt.Errorf("tun: listing routes: %w", err)
+	}
+	var out []Route
+	for _, nr := range rs {
+		if nr.Dst == nil {
+			continue
+		}
+		ip, ok := netip.AddrFromSlice(nr.Dst.IP)
+		if !ok {
+			continue
+		}
+		bits, _ := nr.Dst.Mask.Size()
+		r := Route{Dst: netip.PrefixFrom(ip.Unmap(), bits)}
+		if gw, ok := netip.AddrFromSlice(nr.Gw); ok && nr.Gw != nil {
+			r.Gw = gw.Unmap()
+		}
+		if l, err := netlink.LinkByIndex(nr.LinkIndex); err == nil {
+			r.Dev = l.Attrs().Name
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 // RouteTo returns the route the kernel uses now to reach dst: its gateway (if
@@ -297,7 +357,7 @@ func SetBridge(name, br string) error {
 		return fmt.Errorf("tun: bridge %q does not exist; create it first (ip link add %s type bridge): %w", br, br, err)
 	}
 	if _, ok := b.(*netlink.Bridge); !ok {
-		return fmt.Errorf("tun: %s is a %s device, not a bridge", br, b.Type())
+		return fmt.Errorf("tun: %s is not a bridge (its type is %s)", br, b.Type())
 	}
 	if err := netlink.LinkSetMaster(l, b); err != nil {
 		return permError(err, fmt.Sprintf("ip link set dev %s master %s", name, br), fmt.Errorf("tun: adding %s to bridge %s: %w", name, br, err))

@@ -135,8 +135,74 @@ func TestAttachKeepsPersistence(t *testing.T) {
 		if !strings.Contains(string(out), "persist on") {
 			t.Errorf("keep0 lost its persistence:\n%s", out)
 		}
-		if _, err := Open(Config{Name: "lo"}); err == nil || !strings.Contains(err.Error(), "not tun/tap") {
+		if _, err := Open(Config{Name: "lo"}); err == nil || !strings.Contains(err.Error(), "not a tun/tap device") {
 			t.Errorf("opening lo: %v, want a refusal", err)
 		}
 	})
+}
+
+// TestNetsAndMarkedRoutes: Nets lists every interface's addresses with their
+// prefix lengths, routes AddRoute adds carry RouteProtocol and Routes finds
+// them, and DelRoute never removes a route sshvpn did not add.
+func TestNetsAndMarkedRoutes(t *testing.T) {
+	inNewNetns(t, func() {
+		if err := open16Long(); err == nil {
+			t.Error("Open accepted a 16-byte name")
+		}
+		dev, err := Open(Config{Name: "tn0", Mode: ModeTUN})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer dev.Close()
+		if _, err := Configure("tn0", Setup{Addrs: []netip.Prefix{netip.MustParsePrefix("198.18.41.1/30")}}); err != nil {
+			t.Error(err)
+			return
+		}
+		nets, err := Nets()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		found := false
+		for _, n := range nets {
+			if n.Prefix.String() == "198.18.41.1/30" && n.Dev == "tn0" {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("Nets = %v, want 198.18.41.1/30 on tn0", nets)
+		}
+		ours := Route{Dst: netip.MustParsePrefix("198.51.100.0/24"), Dev: "tn0"}
+		if err := AddRoute(ours); err != nil {
+			t.Error(err)
+			return
+		}
+		if out, err := exec.Command("ip", "route", "add", "203.0.113.0/24", "dev", "tn0").CombinedOutput(); err != nil {
+			t.Errorf("ip route add: %v %s", err, out)
+			return
+		}
+		rs, err := Routes(RouteProtocol)
+		if err != nil || len(rs) != 1 || rs[0] != ours {
+			t.Errorf("Routes(RouteProtocol) = %v, %v; want only %v", rs, err, ours)
+		}
+		out, _ := exec.Command("ip", "route", "show", "proto", "115").CombinedOutput()
+		if !strings.Contains(string(out), "198.51.100.0/24") {
+			t.Errorf("ip route show proto 115:\n%s", out)
+		}
+		// Not ours: DelRoute leaves it.
+		DelRoute(Route{Dst: netip.MustParsePrefix("203.0.113.0/24"), Dev: "tn0"})
+		if out, _ := exec.Command("ip", "route", "show", "203.0.113.0/24").CombinedOutput(); !strings.Contains(string(out), "203.0.113.0/24") {
+			t.Error("DelRoute removed a route sshvpn did not add")
+		}
+	})
+}
+
+// open16Long opens a device whose name is one byte too long.
+func open16Long() error {
+	d, err := Open(Config{Name: "sixteen-bytes-16"})
+	if err == nil {
+		d.Close()
+	}
+	return err
 }

@@ -1,0 +1,286 @@
+// Package registry records the sshvpn sessions running on this machine, on
+// both sides: one small JSON file per session in a state directory (by
+// default /run/sshvpn), written atomically and removed when the session
+// ends. A record names its process (pid and start time, so a record left by
+// a process that was killed outright is recognised as stale and ignored) and
+// its network namespace, and says what the session holds: its device,
+// tunnel addresses, routes, and on the server the key and client it serves.
+//
+// The server reads the registry to refuse a session whose addresses another
+// live session holds (or to replace that session when the admin allows it),
+// and to count the sessions of one key; both sides read it to clean up
+// routes that a killed session left behind. Whoever changes what the
+// registry says about the machine holds its lock (Lock) while deciding.
+//
+// The state directory must belong to the account that runs sshvpn (or to
+// root) and be writable by no one else; Open refuses any other.
+package registry
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sshvpn/sshvpn/internal/proc"
+	"golang.org/x/sys/unix"
+)
+
+// DefaultDir is the state directory of root's sessions.
+const DefaultDir = "/run/sshvpn"
+
+// maxRecordSize caps how much of a record file is read.
+const maxRecordSize = 64 << 10
+
+// Sides of a session.
+const (
+	SideClient = "client"
+	SideRemote = "remote"
+)
+
+// Route is a route a session added to the main table, recorded so that a
+// later session can tell its own leftovers from another's live routes.
+type Route struct {
+	Dst netip.Prefix `json:"dst"`
+	Gw  netip.Addr   `json:"gw,omitzero"`
+	Dev string       `json:"dev,omitempty"`
+}
+
+// Record describes one session.
+type Record struct {
+	Side    string    `json:"side"` // SideClient or SideRemote
+	PID     int       `json:"pid"`
+	Start   string    `json:"start"` // the process's start time, see package proc
+	NetNS   string    `json:"netns"` // the network namespace it runs in
+	Started time.Time `json:"started"`
+
+	Dev       string         `json:"dev,omitempty"`
+	Ifindex   int            `json:"ifindex,omitempty"`
+	Addrs     []netip.Prefix `json:"addrs,omitempty"`      // this side's tunnel addresses
+	PeerAddrs []netip.Prefix `json:"peer_addrs,omitempty"` // the other side's
+	Added     []Route        `json:"added,omitempty"`      // routes this session added
+
+	// Remote side.
+	Key   string `json:"key,omitempty"`   // the identity sessions are counted by (--max-sessions)
+	User  string `json:"user,omitempty"`  // the account sshd started the session as
+	Peer  string `json:"peer,omitempty"`  // client: the SSH server; remote: the SSH client (SSH_CONNECTION)
+	Lease int    `json:"lease,omitempty"` // pool lease number + 1; 0 without a pool
+}
+
+// Holder is the process that wrote r.
+func (r *Record) Holder() proc.Holder { return proc.Holder{PID: r.PID, Start: r.Start} }
+
+// Registry is one state directory.
+type Registry struct {
+	dir string
+}
+
+// Open returns the registry in dir, creating dir (mode 0755) if missing.
+func Open(dir string) (*Registry, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("registry: state directory: %w", err)
+	}
+	if err := CheckDir(dir); err != nil {
+		return nil, err
+	}
+	return &Registry{dir: dir}, nil
+}
+
+// Dir is the state directory.
+func (r *Registry) Dir() string { return r.dir }
+
+// CheckDir refuses a state directory that others could plant records or
+// links in: it must be a real directory, owned by the effective user or
+// root, and writable by no one else.
+func CheckDir(dir string) error {
+	fix := "use a directory owned by the account running sshvpn, writable by it alone (--state-dir)"
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("registry: state directory: %w", err)
+	}
+	switch {
+	case fi.Mode()&os.ModeSymlink != 0:
+		return fmt.Errorf("registry: state directory %s is a symbolic link; %s", dir, fix)
+	case !fi.IsDir():
+		return fmt.Errorf("registry: state directory %s is not a directory; %s", dir, fix)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("registry: state directory %s: cannot read its owner", dir)
+	}
+	if euid := os.Geteuid(); int(st.Uid) != euid && st.Uid != 0 {
+		return fmt.Errorf("registry: state directory %s is owned by uid %d, not by uid %d or root; %s", dir, st.Uid, euid, fix)
+	}
+	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
+		return fmt.Errorf("registry: state directory %s is writable by others (mode %04o); %s", dir, perm, fix)
+	}
+	if int(st.Uid) != os.Geteuid() && unix.Access(dir, unix.W_OK) != nil {
+		return fmt.Errorf("registry: state directory %s is not writable by uid %d; %s", dir, os.Geteuid(), fix)
+	}
+	return nil
+}
+
+// Lock takes the registry's exclusive lock, for deciding on what the records
+// say and acting on it without a concurrent session doing the same. It waits
+// for the lock; unlock releases it.
+func (r *Registry) Lock() (unlock func(), err error) {
+	name := filepath.Join(r.dir, "registry.lock")
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("registry: lock file: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("registry: locking %s: %w", name, err)
+	}
+	return func() { unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
+}
+
+// List returns the records of live sessions in the calling thread's network
+// namespace, oldest first. Records of processes that are gone are removed.
+func (r *Registry) List() ([]Record, error) {
+	all, err := r.ListAll()
+	if err != nil {
+		return nil, err
+	}
+	ns := proc.NetNS()
+	var out []Record
+	for _, rec := range all {
+		if rec.NetNS == ns {
+			out = append(out, rec)
+		}
+	}
+	return out, nil
+}
+
+// ListAll is List for every network namespace.
+func (r *Registry) ListAll() ([]Record, error) {
+	names, err := filepath.Glob(filepath.Join(r.dir, "session-*.json"))
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	var out []Record
+	for _, name := range names {
+		rec, err := readRecord(name)
+		if err != nil {
+			continue // being written, or not ours to read: not a live session we can judge
+		}
+		if !rec.Holder().Alive() {
+			os.Remove(name) // stale: its process was killed outright
+			continue
+		}
+		out = append(out, rec)
+	}
+	sortByStart(out)
+	return out, nil
+}
+
+func sortByStart(rs []Record) {
+	for i := 1; i < len(rs); i++ {
+		for j := i; j > 0 && rs[j].Started.Before(rs[j-1].Started); j-- {
+			rs[j], rs[j-1] = rs[j-1], rs[j]
+		}
+	}
+}
+
+func readRecord(name string) (Record, error) {
+	var rec Record
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return rec, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return rec, err
+	}
+	if !fi.Mode().IsRegular() {
+		return rec, fmt.Errorf("registry: %s is not a regular file", name)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxRecordSize))
+	if err != nil {
+		return rec, err
+	}
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return rec, fmt.Errorf("registry: %s: %w", name, err)
+	}
+	// The file name is the authority on whose record it is.
+	if !strings.HasSuffix(name, fmt.Sprintf("session-%d.json", rec.PID)) {
+		return rec, fmt.Errorf("registry: %s names another process (%d)", name, rec.PID)
+	}
+	return rec, nil
+}
+
+// Entry is this process's record in the registry.
+type Entry struct {
+	reg  *Registry
+	file string
+	rec  Record
+}
+
+// Add records this process's session. It fills in PID, Start, NetNS and
+// (if zero) Started.
+func (r *Registry) Add(rec Record) (*Entry, error) {
+	me := proc.Self()
+	rec.PID, rec.Start, rec.NetNS = me.PID, me.Start, proc.NetNS()
+	if rec.Started.IsZero() {
+		rec.Started = time.Now().UTC().Truncate(time.Second)
+	}
+	e := &Entry{reg: r, file: filepath.Join(r.dir, fmt.Sprintf("session-%d.json", me.PID)), rec: rec}
+	if err := e.write(); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Record returns a copy of the entry's record.
+func (e *Entry) Record() Record { return e.rec }
+
+// Update changes the record with f and writes it.
+func (e *Entry) Update(f func(*Record)) error {
+	f(&e.rec)
+	return e.write()
+}
+
+// Remove deletes the record. Removing twice is harmless.
+func (e *Entry) Remove() error {
+	if err := os.Remove(e.file); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("registry: %w", err)
+	}
+	return nil
+}
+
+// write replaces the record file atomically: readers see the old record or
+// the new one, never a part.
+func (e *Entry) write() error {
+	b, err := json.MarshalIndent(e.rec, "", "  ")
+	if err != nil {
+		return fmt.Errorf("registry: %w", err)
+	}
+	tmp, err := os.CreateTemp(e.reg.dir, ".session-*.tmp")
+	if err != nil {
+		return fmt.Errorf("registry: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("registry: writing %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return fmt.Errorf("registry: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("registry: writing %s: %w", tmp.Name(), err)
+	}
+	if err := os.Rename(tmp.Name(), e.file); err != nil {
+		return fmt.Errorf("registry: %w", err)
+	}
+	return nil
+}
