@@ -14,3 +14,5 @@ require (
 	github.com/vishvananda/netns v0.0.5
 	golang.org/x/term v0.48.0
 )
+
+require golang.org/x/time v0.16.0 // indirect

@@ -51,7 +51,17 @@ type Stats struct {
 	PacketsIn, BytesIn   atomic.Uint64 // transport -> device
 	Dropped              atomic.Uint64 // packets from the peer refused by the filter or the device
 	DroppedOut           atomic.Uint64 // packets to the peer refused by the filter
+	DroppedRate          atomic.Uint64 // packets either way over the session's rate limit
 }
+
+// AdminOnly marks a log record for the server's admin alone: the remote
+// side sends it to the system log, never to its stderr, which sshd passes
+// to the client. Spoofing reports, drop counts and other sessions' business
+// carry it.
+var AdminOnly = slog.Bool(AdminOnlyKey, true)
+
+// AdminOnlyKey is the key of AdminOnly.
+const AdminOnlyKey = "admin_only"
 
 // pump moves packets between a device and a framed transport.
 type pump struct {
@@ -66,7 +76,10 @@ type pump struct {
 	// device; acceptOut whether one from the device may go to the peer.
 	accept    func(pkt []byte) bool
 	acceptOut func(pkt []byte) bool
-	stats     *Stats
+	// limitIn and limitOut, if set, say whether a packet of n bytes from
+	// (to) the peer is within the session's rate limit.
+	limitIn, limitOut func(n int) bool
+	stats             *Stats
 
 	// heard says a frame arrived since the last keepalive tick, heardAt
 	// when the first of them did (time since start): the clock is read
@@ -118,8 +131,9 @@ func (p *pump) run(ctx context.Context) error {
 		"packets_out", p.stats.PacketsOut.Load(), "bytes_out", p.stats.BytesOut.Load(),
 		"packets_in", p.stats.PacketsIn.Load(), "bytes_in", p.stats.BytesIn.Load(),
 		"dropped", p.stats.Dropped.Load(), "dropped_out", p.stats.DroppedOut.Load())
-	if n := p.stats.Dropped.Load() + p.stats.DroppedOut.Load(); n > 0 && p.accept != nil {
-		p.log.Info("dropped packets", "from_peer", p.stats.Dropped.Load(), "to_peer", p.stats.DroppedOut.Load())
+	if n := p.stats.Dropped.Load() + p.stats.DroppedOut.Load() + p.stats.DroppedRate.Load(); n > 0 && p.accept != nil {
+		p.log.Info("dropped packets", "from_peer", p.stats.Dropped.Load(), "to_peer", p.stats.DroppedOut.Load(),
+			"over_rate", p.stats.DroppedRate.Load(), AdminOnly)
 	}
 	if err == errPeerClosed || err == errLocalClose {
 		return nil
@@ -201,6 +215,11 @@ func (p *pump) readDevice(free chan []byte, out chan<- []byte, done <-chan struc
 			free <- buf
 			continue
 		}
+		if p.limitOut != nil && !p.limitOut(n) {
+			p.stats.DroppedRate.Add(1)
+			free <- buf
+			continue
+		}
 		select {
 		case out <- buf[:n]:
 		case <-done:
@@ -244,7 +263,13 @@ func (p *pump) writeTransport(ctx context.Context, free chan<- []byte, out <-cha
 				return p.writeErr(err)
 			}
 		case <-ctx.Done():
-			p.w.WriteFrame(framing.TypeClose, []byte("closed by user"))
+			// A plain cancel is an orderly close; a cancel with a cause
+			// (this session was replaced) tells the peer why, as an error.
+			if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
+				p.w.WriteFrame(framing.TypeError, []byte(c.Error()))
+			} else {
+				p.w.WriteFrame(framing.TypeClose, []byte("closed by user"))
+			}
 			p.w.Flush()
 			return errLocalClose
 		case <-done:
@@ -289,8 +314,17 @@ func (p *pump) readTransport(pongs chan<- pingMsg) error {
 		case framing.TypeData:
 			if p.accept != nil && !p.accept(payload) {
 				if p.stats.Dropped.Add(1) == 1 {
-					src, _ := packetAddr(payload, false)
-					p.log.Warn("dropping packets from the peer with a source address it may not use (see --allow-source)", "src", src)
+					if src, ok := packetAddr(payload, false); ok {
+						p.log.Warn("dropping packets from the peer with a source address it may not use (see --allow-source)", "src", src, AdminOnly)
+					} else {
+						p.log.Warn("dropping frames from the peer that are not IP packets", "len", len(payload), AdminOnly)
+					}
+				}
+				continue
+			}
+			if p.limitIn != nil && !p.limitIn(len(payload)) {
+				if p.stats.DroppedRate.Add(1) == 1 {
+					p.log.Warn("dropping packets over the session's rate limit (--rate)", AdminOnly)
 				}
 				continue
 			}

@@ -65,6 +65,8 @@ type ServerConfig struct {
 	// tun.Nets), which no proposed address and no granted route may
 	// overlap.
 	Nets []tun.Net
+	// Rate caps each direction of the session's traffic.
+	Rate RateLimit
 	Open Opener
 
 	Keepalive time.Duration
@@ -250,6 +252,7 @@ func Serve(ctx context.Context, conn io.ReadWriteCloser, cfg ServerConfig) error
 	}
 	log.Info("tunnel up", "dev", dev.Name(), "local", t.Addrs, "remote", t.PeerAddrs, "mtu", t.MTU)
 	p := newPump(dev, conn, r, w, cfg.Keepalive, cfg.DeadAfter, log, cfg.Stats)
+	p.limitIn, p.limitOut = cfg.Rate.allow(), cfg.Rate.allow()
 	if t.Mode == tun.ModeTUN {
 		// Anti-spoofing: the client may use its own tunnel addresses and
 		// the networks the admin put behind it, nothing else.
