@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -97,7 +98,7 @@ func readPreamble(r *framing.Reader) error {
 // checkPrefixes validates addresses from the wire.
 func checkPrefixes(what string, ps []netip.Prefix) error {
 	if len(ps) > maxAddrs {
-		return fmt.Errorf("too many %s (%d, at most %d)", what, len(ps), maxAddrs)
+		return fmt.Errorf("too many %s (%d, at most %d)", plural(what), len(ps), maxAddrs)
 	}
 	for _, p := range ps {
 		a := p.Addr()
@@ -110,6 +111,15 @@ func checkPrefixes(what string, ps []netip.Prefix) error {
 		}
 	}
 	return nil
+}
+
+// plural makes the plural of an English noun phrase such as "address" or
+// "requested route".
+func plural(s string) string {
+	if strings.HasSuffix(s, "s") {
+		return s + "es"
+	}
+	return s + "s"
 }
 
 // printable trims and sanitises text from the peer for logs and errors.

@@ -31,7 +31,11 @@ type ClientConfig struct {
 	// unless its policy allows them.
 	RemoteDev    string
 	RemoteRoutes []netip.Prefix
-	Open         Opener
+	// Nets are this machine's own addresses and connected networks (see
+	// tun.Nets), less the tunnel device's: the client refuses tunnel
+	// addresses from the server that overlap them.
+	Nets []tun.Net
+	Open Opener
 
 	Keepalive time.Duration // interval between pings; DefaultKeepalive when 0
 	DeadAfter time.Duration // silence that ends the session; DefaultDeadAfter when 0
@@ -172,10 +176,19 @@ func RunClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) e
 		return refuse(w, fmt.Errorf("sshvpn: protocol error: the remote answered as %q, not as a server", h.Role))
 	}
 	if err := checkPrefixes("address", h.Addrs); err != nil {
-		return refuse(w, fmt.Errorf("sshvpn: the server's answer has an %v", err))
+		return refuse(w, fmt.Errorf("sshvpn: the server's answer: %v", err))
 	}
 	if err := checkPrefixes("address", h.PeerAddrs); err != nil {
-		return refuse(w, fmt.Errorf("sshvpn: the server's answer has an %v", err))
+		return refuse(w, fmt.Errorf("sshvpn: the server's answer: %v", err))
+	}
+	if err := CheckPair(h.Addrs, h.PeerAddrs); err != nil {
+		return refuse(w, fmt.Errorf("sshvpn: the server's answer: %v", err))
+	}
+	for _, p := range slices.Concat(h.PeerAddrs, h.Addrs) {
+		if n, ok := overlappingNet(p, cfg.Nets); ok {
+			return refuse(w, fmt.Errorf("sshvpn: the server assigned the tunnel address %v, which overlaps %v, a network this machine is on (%s): "+
+				"the tunnel would take that network's traffic (and perhaps the SSH connection itself); ask the server's admin for addresses outside it", p, n.Prefix, inUse(n)))
+		}
 	}
 	if tun.Mode(h.Mode) != mode {
 		return refuse(w, fmt.Errorf("sshvpn: the server runs the tunnel in %s mode, but %s mode was asked for", h.Mode, mode))
@@ -263,15 +276,42 @@ func Serve(ctx context.Context, conn io.ReadWriteCloser, cfg ServerConfig) error
 	return p.run(ctx)
 }
 
-// refuse tells the peer why this side gives up, then returns err.
+// refuse tells the peer why this side gives up, then returns err, marked
+// as told (see Told) if the peer could be sent it.
 func refuse(w *framing.Writer, err error) error {
 	msg := err.Error()
 	if len(msg) > 4000 {
 		msg = msg[:4000]
 	}
-	w.WriteFrame(framing.TypeError, []byte(msg))
-	w.Flush()
-	return err
+	if w.WriteFrame(framing.TypeError, []byte(msg)) != nil || w.Flush() != nil {
+		return err
+	}
+	return toldError{err}
+}
+
+// RefuseClient is the server's answer when it cannot serve at all (its own
+// command line is wrong, say): it writes the preamble and an Error frame
+// with err to conn, so that the client shows the reason as the server's,
+// and returns err marked as told (see Told) if that worked.
+func RefuseClient(conn io.Writer, err error) error {
+	w := framing.NewWriter(conn)
+	if w.WritePreamble() != nil {
+		return err
+	}
+	return refuse(w, err)
+}
+
+// toldError is an error the peer was sent in an Error frame.
+type toldError struct{ error }
+
+func (e toldError) Unwrap() error { return e.error }
+
+// Told reports whether the peer was sent err in an Error frame. The remote
+// side does not print such an error on its stderr as well: sshd passes that
+// to the client, which would show the refusal twice.
+func Told(err error) bool {
+	var t toldError
+	return errors.As(err, &t)
 }
 
 func writeHello(w *framing.Writer, h *framing.Hello) error {

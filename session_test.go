@@ -368,13 +368,24 @@ func TestClientRejectsAnswer(t *testing.T) {
 		{"huge mtu", framing.Hello{Role: "server", Mode: "tun", MTU: 1 << 20, Addrs: pfx("10.9.0.1/24"), PeerAddrs: pfx("10.9.0.2/24")}, "unusable MTU"},
 		{"no addresses", framing.Hello{Role: "server", Mode: "tun", MTU: 1400}, "decided no addresses"},
 		{"loopback", framing.Hello{Role: "server", Mode: "tun", MTU: 1400, Addrs: pfx("10.9.0.1/24"), PeerAddrs: pfx("127.0.0.1/8")}, "unusable address 127.0.0.1/8"},
+		{"too many", framing.Hello{Role: "server", Mode: "tun", MTU: 1400, Addrs: pfx("10.9.0.1/24"), PeerAddrs: pfx(manyAddrs()...)},
+			"the server's answer: too many addresses (9, at most 8)"},
+		// Issue 7: both ends on one address, and an address that would
+		// take over a network this machine is on (its WAN, where the SSH
+		// server is).
+		{"one address for both ends", framing.Hello{Role: "server", Mode: "tun", MTU: 1400, Addrs: pfx("10.9.0.1/24"), PeerAddrs: pfx("10.9.0.1/24")},
+			"both ends of the tunnel would have the address 10.9.0.1"},
+		{"captures the WAN", framing.Hello{Role: "server", Mode: "tun", MTU: 1400, Addrs: pfx("192.0.2.4/25"), PeerAddrs: pfx("192.0.2.3/25")},
+			"the server assigned the tunnel address 192.0.2.3/25, which overlaps 192.0.2.1/24, a network this machine is on (on wan0)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			checkLeaks(t)
 			cc, sc := socketPair(t)
 			co := newOpener("client0")
-			cliDone := goErr(func() error { return RunClient(t.Context(), cc, clientConfig(t, co)) })
+			cfg := clientConfig(t, co)
+			cfg.Nets = []tun.Net{{Prefix: netip.MustParsePrefix("192.0.2.1/24"), Dev: "wan0"}}
+			cliDone := goErr(func() error { return RunClient(t.Context(), cc, cfg) })
 			p := &fakePeer{t: t, conn: sc, r: framing.NewReader(sc), w: framing.NewWriter(sc)}
 			p.w.WritePreamble()
 			p.send(framing.TypeHello, nil, &tt.answer)
@@ -630,4 +641,12 @@ func TestServerCloses(t *testing.T) {
 			}
 		})
 	}
+}
+
+func manyAddrs() []string {
+	out := make([]string, maxAddrs+1)
+	for i := range out {
+		out[i] = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 9, 1, byte(i)}), 24).String()
+	}
+	return out
 }

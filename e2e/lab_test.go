@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -103,8 +104,9 @@ type lab struct {
 	LAN       string
 	SSHConfig string
 	Bin       string
-	User      string   // the unprivileged account, with LAB_USER
-	Env       []string // extra environment for sshvpn clients
+	User      string      // the unprivileged account, with LAB_USER
+	Env       []string    // extra environment for sshvpn clients
+	Syslog    *syncBuffer // what the server's processes sent to the system log
 }
 
 // userName returns a fresh name for a lab's unprivileged account.
@@ -144,9 +146,10 @@ func newLab(t *testing.T, env ...string) *lab {
 	requirePrereqs(t)
 	name := fmt.Sprintf("svt%d-%d", os.Getpid()%100000, labSeq.Add(1))
 	dir := filepath.Join(os.TempDir(), name)
-	l := &lab{t: t, name: name, dir: dir}
+	l := &lab{t: t, name: name, dir: dir, Syslog: new(syncBuffer)}
+	sock := listenSyslog(t, l.Syslog)
 	cmd := exec.Command("../scripts/lab.sh", "up")
-	cmd.Env = append(os.Environ(), "LAB_NAME="+name, "LAB_DIR="+dir, "SSHVPN_BIN="+binary)
+	cmd.Env = append(os.Environ(), "LAB_NAME="+name, "LAB_DIR="+dir, "SSHVPN_BIN="+binary, "LAB_SYSLOG_SOCKET="+sock)
 	cmd.Env = append(cmd.Env, env...)
 	out, err := cmd.CombinedOutput()
 	t.Cleanup(l.down)
@@ -390,4 +393,58 @@ func (l *lab) pidsOf(ns, comm string) []int {
 		}
 	}
 	return pids
+}
+
+// listenSyslog receives the lab server's system log: a unixgram socket that
+// lab.sh puts where the server's processes look for /dev/log. Each message
+// is one line of buf.
+func listenSyslog(t *testing.T, buf *syncBuffer) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "sshvpn-syslog-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755) // the lab's unprivileged account logs too
+	path := filepath.Join(dir, "log")
+	pc, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(path, 0o666)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b := make([]byte, 64<<10)
+		for {
+			n, err := pc.Read(b)
+			if err != nil {
+				return
+			}
+			fmt.Fprintf(buf, "%s\n", bytes.TrimRight(b[:n], "\n"))
+		}
+	}()
+	t.Cleanup(func() {
+		pc.Close()
+		<-done
+		os.RemoveAll(dir)
+		t.Logf("server syslog:\n%s", buf)
+	})
+	return path
+}
+
+// syslogHas waits up to d for a line of the server's system log that
+// contains every one of subs.
+func (l *lab) syslogHas(d time.Duration, subs ...string) bool {
+	return eventually(d, func() bool {
+		for _, line := range strings.Split(l.Syslog.String(), "\n") {
+			all := true
+			for _, s := range subs {
+				all = all && strings.Contains(line, s)
+			}
+			if all {
+				return true
+			}
+		}
+		return false
+	})
 }

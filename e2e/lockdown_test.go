@@ -166,8 +166,21 @@ func TestAntiSpoofing(t *testing.T) {
 	if probe(spoof6, true) {
 		t.Error("a datagram with a spoofed IPv6 source reached the server's LAN")
 	}
-	if err, log := v.stop(t); err != nil || !regexp.MustCompile(`dropping packets .* src=(198\.18\.5\.5|2001:2:5::5)`).MatchString(log) {
-		t.Errorf("the server did not report the spoofed packets (exit %v):\n%s", err, log)
+	// The admin learns of it in the server's system log, with the key and
+	// the client; the client (who may be the attacker) is not told.
+	spoofed := regexp.MustCompile(`dropping packets .* src=(198\.18\.5\.5|2001:2:5::5)`)
+	if !eventually(5*time.Second, func() bool { return spoofed.MatchString(l.Syslog.String()) }) {
+		t.Errorf("the server's system log has no report of the spoofed packets:\n%s", l.Syslog)
+	}
+	if !l.syslogHas(time.Second, "dropping packets", "key=SHA256:", `client="192.0.2.1 port `, "user=root") {
+		t.Errorf("the spoofing report does not name the key, the client and the account:\n%s", l.Syslog)
+	}
+	err, log := v.stop(t)
+	if err != nil || strings.Contains(log, "dropping packets") {
+		t.Errorf("exit %v; the spoofing report must reach the server's admin, not the client:\n%s", err, log)
+	}
+	if !l.syslogHas(5*time.Second, "dropped packets", "from_peer=") {
+		t.Errorf("the server's system log has no drop count at the end of the session:\n%s", l.Syslog)
 	}
 
 	// The admin allows networks behind the client: the same sources pass.
@@ -189,11 +202,19 @@ func TestUnprivilegedRemote(t *testing.T) {
 	l.mustIn(l.Server, "ip", "link", "set", "svpn0", "up")
 
 	// Without a device of its own, the account gets an error naming the fix.
-	l.setKeys(user, "--addr", serverV4+"/30", "--peer-addr", clientV4+"/30")
+	l.setKeys(user, "--addr", "198.18.0.10/30", "--peer-addr", "198.18.0.9/30")
 	v := l.start(user + "@server")
 	err, log := v.wait(t, 30*time.Second)
 	if last := lastLine(log); err == nil || !strings.Contains(last, "CAP_NET_ADMIN") || !strings.Contains(last, "ip tuntap add") {
 		t.Errorf("unprivileged remote without a device: exit %v, last line %q", err, last)
+	}
+	// The prepared device's address, but the key does not name the device:
+	// the address is in use there, and the error says which device has it.
+	l.setKeys(user, "--addr", serverV4+"/30", "--peer-addr", clientV4+"/30")
+	v = l.start(user + "@server")
+	err, log = v.wait(t, 30*time.Second)
+	if last := lastLine(log); err == nil || !strings.Contains(last, "on svpn0") || !strings.Contains(last, "--dev svpn0") {
+		t.Errorf("unprivileged remote, address on another device: exit %v, last line %q", err, last)
 	}
 
 	// A prepared device that lacks the policy's address: the error says

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -45,6 +46,19 @@ type Conn struct {
 	exited  chan struct{} // closed when the child has been waited for
 	waitErr error
 	closing sync.Once
+	stderr  *countingWriter
+}
+
+// countingWriter passes writes on and counts their bytes: whether ssh said
+// anything decides how its exit status is explained.
+type countingWriter struct {
+	w io.Writer
+	n atomic.Int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	c.n.Add(int64(len(p)))
+	return c.w.Write(p)
 }
 
 // Args returns the full argv Start runs for o: the ssh command, options that
@@ -76,10 +90,11 @@ func Start(o Options) (*Conn, error) {
 		logf = func(string, ...any) {}
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stderr = o.Stderr
-	if cmd.Stderr == nil {
-		cmd.Stderr = os.Stderr
+	stderr := &countingWriter{w: o.Stderr}
+	if stderr.w == nil {
+		stderr.w = os.Stderr
 	}
+	cmd.Stderr = stderr
 	// Die with us: an sshvpn killed hard must not leave ssh holding the
 	// remote tunnel open.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
@@ -111,7 +126,7 @@ func Start(o Options) (*Conn, error) {
 		}
 		return nil, fmt.Errorf("spawn: starting %s: %w", argv[0], err)
 	}
-	c := &Conn{cmd: cmd, stdin: stdin, stdout: stdout, remote: o.RemoteCommand, logf: logf, exited: make(chan struct{})}
+	c := &Conn{cmd: cmd, stdin: stdin, stdout: stdout, remote: o.RemoteCommand, logf: logf, exited: make(chan struct{}), stderr: stderr}
 	go func() {
 		c.waitErr = cmd.Wait()
 		logf("spawn: ssh exited: %v", c.cmd.ProcessState)
@@ -201,7 +216,7 @@ func (c *Conn) exitError() error {
 		return nil // ssh exited with status 0; only stderr was left open
 	}
 	if errors.As(c.waitErr, &ee) {
-		return &ExitError{Status: ee.ExitCode(), Signaled: !ee.Exited(), RemoteCommand: c.remote}
+		return &ExitError{Status: ee.ExitCode(), Signaled: !ee.Exited(), RemoteCommand: c.remote, Silent: c.stderr.n.Load() == 0}
 	}
 	if c.waitErr != nil {
 		return fmt.Errorf("spawn: ssh: %w", c.waitErr)
@@ -214,12 +229,15 @@ type ExitError struct {
 	Status        int  // exit status; -1 when killed by a signal
 	Signaled      bool // ssh was killed by a signal
 	RemoteCommand string
+	Silent        bool // ssh (and the remote command) wrote nothing on stderr
 }
 
 func (e *ExitError) Error() string {
 	switch {
 	case e.Signaled:
 		return "spawn: ssh was killed by a signal"
+	case e.Status == 255 && e.Silent:
+		return "spawn: ssh exited with status 255 and no message: the connection dropped, or the remote command was killed by a signal (ssh reports no status then)"
 	case e.Status == 255:
 		return "spawn: ssh failed to connect or lost the connection (exit status 255; ssh's own message is above)"
 	case e.Status == 127:

@@ -325,7 +325,10 @@ func TestStartExitStatus(t *testing.T) {
 			body:   `echo "ssh: connect to host example.invalid port 22: Connection refused" >&2; exit 255`,
 			status: 255, want: []string{"failed to connect"}, stderr: "Connection refused"},
 		{name: "connect failure, read after exit", waitFirst: true,
-			body: `exit 255`, status: 255, want: []string{"failed to connect"}},
+			body: `echo "ssh: connect to host example.invalid port 22: Connection refused" >&2; exit 255`, status: 255, want: []string{"failed to connect"}},
+		// Nothing on stderr: no "ssh's own message is above" when nothing is.
+		{name: "status 255 without a message", waitFirst: true,
+			body: `exit 255`, status: 255, want: []string{"255 and no message", "killed by a signal"}},
 		{name: "not executable", body: `exit 126`, status: 126, want: []string{"not executable"}},
 		{name: "other status", body: `printf 'SSHVPN/1\n'; exit 3`, stdout: "SSHVPN/1\n", status: 3, want: []string{"exited with status 3"}},
 		{name: "output then failure, read after exit", waitFirst: true,

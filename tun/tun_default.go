@@ -45,3 +45,6 @@ func Nets() ([]Net, error) { return nil, ErrUnsupported }
 
 // Routes returns ErrUnsupported.
 func Routes(int) ([]Route, error) { return nil, ErrUnsupported }
+
+// IsTun reports false.
+func IsTun(string) bool { return false }

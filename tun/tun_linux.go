@@ -389,3 +389,13 @@ func Same(d Device, name string) bool {
 	l, err := netlink.LinkByName(name)
 	return err == nil && l.Attrs().Index == dd.index
 }
+
+// IsTun reports whether interface name is a tun or tap device.
+func IsTun(name string) bool {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return false
+	}
+	_, ok := l.(*netlink.Tuntap)
+	return ok
+}

@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -79,8 +79,19 @@ func run(args []string) int {
 		parser.FatalIfErrorf(err)
 	}
 	sshvpn.Software = "sshvpn " + versionString()
-	log := newLogger(os.Stderr, cli.Verbose, cli.Quiet, kctx.Command() == "remote")
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	var log *slog.Logger
+	if kctx.Command() == "remote" {
+		// The server's admin reads the system log; the client reads
+		// stderr, through sshd.
+		id := remoteIdentity(args)
+		log = newRemoteLogger(os.Stderr, openSyslog(), cli.Verbose, cli.Quiet, id.attrs())
+		kctx.Bind(id)
+	} else {
+		log = newLogger(os.Stderr, cli.Verbose, cli.Quiet, false)
+	}
+	// SIGQUIT too: its default (a goroutine dump and exit) would skip the
+	// cleanup and leave routes behind.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
 	defer stop()
 	// A write to a closed stdout (the remote's transport, once sshd has
 	// gone) must be an EPIPE error that ends the session through its
@@ -89,11 +100,21 @@ func run(args []string) int {
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	kctx.BindTo(ctx, (*context.Context)(nil))
 	if err := kctx.Run(log); err != nil {
-		fmt.Fprintln(os.Stderr, "sshvpn:", strings.TrimPrefix(err.Error(), "sshvpn: "))
+		var s silentError
+		if !errors.As(err, &s) {
+			fmt.Fprintln(os.Stderr, "sshvpn:", sanitize(strings.TrimPrefix(err.Error(), "sshvpn: ")))
+		}
 		return 1
 	}
 	return 0
 }
+
+// silentError is an error that has been reported already (the remote side
+// told the client in an Error frame, and its admin in the system log): run
+// exits non-zero without printing it again.
+type silentError struct{ error }
+
+func (e silentError) Unwrap() error { return e.error }
 
 // remoteFlag turns "sshvpn [flags] --remote [flags]", the form sshd and
 // authorized_keys lines use, into the "remote" command.
@@ -107,26 +128,6 @@ func remoteFlag(args []string) []string {
 		}
 	}
 	return args
-}
-
-func newLogger(w io.Writer, verbose, quiet, remote bool) *slog.Logger {
-	level := slog.LevelInfo
-	if verbose {
-		level = slog.LevelDebug
-	} else if quiet {
-		level = slog.LevelError
-	}
-	h := slog.NewTextHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-		if a.Key == slog.TimeKey && len(groups) == 0 {
-			return slog.Attr{}
-		}
-		return a
-	}})
-	l := slog.New(h)
-	if remote {
-		l = l.With("side", "remote")
-	}
-	return l
 }
 
 // tunnelFlags are the flags both sides share.

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/sshvpn/sshvpn"
+	"github.com/sshvpn/sshvpn/registry"
 	"github.com/sshvpn/sshvpn/spawn"
 	"github.com/sshvpn/sshvpn/tun"
 )
@@ -46,6 +48,15 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if err := tun.CheckName(c.Dev); err != nil {
+		return fmt.Errorf("--dev: %w", err)
+	}
+	if err := tun.CheckName(c.RemoteDev); err != nil {
+		return fmt.Errorf("--remote-dev: %w", err)
+	}
+	if c.MTU != 0 && c.MTU < 1280 && slices.ContainsFunc(slices.Concat(addrs, peers), func(p netip.Prefix) bool { return p.Addr().Is6() }) {
+		return fmt.Errorf("--mtu %d is below the 1280 IPv6 needs, and the tunnel has IPv6 addresses: raise --mtu, or give IPv4 --addr/--peer-addr only", c.MTU)
+	}
 	link, err := newLink(&c.linkFlags, mode, log)
 	if err != nil {
 		return err
@@ -67,6 +78,24 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger) error {
 	}
 	defer dev.Close()
 	log.Debug("opened device", "dev", dev.Name())
+	// The networks this machine is on: the tunnel must not take them over.
+	nets, err := localNets(dev.Name())
+	if err != nil {
+		return err
+	}
+	for _, p := range slices.Concat(addrs, peers) {
+		for _, n := range nets {
+			if p.Masked().Overlaps(n.Prefix.Masked()) {
+				return fmt.Errorf("the tunnel address %v overlaps %v, a network this machine is on; choose tunnel addresses outside it (--addr, --peer-addr)", p, n)
+			}
+		}
+	}
+	if reg, err := registry.Open(stateDir(registry.DefaultDir)); err != nil {
+		log.Debug("no session registry; routes of a killed session will not be found", "err", err)
+	} else {
+		link.reg = reg
+		link.sweep()
+	}
 
 	opts := spawn.Options{
 		SSH: sshArgv, Destination: c.Destination, RemoteCommand: c.RemoteCmd,
@@ -79,17 +108,25 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger) error {
 	defer link.down()
 	return sshvpn.RunClient(ctx, conn, sshvpn.ClientConfig{
 		Mode: mode, MTU: c.MTU, Addrs: addrs, PeerAddrs: peers, RemoteDev: c.RemoteDev, RemoteRoutes: remoteRoutes,
+		Nets: nets,
 		Open: func(t sshvpn.Tunnel) (tun.Device, error) {
-			if c.DefaultRoute || c.Up != "" || c.Down != "" {
-				// Where the SSH connection goes: pinned outside the
-				// tunnel by --default-route, SSHVPN_SERVER for hooks.
-				server, err := serverAddr(ctx, conn, opts, log)
-				if err != nil && c.DefaultRoute {
-					return nil, fmt.Errorf("--default-route: %w", err)
+			// Where the SSH connection goes: pinned outside the tunnel
+			// by --default-route or when the tunnel would cover it,
+			// SSHVPN_SERVER for hooks.
+			server, err := serverAddr(ctx, conn, opts, log)
+			if err != nil && c.DefaultRoute {
+				return nil, fmt.Errorf("--default-route: %w", err)
+			}
+			if err == nil {
+				link.server, link.env.Server = server, server.String()
+			}
+			if link.reg != nil {
+				entry, err := link.reg.Add(registry.Record{Side: registry.SideClient, Dev: dev.Name(),
+					Addrs: t.Addrs, PeerAddrs: t.PeerAddrs, Peer: link.env.Server})
+				if err != nil {
+					log.Debug("not recording the session", "err", err)
 				}
-				if err == nil {
-					link.server, link.env.Server = server, server.String()
-				}
+				link.entry = entry
 			}
 			if err := link.up(dev, t, tun.Setup{MTU: t.MTU, Addrs: t.Addrs}, nil); err != nil {
 				return nil, err
@@ -120,4 +157,20 @@ func serverAddr(ctx context.Context, conn *spawn.Conn, opts spawn.Options, log *
 	}
 	log.Debug("SSH server address, from ssh -G", "addr", a)
 	return a, nil
+}
+
+// localNets are this machine's addresses and networks, less those of the
+// tunnel's own device.
+func localNets(dev string) ([]tun.Net, error) {
+	all, err := tun.Nets()
+	if err != nil {
+		return nil, err
+	}
+	var out []tun.Net
+	for _, n := range all {
+		if n.Dev != dev && !n.Prefix.Addr().IsLoopback() && !n.Prefix.Addr().IsLinkLocalUnicast() {
+			out = append(out, n)
+		}
+	}
+	return out, nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sshvpn/sshvpn"
 	"github.com/sshvpn/sshvpn/hook"
+	"github.com/sshvpn/sshvpn/registry"
 	"github.com/sshvpn/sshvpn/tun"
 )
 
@@ -60,6 +61,12 @@ type link struct {
 	dev    string
 	device tun.Device
 	addrs  []netip.Prefix // addresses up added: a persistent device keeps them
+
+	// reg and entry, if set, record this session and the routes it adds,
+	// so that a later session can remove them should this one be killed
+	// before it cleans up (sweep).
+	reg   *registry.Registry
+	entry *registry.Entry
 }
 
 // ours reports whether the interface called dev is still this session's
@@ -97,13 +104,31 @@ func (l *link) up(dev tun.Device, t sshvpn.Tunnel, setup tun.Setup, extra []neti
 		}
 	}()
 	name := dev.Name()
+	l.dev, l.device = name, dev
+	wished := slices.Clone(l.routes)
+	if l.defRoute {
+		wished = append(wished, halfDefaults(t.Addrs)...)
+	}
+	// Before anything of the tunnel could capture it: the route to the
+	// SSH server, pinned outside the tunnel when the tunnel's networks
+	// would cover the server's address.
+	if l.defRoute {
+		if err := l.pinServer(); err != nil {
+			return fmt.Errorf("--default-route: %w", err)
+		}
+	} else if n, ok := l.captures(slices.Concat(t.Addrs, t.PeerAddrs, extra, wished)); ok {
+		if err := l.pinServer(); err != nil {
+			return fmt.Errorf("the tunnel's network %v covers the SSH server's address %v, and its route could not be pinned outside the tunnel: %w", n, l.server, err)
+		}
+		l.log.Info("the tunnel's networks cover the SSH server's address; its route stays outside the tunnel", "network", n, "server", l.server)
+	}
 	if l.mac != nil {
 		if err := tun.SetMAC(name, l.mac); err != nil {
 			return err
 		}
 	}
 	added, err := tun.Configure(name, setup)
-	l.dev, l.device, l.addrs = name, dev, added
+	l.addrs = added
 	if err != nil {
 		return err
 	}
@@ -120,13 +145,6 @@ func (l *link) up(dev tun.Device, t sshvpn.Tunnel, setup tun.Setup, extra []neti
 			return err
 		}
 	}
-	wished := slices.Clone(l.routes)
-	if l.defRoute {
-		if err := l.pinServer(); err != nil {
-			return err
-		}
-		wished = append(wished, halfDefaults(t.Addrs)...)
-	}
 	for _, r := range wished {
 		if err := l.addRoute(tun.Route{Dst: r, Dev: name}, false); err != nil {
 			return err
@@ -142,11 +160,11 @@ func (l *link) up(dev tun.Device, t sshvpn.Tunnel, setup tun.Setup, extra []neti
 // carries the tunnel.
 func (l *link) pinServer() error {
 	if !l.server.IsValid() {
-		return errors.New("--default-route: the SSH server's address is unknown, so its route cannot be pinned outside the tunnel")
+		return errors.New("the SSH server's address is unknown, so its route cannot be pinned outside the tunnel")
 	}
 	r, err := tun.RouteTo(l.server)
 	if err != nil {
-		return fmt.Errorf("--default-route: %w", err)
+		return err
 	}
 	if r.Dev == "lo" {
 		return nil // the server is this machine
@@ -154,11 +172,33 @@ func (l *link) pinServer() error {
 	return l.addRoute(r, false)
 }
 
+// captures returns the first of nets that covers the SSH server's address,
+// if the server is known and one does.
+func (l *link) captures(nets []netip.Prefix) (netip.Prefix, bool) {
+	if !l.server.IsValid() {
+		return netip.Prefix{}, false
+	}
+	for _, n := range nets {
+		if n.Masked().Contains(l.server) {
+			return n, true
+		}
+	}
+	return netip.Prefix{}, false
+}
+
 // addRoute adds r and remembers to remove it. A route to r.Dst that is there
 // already is never taken over or removed: for an exclusive route (one this
 // session alone may have) that is an error, otherwise a warning.
 func (l *link) addRoute(r tun.Route, exclusive bool) error {
+	// Recorded before it is added: a concurrent sweep must never take it
+	// for a leftover.
+	l.added = append(l.added, r)
+	l.record()
 	err := tun.AddRoute(r)
+	if err != nil {
+		l.added = l.added[:len(l.added)-1]
+		l.record()
+	}
 	if errors.Is(err, fs.ErrExist) && exclusive {
 		return fmt.Errorf("route %v exists already on this server (another session's or the admin's; an earlier session of this client ends after --dead-after without traffic); refusing to take it over", r.Dst)
 	}
@@ -169,9 +209,65 @@ func (l *link) addRoute(r tun.Route, exclusive bool) error {
 	if err != nil {
 		return err
 	}
-	l.added = append(l.added, r)
 	l.log.Debug("added route", "route", r)
 	return nil
+}
+
+// record writes the routes this session added into its registry entry.
+func (l *link) record() {
+	if l.entry == nil {
+		return
+	}
+	rs := make([]registry.Route, len(l.added))
+	for i, r := range l.added {
+		rs[i] = registry.Route{Dst: r.Dst.Masked(), Gw: r.Gw, Dev: r.Dev}
+	}
+	if err := l.entry.Update(func(rec *registry.Record) { rec.Added = rs }); err != nil {
+		l.log.Debug("recording routes", "err", err)
+	}
+}
+
+// sweep removes the routes that sshvpn sessions added (tun.RouteProtocol)
+// and that no live session in this network namespace holds: what a session
+// killed outright (kill -9, a crash, a power cut of its container) left
+// behind, such as the pinned route to its SSH server.
+func (l *link) sweep() {
+	if l.reg == nil {
+		return
+	}
+	unlock, err := l.reg.Lock()
+	if err != nil {
+		l.log.Debug("not looking for stale routes", "err", err)
+		return
+	}
+	defer unlock()
+	// Routes first, records second: a route added after this listing is
+	// not judged, and one added before it was recorded before it.
+	routes, err := tun.Routes(tun.RouteProtocol)
+	if err != nil || len(routes) == 0 {
+		return
+	}
+	recs, err := l.reg.List()
+	if err != nil {
+		l.log.Debug("not looking for stale routes", "err", err)
+		return
+	}
+	owned := map[registry.Route]bool{}
+	for _, rec := range recs {
+		for _, r := range rec.Added {
+			owned[r] = true
+		}
+	}
+	for _, r := range routes {
+		if owned[registry.Route{Dst: r.Dst.Masked(), Gw: r.Gw, Dev: r.Dev}] {
+			continue
+		}
+		if err := tun.DelRoute(r); err != nil {
+			l.log.Debug("removing a stale route", "route", r, "err", err)
+			continue
+		}
+		l.log.Info("removed a route that an earlier sshvpn session left behind", "route", r)
+	}
 }
 
 // halfDefaults are the two halves of the default route for each family the
@@ -191,13 +287,18 @@ func halfDefaults(addrs []netip.Prefix) []netip.Prefix {
 	return out
 }
 
-// down runs the down hook (once) and removes the routes up added.
+// down runs the down hook (once), removes the routes and addresses up
+// added, and the session's registry entry.
 func (l *link) down() {
 	if err := l.hooks.RunDown(); err != nil {
 		l.log.Error(err.Error())
 	}
 	l.removeRoutes()
 	l.removeAddrs()
+	if l.entry != nil {
+		l.entry.Remove()
+		l.entry = nil
+	}
 }
 
 func (l *link) removeAddrs() {
@@ -220,4 +321,5 @@ func (l *link) removeRoutes() {
 		}
 	}
 	l.added = nil
+	l.record()
 }

@@ -22,7 +22,10 @@ type policyFlags struct {
 	Pool        []string `placeholder:"CIDR" help:"Give each session its own address pair from this network (one IPv4 and/or one IPv6 --pool): the server takes the first address, each client the next free one."`
 	StateDir    string   `default:"/run/sshvpn" placeholder:"DIR" help:"Where --pool keeps its leases."`
 	AllowSource []string `placeholder:"CIDR" help:"Networks behind the client (site-to-site) whose packets may come through the tunnel. Packets from any other source than the client's tunnel address are dropped."`
-	AllowRoute  []string `placeholder:"CIDR" help:"Networks inside which the client may ask (--remote-route) for routes on this server into its tunnel; granted routes also pass the source check."`
+	AllowRoute  []string `placeholder:"CIDR" help:"Networks inside which the client may ask (--remote-route) for routes on this server into its tunnel; granted routes also pass the source check. They may not overlap --pool or the tunnel addresses."`
+	MaxSessions int      `placeholder:"N" help:"How many sessions of this key may run at once (default: 1 with fixed addresses, the pool's size with --pool). Sessions are counted per key when sshd's ExposeAuthInfo is on, else per account and command line."`
+	Replace     bool     `help:"A new session of this key takes over from an older one that holds its addresses or exceeds --max-sessions (as after a client's reboot, before the old session is known to be dead); the old one is told and ends. Default: the new session is refused."`
+	Rate        []string `placeholder:"RATE" help:"Limit each direction of a session: bits (20Mbit), bytes (2.5MB) or packets (5000pps) per second; give it twice for bytes and packets. Packets over the limit are dropped."`
 }
 
 // args renders the flags that differ from their defaults as a command line,
@@ -51,6 +54,13 @@ func (p *policyFlags) args() []string {
 	}
 	add("allow-source", p.AllowSource...)
 	add("allow-route", p.AllowRoute...)
+	if p.MaxSessions != 0 {
+		add("max-sessions", strconv.Itoa(p.MaxSessions))
+	}
+	if p.Replace {
+		a = append(a, "--replace")
+	}
+	add("rate", p.Rate...)
 	return a
 }
 
@@ -58,6 +68,7 @@ func (p *policyFlags) args() []string {
 type parsed struct {
 	addrs, peers, pool, allow, allowRoutes []netip.Prefix
 	mode                                   tun.Mode
+	rate                                   sshvpn.RateLimit
 }
 
 func (p *policyFlags) parse() (parsed, error) {
@@ -89,7 +100,22 @@ func (p *policyFlags) parse() (parsed, error) {
 	if err := checkMTUFlag(p.MTU); err != nil {
 		return r, err
 	}
+	for _, s := range p.Rate {
+		if err := sshvpn.ParseRate(s, &r.rate); err != nil {
+			return r, err
+		}
+	}
+	if strings.Contains(p.Dev, "%") && len(r.pool) == 0 && strings.Count(p.Dev, "%d") != 1 {
+		return r, fmt.Errorf("--dev %q: a pattern takes one %%d", p.Dev)
+	}
+	if err := tun.CheckName(strings.Replace(p.Dev, "%d", "1", 1)); err != nil {
+		return r, fmt.Errorf("--dev: %w", err)
+	}
 	r.mode = tun.Mode(p.Mode)
+	cfg := sshvpn.ServerConfig{Addrs: r.addrs, PeerAddrs: r.peers, Pool: r.pool, AllowRoutes: r.allowRoutes}
+	if err := cfg.Validate(); err != nil {
+		return r, err
+	}
 	return r, nil
 }
 

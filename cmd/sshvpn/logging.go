@@ -1,0 +1,193 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"log/syslog"
+	"strings"
+	"sync"
+	"unicode"
+
+	"github.com/sshvpn/sshvpn"
+)
+
+// newLogger logs human-readable lines to w (stderr): the client's log, and
+// on the remote side what the client may see.
+func newLogger(w io.Writer, verbose, quiet, remote bool) *slog.Logger {
+	l := slog.New(textHandler(w, level(verbose, quiet)))
+	if remote {
+		l = l.With("side", "remote")
+	}
+	return l
+}
+
+func level(verbose, quiet bool) slog.Level {
+	switch {
+	case verbose:
+		return slog.LevelDebug
+	case quiet:
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+func textHandler(w io.Writer, lvl slog.Level) slog.Handler {
+	return slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl, ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey && len(groups) == 0 {
+			return slog.Attr{}
+		}
+		return a
+	}})
+}
+
+// newRemoteLogger is the remote side's log. Everything goes to the system
+// log (sys, if the server has one) with the session's identity, for the
+// server's admin; stderr, which sshd passes to the client, gets only what
+// the client may see: no record marked sshvpn.AdminOnly, no identity.
+func newRemoteLogger(stderr io.Writer, sys *syslog.Writer, verbose, quiet bool, identity []any) *slog.Logger {
+	h := &splitHandler{client: textHandler(stderr, level(verbose, quiet)).WithAttrs([]slog.Attr{slog.String("side", "remote")})}
+	if sys != nil {
+		lvl := slog.LevelInfo
+		if verbose {
+			lvl = slog.LevelDebug
+		}
+		h.admin = newSyslogHandler(sys, lvl).WithAttrs(argsToAttrs(identity))
+	}
+	return slog.New(h)
+}
+
+func argsToAttrs(args []any) []slog.Attr {
+	var r slog.Record
+	r.Add(args...)
+	var out []slog.Attr
+	r.Attrs(func(a slog.Attr) bool { out = append(out, a); return true })
+	return out
+}
+
+// splitHandler sends records to the admin's handler and, unless marked
+// sshvpn.AdminOnly, to the client's. Either may be nil.
+type splitHandler struct {
+	admin, client slog.Handler
+}
+
+func (h *splitHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return (h.admin != nil && h.admin.Enabled(ctx, l)) || (h.client != nil && h.client.Enabled(ctx, l))
+}
+
+func (h *splitHandler) Handle(ctx context.Context, r slog.Record) error {
+	adminOnly := false
+	clean := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == sshvpn.AdminOnlyKey {
+			adminOnly = true
+		} else {
+			clean.AddAttrs(a)
+		}
+		return true
+	})
+	if h.admin != nil && h.admin.Enabled(ctx, r.Level) {
+		h.admin.Handle(ctx, clean.Clone())
+	}
+	if !adminOnly && h.client != nil && h.client.Enabled(ctx, r.Level) {
+		return h.client.Handle(ctx, clean)
+	}
+	return nil
+}
+
+func (h *splitHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	n := &splitHandler{}
+	if h.admin != nil {
+		n.admin = h.admin.WithAttrs(as)
+	}
+	if h.client != nil {
+		n.client = h.client.WithAttrs(as)
+	}
+	return n
+}
+
+func (h *splitHandler) WithGroup(name string) slog.Handler {
+	n := &splitHandler{}
+	if h.admin != nil {
+		n.admin = h.admin.WithGroup(name)
+	}
+	if h.client != nil {
+		n.client = h.client.WithGroup(name)
+	}
+	return n
+}
+
+// syslogHandler writes each record as one system log message, formatted as
+// logfmt by a TextHandler, at the priority of its level.
+type syslogHandler struct {
+	w   *syslog.Writer
+	h   slog.Handler
+	mu  *sync.Mutex
+	buf *bytes.Buffer
+}
+
+func newSyslogHandler(w *syslog.Writer, lvl slog.Level) *syslogHandler {
+	buf := new(bytes.Buffer)
+	return &syslogHandler{w: w, mu: new(sync.Mutex), buf: buf,
+		h: slog.NewTextHandler(buf, &slog.HandlerOptions{Level: lvl, ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey && len(groups) == 0 {
+				return slog.Attr{} // syslog stamps the time
+			}
+			return a
+		}})}
+}
+
+func (h *syslogHandler) Enabled(ctx context.Context, l slog.Level) bool { return h.h.Enabled(ctx, l) }
+
+func (h *syslogHandler) Handle(ctx context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.buf.Reset()
+	if err := h.h.Handle(ctx, r); err != nil {
+		return err
+	}
+	msg := strings.TrimSpace(h.buf.String())
+	switch {
+	case r.Level >= slog.LevelError:
+		return h.w.Err(msg)
+	case r.Level >= slog.LevelWarn:
+		return h.w.Warning(msg)
+	case r.Level >= slog.LevelInfo:
+		return h.w.Info(msg)
+	}
+	return h.w.Debug(msg)
+}
+
+func (h *syslogHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &syslogHandler{w: h.w, h: h.h.WithAttrs(as), mu: h.mu, buf: h.buf}
+}
+
+func (h *syslogHandler) WithGroup(name string) slog.Handler {
+	return &syslogHandler{w: h.w, h: h.h.WithGroup(name), mu: h.mu, buf: h.buf}
+}
+
+// openSyslog connects to the local system log (/dev/log), or returns nil
+// when the server has none.
+func openSyslog() *syslog.Writer {
+	w, err := syslog.New(syslog.LOG_DAEMON|syslog.LOG_INFO, "sshvpn")
+	if err != nil {
+		return nil
+	}
+	return w
+}
+
+// sanitize makes text that may come from the network safe for a terminal or
+// a log: control characters (terminal escapes) and bidi overrides become
+// '?'; newlines and tabs stay.
+func sanitize(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\n' || r == '\t':
+			return r
+		case r == unicode.ReplacementChar || unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r):
+			return '?'
+		}
+		return r
+	}, s)
+}
