@@ -228,12 +228,21 @@ func TestHooks(t *testing.T) {
 	if last := lastLine(log); err == nil || !strings.Contains(last, "exit status 3") || !strings.Contains(last, "nope, no route for you") {
 		t.Errorf("failing local up hook: exit %v, last line %q", err, last)
 	}
+	// It is this machine's failure: never shown as the server's.
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, "nope") && strings.Contains(line, "remote") {
+			t.Errorf("the local up hook's failure is shown as the server's: %q", line)
+		}
+	}
 	// ... and on the server.
 	l.setKeys("root", append(policyArgs, "--up", failing)...)
 	v = l.start(append(tunnelArgs, "root@server")...)
 	err, log = v.wait(t, 30*time.Second)
 	if last := lastLine(log); err == nil || !strings.Contains(last, "remote:") || !strings.Contains(last, "exit status 3") || !strings.Contains(last, "nope") {
 		t.Errorf("failing remote up hook: exit %v, last line %q", err, last)
+	}
+	if n := strings.Count(log, "failed: exit status 3"); n != 1 {
+		t.Errorf("the server's refusal is shown %d times, want once:\n%s", n, log)
 	}
 	if out, _ := l.in(l.Server, "ip", "-o", "link", "show", "type", "tun"); strings.Contains(out, ": ") {
 		t.Errorf("a device is left on the server after its up hook failed:\n%s", out)

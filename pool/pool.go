@@ -72,14 +72,7 @@ func New(dir string, prefixes []netip.Prefix) (*Pool, error) {
 			return nil, fmt.Errorf("pool: give at most one IPv4 and one IPv6 --pool (got another: %v)", pf)
 		}
 		seen[pf.Addr().Is4()] = true
-		hostBits := pf.Addr().BitLen() - pf.Bits()
-		n := MaxLeases
-		if hostBits < 17 {
-			n = 1<<hostBits - 2 // network address and the server's
-			if pf.Addr().Is4() {
-				n-- // broadcast
-			}
-		}
+		n := leasesIn(pf)
 		if n < 1 {
 			return nil, fmt.Errorf("pool: %v is too small: it needs room for the server and at least one client", pf)
 		}
@@ -95,6 +88,30 @@ func New(dir string, prefixes []netip.Prefix) (*Pool, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// Size is how many leases a pool over prefixes holds, or 0 if one of them
+// has no room for a client.
+func Size(prefixes []netip.Prefix) int {
+	size := MaxLeases
+	for _, pf := range prefixes {
+		size = min(size, leasesIn(pf.Masked()))
+	}
+	return max(size, 0)
+}
+
+// leasesIn is how many clients fit in pf beside the server: all its
+// addresses but the network address, the server's and (IPv4) broadcast.
+func leasesIn(pf netip.Prefix) int {
+	hostBits := pf.Addr().BitLen() - pf.Bits()
+	if hostBits >= 17 {
+		return MaxLeases
+	}
+	n := 1<<hostBits - 2
+	if pf.Addr().Is4() {
+		n--
+	}
+	return n
 }
 
 // checkDir refuses a state directory that others could plant leases or

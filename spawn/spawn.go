@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -46,19 +45,43 @@ type Conn struct {
 	exited  chan struct{} // closed when the child has been waited for
 	waitErr error
 	closing sync.Once
-	stderr  *countingWriter
+	stderr  *stderrWatch
 }
 
-// countingWriter passes writes on and counts their bytes: whether ssh said
-// anything decides how its exit status is explained.
-type countingWriter struct {
-	w io.Writer
-	n atomic.Int64
+// stderrWatch passes ssh's stderr on and keeps the start of its last line:
+// whether ssh said something of its own at the end decides how its exit
+// status is explained. The remote sshvpn's log lines ("... side=remote")
+// come through the same stderr and are not ssh's.
+type stderrWatch struct {
+	w    io.Writer
+	mu   sync.Mutex
+	line []byte // the current or last non-empty line, at most 256 bytes
+	nl   bool   // the last byte seen ended a line
 }
 
-func (c *countingWriter) Write(p []byte) (int, error) {
-	c.n.Add(int64(len(p)))
-	return c.w.Write(p)
+func (s *stderrWatch) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	for _, b := range p {
+		switch {
+		case b == '\n':
+			s.nl = true
+		case s.nl:
+			s.line, s.nl = append(s.line[:0], b), false
+		case len(s.line) < 256:
+			s.line = append(s.line, b)
+		}
+	}
+	s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+// sshSpokeLast reports whether the last line on stderr looks like ssh's own
+// (not the remote sshvpn's log).
+func (s *stderrWatch) sshSpokeLast() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	line := string(s.line)
+	return strings.TrimSpace(line) != "" && !strings.Contains(line, "side=remote") && !strings.HasPrefix(line, "sshvpn:")
 }
 
 // Args returns the full argv Start runs for o: the ssh command, options that
@@ -90,7 +113,7 @@ func Start(o Options) (*Conn, error) {
 		logf = func(string, ...any) {}
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
-	stderr := &countingWriter{w: o.Stderr}
+	stderr := &stderrWatch{w: o.Stderr}
 	if stderr.w == nil {
 		stderr.w = os.Stderr
 	}
@@ -216,7 +239,7 @@ func (c *Conn) exitError() error {
 		return nil // ssh exited with status 0; only stderr was left open
 	}
 	if errors.As(c.waitErr, &ee) {
-		return &ExitError{Status: ee.ExitCode(), Signaled: !ee.Exited(), RemoteCommand: c.remote, Silent: c.stderr.n.Load() == 0}
+		return &ExitError{Status: ee.ExitCode(), Signaled: !ee.Exited(), RemoteCommand: c.remote, Silent: !c.stderr.sshSpokeLast()}
 	}
 	if c.waitErr != nil {
 		return fmt.Errorf("spawn: ssh: %w", c.waitErr)
@@ -229,7 +252,7 @@ type ExitError struct {
 	Status        int  // exit status; -1 when killed by a signal
 	Signaled      bool // ssh was killed by a signal
 	RemoteCommand string
-	Silent        bool // ssh (and the remote command) wrote nothing on stderr
+	Silent        bool // ssh wrote no message of its own on stderr at the end
 }
 
 func (e *ExitError) Error() string {

@@ -327,6 +327,8 @@ func TestStartExitStatus(t *testing.T) {
 		{name: "connect failure, read after exit", waitFirst: true,
 			body: `echo "ssh: connect to host example.invalid port 22: Connection refused" >&2; exit 255`, status: 255, want: []string{"failed to connect"}},
 		// Nothing on stderr: no "ssh's own message is above" when nothing is.
+		{name: "status 255 after the remote's log only", waitFirst: true,
+			body: `echo 'level=INFO msg="tunnel up" side=remote' >&2; exit 255`, status: 255, want: []string{"255 and no message"}},
 		{name: "status 255 without a message", waitFirst: true,
 			body: `exit 255`, status: 255, want: []string{"255 and no message", "killed by a signal"}},
 		{name: "not executable", body: `exit 126`, status: 126, want: []string{"not executable"}},

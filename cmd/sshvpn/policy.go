@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/sshvpn/sshvpn"
+	"github.com/sshvpn/sshvpn/pool"
 	"github.com/sshvpn/sshvpn/tun"
 )
 
@@ -108,7 +109,8 @@ func (p *policyFlags) parse() (parsed, error) {
 	if strings.Contains(p.Dev, "%") && len(r.pool) == 0 && strings.Count(p.Dev, "%d") != 1 {
 		return r, fmt.Errorf("--dev %q: a pattern takes one %%d", p.Dev)
 	}
-	if err := tun.CheckName(strings.Replace(p.Dev, "%d", "1", 1)); err != nil {
+	// The name with the largest number the kernel or the pool may give it.
+	if err := tun.CheckName(strings.Replace(p.Dev, "%d", strconv.Itoa(max(pool.Size(r.pool)-1, 99)), 1)); err != nil {
 		return r, fmt.Errorf("--dev: %w", err)
 	}
 	r.mode = tun.Mode(p.Mode)

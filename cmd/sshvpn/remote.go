@@ -112,9 +112,6 @@ func (r *remoteCmd) serveOn(ctx context.Context, conn io.ReadWriteCloser, log *s
 	if err != nil {
 		return setupError{err}
 	}
-	if err := r.checkDev(leases); err != nil {
-		return setupError{err}
-	}
 	reg, err := registry.Open(stateDir(registry.DefaultDir))
 	if err != nil {
 		return setupError{err}
@@ -239,19 +236,6 @@ func (r *remoteCmd) maxSessions(pol parsed, leases *pool.Pool) (int, error) {
 		return leases.Size(), nil
 	}
 	return 0, nil
-}
-
-// checkDev refuses a --dev the kernel would truncate, with the pool's
-// largest number in place of %d.
-func (r *remoteCmd) checkDev(leases *pool.Pool) error {
-	name := r.Dev
-	if leases != nil {
-		name = strings.Replace(name, "%d", strconv.Itoa(leases.Size()-1), 1)
-	}
-	if err := tun.CheckName(name); err != nil {
-		return fmt.Errorf("--dev: %w", err)
-	}
-	return nil
 }
 
 // remoteHookEnv is the environment of the remote side's hooks: the
