@@ -25,10 +25,13 @@
 #   LAB_DIR     directory for all lab files (default: /tmp/$LAB_NAME)
 #   SSHVPN_BIN  prebuilt sshvpn binary to install as $LAB_DIR/bin/sshvpn; if
 #               unset, `up` runs `go build ./cmd/sshvpn` from the repo root.
-#   LAB_CLIENTS number of client namespaces (default 1). Client k >= 2 is
-#               $LAB_NAME-client$k, joined to the server by its own veth
-#               (203.0.113.(4k+1)/30, server side .(4k+2)) with a default
+#   LAB_CLIENTS number of client namespaces, 1..250 (default 1). Client
+#               k >= 2 is $LAB_NAME-client$k, joined to the server by its own
+#               veth (wan0 in the client, wan$k in the server) with a default
 #               route through the server, so it reaches sshd at 192.0.2.2.
+#               Its /30: for k <= 63, 203.0.113.(4k+1)/30, server side
+#               .(4k+2); for k >= 64, 198.19.(k/64).(4(k%64)+1)/30, server
+#               side .(4(k%64)+2) (e.g. client64 198.19.1.1, server 198.19.1.2).
 #   LAB_USER    if set, an unprivileged account of that name is created for
 #               the lab (home under $LAB_DIR, shell /bin/sh) and removed by
 #               `down`; its keys go in $LAB_DIR/authorized_keys.$LAB_USER.
@@ -36,6 +39,20 @@
 #               `PermitTunnel point-to-point` instead of `PermitTunnel no`,
 #               so OpenSSH's own `ssh -w` tunnel works (scripts/bench.sh
 #               uses it for comparison). sshvpn itself never needs it.
+#   LAB_MAX_STARTUPS  if set, the lab sshd gets `MaxStartups $LAB_MAX_STARTUPS`
+#               (start:rate:full or a plain number, e.g. 300:30:600), for runs
+#               that open many connections at once (scripts/scale.sh).
+#   LAB_SYSLOG_SOCKET  if set, the absolute path of a unix datagram socket a
+#               test already listens on (not under /run). sshd and all its
+#               sessions then see a private tmpfs on /run holding /run/sshd
+#               and a symlink /run/syslog -> the socket (also reached as
+#               /var/run/syslog); a /dev/log there is redirected to it too.
+#               So syslog(3) and Go's log/syslog in the remote sshvpn log to
+#               the test's socket. The socket must be writable by the remote
+#               account (LAB_USER too, if used). Unset: /run is left alone.
+#
+# The lab sshd always has `ExposeAuthInfo yes`, so sessions can read
+# $SSH_USER_AUTH (the key that authenticated them).
 #
 # Keys: sshd reads $LAB_DIR/authorized_keys.%u (authorized_keys.root for
 # root), so tests can give each account its own forced commands.
@@ -63,7 +80,14 @@ SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 
 LAB_CLIENTS=${LAB_CLIENTS:-1}
-[[ $LAB_CLIENTS =~ ^[1-9][0-9]?$ ]] || { echo "lab: LAB_CLIENTS must be 1..99" >&2; exit 1; }
+if ! [[ $LAB_CLIENTS =~ ^[1-9][0-9]{0,2}$ ]] || ((LAB_CLIENTS > 250)); then
+	echo "lab: LAB_CLIENTS must be 1..250" >&2
+	exit 1
+fi
+LAB_MAX_STARTUPS=${LAB_MAX_STARTUPS:-}
+[[ -z $LAB_MAX_STARTUPS || $LAB_MAX_STARTUPS =~ ^[1-9][0-9]*(:[0-9]+:[1-9][0-9]*)?$ ]] ||
+	{ echo "lab: LAB_MAX_STARTUPS must be N or START:RATE:FULL (e.g. 300:30:600)" >&2; exit 1; }
+LAB_SYSLOG_SOCKET=${LAB_SYSLOG_SOCKET:-}
 LAB_PERMIT_TUNNEL=${LAB_PERMIT_TUNNEL:-no}
 case $LAB_PERMIT_TUNNEL in
 yes) PERMIT_TUNNEL=point-to-point ;;
@@ -106,6 +130,21 @@ check_config() {
 		die "refusing to use LAB_DIR=$LAB_DIR" ;;
 	esac
 	LAB_DIR=$d
+}
+
+# check_syslog_socket validates LAB_SYSLOG_SOCKET for `up`.
+check_syslog_socket() {
+	[[ -n $LAB_SYSLOG_SOCKET ]] || return 0
+	[[ $LAB_SYSLOG_SOCKET == /* && $LAB_SYSLOG_SOCKET =~ ^[A-Za-z0-9_./+-]+$ ]] ||
+		die "LAB_SYSLOG_SOCKET '$LAB_SYSLOG_SOCKET' must be an absolute path without spaces or special characters"
+	local real
+	real=$(realpath -m -- "$LAB_SYSLOG_SOCKET")
+	case $real in
+	/run/* | /var/run/*)
+		die "LAB_SYSLOG_SOCKET '$LAB_SYSLOG_SOCKET' is under /run, which the lab sshd sees as an empty tmpfs; put it elsewhere (e.g. under /tmp)" ;;
+	esac
+	[[ -S $real ]] || die "LAB_SYSLOG_SOCKET '$LAB_SYSLOG_SOCKET' is not a socket (start the listener before 'up')"
+	LAB_SYSLOG_SOCKET=$real
 }
 
 need_root() {
@@ -152,52 +191,61 @@ lab_present() {
 
 # ---------------------------------------------------------------- down
 
-kill_ns_procs() {
-	local ns=$1 sig=$2 pids
-	ns_exists "$ns" || return 0
-	pids=$(ip netns pids "$ns" 2>/dev/null || true)
-	[[ -n $pids ]] || return 1
-	# shellcheck disable=SC2086
-	kill -s "$sig" $pids 2>/dev/null || true
-	return 0
+# existing_ns prints those of ALL_NS that exist.
+existing_ns() {
+	local ns
+	for ns in "${ALL_NS[@]}"; do
+		if ns_exists "$ns"; then echo "$ns"; fi
+	done
+}
+
+# ns_pids prints the pids of all processes in the given namespaces, with one
+# `ip -batch` for all of them however many clients the lab has.
+ns_pids() {
+	(($#)) || return 0
+	printf 'netns pids %s\n' "$@" | ip -force -batch - 2>/dev/null || true
 }
 
 do_down() {
-	local pid ns any _
+	local pid ns _ pids
+	local -a present
 
 	if pid=$(sshd_pid); then
 		log "stopping sshd (pid $pid)"
 		kill "$pid" 2>/dev/null || true
 	fi
 
-	any=0
-	for ns in "${ALL_NS[@]}"; do
-		kill_ns_procs "$ns" TERM && any=1
-	done
-	if ((any)); then
+	mapfile -t present < <(existing_ns)
+	pids=$(ns_pids "${present[@]}")
+	if [[ -n $pids ]]; then
+		# shellcheck disable=SC2086
+		kill -s TERM $pids 2>/dev/null || true
 		for _ in $(seq 20); do
-			any=0
-			for ns in "${ALL_NS[@]}"; do
-				ns_exists "$ns" && [[ -n $(ip netns pids "$ns" 2>/dev/null) ]] && any=1
-			done
-			((any)) || break
+			pids=$(ns_pids "${present[@]}")
+			[[ -n $pids ]] || break
 			sleep 0.1
 		done
-		if ((any)); then
+		if [[ -n $pids ]]; then
 			log "killing remaining processes with SIGKILL"
-			for ns in "${ALL_NS[@]}"; do
-				kill_ns_procs "$ns" KILL || true
-			done
+			# shellcheck disable=SC2086
+			kill -s KILL $pids 2>/dev/null || true
 			sleep 0.2
 		fi
 	fi
 
-	for ns in "${ALL_NS[@]}"; do
-		if ns_exists "$ns"; then
-			log "deleting namespace $ns"
-			ip netns del "$ns" || log "warning: could not delete namespace $ns"
+	if ((${#present[@]})); then
+		if ((${#present[@]} <= 6)); then
+			for ns in "${present[@]}"; do log "deleting namespace $ns"; done
+		else
+			log "deleting ${#present[@]} namespaces $LAB_NAME-*"
 		fi
-	done
+		printf 'netns del %s\n' "${present[@]}" | ip -force -batch - 2>/dev/null || true
+		for ns in "${present[@]}"; do
+			if ns_exists "$ns"; then
+				ip netns del "$ns" || log "warning: could not delete namespace $ns"
+			fi
+		done
+	fi
 
 	if [[ -f $LAB_DIR/lab_user ]]; then
 		local user
@@ -241,10 +289,25 @@ install_binary() {
 	chmod 0755 "$LAB_DIR" "$LAB_DIR/bin" "$LAB_DIR/bin/sshvpn"
 }
 
+# client_link K sets CLI_ADDR and SRV_ADDR, the two ends of extra client K's
+# /30: in 203.0.113.0/24 for K <= 63 (as always), in 198.19.0.0/16 above.
+client_link() {
+	local k=$1
+	if ((k <= 63)); then
+		CLI_ADDR=203.0.113.$((4 * k + 1))
+		SRV_ADDR=203.0.113.$((4 * k + 2))
+	else
+		CLI_ADDR=198.19.$((k / 64)).$((4 * (k % 64) + 1))
+		SRV_ADDR=198.19.$((k / 64)).$((4 * (k % 64) + 2))
+	fi
+}
+
 setup_netns() {
 	local ns
-	for ns in "${ALL_NS[@]}"; do
-		ip netns add "$ns"
+	# One `ip -batch` per step rather than one `ip` per command, so that
+	# hundreds of clients come up in about a second.
+	printf 'netns add %s\n' "${ALL_NS[@]}" | ip -batch -
+	for ns in "$CLIENT_NS" "$SERVER_NS" "$LAN_NS"; do
 		ip -n "$ns" link set lo up
 	done
 
@@ -270,15 +333,19 @@ setup_netns() {
 	ip -n "$LAN_NS" -6 route add default via 2001:db8:2::1
 
 	# extra clients, each on its own /30 to the server
-	local k ns
+	((LAB_CLIENTS >= 2)) || return 0
+	local k
 	for ((k = 2; k <= LAB_CLIENTS; k++)); do
-		ns=$CLIENT_NS$k
-		ip link add wan0 netns "$ns" type veth peer name "wan$k" netns "$SERVER_NS"
-		ip -n "$ns" addr add "203.0.113.$((4 * k + 1))/30" dev wan0
-		ip -n "$SERVER_NS" addr add "203.0.113.$((4 * k + 2))/30" dev "wan$k"
-		ip -n "$ns" link set wan0 up
-		ip -n "$SERVER_NS" link set "wan$k" up
-		ip -n "$ns" route add default via "203.0.113.$((4 * k + 2))"
+		printf 'link add wan0 netns %s type veth peer name wan%d netns %s\n' "$CLIENT_NS$k" "$k" "$SERVER_NS"
+	done | ip -batch -
+	for ((k = 2; k <= LAB_CLIENTS; k++)); do
+		client_link "$k"
+		printf 'addr add %s/30 dev wan%d\nlink set wan%d up\n' "$SRV_ADDR" "$k" "$k"
+	done | ip -n "$SERVER_NS" -batch -
+	for ((k = 2; k <= LAB_CLIENTS; k++)); do
+		client_link "$k"
+		printf 'link set lo up\naddr add %s/30 dev wan0\nlink set wan0 up\nroute add default via %s\n' \
+			"$CLI_ADDR" "$SRV_ADDR" | ip -n "$CLIENT_NS$k" -batch -
 	done
 }
 
@@ -325,8 +392,12 @@ PermitTunnel $PERMIT_TUNNEL
 X11Forwarding no
 PrintMotd no
 PrintLastLog no
+ExposeAuthInfo yes
 # no AcceptEnv, no Subsystem
 EOF
+	if [[ -n $LAB_MAX_STARTUPS ]]; then
+		echo "MaxStartups $LAB_MAX_STARTUPS" >>"$LAB_DIR/sshd_config"
+	fi
 
 	local h addr
 	: >"$LAB_DIR/ssh_config"
@@ -358,9 +429,41 @@ start_sshd() {
 	mknod -m 0666 "$LAB_DIR/dev-net-tun" c 10 200
 	# ip netns exec runs its command in a private mount namespace; the bind
 	# mount is seen by sshd and its sessions only.
-	# shellcheck disable=SC2016
-	in_ns "$SERVER_NS" sh -c 'mount --bind "$1" /dev/net/tun && exec /usr/sbin/sshd -f "$2" -E "$3"' \
-		sh "$LAB_DIR/dev-net-tun" "$LAB_DIR/sshd_config" "$LAB_DIR/sshd.log"
+	if [[ -z $LAB_SYSLOG_SOCKET ]]; then
+		# shellcheck disable=SC2016
+		in_ns "$SERVER_NS" sh -c 'mount --bind "$1" /dev/net/tun && exec /usr/sbin/sshd -f "$2" -E "$3"' \
+			sh "$LAB_DIR/dev-net-tun" "$LAB_DIR/sshd_config" "$LAB_DIR/sshd.log"
+	else
+		log "sshd's /run is a private tmpfs; /run/syslog -> $LAB_SYSLOG_SOCKET"
+		# Also private to that mount namespace: a tmpfs on /run with sshd's
+		# privilege-separation directory and the syslog socket. A /dev/log
+		# symlink into /run (systemd) gets its target recreated in the
+		# tmpfs; a real /dev/log (rsyslog) gets the socket bind-mounted on.
+		# shellcheck disable=SC2016
+		in_ns "$SERVER_NS" sh -c '
+			set -e
+			mount --bind "$1" /dev/net/tun
+			mount -t tmpfs -o mode=0755,nosuid,nodev sshvpn-lab-run /run
+			mkdir -m 0755 /run/sshd
+			ln -s "$4" /run/syslog
+			if [ "$(readlink -f /var/run)" != /run ]; then
+				mount -t tmpfs -o mode=0755,nosuid,nodev sshvpn-lab-run /var/run
+				ln -s "$4" /var/run/syslog
+			fi
+			if [ -L /dev/log ]; then
+				t=$(readlink /dev/log)
+				case $t in
+				/run/* | /var/run/*)
+					t=/run/${t#*/run/}
+					mkdir -p "${t%/*}"
+					ln -sfn "$4" "$t" ;;
+				esac
+			elif [ -e /dev/log ]; then
+				mount --bind "$4" /dev/log
+			fi
+			exec /usr/sbin/sshd -f "$2" -E "$3"' \
+			sh "$LAB_DIR/dev-net-tun" "$LAB_DIR/sshd_config" "$LAB_DIR/sshd.log" "$LAB_SYSLOG_SOCKET"
+	fi
 
 	local _
 	for _ in $(seq 50); do
@@ -423,6 +526,7 @@ do_up() {
 		die "lab '$LAB_NAME' already exists (namespaces or $LAB_DIR); run 'LAB_NAME=$LAB_NAME scripts/lab.sh down' first"
 	fi
 	ensure_packages
+	check_syslog_socket
 
 	trap up_cleanup EXIT
 	trap 'exit 130' INT
