@@ -160,7 +160,7 @@ func Configure(name string, s Setup) (added []netip.Prefix, err error) {
 			return nil, permError(err, fmt.Sprintf("ip link set dev %s mtu %d", name, s.MTU), fmt.Errorf("tun: setting MTU %d on %s: %w", s.MTU, name, err))
 		}
 	}
-	have, err := netlink.AddrList(l, netlink.FAMILY_ALL)
+	have, err := retryDump(func() ([]netlink.Addr, error) { return netlink.AddrList(l, netlink.FAMILY_ALL) })
 	if err != nil {
 		return nil, fmt.Errorf("tun: listing addresses of %s: %w", name, err)
 	}
@@ -262,7 +262,7 @@ func (r Route) netlink() (*netlink.Route, error) {
 // Nets lists the addresses of every interface, with their prefix lengths:
 // the addresses this machine has and the networks it is connected to.
 func Nets() ([]Net, error) {
-	links, err := netlink.LinkList()
+	links, err := retryDump(netlink.LinkList)
 	if err != nil {
 		return nil, fmt.Errorf("tun: listing interfaces: %w", err)
 	}
@@ -270,7 +270,7 @@ func Nets() ([]Net, error) {
 	for _, l := range links {
 		names[l.Attrs().Index] = l.Attrs().Name
 	}
-	addrs, err := netlink.AddrList(nil, netlink.FAMILY_ALL)
+	addrs, err := retryDump(func() ([]netlink.Addr, error) { return netlink.AddrList(nil, netlink.FAMILY_ALL) })
 	if err != nil {
 		return nil, fmt.Errorf("tun: listing addresses: %w", err)
 	}
@@ -289,8 +289,10 @@ func Nets() ([]Net, error) {
 // Routes lists the routes of the main table whose protocol is proto (such
 // as RouteProtocol), both families.
 func Routes(proto int) ([]Route, error) {
-	rs, err := netlink.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Protocol: netlink.RouteProtocol(proto), Table: unix.RT_TABLE_MAIN},
-		netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
+	rs, err := retryDump(func() ([]netlink.Route, error) {
+		return netlink.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Protocol: netlink.RouteProtocol(proto), Table: unix.RT_TABLE_MAIN},
+			netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("tun: listing routes: %w", err)
 	}
@@ -312,6 +314,21 @@ func Routes(proto int) ([]Route, error) {
 			r.Dev = l.Attrs().Name
 		}
 		out = append(out, r)
+	}
+	return out, nil
+}
+
+// retryDump runs a netlink dump again while the kernel reports it
+// interrupted (the table changed meanwhile, as when many sessions set up
+// their devices at once); after a few tries it takes the last, possibly
+// incomplete, answer rather than fail.
+func retryDump[T any](dump func() ([]T, error)) ([]T, error) {
+	var out []T
+	var err error
+	for range 10 {
+		if out, err = dump(); !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return out, err
+		}
 	}
 	return out, nil
 }

@@ -213,6 +213,9 @@ func stateDir(flag string) string {
 	if d := fmt.Sprintf("/run/user/%d", os.Geteuid()); isDir(d) {
 		return filepath.Join(d, "sshvpn")
 	}
+	if home, err := os.UserHomeDir(); err == nil && isDir(home) {
+		return filepath.Join(home, ".cache", "sshvpn")
+	}
 	return filepath.Join(os.TempDir(), fmt.Sprintf("sshvpn-%d", os.Geteuid()))
 }
 
