@@ -140,6 +140,13 @@ func TestPolicyOverlaps(t *testing.T) {
 		t.Errorf("authorized-key with --addr equal to --peer-addr: %v\n%s", err, out)
 	}
 
+	// An MTU too small for the tunnel's IPv6 addresses, said before ssh.
+	v = l.start("--mtu", "1000", "root@server")
+	err, log = v.wait(t, 30*time.Second)
+	if err == nil || !strings.Contains(lastLine(log), "--mtu 1000 is below the 1280 IPv6 needs") {
+		t.Errorf("--mtu 1000 with IPv6: exit %v, last line %q", err, lastLine(log))
+	}
+
 	// Device names the kernel would truncate.
 	v = l.start("--dev", "sixteen-bytes-16", "root@server")
 	err, log = v.wait(t, 30*time.Second)

@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -57,5 +59,27 @@ func TestHookScripts(t *testing.T) {
 	}
 	if got := l.routes(l.Client); got != clientBefore {
 		t.Errorf("route-subnets.sh left routes behind:\nbefore:\n%s\nafter:\n%s", clientBefore, got)
+	}
+}
+
+// TestScaleScript runs scripts/scale.sh with a few clients: they all come
+// up with distinct addresses against one --pool key and reach each other,
+// and nothing is left afterwards. (The README's figures come from N=100,
+// which takes longer than CI should.)
+func TestScaleScript(t *testing.T) {
+	requirePrereqs(t)
+	name := fmt.Sprintf("svt%d-scale", os.Getpid()%100000)
+	cmd := exec.Command("../scripts/scale.sh", "-n", "4")
+	cmd.Env = append(os.Environ(), "LAB_NAME="+name, "LAB_DIR="+filepath.Join(os.TempDir(), name), "SSHVPN_BIN="+binary)
+	out, err := cmd.CombinedOutput()
+	t.Logf("scale.sh -n 4:\n%s", out)
+	if err != nil {
+		t.Fatalf("scale.sh: %v", err)
+	}
+	if !strings.Contains(string(out), "| 4 | 4 |") {
+		t.Errorf("the summary does not show 4 of 4 clients up")
+	}
+	if out, _ := exec.Command("ip", "netns", "list").Output(); strings.Contains(string(out), name) {
+		t.Errorf("namespaces left behind:\n%s", out)
 	}
 }
