@@ -8,12 +8,13 @@ import (
 	"net/netip"
 
 	"github.com/sshvpn/sshvpn"
-	"github.com/sshvpn/sshvpn/tun"
 	"github.com/sshvpn/sshvpn/tun/tuntest"
 )
 
 // Example runs both ends of a tunnel in one process: net.Pipe stands in for
-// ssh, and in-memory devices for the kernel's TUN devices.
+// ssh, and in-memory devices for the kernel's TUN devices. Each side's Link
+// owns its device; a real one would also have a router for the addresses
+// and routes, and hooks.
 func Example() {
 	clientConn, serverConn := net.Pipe()
 	clientDev, serverDev := tuntest.New("client0", 1500), tuntest.New("server0", 1500)
@@ -23,14 +24,24 @@ func Example() {
 	served := make(chan error, 1)
 	go func() {
 		served <- sshvpn.Serve(context.Background(), serverConn, sshvpn.ServerConfig{
-			Open: func(t sshvpn.Tunnel) (tun.Device, error) {
-				fmt.Println("server opens", t.Mode, t.Addrs, "peer", t.PeerAddrs, "mtu", t.MTU)
-				return serverDev, nil
+			Open: func(t sshvpn.Tunnel) (*sshvpn.Link, error) {
+				return sshvpn.NewLink(serverDev, sshvpn.LinkConfig{OnUp: func(t sshvpn.Tunnel) error {
+					fmt.Println("server up", t.Mode, t.Addrs, "peer", t.PeerAddrs, "mtu", t.MTU)
+					return nil
+				}}), nil
 			},
 		})
 	}()
 
-	// The client side, which would have started ssh.
+	// The client side, which would have started ssh. Its link outlives
+	// the connection: a reconnect would attach to it again.
+	up := make(chan struct{})
+	clientLink := sshvpn.NewLink(clientDev, sshvpn.LinkConfig{OnUp: func(t sshvpn.Tunnel) error {
+		fmt.Println("client up", t.Mode, t.Addrs, "peer", t.PeerAddrs, "mtu", t.MTU)
+		close(up)
+		return nil
+	}})
+	defer clientLink.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan error, 1)
 	go func() {
@@ -38,16 +49,15 @@ func Example() {
 			MTU:       1400,
 			Addrs:     []netip.Prefix{netip.MustParsePrefix("10.9.0.2/24")},
 			PeerAddrs: []netip.Prefix{netip.MustParsePrefix("10.9.0.1/24")},
-			Open: func(t sshvpn.Tunnel) (tun.Device, error) {
-				fmt.Println("client opens", t.Mode, t.Addrs, "peer", t.PeerAddrs, "mtu", t.MTU)
-				return clientDev, nil
-			},
+			Link:      clientLink,
 		})
 	}()
 
-	// The client's kernel sends a packet into the tunnel: an IPv4 header
+	// Once the tunnel is up (what the link reads while no connection is
+	// attached is dropped), the client's kernel sends a packet into it: an IPv4 header
 	// and 64 bytes of payload, from the client's tunnel address (the server
 	// drops packets from any other source)...
+	<-up
 	ping := make([]byte, 84)
 	ping[0] = 0x45 // version 4, header length 20
 	binary.BigEndian.PutUint16(ping[2:], uint16(len(ping)))
@@ -65,8 +75,8 @@ func Example() {
 	fmt.Println("client:", <-ran)
 	fmt.Println("server:", <-served)
 	// Output:
-	// server opens tun [10.9.0.1/24] peer [10.9.0.2/24] mtu 1400
-	// client opens tun [10.9.0.2/24] peer [10.9.0.1/24] mtu 1400
+	// server up tun [10.9.0.1/24] peer [10.9.0.2/24] mtu 1400
+	// client up tun [10.9.0.2/24] peer [10.9.0.1/24] mtu 1400
 	// server received a packet of 84 bytes
 	// client: <nil>
 	// server: <nil>

@@ -246,7 +246,8 @@ func startLive(t *testing.T, ccfg ClientConfig, scfg ServerConfig) *live {
 	t.Helper()
 	cc, sc := socketPair(t)
 	l := &live{t: t, co: newOpener("client0"), so: newOpener("server0")}
-	ccfg.Open, scfg.Open = l.co.Open, l.so.Open
+	ccfg.Link, scfg.Open = l.co.Link(), l.so.Open
+	t.Cleanup(func() { l.co.Link().Close() })
 	ccfg.Stats, scfg.Stats = &l.cstats, &l.sstats
 	ccfg.Logger = testLogger(t).With("side", "client")
 	scfg.Logger = testLogger(t).With("side", "server")
@@ -433,7 +434,7 @@ func TestAntiSpoofingAssigned(t *testing.T) {
 	checkLeaks(t)
 	ccfg := ClientConfig{Mode: tun.ModeTUN, Addrs: pfx("10.9.0.2/24"), PeerAddrs: pfx("10.9.0.1/24")}
 	scfg := ServerConfig{Addrs: pfx("10.8.0.1/24"), PeerAddrs: pfx("10.8.0.2/24"),
-		Assign: func() ([]netip.Prefix, []netip.Prefix, error) {
+		Assign: func([]netip.Prefix) ([]netip.Prefix, []netip.Prefix, error) {
 			return pfx("10.77.0.1/32"), pfx("10.77.0.2/32"), nil
 		}}
 	l := startLive(t, ccfg, scfg)

@@ -24,7 +24,10 @@ type Tunnel struct {
 	MTU       int
 	Addrs     []netip.Prefix // this side's tunnel addresses
 	PeerAddrs []netip.Prefix // the other side's
-	Routes    []netip.Prefix // networks the peer said are behind it
+	Routes    []netip.Prefix // networks the peer said are behind it (server side: routes granted to the client)
+	// Resume is the client's resume token (server side): a new session
+	// with the token of the one that holds its addresses takes over.
+	Resume string
 }
 
 // handshakeTimeout bounds how long the server waits for the client's

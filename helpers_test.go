@@ -122,33 +122,58 @@ func pfx(s ...string) []netip.Prefix {
 	return out
 }
 
-// opener records the Tunnel it is called with and returns a tuntest device,
-// or err when set.
+// opener stands for one side's device and its setup: its Link, over a
+// tuntest device, records every Tunnel it is brought up to and fails with
+// err when set. As a server's Opener, Open returns that Link, or openErr.
 type opener struct {
-	mu     sync.Mutex
-	called int
-	got    Tunnel
-	dev    *tuntest.Device
-	err    error
-	opened chan struct{} // closed on the first successful Open
+	mu      sync.Mutex
+	called  int
+	got     Tunnel
+	dev     *tuntest.Device
+	err     error         // what bringing the link up returns
+	openErr error         // what Open returns
+	opened  chan struct{} // closed on the first successful bring-up
+	link    *Link
 }
 
 func newOpener(name string) *opener {
 	return &opener{dev: tuntest.New(name, 1500), opened: make(chan struct{})}
 }
 
-func (o *opener) Open(tn Tunnel) (tun.Device, error) {
+// Link returns the opener's Link, made on first use.
+func (o *opener) Link() *Link {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.link == nil {
+		o.link = NewLink(o.dev, LinkConfig{OnUp: o.up})
+	}
+	return o.link
+}
+
+// Open is a server's Opener.
+func (o *opener) Open(tn Tunnel) (*Link, error) {
+	if o.openErr != nil {
+		o.mu.Lock()
+		o.called++
+		o.got = tn
+		o.mu.Unlock()
+		return nil, o.openErr
+	}
+	return o.Link(), nil
+}
+
+func (o *opener) up(tn Tunnel) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.called++
 	o.got = tn
 	if o.err != nil {
-		return nil, o.err
+		return o.err
 	}
 	if o.called == 1 {
 		close(o.opened)
 	}
-	return o.dev, nil
+	return nil
 }
 
 func (o *opener) tunnel() (Tunnel, int) {
@@ -246,8 +271,10 @@ func (p *fakePeer) drain() <-chan struct{} {
 // clientConfig returns a client proposing itself 10.9.0.2/24 and the server
 // 10.9.0.1/24, opening o.
 func clientConfig(t testing.TB, o *opener) ClientConfig {
+	link := o.Link()
+	t.Cleanup(func() { link.Close() })
 	return ClientConfig{Mode: tun.ModeTUN, Addrs: pfx("10.9.0.2/24"), PeerAddrs: pfx("10.9.0.1/24"),
-		Open: o.Open, Logger: testLogger(t).With("side", "client")}
+		Link: link, Logger: testLogger(t).With("side", "client")}
 }
 
 func errContains(err error, sub string) bool {

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/sshvpn/sshvpn/framing"
+	"github.com/sshvpn/sshvpn/router"
 	"github.com/sshvpn/sshvpn/tun"
 )
 
@@ -76,8 +77,11 @@ func decide(cfg ServerConfig, h *framing.Hello) (Tunnel, error) {
 		return Tunnel{}, fmt.Errorf("this server's policy (the command line of its sshvpn --remote) chooses the device; the client may not ask for %q", printable([]byte(h.WantDev)))
 	}
 
+	if len(h.Resume) > framing.MaxResume {
+		return Tunnel{}, fmt.Errorf("protocol error: a resume token of %d bytes (at most %d)", len(h.Resume), framing.MaxResume)
+	}
 	// The addresses: the policy's, a lease (below), or the proposal.
-	t := Tunnel{Mode: mode, MTU: cfg.MTU, Routes: routes}
+	t := Tunnel{Mode: mode, MTU: cfg.MTU, Routes: routes, Resume: h.Resume}
 	fixed := cfg.Assign != nil || len(cfg.Addrs) > 0 || len(cfg.PeerAddrs) > 0
 	var err error
 	switch {
@@ -118,6 +122,9 @@ func decide(cfg ServerConfig, h *framing.Hello) (Tunnel, error) {
 		if n, ok := overlappingNet(r, cfg.Nets); ok {
 			return Tunnel{}, fmt.Errorf("the requested route %v overlaps %v, which this server has (%s)", r, n.Prefix, inUse(n))
 		}
+		if cfg.ClientAddr.IsValid() && r.Contains(cfg.ClientAddr) {
+			return Tunnel{}, fmt.Errorf("the requested route %v covers the client's own address %v, where the SSH connection comes from", r, cfg.ClientAddr)
+		}
 	}
 
 	if t.MTU == 0 {
@@ -135,9 +142,14 @@ func decide(cfg ServerConfig, h *framing.Hello) (Tunnel, error) {
 	if t.MTU < 1280 && (hasV6(t.Addrs) || hasV6(t.PeerAddrs) || hasV6(cfg.Pool)) {
 		return Tunnel{}, fmt.Errorf("MTU %d is below the 1280 IPv6 needs; raise the MTU (the server's --mtu if it sets one, else the client's) or use IPv4 tunnel addresses only", t.MTU)
 	}
+	if cfg.Admit != nil {
+		if err := cfg.Admit(t); err != nil {
+			return Tunnel{}, err
+		}
+	}
 	if cfg.Assign != nil {
 		// Last: a lease is claimed only for a session that is granted.
-		if t.Addrs, t.PeerAddrs, err = cfg.Assign(); err != nil {
+		if t.Addrs, t.PeerAddrs, err = cfg.Assign(h.Addrs); err != nil {
 			return Tunnel{}, err
 		}
 	}
@@ -145,17 +157,17 @@ func decide(cfg ServerConfig, h *framing.Hello) (Tunnel, error) {
 }
 
 // overlappingNet returns the first of nets that overlaps p.
-func overlappingNet(p netip.Prefix, nets []tun.Net) (tun.Net, bool) {
+func overlappingNet(p netip.Prefix, nets []router.Net) (router.Net, bool) {
 	for _, n := range nets {
 		if p.Masked().Overlaps(n.Prefix.Masked()) {
 			return n, true
 		}
 	}
-	return tun.Net{}, false
+	return router.Net{}, false
 }
 
 // inUse says where a network of the server is.
-func inUse(n tun.Net) string {
+func inUse(n router.Net) string {
 	if n.Dev == "" {
 		return "in use"
 	}

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/sshvpn/sshvpn/framing"
-	"github.com/sshvpn/sshvpn/tun"
+	"github.com/sshvpn/sshvpn/router"
 )
 
 // fuzzPrefixes are the networks the fuzzer draws policies from: a few that
@@ -49,21 +49,27 @@ func FuzzDecide(f *testing.F) {
 		}
 		cfg := ServerConfig{AllowRoutes: pick(allow), Pool: pick(poolMask)}
 		for _, p := range pick(netsMask) {
-			cfg.Nets = append(cfg.Nets, tun.Net{Prefix: p, Dev: "eth0"})
+			cfg.Nets = append(cfg.Nets, router.Net{Prefix: p, Dev: "eth0"})
 		}
 		fixed := pick(fixedMask)
-		if len(fixed) > 0 {
+		switch {
+		case len(fixed) == 1 && fixedMask&1 == 0:
+			cfg.PeerAddrs = fixed // the client's address alone
+		case len(fixed) > 0:
 			cfg.Addrs = fixed[:1]
 			if len(fixed) > 1 {
 				cfg.PeerAddrs = fixed[1:2]
 			}
+		}
+		if lease {
+			cfg.ClientAddr = netip.MustParseAddr("192.0.2.77")
 		}
 		var leaseServer, leaseClient []netip.Prefix
 		if lease && len(cfg.Pool) > 0 {
 			p := cfg.Pool[0].Masked()
 			leaseServer = []netip.Prefix{netip.PrefixFrom(p.Addr().Next(), p.Bits())}
 			leaseClient = []netip.Prefix{netip.PrefixFrom(p.Addr().Next().Next(), p.Bits())}
-			cfg.Assign = func() ([]netip.Prefix, []netip.Prefix, error) { return leaseServer, leaseClient, nil }
+			cfg.Assign = func([]netip.Prefix) ([]netip.Prefix, []netip.Prefix, error) { return leaseServer, leaseClient, nil }
 		}
 		proposed := slices.Concat(h.Addrs, h.PeerAddrs)
 		tn, err := decide(cfg, &h)
@@ -84,11 +90,18 @@ func FuzzDecide(f *testing.F) {
 					t.Fatalf("granted route %v overlaps the server's network %v", r, n)
 				}
 			}
+			if cfg.ClientAddr.IsValid() && r.Contains(cfg.ClientAddr) {
+				t.Fatalf("granted route %v covers the SSH client's address", r)
+			}
 		}
 		switch {
 		case cfg.Assign != nil:
 			if !slices.Equal(tn.Addrs, leaseServer) || !slices.Equal(tn.PeerAddrs, leaseClient) {
 				t.Fatalf("lease replaced: got %v/%v, want %v/%v", tn.Addrs, tn.PeerAddrs, leaseServer, leaseClient)
+			}
+		case len(cfg.Addrs) == 0 && len(cfg.PeerAddrs) > 0:
+			if !slices.Equal(tn.PeerAddrs, cfg.PeerAddrs) {
+				t.Fatalf("the client's fixed address %v was replaced by %v", cfg.PeerAddrs, tn.PeerAddrs)
 			}
 		case len(cfg.Addrs) > 0:
 			if !slices.Equal(tn.Addrs, cfg.Addrs) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sshvpn/sshvpn/framing"
 	"github.com/sshvpn/sshvpn/pool"
+	"github.com/sshvpn/sshvpn/router"
 	"github.com/sshvpn/sshvpn/tun"
 )
 
@@ -27,10 +28,10 @@ func TestDecidePolicy(t *testing.T) {
 	// policy leaves everything to the client.
 	proposed := Tunnel{Mode: tun.ModeTUN, MTU: 1400, Addrs: pfx("10.9.0.1/24"), PeerAddrs: pfx("10.9.0.2/24")}
 	withRoutes := func(tn Tunnel, routes ...string) Tunnel { tn.Routes = pfx(routes...); return tn }
-	leased := func() ([]netip.Prefix, []netip.Prefix, error) {
+	leased := func([]netip.Prefix) ([]netip.Prefix, []netip.Prefix, error) {
 		return pfx("10.77.0.1/32", "fd77::1/128"), pfx("10.77.0.2/32", "fd77::2/128"), nil
 	}
-	full := func() ([]netip.Prefix, []netip.Prefix, error) { return nil, nil, pool.ErrFull }
+	full := func([]netip.Prefix) ([]netip.Prefix, []netip.Prefix, error) { return nil, nil, pool.ErrFull }
 	many := make([]string, maxAddrs+1)
 	for i := range many {
 		many[i] = netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 168, 7, byte(i * 16)}), 28).String()
@@ -153,30 +154,34 @@ func TestDecidePolicy(t *testing.T) {
 			wantErr: []string{"--allow-route 198.18.0.0/16 overlaps the tunnel address"}},
 		{name: "a route over a network of the server",
 			cfg: ServerConfig{AllowRoutes: pfx("198.51.0.0/16"),
-				Nets: []tun.Net{{Prefix: netip.MustParsePrefix("198.51.100.1/24"), Dev: "lan0"}}},
+				Nets: []router.Net{{Prefix: netip.MustParsePrefix("198.51.100.1/24"), Dev: "lan0"}}},
 			hello:   hello(func(h *framing.Hello) { h.Routes = pfx("198.51.100.128/25") }),
 			wantErr: []string{"198.51.100.128/25 overlaps 198.51.100.1/24", "on lan0"}},
 		{name: "a route over an address of the server",
 			cfg: ServerConfig{AllowRoutes: pfx("192.0.2.0/24"),
-				Nets: []tun.Net{{Prefix: netip.MustParsePrefix("192.0.2.2/32"), Dev: "wan0"}}},
+				Nets: []router.Net{{Prefix: netip.MustParsePrefix("192.0.2.2/32"), Dev: "wan0"}}},
 			hello:   hello(func(h *framing.Hello) { h.Routes = pfx("192.0.2.0/30") }),
 			wantErr: []string{"192.0.2.0/30 overlaps 192.0.2.2/32"}},
 		{name: "a route beside the server's networks",
 			cfg: ServerConfig{AllowRoutes: pfx("198.51.0.0/16"),
-				Nets: []tun.Net{{Prefix: netip.MustParsePrefix("198.51.100.1/24"), Dev: "lan0"}}},
+				Nets: []router.Net{{Prefix: netip.MustParsePrefix("198.51.100.1/24"), Dev: "lan0"}}},
 			hello: hello(func(h *framing.Hello) { h.Routes = pfx("198.51.101.0/24") }),
 			want:  withRoutes(proposed, "198.51.101.0/24")},
+		{name: "a route over the SSH client's own address",
+			cfg:     ServerConfig{AllowRoutes: pfx("203.0.113.0/24"), ClientAddr: mustAddr("203.0.113.7")},
+			hello:   hello(func(h *framing.Hello) { h.Routes = pfx("203.0.113.0/25") }),
+			wantErr: []string{"203.0.113.0/25 covers the client's own address 203.0.113.7"}},
 		{name: "a proposal on the server's LAN",
-			cfg:     ServerConfig{Nets: []tun.Net{{Prefix: netip.MustParsePrefix("198.51.100.1/24"), Dev: "lan0"}}},
+			cfg:     ServerConfig{Nets: []router.Net{{Prefix: netip.MustParsePrefix("198.51.100.1/24"), Dev: "lan0"}}},
 			hello:   hello(func(h *framing.Hello) { h.Addrs, h.PeerAddrs = pfx("198.51.100.2/24"), pfx("198.51.100.1/24") }),
 			wantErr: []string{"198.51.100.1/24 overlaps 198.51.100.1/24", "on lan0"}},
 		{name: "a proposal on another session's device",
-			cfg:     ServerConfig{Nets: []tun.Net{{Prefix: netip.MustParsePrefix("10.9.0.1/24"), Dev: "tun0"}}},
+			cfg:     ServerConfig{Nets: []router.Net{{Prefix: netip.MustParsePrefix("10.9.0.1/24"), Dev: "tun0"}}},
 			hello:   hello(nil),
 			wantErr: []string{"overlaps 10.9.0.1/24", "on tun0"}},
 		{name: "fixed addresses are not judged against the server's networks",
 			cfg: ServerConfig{Dev: "vpn-alice", Addrs: pfx("198.18.0.2/30"), PeerAddrs: pfx("198.18.0.1/30"),
-				Nets: []tun.Net{{Prefix: netip.MustParsePrefix("198.18.0.2/30"), Dev: "vpn-alice"}}},
+				Nets: []router.Net{{Prefix: netip.MustParsePrefix("198.18.0.2/30"), Dev: "vpn-alice"}}},
 			hello: hello(nil),
 			want:  Tunnel{Mode: tun.ModeTUN, MTU: 1400, Addrs: pfx("198.18.0.2/30"), PeerAddrs: pfx("198.18.0.1/30")}},
 		{name: "both ends proposed with one address",
@@ -207,7 +212,7 @@ func TestDecidePolicy(t *testing.T) {
 			leases := 0
 			cfg := tt.cfg
 			if assign := cfg.Assign; assign != nil {
-				cfg.Assign = func() ([]netip.Prefix, []netip.Prefix, error) { leases++; return assign() }
+				cfg.Assign = func([]netip.Prefix) ([]netip.Prefix, []netip.Prefix, error) { leases++; return assign(nil) }
 			}
 			got, err := decide(cfg, tt.hello)
 			if leases != tt.leases {
@@ -260,7 +265,7 @@ func TestServerPolicyGrants(t *testing.T) {
 			wantClient: Tunnel{Mode: tun.ModeTUN, MTU: 1400, Addrs: pfx("10.9.0.2/24"), PeerAddrs: pfx("10.9.0.1/24")}},
 		{name: "pool lease",
 			server: ServerConfig{Addrs: pfx("10.7.0.1/24"), PeerAddrs: pfx("10.7.0.2/24"),
-				Assign: func() ([]netip.Prefix, []netip.Prefix, error) {
+				Assign: func([]netip.Prefix) ([]netip.Prefix, []netip.Prefix, error) {
 					return pfx("10.77.0.1/32"), pfx("10.77.0.2/32"), nil
 				}},
 			wantServer: Tunnel{Mode: tun.ModeTUN, MTU: 1400, Addrs: pfx("10.77.0.1/32"), PeerAddrs: pfx("10.77.0.2/32")},

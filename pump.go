@@ -21,7 +21,7 @@ const (
 )
 
 // queueLen is how many packets read from the device may wait for the
-// transport; their buffers are allocated once per session.
+// transport; their buffers are allocated once per link.
 const queueLen = 32
 
 // errPeerClosed ends a pump whose peer said goodbye.
@@ -52,6 +52,7 @@ type Stats struct {
 	Dropped              atomic.Uint64 // packets from the peer refused by the filter or the device
 	DroppedOut           atomic.Uint64 // packets to the peer refused by the filter
 	DroppedRate          atomic.Uint64 // packets either way over the session's rate limit
+	DroppedDetached      atomic.Uint64 // packets read from the device while no connection was attached
 }
 
 // AdminOnly marks a log record for the server's admin alone: the remote
@@ -63,8 +64,11 @@ var AdminOnly = slog.Bool(AdminOnlyKey, true)
 // AdminOnlyKey is the key of AdminOnly.
 const AdminOnlyKey = "admin_only"
 
-// pump moves packets between a device and a framed transport.
+// pump moves packets between a link and one connection's framed transport.
+// The link's device reader hands it packets on out (in buffers it returns to
+// the link's free list); it writes what the peer sends to the device.
 type pump struct {
+	link      *Link
 	dev       tun.Device
 	conn      io.Closer
 	r         *framing.Reader
@@ -87,6 +91,11 @@ type pump struct {
 	heard   atomic.Bool
 	heardAt atomic.Int64
 	start   time.Time
+
+	out      chan []byte   // packets from the link's device reader
+	done     chan struct{} // closed when the pump stops taking packets
+	stopOnce sync.Once
+	wbuf     [][]byte // one packet, for the device's batch Write
 }
 
 type pingMsg struct {
@@ -94,40 +103,28 @@ type pingMsg struct {
 	b [framing.MaxPingPayload]byte
 }
 
-// run pumps until ctx ends, the peer closes, or either end fails. The first
-// of these closes the device and the transport; run then waits for all its
-// goroutines. It returns nil for an orderly close by either side.
+// run pumps until ctx ends, the peer closes, either end fails or the
+// link's device does. The first of these closes the transport (never the
+// device: the link outlives the connection); run then detaches from the
+// link and waits for its goroutines. It returns nil for an orderly close by
+// either side.
 func (p *pump) run(ctx context.Context) error {
 	p.start = time.Now()
-	if p.stats == nil {
-		p.stats = new(Stats)
-	}
-	// Buffers hold the largest frame, whatever the MTU is now: an admin
-	// or a hook may raise it later, and the kernel reports a packet longer
-	// than the buffer by its full length, having copied only a part.
-	const size = framing.MaxPayload
-	free := make(chan []byte, queueLen)
-	for range queueLen {
-		free <- make([]byte, size)
-	}
-	out := make(chan []byte, queueLen)
 	pongs := make(chan pingMsg, 4)
-	done := make(chan struct{})
 
-	errc := make(chan error, 2) // readDevice and writeTransport
+	errc := make(chan error, 1) // writeTransport
 	rerr := make(chan error, 1) // readTransport
 	var wg sync.WaitGroup
-	wg.Add(3)
-	go func() { defer wg.Done(); errc <- p.readDevice(free, out, done) }()
-	go func() { defer wg.Done(); errc <- p.writeTransport(ctx, free, out, pongs, done) }()
+	wg.Add(2)
+	go func() { defer wg.Done(); errc <- p.writeTransport(ctx, pongs) }()
 	go func() { defer wg.Done(); rerr <- p.readTransport(pongs) }()
 
 	err := p.wait(ctx, errc, rerr)
-	close(done)
-	p.dev.Close()
+	p.stop()
 	p.conn.Close()
 	wg.Wait()
-	p.log.Debug("tunnel closed",
+	p.giveBack()
+	p.log.Debug("connection closed",
 		"packets_out", p.stats.PacketsOut.Load(), "bytes_out", p.stats.BytesOut.Load(),
 		"packets_in", p.stats.PacketsIn.Load(), "bytes_in", p.stats.BytesIn.Load(),
 		"dropped", p.stats.Dropped.Load(), "dropped_out", p.stats.DroppedOut.Load())
@@ -139,6 +136,28 @@ func (p *pump) run(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// stop detaches the pump from its link: no packet reaches it afterwards.
+func (p *pump) stop() {
+	p.stopOnce.Do(func() {
+		close(p.done)
+		p.link.detach(p)
+	})
+}
+
+// giveBack returns the packets still queued for the pump to the link. Call
+// it after stop, once nothing else reads p.out.
+func (p *pump) giveBack() {
+	for {
+		select {
+		case b := <-p.out:
+			p.link.free <- b[:cap(b)]
+			p.stats.DroppedDetached.Add(1)
+		default:
+			return
+		}
+	}
 }
 
 // wait returns why the pump ends: what the first of its goroutines to finish
@@ -188,42 +207,8 @@ func (p *pump) wait(ctx context.Context, errc, rerr <-chan error) error {
 			grace = time.After(closeGrace)
 		case <-grace:
 			return errLocalClose
-		}
-	}
-}
-
-// readDevice reads packets from the device into free buffers and queues them
-// for writeTransport.
-func (p *pump) readDevice(free chan []byte, out chan<- []byte, done <-chan struct{}) error {
-	for {
-		var buf []byte
-		select {
-		case buf = <-free:
-		case <-done:
-			return nil
-		}
-		n, err := p.dev.Read(buf[:cap(buf)])
-		if err != nil {
-			return fmt.Errorf("sshvpn: reading from %s: %w", p.dev.Name(), err)
-		}
-		if n == 0 || n > len(buf) { // nothing, or truncated: drop it
-			free <- buf
-			continue
-		}
-		if p.acceptOut != nil && !p.acceptOut(buf[:n]) {
-			p.stats.DroppedOut.Add(1)
-			free <- buf
-			continue
-		}
-		if p.limitOut != nil && !p.limitOut(n) {
-			p.stats.DroppedRate.Add(1)
-			free <- buf
-			continue
-		}
-		select {
-		case out <- buf[:n]:
-		case <-done:
-			return nil
+		case <-p.link.dead:
+			return p.link.Err()
 		}
 	}
 }
@@ -231,22 +216,22 @@ func (p *pump) readDevice(free chan []byte, out chan<- []byte, done <-chan struc
 // writeTransport owns the transport's write side: it frames queued packets,
 // writing everything queued with one flush, and sends keepalives, pongs and
 // the closing frame. Whether the peer is still alive is checked by wait.
-func (p *pump) writeTransport(ctx context.Context, free chan<- []byte, out <-chan []byte, pongs <-chan pingMsg, done <-chan struct{}) error {
+func (p *pump) writeTransport(ctx context.Context, pongs <-chan pingMsg) error {
 	tick := time.NewTicker(p.keepalive)
 	defer tick.Stop()
 	var ping [8]byte
 	for {
 		select {
-		case pkt := <-out:
-			if err := p.frame(pkt, free); err != nil {
+		case pkt := <-p.out:
+			if err := p.frame(pkt); err != nil {
 				return err
 			}
 			// Take everything else already queued, then flush once.
 		drain:
 			for range 4 * queueLen {
 				select {
-				case pkt := <-out:
-					if err := p.frame(pkt, free); err != nil {
+				case pkt := <-p.out:
+					if err := p.frame(pkt); err != nil {
 						return err
 					}
 				default:
@@ -272,7 +257,7 @@ func (p *pump) writeTransport(ctx context.Context, free chan<- []byte, out <-cha
 			}
 			p.w.Flush()
 			return errLocalClose
-		case <-done:
+		case <-p.done:
 			return nil
 		}
 		if err := p.w.Flush(); err != nil {
@@ -281,11 +266,11 @@ func (p *pump) writeTransport(ctx context.Context, free chan<- []byte, out <-cha
 	}
 }
 
-func (p *pump) frame(pkt []byte, free chan<- []byte) error {
+func (p *pump) frame(pkt []byte) error {
 	err := p.w.WriteFrame(framing.TypeData, pkt)
 	p.stats.PacketsOut.Add(1)
 	p.stats.BytesOut.Add(uint64(len(pkt)))
-	free <- pkt[:cap(pkt)]
+	p.link.free <- pkt[:cap(pkt)]
 	if err != nil {
 		return p.writeErr(err)
 	}
@@ -328,7 +313,8 @@ func (p *pump) readTransport(pongs chan<- pingMsg) error {
 				}
 				continue
 			}
-			if _, err := p.dev.Write(payload); err != nil {
+			p.wbuf[0] = payload
+			if _, err := p.dev.Write(p.wbuf, 0); err != nil {
 				if isClosed(err) {
 					return fmt.Errorf("sshvpn: writing to %s: %w", p.dev.Name(), err)
 				}

@@ -13,12 +13,14 @@ import (
 	"time"
 
 	"github.com/sshvpn/sshvpn/framing"
+	"github.com/sshvpn/sshvpn/router"
 	"github.com/sshvpn/sshvpn/tun"
 )
 
-// Opener opens and configures this side's device once the handshake has
-// decided the tunnel. The session closes the device when it ends.
-type Opener func(Tunnel) (tun.Device, error)
+// Opener opens the server's device once the handshake has decided the
+// tunnel, and returns the link around it; Serve brings the link up and
+// closes it when the session ends.
+type Opener func(Tunnel) (*Link, error)
 
 // ClientConfig configures RunClient.
 type ClientConfig struct {
@@ -32,10 +34,20 @@ type ClientConfig struct {
 	RemoteDev    string
 	RemoteRoutes []netip.Prefix
 	// Nets are this machine's own addresses and connected networks (see
-	// tun.Nets), less the tunnel device's: the client refuses tunnel
+	// router.Nets), less the tunnel device's: the client refuses tunnel
 	// addresses from the server that overlap them.
-	Nets []tun.Net
-	Open Opener
+	Nets []router.Net
+	// Link is this side's device and its network, which outlive the
+	// connection: RunClient brings it up to the tunnel the server decides
+	// and attaches to it, and leaves it open when it returns.
+	Link *Link
+	// ServerAddr, if set, tells the SSH server's address as the
+	// connection reached it (for pinning its route; see Link.Up).
+	ServerAddr func(context.Context) (netip.Addr, error)
+	// Resume is the client's resume token, the same for every connection
+	// of one run: a server that still holds this client's previous session
+	// lets the new one take over from it.
+	Resume string
 
 	Keepalive time.Duration // interval between pings; DefaultKeepalive when 0
 	DeadAfter time.Duration // silence that ends the session; DefaultDeadAfter when 0
@@ -52,8 +64,18 @@ type ServerConfig struct {
 	PeerAddrs []netip.Prefix // the client's addresses; when empty, the client's proposal
 	Dev       string         // the device the server's command line names, if any
 	// Assign, if set, decides the addresses instead of Addrs and PeerAddrs
-	// (a --pool lease): the server's and the client's.
-	Assign func() (server, client []netip.Prefix, err error)
+	// (a --pool lease): the server's and the client's. It gets the
+	// client's proposal for its own addresses, which a reconnecting client
+	// sets to what it had.
+	Assign func(proposed []netip.Prefix) (server, client []netip.Prefix, err error)
+	// Admit, if set, is called once the client is granted, before a lease
+	// is drawn or the device opened: the server ends the client's older
+	// session there when the resume token (Tunnel.Resume) says it is back.
+	Admit func(Tunnel) error
+	// ClientAddr is the SSH client's address: no route granted to the
+	// client may cover it, or the server's answers to the client would go
+	// into the tunnel.
+	ClientAddr netip.Addr
 	// AllowSources are networks behind the client: packets from the client
 	// must come from its tunnel address, one of these, or a route granted
 	// to it, and packets to it must go to the same. In tap mode, which
@@ -66,9 +88,9 @@ type ServerConfig struct {
 	// overlap them.
 	Pool []netip.Prefix
 	// Nets are the server's own addresses and connected networks (see
-	// tun.Nets), which no proposed address and no granted route may
+	// router.Nets), which no proposed address and no granted route may
 	// overlap.
-	Nets []tun.Net
+	Nets []router.Net
 	// Rate caps each direction of the session's traffic.
 	Rate RateLimit
 	Open Opener
@@ -93,18 +115,42 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
-// newPump joins dev and the framed transport, with the keepalive defaults
+// newPump joins link and the framed transport, with the keepalive defaults
 // for zero durations.
-func newPump(dev tun.Device, conn io.Closer, r *framing.Reader, w *framing.Writer,
+func newPump(link *Link, conn io.Closer, r *framing.Reader, w *framing.Writer,
 	keepalive, deadAfter time.Duration, log *slog.Logger, stats *Stats) *pump {
-	return &pump{dev: dev, conn: conn, r: r, w: w, log: log, stats: stats,
-		keepalive: orDefault(keepalive, DefaultKeepalive), deadAfter: orDefault(deadAfter, DefaultDeadAfter)}
+	if stats == nil {
+		stats = link.stats
+	}
+	return &pump{link: link, dev: link.dev, conn: conn, r: r, w: w, log: log, stats: stats,
+		keepalive: orDefault(keepalive, DefaultKeepalive), deadAfter: orDefault(deadAfter, DefaultDeadAfter),
+		out: make(chan []byte, queueLen), done: make(chan struct{}), wbuf: make([][]byte, 1)}
 }
 
-// RunClient runs the client side of one tunnel over conn until ctx ends (an
-// orderly close, returning nil), the server closes, or something fails. It
-// closes conn before returning.
+// upAttached brings link up to t with p attached first, so that nothing
+// the device reads once the tunnel is configured is lost: it waits in p's
+// queue for the transport. On failure p is detached again.
+func upAttached(link *Link, p *pump, t Tunnel, server netip.Addr) error {
+	link.attach(p)
+	if err := link.Up(t, server); err != nil {
+		p.stop()
+		p.giveBack()
+		return err
+	}
+	return nil
+}
+
+// RunClient runs the client side of one connection over conn until ctx ends
+// (an orderly close, returning nil), the server closes, or something fails.
+// It brings cfg.Link up to the tunnel the server decides and pumps packets
+// between it and conn. It closes conn before returning, never the link.
 func RunClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) error {
+	_, err := runClient(ctx, conn, cfg)
+	return err
+}
+
+// runClient is RunClient; up says whether the tunnel came up.
+func runClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) (up bool, err error) {
 	defer conn.Close()
 	log := logger(cfg.Logger)
 	mode := cfg.Mode
@@ -114,7 +160,7 @@ func RunClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) e
 	r := framing.NewReader(conn)
 	w := framing.NewWriter(conn)
 	hello := &framing.Hello{Role: "client", Software: Software, Mode: string(mode), MTU: cfg.MTU,
-		Addrs: cfg.Addrs, PeerAddrs: cfg.PeerAddrs, WantDev: cfg.RemoteDev, Routes: cfg.RemoteRoutes}
+		Addrs: cfg.Addrs, PeerAddrs: cfg.PeerAddrs, WantDev: cfg.RemoteDev, Routes: cfg.RemoteRoutes, Resume: cfg.Resume}
 	// The hello is written while the answer is read: the server writes its
 	// preamble before it reads, so on an unbuffered transport (net.Pipe)
 	// writing first would deadlock. When both fail, the read's error wins:
@@ -149,12 +195,12 @@ func RunClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) e
 		conn.Close()
 		<-res
 		<-wrote
-		return nil
+		return false, nil
 	}
 	if got.err != nil {
 		conn.Close() // unblocks a hello the server will never read
 		<-wrote
-		return got.err
+		return false, got.err
 	}
 	var werr error
 	select {
@@ -162,10 +208,10 @@ func RunClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) e
 	case <-ctx.Done():
 		conn.Close()
 		<-wrote
-		return nil
+		return false, nil
 	}
 	if werr != nil {
-		return werr
+		return false, werr
 	}
 	h := got.h
 	// From here on, the server has opened its device and waits for
@@ -173,42 +219,50 @@ func RunClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) e
 	log.Debug("handshake: server answered", "software", h.Software, "mode", h.Mode, "mtu", h.MTU,
 		"addrs", h.Addrs, "peer_addrs", h.PeerAddrs, "dev", h.Dev)
 	if h.Role != "server" {
-		return refuse(w, fmt.Errorf("sshvpn: protocol error: the remote answered as %q, not as a server", h.Role))
+		return false, refuse(w, localError{fmt.Errorf("sshvpn: protocol error: the remote answered as %q, not as a server", h.Role)})
 	}
 	if err := checkPrefixes("address", h.Addrs); err != nil {
-		return refuse(w, fmt.Errorf("sshvpn: the server's answer: %v", err))
+		return false, refuse(w, localError{fmt.Errorf("sshvpn: the server's answer: %v", err)})
 	}
 	if err := checkPrefixes("address", h.PeerAddrs); err != nil {
-		return refuse(w, fmt.Errorf("sshvpn: the server's answer: %v", err))
+		return false, refuse(w, localError{fmt.Errorf("sshvpn: the server's answer: %v", err)})
 	}
 	if err := CheckPair(h.Addrs, h.PeerAddrs); err != nil {
-		return refuse(w, fmt.Errorf("sshvpn: the server's answer: %v", err))
+		return false, refuse(w, localError{fmt.Errorf("sshvpn: the server's answer: %v", err)})
 	}
 	for _, p := range slices.Concat(h.PeerAddrs, h.Addrs) {
 		if n, ok := overlappingNet(p, cfg.Nets); ok {
-			return refuse(w, fmt.Errorf("sshvpn: the server assigned the tunnel address %v, which overlaps %v, a network this machine is on (%s): "+
-				"the tunnel would take that network's traffic (and perhaps the SSH connection itself); ask the server's admin for addresses outside it", p, n.Prefix, inUse(n)))
+			return false, refuse(w, localError{fmt.Errorf("sshvpn: the server assigned the tunnel address %v, which overlaps %v, a network this machine is on (%s): "+
+				"the tunnel would take that network's traffic (and perhaps the SSH connection itself); ask the server's admin for addresses outside it", p, n.Prefix, inUse(n))})
 		}
 	}
 	if tun.Mode(h.Mode) != mode {
-		return refuse(w, fmt.Errorf("sshvpn: the server runs the tunnel in %s mode, but %s mode was asked for", h.Mode, mode))
+		return false, refuse(w, localError{fmt.Errorf("sshvpn: the server runs the tunnel in %s mode, but %s mode was asked for", h.Mode, mode)})
 	}
 	if len(h.PeerAddrs) == 0 && len(h.Addrs) == 0 && mode == tun.ModeTUN {
-		return refuse(w, errors.New("sshvpn: the server decided no addresses for the tunnel"))
+		return false, refuse(w, localError{errors.New("sshvpn: the server decided no addresses for the tunnel")})
 	}
-	t := Tunnel{Mode: mode, MTU: h.MTU, Addrs: h.PeerAddrs, PeerAddrs: h.Addrs, Routes: h.Routes}
+	t := Tunnel{Mode: mode, MTU: h.MTU, Addrs: h.PeerAddrs, PeerAddrs: h.Addrs}
 	if CheckMTU(t.MTU) != nil {
-		return refuse(w, fmt.Errorf("sshvpn: the server chose an unusable MTU %d (%d to %d)", t.MTU, MinMTU, MaxMTU))
+		return false, refuse(w, localError{fmt.Errorf("sshvpn: the server chose an unusable MTU %d (%d to %d)", t.MTU, MinMTU, MaxMTU)})
 	}
 	if !sameSet(t.Addrs, cfg.Addrs) || !sameSet(t.PeerAddrs, cfg.PeerAddrs) {
 		log.Info("the server assigned the tunnel addresses", "local", t.Addrs, "remote", t.PeerAddrs)
 	}
-	dev, err := cfg.Open(t)
-	if err != nil {
-		return refuse(w, err)
+	var server netip.Addr
+	if cfg.ServerAddr != nil {
+		a, err := cfg.ServerAddr(ctx)
+		if err != nil {
+			log.Debug("the SSH server's address is unknown", "err", err)
+		}
+		server = a
 	}
-	log.Info("tunnel up", "dev", dev.Name(), "local", t.Addrs, "remote", t.PeerAddrs, "mtu", t.MTU, "remote_dev", h.Dev)
-	return newPump(dev, conn, r, w, cfg.Keepalive, cfg.DeadAfter, log, cfg.Stats).run(ctx)
+	p := newPump(cfg.Link, conn, r, w, cfg.Keepalive, cfg.DeadAfter, log, cfg.Stats)
+	if err := upAttached(cfg.Link, p, t, server); err != nil {
+		return false, refuse(w, localError{err})
+	}
+	log.Info("tunnel up", "dev", cfg.Link.dev.Name(), "local", t.Addrs, "remote", t.PeerAddrs, "mtu", t.MTU, "remote_dev", h.Dev)
+	return true, p.run(ctx)
 }
 
 // Serve runs the server side of one tunnel over conn, as "sshvpn --remote".
@@ -250,21 +304,25 @@ func Serve(ctx context.Context, conn io.ReadWriteCloser, cfg ServerConfig) error
 	if err != nil {
 		return refuse(w, err)
 	}
-	dev, err := cfg.Open(t)
+	link, err := cfg.Open(t)
 	if err != nil {
 		return refuse(w, err)
 	}
+	defer link.Close()
+	p := newPump(link, conn, r, w, cfg.Keepalive, cfg.DeadAfter, log, cfg.Stats)
+	if err := upAttached(link, p, t, netip.Addr{}); err != nil {
+		return refuse(w, err)
+	}
 	answer := &framing.Hello{Role: "server", Software: Software, Mode: string(t.Mode), MTU: t.MTU,
-		Addrs: t.Addrs, PeerAddrs: t.PeerAddrs, Dev: dev.Name()}
+		Addrs: t.Addrs, PeerAddrs: t.PeerAddrs, Dev: link.dev.Name()}
 	if err := w.WriteHello(answer); err == nil {
 		err = w.Flush()
 	}
 	if err != nil {
-		dev.Close()
+		p.stop()
 		return fmt.Errorf("sshvpn: writing to the client: %w", err)
 	}
-	log.Info("tunnel up", "dev", dev.Name(), "local", t.Addrs, "remote", t.PeerAddrs, "mtu", t.MTU)
-	p := newPump(dev, conn, r, w, cfg.Keepalive, cfg.DeadAfter, log, cfg.Stats)
+	log.Info("tunnel up", "dev", link.dev.Name(), "local", t.Addrs, "remote", t.PeerAddrs, "mtu", t.MTU)
 	p.limitIn, p.limitOut = cfg.Rate.allow(), cfg.Rate.allow()
 	if t.Mode == tun.ModeTUN {
 		// Anti-spoofing: the client may use its own tunnel addresses and
@@ -300,6 +358,12 @@ func RefuseClient(conn io.Writer, err error) error {
 	}
 	return refuse(w, err)
 }
+
+// localError is a failure of this side's own setup (its router, its hook)
+// or its refusal of the server's answer: a reconnect cannot help.
+type localError struct{ error }
+
+func (e localError) Unwrap() error { return e.error }
 
 // toldError is an error the peer was sent in an Error frame.
 type toldError struct{ error }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sshvpn/sshvpn/framing"
 	"github.com/sshvpn/sshvpn/pool"
+	"github.com/sshvpn/sshvpn/router"
 	"github.com/sshvpn/sshvpn/tun"
 	"github.com/sshvpn/sshvpn/tun/tuntest"
 )
@@ -100,7 +101,8 @@ func TestHappyPath(t *testing.T) {
 
 			ccfg := ClientConfig{Mode: tun.ModeTUN, MTU: mtu,
 				Addrs: pfx("10.9.0.2/24", "fd00::2/64"), PeerAddrs: pfx("10.9.0.1/24", "fd00::1/64"),
-				Open: co.Open, Logger: testLogger(t).With("side", "client"), Stats: &cstats}
+				Link: co.Link(), Logger: testLogger(t).With("side", "client"), Stats: &cstats}
+			t.Cleanup(func() { co.Link().Close() })
 			scfg := ServerConfig{Open: so.Open, Logger: testLogger(t).With("side", "server"), Stats: &sstats}
 
 			ctx, cancel := context.WithCancel(t.Context())
@@ -141,8 +143,10 @@ func TestHappyPath(t *testing.T) {
 			if err := wait(t, "Serve", srvDone, 5*time.Second); err != nil {
 				t.Errorf("Serve after the client's close: %v, want nil", err)
 			}
-			if !co.dev.Closed() || !so.dev.Closed() {
-				t.Errorf("devices closed: client %v, server %v; want both", co.dev.Closed(), so.dev.Closed())
+			// The server's device ends with its session; the client's
+			// link outlives the connection.
+			if co.dev.Closed() || !so.dev.Closed() {
+				t.Errorf("devices closed: client %v, server %v; want the server's only", co.dev.Closed(), so.dev.Closed())
 			}
 			if got := cstats.PacketsOut.Load(); got != n {
 				t.Errorf("client PacketsOut = %d, want %d", got, n)
@@ -172,9 +176,10 @@ func handshake(t *testing.T, ccfg ClientConfig, scfg ServerConfig) (client, serv
 	t.Helper()
 	cc, sc := socketPair(t)
 	co, so := newOpener("client0"), newOpener("server0")
-	if ccfg.Open == nil {
-		ccfg.Open = co.Open
+	if ccfg.Link == nil {
+		ccfg.Link = co.Link()
 	}
+	t.Cleanup(func() { co.Link().Close() })
 	if scfg.Open == nil {
 		scfg.Open = so.Open
 	}
@@ -309,7 +314,7 @@ func TestRefusals(t *testing.T) {
 			want:   "does not route 192.168.7.0/24"},
 		{name: "pool full",
 			server: func(s *ServerConfig) {
-				s.Assign = func() ([]netip.Prefix, []netip.Prefix, error) { return nil, nil, pool.ErrFull }
+				s.Assign = func([]netip.Prefix) ([]netip.Prefix, []netip.Prefix, error) { return nil, nil, pool.ErrFull }
 			},
 			want: "pool: every address in the pool is in use"},
 	}
@@ -351,7 +356,7 @@ func TestRefusals(t *testing.T) {
 }
 
 func failOpen(msg string) Opener {
-	return func(Tunnel) (tun.Device, error) { return nil, errors.New(msg) }
+	return func(Tunnel) (*Link, error) { return nil, errors.New(msg) }
 }
 
 // TestClientRejectsAnswer covers answers a broken or hostile server might
@@ -384,7 +389,7 @@ func TestClientRejectsAnswer(t *testing.T) {
 			cc, sc := socketPair(t)
 			co := newOpener("client0")
 			cfg := clientConfig(t, co)
-			cfg.Nets = []tun.Net{{Prefix: netip.MustParsePrefix("192.0.2.1/24"), Dev: "wan0"}}
+			cfg.Nets = []router.Net{{Prefix: netip.MustParsePrefix("192.0.2.1/24"), Dev: "wan0"}}
 			cliDone := goErr(func() error { return RunClient(t.Context(), cc, cfg) })
 			p := &fakePeer{t: t, conn: sc, r: framing.NewReader(sc), w: framing.NewWriter(sc)}
 			p.w.WritePreamble()
@@ -595,8 +600,9 @@ func TestClientOpenFails(t *testing.T) {
 	srvDone := goErr(func() error {
 		return Serve(t.Context(), sc, ServerConfig{Open: so.Open, Logger: testLogger(t).With("side", "server")})
 	})
-	ccfg := clientConfig(t, newOpener("client0"))
-	ccfg.Open = func(Tunnel) (tun.Device, error) { return nil, openErr }
+	co := newOpener("client0")
+	co.err = openErr
+	ccfg := clientConfig(t, co)
 	cerr := wait(t, "RunClient", goErr(func() error { return RunClient(t.Context(), cc, ccfg) }), 5*time.Second)
 	if !errors.Is(cerr, openErr) {
 		t.Errorf("RunClient: %v, want the Opener's error", cerr)
@@ -636,8 +642,10 @@ func TestServerCloses(t *testing.T) {
 			if err := wait(t, "RunClient", cliDone, 5*time.Second); err != nil {
 				t.Errorf("RunClient: %v, want nil", err)
 			}
-			if !co.dev.Closed() || !so.dev.Closed() {
-				t.Errorf("devices closed: client %v, server %v; want both", co.dev.Closed(), so.dev.Closed())
+			// The server's device ends with its session; the client's
+			// link outlives the connection.
+			if co.dev.Closed() || !so.dev.Closed() {
+				t.Errorf("devices closed: client %v, server %v; want the server's only", co.dev.Closed(), so.dev.Closed())
 			}
 		})
 	}

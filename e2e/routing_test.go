@@ -200,7 +200,7 @@ func TestHooks(t *testing.T) {
 			}
 			b, _ := os.ReadFile(base + ".env")
 			got := strings.Split(strings.TrimSpace(string(b)), "\n")
-			exp := append(append([]string(nil), vars...), "SSHVPN_SCRIPT_TYPE="+typ)
+			exp := append(append([]string(nil), vars...), "SSHVPN_SCRIPT_TYPE="+typ, "SSHVPN_SCRIPT_CONTEXT=init")
 			sort.Strings(exp)
 			if strings.Join(got, "\n") != strings.Join(exp, "\n") {
 				t.Errorf("%s %s hook environment:\n%s\nwant:\n%s", side, typ, strings.Join(got, "\n"), strings.Join(exp, "\n"))

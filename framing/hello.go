@@ -22,7 +22,15 @@ type Hello struct {
 	Routes    []netip.Prefix `json:"routes,omitempty"`     // networks behind the sender, to be routed into the tunnel by the receiver
 	Dev       string         `json:"dev,omitempty"`        // the sender's device name, for diagnostics
 	WantDev   string         `json:"want_dev,omitempty"`   // the device name the client asks the server to use
+	// Resume is the client's resume token: random, made once per run and
+	// the same in every connection of it (at most MaxResume bytes). A
+	// server that still holds a session of the same token (whose
+	// connection died, unnoticed yet) lets the new session take over.
+	Resume string `json:"resume,omitempty"`
 }
+
+// MaxResume caps the length of a resume token.
+const MaxResume = 64
 
 // WriteHello buffers a Hello frame.
 func (w *Writer) WriteHello(h *Hello) error {

@@ -16,10 +16,14 @@
 //	SSHVPN_SERVER       the SSH server's address (local side only)
 //	SSHVPN_PEER         the SSH client's address (remote side only, from
 //	                    SSH_CONNECTION)
+//	SSHVPN_SCRIPT_CONTEXT  init when the link first comes up and when it
+//	                    finally goes down; restart for the hooks run around
+//	                    a reconnect (only with --rehook)
 package hook
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -46,6 +50,7 @@ type Env struct {
 	Routes    []netip.Prefix
 	Server    string // local side: the SSH server's address
 	Peer      string // remote side: the SSH client's address
+	Context   string // "init" (the default) or "restart"
 }
 
 // Vars returns the SSHVPN_* variables for a hook of type typ (up or down).
@@ -59,6 +64,7 @@ func (e Env) Vars(typ string) []string {
 		"SSHVPN_ADDRS=" + join(e.Addrs),
 		"SSHVPN_PEER_ADDRS=" + join(e.PeerAddrs),
 		"SSHVPN_ROUTES=" + join(e.Routes),
+		"SSHVPN_SCRIPT_CONTEXT=" + cmp.Or(e.Context, "init"),
 	}
 	if e.Side == "local" {
 		v = append(v, "SSHVPN_SERVER="+e.Server)
@@ -73,7 +79,7 @@ func (e Env) Vars(typ string) []string {
 // SSHVPN_PEER on the local side). Others, like settings for the scripts in
 // scripts/, pass through.
 var documented = []string{"SSHVPN_SIDE", "SSHVPN_SCRIPT_TYPE", "SSHVPN_DEV", "SSHVPN_MODE", "SSHVPN_MTU",
-	"SSHVPN_ADDRS", "SSHVPN_PEER_ADDRS", "SSHVPN_ROUTES", "SSHVPN_SERVER", "SSHVPN_PEER"}
+	"SSHVPN_ADDRS", "SSHVPN_PEER_ADDRS", "SSHVPN_ROUTES", "SSHVPN_SERVER", "SSHVPN_PEER", "SSHVPN_SCRIPT_CONTEXT"}
 
 func inherited() []string {
 	var env []string
@@ -97,8 +103,8 @@ func join(ps []netip.Prefix) string {
 // DefaultTimeout is how long a hook may run when Runner.Timeout is zero.
 const DefaultTimeout = 30 * time.Second
 
-// Runner runs one session's up and down hooks. The down hook runs at most
-// once, and only after the up step succeeded.
+// Runner runs a link's up and down hooks. The down hook runs once after
+// each up step that succeeded, never more, and never without one.
 type Runner struct {
 	Up, Down string        // script paths; empty means none
 	Timeout  time.Duration // per hook; DefaultTimeout when zero
@@ -107,9 +113,8 @@ type Runner struct {
 	// the SSHVPN_* variables are added to.
 	BaseEnv []string
 
-	mu   sync.Mutex
-	env  *Env // set once up succeeded: the down hook is due
-	done bool
+	mu  sync.Mutex
+	env *Env // set once up succeeded: the down hook is due
 }
 
 // RunUp runs the up hook, if any, and arms the down hook. A hook that fails
@@ -126,17 +131,22 @@ func (r *Runner) RunUp(e Env) error {
 	return nil
 }
 
-// RunDown runs the down hook if the up step succeeded and it has not run
-// yet. Later calls do nothing.
-func (r *Runner) RunDown() error {
+// RunDown runs the down hook if an up step succeeded since it last ran,
+// with the environment of that up step (and context, if not empty).
+// Otherwise it does nothing.
+func (r *Runner) RunDown(context string) error {
 	r.mu.Lock()
-	e, due := r.env, r.env != nil && !r.done
-	r.done = true
+	e := r.env
+	r.env = nil
 	r.mu.Unlock()
-	if !due || r.Down == "" {
+	if e == nil || r.Down == "" {
 		return nil
 	}
-	return r.run("down", r.Down, *e)
+	env := *e
+	if context != "" {
+		env.Context = context
+	}
+	return r.run("down", r.Down, env)
 }
 
 func (r *Runner) run(typ, script string, e Env) error {

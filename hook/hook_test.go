@@ -124,6 +124,7 @@ func TestVars(t *testing.T) {
 			"SSHVPN_ADDRS=198.18.0.1/30 fd73:7368:7670::1/64",
 			"SSHVPN_PEER_ADDRS=198.18.0.2/30 fd73:7368:7670::2/64",
 			"SSHVPN_ROUTES=10.1.0.0/16 2001:db8:2::/64",
+			"SSHVPN_SCRIPT_CONTEXT=init",
 			"SSHVPN_SERVER=192.0.2.10",
 		}},
 		{"remote", testEnv("remote"), "down", []string{
@@ -135,6 +136,7 @@ func TestVars(t *testing.T) {
 			"SSHVPN_ADDRS=198.18.0.1/30 fd73:7368:7670::1/64",
 			"SSHVPN_PEER_ADDRS=198.18.0.2/30 fd73:7368:7670::2/64",
 			"SSHVPN_ROUTES=10.1.0.0/16 2001:db8:2::/64",
+			"SSHVPN_SCRIPT_CONTEXT=init",
 			"SSHVPN_PEER=192.0.2.20",
 		}},
 		{"empty lists", Env{Side: "local", Dev: "tap0", Mode: "tap", MTU: 1500}, "up", []string{
@@ -146,6 +148,7 @@ func TestVars(t *testing.T) {
 			"SSHVPN_ADDRS=",
 			"SSHVPN_PEER_ADDRS=",
 			"SSHVPN_ROUTES=",
+			"SSHVPN_SCRIPT_CONTEXT=init",
 			"SSHVPN_SERVER=",
 		}},
 	} {
@@ -190,7 +193,7 @@ func TestHookEnvironment(t *testing.T) {
 			if err := r.RunUp(testEnv(tc.side)); err != nil {
 				t.Fatal(err)
 			}
-			if err := r.RunDown(); err != nil {
+			if err := r.RunDown(""); err != nil {
 				t.Fatal(err)
 			}
 			got := map[string]map[string]string{"up": {}, "down": {}}
@@ -277,7 +280,7 @@ func TestFailingUp(t *testing.T) {
 	if got := len(h.lines("stderr")); got != 7 {
 		t.Errorf("%d stderr lines logged, want all 7", got)
 	}
-	if err := r.RunDown(); err != nil {
+	if err := r.RunDown(""); err != nil {
 		t.Errorf("RunDown after a failed up: %v", err)
 	}
 	if _, err := os.Stat(marker); err == nil {
@@ -290,7 +293,7 @@ func TestFailingDown(t *testing.T) {
 	if err := r.RunUp(testEnv("local")); err != nil {
 		t.Fatal(err)
 	}
-	err := r.RunDown()
+	err := r.RunDown("")
 	if err == nil || !strings.Contains(err.Error(), "exit status 4") || !strings.Contains(err.Error(), "cannot undo") {
 		t.Errorf("RunDown = %v, want exit status 4 and the stderr line", err)
 	}
@@ -343,13 +346,13 @@ func TestDownRunsOnce(t *testing.T) {
 			var wg sync.WaitGroup
 			for range 16 {
 				wg.Go(func() {
-					if err := r.RunDown(); err != nil {
+					if err := r.RunDown(""); err != nil {
 						t.Error(err)
 					}
 				})
 			}
 			wg.Wait()
-			if err := r.RunDown(); err != nil {
+			if err := r.RunDown(""); err != nil {
 				t.Error(err)
 			}
 			if got := runs(); got != tc.want {
@@ -377,7 +380,7 @@ func TestTimeout(t *testing.T) {
 			if took > 2500*time.Millisecond {
 				t.Errorf("RunUp returned after %v, want the hook killed after 200ms", took)
 			}
-			r.RunDown()
+			r.RunDown("")
 			if runs() != 0 {
 				t.Error("the down hook ran after the up hook timed out")
 			}
@@ -408,7 +411,7 @@ func TestMissingScript(t *testing.T) {
 			if err := r.RunUp(testEnv("local")); err != nil {
 				return err
 			}
-			return r.RunDown()
+			return r.RunDown("")
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -153,7 +153,12 @@ type Lease struct {
 }
 
 // Acquire claims the lowest free lease for the calling process.
-func (p *Pool) Acquire() (*Lease, error) {
+func (p *Pool) Acquire() (*Lease, error) { return p.AcquirePreferring(netip.Addr{}) }
+
+// AcquirePreferring claims the lease whose client address is prefer if it is
+// free (a reconnecting client asks for the address it had), else the lowest
+// free lease.
+func (p *Pool) AcquirePreferring(prefer netip.Addr) (*Lease, error) {
 	name := filepath.Join(p.dir, "pool.lock")
 	lock, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
 	if err != nil {
@@ -169,7 +174,14 @@ func (p *Pool) Acquire() (*Lease, error) {
 	defer unix.Flock(int(lock.Fd()), unix.LOCK_UN)
 	me := holder(os.Getpid())
 	var unreadable []error
+	order := make([]int, 0, p.size+1)
+	if i, ok := p.index(prefer); ok {
+		order = append(order, i)
+	}
 	for i := range p.size {
+		order = append(order, i)
+	}
+	for _, i := range order {
 		file := filepath.Join(p.dir, fmt.Sprintf("lease-%s-%d", p.key, i))
 		rec, err := readLease(file)
 		switch {
@@ -281,6 +293,24 @@ func (p *Pool) lease(i int, file string) *Lease {
 		l.Client = append(l.Client, netip.PrefixFrom(nth(pf.Addr(), 2+i), pf.Bits()))
 	}
 	return l
+}
+
+// index returns the lease whose client address is a, if one is.
+func (p *Pool) index(a netip.Addr) (int, bool) {
+	for _, pf := range p.prefixes {
+		if !a.IsValid() || a.Is4() != pf.Addr().Is4() || !pf.Contains(a) {
+			continue
+		}
+		d := new(big.Int).Sub(new(big.Int).SetBytes(a.AsSlice()), new(big.Int).SetBytes(pf.Addr().AsSlice()))
+		if !d.IsInt64() {
+			return 0, false
+		}
+		i := int(d.Int64()) - 2
+		if i >= 0 && i < p.size {
+			return i, true
+		}
+	}
+	return 0, false
 }
 
 // nth returns base + n.

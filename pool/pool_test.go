@@ -308,3 +308,22 @@ func TestFullMessageGrammar(t *testing.T) {
 		t.Errorf("full pool of one: %v", err)
 	}
 }
+
+func TestAcquirePreferring(t *testing.T) {
+	p, err := New(t.TempDir(), []netip.Prefix{netip.MustParsePrefix("198.18.8.0/29"), netip.MustParsePrefix("fd00:8::/64")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := p.AcquirePreferring(netip.MustParseAddr("198.18.8.5"))
+	if err != nil || l.Client[0].Addr().String() != "198.18.8.5" {
+		t.Fatalf("preferring .5: %+v, %v", l, err)
+	}
+	l2, err := p.AcquirePreferring(netip.MustParseAddr("fd00:8::5"))
+	if err != nil || l2.Index == l.Index {
+		t.Fatalf("preferring a held lease: %+v, %v; want another", l2, err)
+	}
+	l3, err := p.AcquirePreferring(netip.MustParseAddr("192.0.2.1"))
+	if err != nil || l3.Index != 1 {
+		t.Fatalf("preferring an address outside the pool: %+v, %v; want the lowest free", l3, err)
+	}
+}

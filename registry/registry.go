@@ -64,6 +64,7 @@ type Record struct {
 	Ifindex   int            `json:"ifindex,omitempty"`
 	Addrs     []netip.Prefix `json:"addrs,omitempty"`      // this side's tunnel addresses
 	PeerAddrs []netip.Prefix `json:"peer_addrs,omitempty"` // the other side's
+	Routes    []netip.Prefix `json:"routes,omitempty"`     // networks it routes into its tunnel (claimed before they are added)
 	Added     []Route        `json:"added,omitempty"`      // routes this session added
 
 	// Remote side.
@@ -71,6 +72,9 @@ type Record struct {
 	User  string `json:"user,omitempty"`  // the account sshd started the session as
 	Peer  string `json:"peer,omitempty"`  // client: the SSH server; remote: the SSH client (SSH_CONNECTION)
 	Lease int    `json:"lease,omitempty"` // pool lease number + 1; 0 without a pool
+	// Resume is the SHA-256 (hex) of the client's resume token: a new
+	// session with the same token takes over from this one.
+	Resume string `json:"resume,omitempty"`
 }
 
 // Holder is the process that wrote r.
@@ -86,6 +90,15 @@ func Open(dir string) (*Registry, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("registry: state directory: %w", err)
 	}
+	if err := CheckDir(dir); err != nil {
+		return nil, err
+	}
+	return &Registry{dir: dir}, nil
+}
+
+// OpenExisting returns the registry in dir without creating it, for reading
+// another account's sessions.
+func OpenExisting(dir string) (*Registry, error) {
 	if err := CheckDir(dir); err != nil {
 		return nil, err
 	}

@@ -301,12 +301,12 @@ func TestConnPeerAddr(t *testing.T) {
 	if _, err := c.Read(buf); err != nil {
 		t.Fatal(err)
 	}
-	got, err := c.PeerAddr()
+	got, err := c.SocketPeer()
 	if want := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port)); err != nil || got != want {
 		t.Errorf("PeerAddr = %v, %v; want %v", got, err, want)
 	}
 	c.Close()
-	if got, err := c.PeerAddr(); err == nil {
+	if got, err := c.SocketPeer(); err == nil {
 		t.Errorf("PeerAddr after Close = %v, want an error", got)
 	}
 }

@@ -1,7 +1,13 @@
-// Package spawn provides sshvpn's byte-stream transports: Start runs the
-// system ssh client and exposes the remote command's stdin and stdout as one
-// io.ReadWriteCloser, and Stdio does the same for the remote side, which sshd
-// started with its stdin and stdout connected to the client.
+// Package spawn is sshvpn's transport seam: the ways to reach the other end
+// of the tunnel. A Dialer opens a Conn, a byte stream that carries the
+// sshvpn framing, knows the address of the host it reached, and says why it
+// ended.
+//
+// Options is the Dialer that runs the system ssh client (Start), exposing
+// the remote command's stdin and stdout as the stream; Stdio is the remote
+// side's Conn, which sshd started with its stdin and stdout connected to
+// the client. More transports (an in-process SSH client) are further
+// Dialers behind the same seam.
 package spawn
 
 import (
@@ -10,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
@@ -18,7 +25,25 @@ import (
 	"time"
 )
 
-// Options configure Start.
+// Conn is one connection to the other end of the tunnel.
+type Conn interface {
+	io.ReadWriteCloser
+	// PeerAddr is the address of the other end's host as this connection
+	// reached it: the SSH server (with ProxyJump, the first hop), or on
+	// the remote side the SSH client. Meaningful once data has flowed.
+	PeerAddr(ctx context.Context) (netip.Addr, error)
+	// Err says why the connection ended: nil while it runs and after a
+	// clean end, else an error such as an *ExitError. A Read that meets the
+	// end of the stream returns the same error.
+	Err() error
+}
+
+// Dialer opens connections to the other end of the tunnel.
+type Dialer interface {
+	Dial(ctx context.Context) (Conn, error)
+}
+
+// Options configure Start. Options is the Dialer that runs ssh.
 type Options struct {
 	// SSH is the ssh command and its options, as from SplitCommand("ssh -p
 	// 2222"). Empty means "ssh".
@@ -34,12 +59,14 @@ type Options struct {
 	Logf func(format string, args ...any)
 }
 
-// Conn is a running ssh child; reads and writes go to the remote command.
-type Conn struct {
+// Process is a running ssh child, a Conn: reads and writes go to the remote
+// command.
+type Process struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	stdout io.ReadCloser
 	remote string
+	opts   Options
 	logf   func(string, ...any)
 
 	exited  chan struct{} // closed when the child has been waited for
@@ -75,13 +102,16 @@ func (s *stderrWatch) Write(p []byte) (int, error) {
 	return s.w.Write(p)
 }
 
-// sshSpokeLast reports whether the last line on stderr looks like ssh's own
-// (not the remote sshvpn's log).
-func (s *stderrWatch) sshSpokeLast() bool {
+// sshLast returns the last line on stderr if it looks like ssh's own (not
+// the remote sshvpn's log), else "".
+func (s *stderrWatch) sshLast() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	line := string(s.line)
-	return strings.TrimSpace(line) != "" && !strings.Contains(line, "side=remote") && !strings.HasPrefix(line, "sshvpn:")
+	line := strings.TrimSpace(string(s.line))
+	if strings.Contains(line, "side=remote") || strings.HasPrefix(line, "sshvpn:") {
+		return ""
+	}
+	return line
 }
 
 // Args returns the full argv Start runs for o: the ssh command, options that
@@ -102,8 +132,19 @@ func (o Options) Args() ([]string, error) {
 	return argv, nil
 }
 
+// Dial runs ssh (see Start).
+func (o Options) Dial(ctx context.Context) (Conn, error) {
+	p, err := Start(o)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+var _ Conn = (*Process)(nil)
+
 // Start runs ssh with o and returns the connection to the remote command.
-func Start(o Options) (*Conn, error) {
+func Start(o Options) (*Process, error) {
 	argv, err := o.Args()
 	if err != nil {
 		return nil, err
@@ -149,7 +190,7 @@ func Start(o Options) (*Conn, error) {
 		}
 		return nil, fmt.Errorf("spawn: starting %s: %w", argv[0], err)
 	}
-	c := &Conn{cmd: cmd, stdin: stdin, stdout: stdout, remote: o.RemoteCommand, logf: logf, exited: make(chan struct{}), stderr: stderr}
+	c := &Process{cmd: cmd, stdin: stdin, stdout: stdout, remote: o.RemoteCommand, opts: o, logf: logf, exited: make(chan struct{}), stderr: stderr}
 	go func() {
 		c.waitErr = cmd.Wait()
 		logf("spawn: ssh exited: %v", c.cmd.ProcessState)
@@ -168,7 +209,7 @@ const exitWait = 5 * time.Second
 
 // Read reads from the remote command's stdout. When the stream ends because
 // ssh failed, Read returns an *ExitError explaining how instead of io.EOF.
-func (c *Conn) Read(p []byte) (int, error) {
+func (c *Process) Read(p []byte) (int, error) {
 	n, err := c.stdout.Read(p)
 	if err == io.EOF {
 		select {
@@ -183,7 +224,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 }
 
 // Write writes to the remote command's stdin.
-func (c *Conn) Write(p []byte) (int, error) {
+func (c *Process) Write(p []byte) (int, error) {
 	n, err := c.stdin.Write(p)
 	if err != nil {
 		select {
@@ -200,7 +241,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 // Close closes the remote's stdin, so it sees end of stream and exits, and
 // waits for ssh to exit; after a grace period ssh is terminated, then killed.
 // It unblocks pending Reads and Writes.
-func (c *Conn) Close() error {
+func (c *Process) Close() error {
 	c.closing.Do(func() {
 		c.stdin.Close()
 		select {
@@ -219,12 +260,9 @@ func (c *Conn) Close() error {
 	return nil
 }
 
-// Exited is closed when ssh has exited.
-func (c *Conn) Exited() <-chan struct{} { return c.exited }
-
 // Err returns how ssh ended, as an *ExitError, or nil while it runs or if it
 // exited with status 0.
-func (c *Conn) Err() error {
+func (c *Process) Err() error {
 	select {
 	case <-c.exited:
 		return c.exitError()
@@ -233,13 +271,13 @@ func (c *Conn) Err() error {
 	}
 }
 
-func (c *Conn) exitError() error {
+func (c *Process) exitError() error {
 	var ee *exec.ExitError
 	if errors.Is(c.waitErr, exec.ErrWaitDelay) {
 		return nil // ssh exited with status 0; only stderr was left open
 	}
 	if errors.As(c.waitErr, &ee) {
-		return &ExitError{Status: ee.ExitCode(), Signaled: !ee.Exited(), RemoteCommand: c.remote, Silent: !c.stderr.sshSpokeLast()}
+		return &ExitError{Status: ee.ExitCode(), Signaled: !ee.Exited(), RemoteCommand: c.remote, Message: c.stderr.sshLast()}
 	}
 	if c.waitErr != nil {
 		return fmt.Errorf("spawn: ssh: %w", c.waitErr)
@@ -252,14 +290,42 @@ type ExitError struct {
 	Status        int  // exit status; -1 when killed by a signal
 	Signaled      bool // ssh was killed by a signal
 	RemoteCommand string
-	Silent        bool // ssh wrote no message of its own on stderr at the end
+	Message       string // ssh's own last line on stderr, if it had one at the end
+}
+
+// permanent are the starts of ssh's messages about failures that trying
+// again cannot mend: authentication, host keys, configuration.
+var permanent = []string{
+	"Permission denied", "Host key verification failed", "REMOTE HOST IDENTIFICATION HAS CHANGED",
+	"Host key for", "No matching host key", "Too many authentication failures", "Bad configuration option",
+	"Bad owner or permissions", "no argument after keyword", "Unsupported option", "Bad port",
+}
+
+// Temporary reports whether connecting again may succeed: a connection
+// that was refused, timed out, was reset or dropped, or that sshd cut off
+// (MaxStartups), but not a failed authentication, an unknown or changed host
+// key, a missing or unusable remote command, or a remote command that
+// failed for its own reasons.
+func (e *ExitError) Temporary() bool {
+	switch {
+	case e.Signaled:
+		return true
+	case e.Status != 255:
+		return false
+	}
+	for _, p := range permanent {
+		if strings.Contains(e.Message, p) {
+			return false
+		}
+	}
+	return true
 }
 
 func (e *ExitError) Error() string {
 	switch {
 	case e.Signaled:
 		return "spawn: ssh was killed by a signal"
-	case e.Status == 255 && e.Silent:
+	case e.Status == 255 && e.Message == "":
 		return "spawn: ssh exited with status 255 and no message: the connection dropped, or the remote command was killed by a signal (ssh reports no status then)"
 	case e.Status == 255:
 		return "spawn: ssh failed to connect or lost the connection (exit status 255; ssh's own message is above)"
@@ -272,8 +338,8 @@ func (e *ExitError) Error() string {
 	return fmt.Sprintf("spawn: the remote command %q exited with status %d", e.RemoteCommand, e.Status)
 }
 
-// Wait waits for ssh to exit or ctx to end.
-func (c *Conn) Wait(ctx context.Context) error {
+// wait waits for ssh to exit or ctx to end.
+func (c *Process) wait(ctx context.Context) error {
 	select {
 	case <-c.exited:
 		return c.exitError()

@@ -102,7 +102,8 @@ func TestExitErrorMessages(t *testing.T) {
 		want []string
 	}{
 		{ExitError{Status: -1, Signaled: true, RemoteCommand: "sshvpn --remote"}, []string{"killed by a signal"}},
-		{ExitError{Status: 255, RemoteCommand: "sshvpn --remote"}, []string{"failed to connect", "255"}},
+		{ExitError{Status: 255, RemoteCommand: "sshvpn --remote", Message: "ssh: connect to host gw port 22: Connection refused"}, []string{"failed to connect", "255"}},
+		{ExitError{Status: 255, RemoteCommand: "sshvpn --remote"}, []string{"255 and no message"}},
 		{ExitError{Status: 127, RemoteCommand: "sshvpn --remote"}, []string{`"sshvpn --remote"`, "127", "install sshvpn", "--remote-cmd"}},
 		{ExitError{Status: 126, RemoteCommand: "/opt/sshvpn"}, []string{`"/opt/sshvpn"`, "not executable", "126", "permissions"}},
 		{ExitError{Status: 1, RemoteCommand: "sshvpn --remote"}, []string{`"sshvpn --remote"`, "exited with status 1"}},
@@ -134,7 +135,7 @@ func fakeSSH(t *testing.T, body string) string {
 
 // start runs Start with a fake ssh. It retries on ETXTBSY: a parallel test
 // forking while the script was being written can briefly hold it open.
-func start(t *testing.T, o Options) *Conn {
+func start(t *testing.T, o Options) *Process {
 	t.Helper()
 	if o.Destination == "" {
 		o.Destination = "user@example.invalid"
@@ -164,10 +165,10 @@ func gone(pid int) bool {
 }
 
 // waitExited waits for the child to exit, failing the test after d.
-func waitExited(t *testing.T, c *Conn, d time.Duration) {
+func waitExited(t *testing.T, c *Process, d time.Duration) {
 	t.Helper()
 	select {
-	case <-c.Exited():
+	case <-c.exited:
 	case <-time.After(d):
 		t.Fatalf("ssh did not exit within %v", d)
 	}
@@ -247,14 +248,14 @@ func TestStartEcho(t *testing.T) {
 		t.Errorf("Close took %v for a child that exits on end of stdin", d)
 	}
 	select {
-	case <-c.Exited():
+	case <-c.exited:
 	default:
 		t.Fatal("Close returned before the child exited")
 	}
 	if err := c.Err(); err != nil {
 		t.Errorf("Err() = %v after a clean exit", err)
 	}
-	if err := c.Wait(context.Background()); err != nil {
+	if err := c.wait(context.Background()); err != nil {
 		t.Errorf("Wait() = %v after a clean exit", err)
 	}
 	if !gone(pid) {
@@ -382,7 +383,7 @@ func TestStartExitStatus(t *testing.T) {
 			if !errors.As(c.Err(), &ee) || ee.Status != tt.status {
 				t.Errorf("Err() = %v", c.Err())
 			}
-			if err := c.Wait(context.Background()); !errors.As(err, &ee) || ee.Status != tt.status {
+			if err := c.wait(context.Background()); !errors.As(err, &ee) || ee.Status != tt.status {
 				t.Errorf("Wait() = %v", err)
 			}
 			// A Write to the dead child reports how it died.
@@ -559,11 +560,32 @@ func TestWaitContext(t *testing.T) {
 	c := start(t, Options{SSH: []string{fakeSSH(t, "exec cat")}})
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if err := c.Wait(ctx); !errors.Is(err, context.DeadlineExceeded) {
+	if err := c.wait(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Wait on a running child: %v", err)
 	}
 	c.Close()
-	if err := c.Wait(context.Background()); err != nil {
+	if err := c.wait(context.Background()); err != nil {
 		t.Errorf("Wait after Close: %v", err)
+	}
+}
+
+func TestExitErrorTemporary(t *testing.T) {
+	for _, tt := range []struct {
+		e    ExitError
+		want bool
+	}{
+		{ExitError{Status: 255, Message: "ssh: connect to host 192.0.2.2 port 22: Connection refused"}, true},
+		{ExitError{Status: 255, Message: "kex_exchange_identification: read: Connection reset by peer"}, true},
+		{ExitError{Status: 255, Message: "ssh: connect to host 192.0.2.2 port 22: Connection timed out"}, true},
+		{ExitError{Status: 255}, true},
+		{ExitError{Status: -1, Signaled: true}, true},
+		{ExitError{Status: 255, Message: "root@192.0.2.2: Permission denied (publickey)."}, false},
+		{ExitError{Status: 255, Message: "Host key verification failed."}, false},
+		{ExitError{Status: 127}, false},
+		{ExitError{Status: 1}, false},
+	} {
+		if got := tt.e.Temporary(); got != tt.want {
+			t.Errorf("%+v: Temporary() = %v, want %v", tt.e, got, tt.want)
+		}
 	}
 }

@@ -1,9 +1,12 @@
 package spawn
 
 import (
+	"context"
+	"errors"
 	"fmt"
-	"io"
+	"net/netip"
 	"os"
+	"strings"
 	"syscall"
 )
 
@@ -12,10 +15,10 @@ type stdio struct {
 	in, out *os.File
 }
 
-// Stdio returns the process's stdin and stdout as one io.ReadWriteCloser: the
-// remote side's transport when sshd runs "sshvpn --remote". Both descriptors
-// are switched to non-blocking mode so that Close unblocks a pending Read.
-func Stdio() (io.ReadWriteCloser, error) {
+// Stdio returns the process's stdin and stdout as one Conn: the remote
+// side's transport when sshd runs "sshvpn --remote". Both descriptors are
+// switched to non-blocking mode so that Close unblocks a pending Read.
+func Stdio() (Conn, error) {
 	for _, fd := range []int{0, 1} {
 		if err := syscall.SetNonblock(fd, true); err != nil {
 			return nil, fmt.Errorf("spawn: stdio: %w", err)
@@ -26,6 +29,23 @@ func Stdio() (io.ReadWriteCloser, error) {
 
 func (s *stdio) Read(p []byte) (int, error)  { return s.in.Read(p) }
 func (s *stdio) Write(p []byte) (int, error) { return s.out.Write(p) }
+
+// PeerAddr is the SSH client's address, as sshd tells it in
+// SSH_CONNECTION.
+func (s *stdio) PeerAddr(context.Context) (netip.Addr, error) {
+	f := strings.Fields(os.Getenv("SSH_CONNECTION"))
+	if len(f) == 0 {
+		return netip.Addr{}, errors.New("spawn: SSH_CONNECTION is not set; the client's address is unknown")
+	}
+	a, err := netip.ParseAddr(f[0])
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("spawn: SSH_CONNECTION: %w", err)
+	}
+	return a.Unmap(), nil
+}
+
+// Err is nil: the stream just ends.
+func (s *stdio) Err() error { return nil }
 
 func (s *stdio) Close() error {
 	s.in.Close()

@@ -1,31 +1,46 @@
-// Package tun is sshvpn's seam to the kernel's virtual network devices: a
-// Device reads and writes one packet (TUN) or Ethernet frame (TAP) at a time,
-// and Configure gives an interface its addresses, MTU and link state.
+// Package tun is sshvpn's seam to the kernel's virtual network devices. A
+// Device moves packets (TUN) or Ethernet frames (TAP) in batches, in the
+// shape of golang.zx2c4.com/wireguard/tun: each packet sits at an offset in
+// its buffer, so that a caller can put a frame header in front of it in
+// place, and a backend may move many packets per call.
 //
 // The Linux implementation opens /dev/net/tun through songgao/water and
-// configures interfaces over netlink. Other systems get ErrUnsupported.
-// Package tuntest has an in-memory Device for tests.
+// moves one packet per call (BatchSize 1). Other systems get
+// ErrUnsupported. Package tuntest has an in-memory Device for tests. The
+// addresses and routes of an interface are package router's business.
 package tun
 
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"strings"
 )
 
 // Device is one open TUN or TAP device.
 type Device interface {
-	// Read reads one packet into p and returns its length. For a packet
-	// larger than p the Linux kernel copies what fits and returns the
-	// packet's full length, more than len(p): callers must check.
-	Read(p []byte) (int, error)
-	// Write writes one packet.
-	Write(p []byte) (int, error)
+	// Read reads up to len(bufs) packets, at least one, and returns how
+	// many it read. Packet i is copied to bufs[i][offset:] and its length
+	// stored in sizes[i]. For a packet longer than its buffer the Linux
+	// kernel copies what fits and reports the packet's full length, more
+	// than len(bufs[i])-offset: callers must check.
+	Read(bufs [][]byte, sizes []int, offset int) (int, error)
+	// Write writes each bufs[i][offset:] as one packet and returns how
+	// many it wrote.
+	Write(bufs [][]byte, offset int) (int, error)
+	// BatchSize is how many packets one Read may return: the length bufs
+	// and sizes should have.
+	BatchSize() int
 	// Name is the interface name, such as "tun0".
 	Name() string
 	// MTU is the interface MTU as last configured or read.
 	MTU() int
+	// Index is the interface index, which tells this device from a later
+	// one that took its name; 0 when unknown.
+	Index() int
+	// Persistent reports whether the device is an admin's persistent one
+	// that Open attached to: it outlives the process, with whatever
+	// addresses and routes were put on it, unless they are removed.
+	Persistent() bool
 	// Close releases the device and unblocks a pending Read, which then
 	// returns an error. A non-persistent device disappears with its
 	// addresses and routes.
@@ -46,35 +61,6 @@ type Config struct {
 	Name string // requested interface name; empty lets the kernel choose
 	Mode Mode   // ModeTUN when empty
 }
-
-// Setup is what Configure applies to an interface.
-type Setup struct {
-	MTU   int            // 0 leaves the MTU alone
-	Addrs []netip.Prefix // addresses to add, IPv4 and IPv6
-}
-
-// Route is a route in the main table: to Dst, through Dev, via Gw if set.
-// AddRoute marks the routes it adds with RouteProtocol, so that sshvpn can
-// tell its own routes (and a killed session's leftovers) from everyone
-// else's.
-type Route struct {
-	Dst netip.Prefix
-	Gw  netip.Addr
-	Dev string
-}
-
-// RouteProtocol is the routing protocol number ("proto" in ip route) that
-// marks the routes sshvpn adds: "ip route show proto 115" lists them.
-const RouteProtocol = 115
-
-// Net is an address an interface has, with its prefix length: the address
-// and the network it is connected to.
-type Net struct {
-	Prefix netip.Prefix
-	Dev    string
-}
-
-func (n Net) String() string { return n.Prefix.String() + " on " + n.Dev }
 
 // MaxNameLen is the longest interface name Linux accepts (IFNAMSIZ - 1).
 const MaxNameLen = 15
@@ -100,17 +86,6 @@ func CheckName(name string) error {
 		}
 	}
 	return nil
-}
-
-func (r Route) String() string {
-	s := r.Dst.Masked().String()
-	if r.Gw.IsValid() {
-		s += " via " + r.Gw.String()
-	}
-	if r.Dev != "" {
-		s += " dev " + r.Dev
-	}
-	return s
 }
 
 // ErrUnsupported is returned on systems without an implementation.

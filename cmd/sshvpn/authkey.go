@@ -31,11 +31,11 @@ func (c *authorizedKeyCmd) Run() error {
 }
 
 func (c *authorizedKeyCmd) line() (string, error) {
-	pol, err := c.parse()
+	pol, err := c.parse(c.Route)
 	if err != nil {
 		return "", err
 	}
-	if _, err := newLink(&c.linkFlags, pol.mode, nil); err != nil {
+	if _, err := c.mac(pol.mode == "tap"); err != nil {
 		return "", err
 	}
 	if len(pol.addrs) == 0 && len(pol.pool) == 0 && pol.mode == "tun" {

@@ -14,28 +14,59 @@ import (
 
 	"github.com/sshvpn/sshvpn"
 	"github.com/sshvpn/sshvpn/registry"
+	"github.com/sshvpn/sshvpn/router"
 	"github.com/sshvpn/sshvpn/tun"
 )
 
 // claim decides, with the registry's lock held, whether a new remote
 // session may take its tunnel's addresses, device and routes on this
 // server, and records it if so. What another live session holds is refused,
-// unless it is a session of the same key and the admin allows replacing
-// (--replace): then the older session is told and ends first.
+// with two exceptions: the same client reconnecting (its resume token
+// matches) takes over from its own older session, and with --replace a
+// newer session of the same key does. The older session is told and ends
+// first; the lock is not held while it cleans up.
 type claim struct {
 	reg     *registry.Registry
 	id      identity
-	max     int  // sessions per key; 0 for no limit
-	replace bool // a newer session of the same key replaces an older one
+	max     int            // sessions per key; 0 for no limit
+	replace bool           // a newer session of the same key replaces an older one
+	resume  string         // the hash of the client's resume token
+	routes  []netip.Prefix // the server's own --route, which this session will add
+	wait    time.Duration  // how long an ended session may take to clean up
 	log     *slog.Logger
 }
 
-// replaceWait bounds how long a new session waits for the one it replaces
-// to clean up (its down hook included) before killing it.
-var replaceWait = 15 * time.Second
-
-// errReplaced ends a session that a newer one of the same key replaced.
+// errReplaced ends a session that a newer one took over from.
 var errReplaced = errors.New("this session was replaced by a newer session of the same key (the server's --replace policy)")
+
+// errResumed ends a session whose client came back on a new connection.
+var errResumed = errors.New("this session's client reconnected; the new connection takes over")
+
+// resumeOld ends the older sessions of the same client (the same resume
+// token) before this one draws a lease: a reconnecting client must not be
+// refused by its own session, which the server has not yet seen die.
+func (c *claim) resumeOld() error {
+	if c.resume == "" {
+		return nil
+	}
+	unlock, err := c.reg.Lock()
+	if err != nil {
+		return err
+	}
+	recs, err := c.others()
+	unlock()
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		if sameToken(r.Resume, c.resume) {
+			if err := c.evict(r); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
 
 // take checks that tunnel t (as this server sees it) collides with no other
 // session and no address of the server, and records the session. dev is the
@@ -43,18 +74,21 @@ var errReplaced = errors.New("this session was replaced by a newer session of th
 // pooled sessions share the server's pool address on purpose, and their
 // leases keep the clients' apart.
 func (c *claim) take(t sshvpn.Tunnel, dev string, lease int) (*registry.Entry, error) {
-	unlock, err := c.reg.Lock()
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
 	for attempt := 0; ; attempt++ {
-		victim, err := c.conflict(t, dev, lease > 0)
+		unlock, err := c.reg.Lock()
 		if err != nil {
 			return nil, err
 		}
-		if victim == nil {
-			break
+		victim, err := c.conflict(t, dev, lease > 0)
+		if err == nil && victim == nil {
+			e, err := c.reg.Add(registry.Record{Side: registry.SideRemote, Dev: dev, Addrs: t.Addrs, PeerAddrs: t.PeerAddrs,
+				Routes: slices.Concat(t.Routes, c.routes), Key: c.id.ID, User: c.id.User, Peer: c.id.Client, Lease: lease, Resume: c.resume})
+			unlock()
+			return e, err
+		}
+		unlock()
+		if err != nil {
+			return nil, err
 		}
 		if attempt > 8 {
 			return nil, errors.New("the sessions this one replaces keep coming back")
@@ -63,38 +97,51 @@ func (c *claim) take(t sshvpn.Tunnel, dev string, lease int) (*registry.Entry, e
 			return nil, err
 		}
 	}
-	return c.reg.Add(registry.Record{Side: registry.SideRemote, Dev: dev, Addrs: t.Addrs, PeerAddrs: t.PeerAddrs,
-		Key: c.id.ID, User: c.id.User, Peer: c.id.Client, Lease: lease})
+}
+
+// others lists the live remote sessions but this one.
+func (c *claim) others() ([]registry.Record, error) {
+	recs, err := c.reg.List()
+	if err != nil {
+		return nil, err
+	}
+	var out []registry.Record
+	for _, r := range recs {
+		if r.Side == registry.SideRemote && r.PID != os.Getpid() {
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }
 
 // conflict returns an older session to replace, or an error saying why this
 // session may not start, or neither.
 func (c *claim) conflict(t sshvpn.Tunnel, dev string, pooled bool) (*registry.Record, error) {
-	recs, err := c.reg.List()
+	others, err := c.others()
 	if err != nil {
 		return nil, err
 	}
-	var others []registry.Record
-	for _, r := range recs {
-		if r.Side == registry.SideRemote && r.PID != os.Getpid() {
-			others = append(others, r)
-		}
-	}
 	mine := func(r registry.Record) bool { return r.Key == c.id.ID }
 	busy := func(r registry.Record, what string) (*registry.Record, error) {
-		if c.replace && mine(r) {
+		if sameToken(r.Resume, c.resume) || (c.replace && mine(r)) {
 			return &r, nil
 		}
-		if mine(r) {
-			return nil, fmt.Errorf("%s is in use by another sshvpn session on %s; this key allows one session at a time, or use --pool (the server's --replace lets a new session take over, as after a client's reboot)", what, r.Dev)
+		on := "on " + r.Dev
+		if r.Dev == "" {
+			on = "that is starting"
 		}
-		return nil, fmt.Errorf("%s is in use by another sshvpn session on %s (of another key)", what, r.Dev)
+		if mine(r) {
+			return nil, fmt.Errorf("%s is in use by another sshvpn session %s; this key allows one session at a time, or use --pool", what, on)
+		}
+		return nil, fmt.Errorf("%s is in use by another sshvpn session %s (of another key)", what, on)
 	}
 	tunnelAddrs := slices.Concat(t.Addrs, t.PeerAddrs)
+	routes := slices.Concat(t.Routes, c.routes)
 	for _, r := range others {
+		theirs := slices.Concat(r.Addrs, r.PeerAddrs)
 		if !pooled {
 			for _, a := range tunnelAddrs {
-				if slices.ContainsFunc(slices.Concat(r.Addrs, r.PeerAddrs), func(b netip.Prefix) bool { return a.Masked().Overlaps(b.Masked()) }) {
+				if slices.ContainsFunc(theirs, func(b netip.Prefix) bool { return a.Masked().Overlaps(b.Masked()) }) {
 					return busy(r, "address "+a.String())
 				}
 			}
@@ -102,16 +149,16 @@ func (c *claim) conflict(t sshvpn.Tunnel, dev string, pooled bool) (*registry.Re
 		if dev != "" && r.Dev == dev {
 			return busy(r, "device "+dev)
 		}
-		for _, route := range t.Routes {
-			for _, a := range slices.Concat(r.Addrs, r.PeerAddrs, routeDsts(r.Added)) {
+		for _, route := range routes {
+			for _, a := range slices.Concat(theirs, r.Routes, routeDsts(r.Added)) {
 				if route.Overlaps(a.Masked()) {
-					return busy(r, "the route "+route.String()+" (it overlaps "+a.String()+")")
+					return busy(r, "the route "+route.String()+" (it overlaps "+a.Masked().String()+")")
 				}
 			}
 		}
 	}
 	if !pooled {
-		nets, err := tun.Nets()
+		nets, err := router.Nets()
 		if err != nil {
 			return nil, err
 		}
@@ -120,7 +167,8 @@ func (c *claim) conflict(t sshvpn.Tunnel, dev string, pooled bool) (*registry.Re
 				if n.Dev == dev || !a.Masked().Overlaps(n.Prefix.Masked()) {
 					continue
 				}
-				if n.Prefix.Addr() == a.Addr() && dev == "" && tun.IsTun(n.Dev) {
+				held := slices.ContainsFunc(others, func(r registry.Record) bool { return r.Dev == n.Dev })
+				if n.Prefix.Addr() == a.Addr() && dev == "" && tun.IsTun(n.Dev) && !held {
 					return nil, fmt.Errorf("address %v is in use on this server (%v); if %s is the device prepared for this key, name it in the key's command (--dev %s)", a, n, n.Dev, n.Dev)
 				}
 				if n.Prefix.Addr() == a.Addr() {
@@ -147,21 +195,27 @@ func (c *claim) conflict(t sshvpn.Tunnel, dev string, pooled bool) (*registry.Re
 	return nil, nil
 }
 
-// evict tells an older session of this key to end, and waits for it to
-// clean up; one that does not is killed.
+// evict tells an older session to end, and waits for it to clean up (its
+// down hook included); one that does not is killed.
 func (c *claim) evict(r registry.Record) error {
-	c.log.Warn("replacing an older session of this key", "pid", r.PID, "dev", r.Dev, "old_client", r.Peer, sshvpn.AdminOnly)
 	h := r.Holder()
 	if !h.Alive() {
 		return nil
 	}
-	if err := syscall.Kill(r.PID, syscall.SIGUSR2); err != nil {
-		return fmt.Errorf("cannot replace the session on %s (pid %d): %w", r.Dev, r.PID, err)
+	reason, what := "replaced", "replacing an older session of this key"
+	if sameToken(r.Resume, c.resume) {
+		reason, what = "resumed", "the client reconnected; taking over from its older session"
 	}
-	deadline := time.Now().Add(replaceWait)
+	c.log.Warn(what, "pid", r.PID, "dev", r.Dev, "old_client", r.Peer, sshvpn.AdminOnly)
+	// Why, for the old session to tell its client; SIGUSR2 says "end".
+	os.WriteFile(endedFile(c.reg.Dir(), r.PID), []byte(reason), 0o600)
+	if err := syscall.Kill(r.PID, syscall.SIGUSR2); err != nil {
+		return fmt.Errorf("cannot end the older session on %s (pid %d): %w", r.Dev, r.PID, err)
+	}
+	deadline := time.Now().Add(c.wait)
 	for h.Alive() {
 		if time.Now().After(deadline) {
-			c.log.Warn("the replaced session did not end in time; killing it", "pid", r.PID, sshvpn.AdminOnly)
+			c.log.Warn("the older session did not end in time; killing it", "pid", r.PID, sshvpn.AdminOnly)
 			syscall.Kill(r.PID, syscall.SIGKILL)
 			for range 100 {
 				if !h.Alive() {
@@ -178,6 +232,22 @@ func (c *claim) evict(r registry.Record) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return nil
+}
+
+// endedFile is where a session that ends another leaves the reason.
+func endedFile(dir string, pid int) string {
+	return filepath.Join(dir, "ended-"+strconv.Itoa(pid))
+}
+
+// endedBy reads (and removes) why another session ended this one.
+func endedBy(dir string) error {
+	name := endedFile(dir, os.Getpid())
+	b, _ := os.ReadFile(name)
+	os.Remove(name)
+	if string(b) == "resumed" {
+		return errResumed
+	}
+	return errReplaced
 }
 
 func routeDsts(rs []registry.Route) []netip.Prefix {
@@ -200,26 +270,4 @@ func isAre(n int) string {
 		return "1 is"
 	}
 	return strconv.Itoa(n) + " are"
-}
-
-// stateDir is the directory for state: flag as it is, except that an
-// account other than root, which cannot write the default, gets one of its
-// own. The registry always uses the default (one place to find every
-// session of the machine); --state-dir moves a pool's leases.
-func stateDir(flag string) string {
-	if flag != registry.DefaultDir || os.Geteuid() == 0 {
-		return flag
-	}
-	if d := fmt.Sprintf("/run/user/%d", os.Geteuid()); isDir(d) {
-		return filepath.Join(d, "sshvpn")
-	}
-	if home, err := os.UserHomeDir(); err == nil && isDir(home) {
-		return filepath.Join(home, ".cache", "sshvpn")
-	}
-	return filepath.Join(os.TempDir(), fmt.Sprintf("sshvpn-%d", os.Geteuid()))
-}
-
-func isDir(d string) bool {
-	fi, err := os.Stat(d)
-	return err == nil && fi.IsDir()
 }

@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"slices"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/alecthomas/kong"
 
@@ -89,15 +87,9 @@ func run(args []string) int {
 	} else {
 		log = newLogger(os.Stderr, cli.Verbose, cli.Quiet, false)
 	}
-	// SIGQUIT too: its default (a goroutine dump and exit) would skip the
-	// cleanup and leave routes behind.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	ctx, hup, stop := signals(kctx.Command() == "remote")
 	defer stop()
-	// A write to a closed stdout (the remote's transport, once sshd has
-	// gone) must be an EPIPE error that ends the session through its
-	// cleanup (leases, routes, down hooks), not a SIGPIPE that kills the
-	// process. Notify, unlike Ignore, leaves children's SIGPIPE alone.
-	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	kctx.Bind(hup)
 	kctx.BindTo(ctx, (*context.Context)(nil))
 	if err := kctx.Run(log); err != nil {
 		var s silentError
@@ -107,6 +99,51 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// hangup delivers when SIGHUP asks the client to reconnect at once.
+type hangup <-chan struct{}
+
+// signals returns a context that the first SIGINT, SIGTERM or SIGQUIT ends
+// (SIGQUIT too: its default, a goroutine dump and exit, would skip the
+// cleanup and leave routes behind). A second SIGINT exits at once, as
+// people expect of a second Ctrl-C. On the client SIGHUP is hup, for a
+// reconnect; on the remote side it ends the session too.
+func signals(remote bool) (context.Context, hangup, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGHUP)
+	// A write to a closed stdout (the remote's transport, once sshd has
+	// gone) must be an EPIPE error that ends the session through its
+	// cleanup (leases, routes, down hooks), not a SIGPIPE that kills the
+	// process. Notify, unlike Ignore, leaves children's SIGPIPE alone.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	hup := make(chan struct{}, 1)
+	done := make(chan struct{})
+	go func() {
+		ended := false
+		for {
+			select {
+			case sig := <-sigs:
+				switch {
+				case sig == syscall.SIGHUP && !remote:
+					select {
+					case hup <- struct{}{}:
+					default:
+					}
+				case ended && sig == os.Interrupt:
+					fmt.Fprintln(os.Stderr, "sshvpn: interrupted again; exiting at once, without cleaning up")
+					os.Exit(130)
+				default:
+					ended = true
+					cancel()
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return ctx, hup, func() { signal.Stop(sigs); close(done); cancel() }
 }
 
 // silentError is an error that has been reported already (the remote side
@@ -128,59 +165,4 @@ func remoteFlag(args []string) []string {
 		}
 	}
 	return args
-}
-
-// tunnelFlags are the flags both sides share.
-type tunnelFlags struct {
-	Dev      string   `placeholder:"NAME" help:"Device name (default: the kernel picks tunN)."`
-	Addr     []string `placeholder:"CIDR" help:"This side's tunnel address with prefix length, IPv4 or IPv6; repeat for both."`
-	PeerAddr []string `placeholder:"CIDR" help:"The other side's tunnel address; repeat for both families."`
-	MTU      int      `name:"mtu" help:"Tunnel MTU (default 1500; the server's --mtu wins)."`
-}
-
-func parsePrefixes(flag string, ss []string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, s := range ss {
-		for f := range strings.SplitSeq(s, ",") {
-			p, err := netip.ParsePrefix(strings.TrimSpace(f))
-			if err != nil {
-				return nil, fmt.Errorf("--%s %q: want an address with prefix length, such as 198.18.0.1/30 or fd00::1/64", flag, f)
-			}
-			out = append(out, p)
-		}
-	}
-	return out, nil
-}
-
-func (f *tunnelFlags) prefixes() (addrs, peers []netip.Prefix, err error) {
-	if addrs, err = parsePrefixes("addr", f.Addr); err != nil {
-		return nil, nil, err
-	}
-	if peers, err = parsePrefixes("peer-addr", f.PeerAddr); err != nil {
-		return nil, nil, err
-	}
-	if err := checkMTUFlag(f.MTU); err != nil {
-		return nil, nil, err
-	}
-	return addrs, peers, nil
-}
-
-// checkMTUFlag checks --mtu, 0 meaning unset, against the range the
-// handshake accepts.
-func checkMTUFlag(mtu int) error {
-	if mtu == 0 {
-		return nil
-	}
-	if err := sshvpn.CheckMTU(mtu); err != nil {
-		return fmt.Errorf("--mtu: %w", err)
-	}
-	return nil
-}
-
-// checkKeepalive refuses a dead-peer limit that keepalives cannot meet.
-func checkKeepalive(keepalive, deadAfter time.Duration) error {
-	if deadAfter <= keepalive {
-		return fmt.Errorf("--dead-after %v must be longer than --keepalive %v, or every pause between pings looks like a dead peer", deadAfter, keepalive)
-	}
-	return nil
 }

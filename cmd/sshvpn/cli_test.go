@@ -34,7 +34,7 @@ func TestAuthorizedKey(t *testing.T) {
 	}
 	c := authorizedKeyCmd{Sshvpn: `/opt/it's "here"\x/sshvpn`, Options: `from="192.0.2.0/24"`, PubkeyFile: pub}
 	c.Mode, c.StateDir = "tun", "/run/sshvpn"
-	c.Pool = []string{"198.18.8.0/24"}
+	c.Pool = cidrs("198.18.8.0/24")
 	c.Dev = "vpn%d"
 	line, err := c.line()
 	if err != nil {
@@ -56,7 +56,7 @@ func TestAuthorizedKey(t *testing.T) {
 		t.Errorf("command splits into %q, want %q", words, want)
 	}
 
-	c.Addr = []string{"198.18.0.2/30"}
+	c.Addr = cidrs("198.18.0.2/30")
 	if _, err := c.line(); err == nil {
 		t.Error("--pool with --addr was accepted")
 	}
@@ -70,13 +70,13 @@ func TestAuthorizedKey(t *testing.T) {
 // TestPolicyDerivesTheOtherSide: a policy naming one side never leaves the
 // other to the client.
 func TestPolicyDerivesTheOtherSide(t *testing.T) {
-	p := policyFlags{Addr: []string{"198.18.0.2/30"}, Mode: "tun"}
-	got, err := p.parse()
+	p := policyFlags{Addr: cidrs("198.18.0.2/30"), Mode: "tun"}
+	got, err := p.parse(nil)
 	if err != nil || len(got.peers) != 1 || got.peers[0] != netip.MustParsePrefix("198.18.0.1/30") {
 		t.Errorf("--addr alone: peers %v, %v; want 198.18.0.1/30", got.peers, err)
 	}
-	p = policyFlags{PeerAddr: []string{"fd00::2/64"}, Mode: "tun"}
-	got, err = p.parse()
+	p = policyFlags{PeerAddr: cidrs("fd00::2/64"), Mode: "tun"}
+	got, err = p.parse(nil)
 	if err != nil || len(got.addrs) != 1 || got.addrs[0] != netip.MustParsePrefix("fd00::3/64") {
 		t.Errorf("--peer-addr alone: addrs %v, %v; want fd00::3/64", got.addrs, err)
 	}
@@ -89,5 +89,50 @@ func TestAuthorizedKeyNeedsAddresses(t *testing.T) {
 	c.Mode = "tun"
 	if _, err := c.line(); err == nil || !strings.Contains(err.Error(), "--pool") {
 		t.Errorf("a policy without addresses: %v, want a refusal naming --addr/--pool", err)
+	}
+}
+
+func cidrs(ss ...string) []cidr {
+	var out []cidr
+	for _, s := range ss {
+		out = append(out, cidr{netip.MustParsePrefix(s)})
+	}
+	return out
+}
+
+// TestPolicyRefusals: a policy that can serve no client is refused where
+// the key line is made, not only when a client connects.
+func TestPolicyRefusals(t *testing.T) {
+	for _, c := range []struct {
+		p      policyFlags
+		routes []cidr
+		want   string
+	}{
+		{policyFlags{Addr: cidrs("198.18.0.2/30"), MaxSessions: 5, Mode: "tun"}, nil, "--max-sessions 5 with fixed addresses"},
+		{policyFlags{Pool: cidrs("198.18.8.0/24"), MaxSessions: -1, Mode: "tun"}, nil, "want a positive number"},
+		{policyFlags{Pool: cidrs("198.18.8.0/24"), Mode: "tun"}, cidrs("198.51.100.0/24"), "--route with --pool"},
+		{policyFlags{Pool: cidrs("198.18.8.0/24"), AllowRoute: cidrs("198.18.0.0/16"), Mode: "tun"}, nil, "overlaps --pool"},
+		{policyFlags{Addr: cidrs("198.18.0.2/30"), PeerAddr: cidrs("198.18.0.2/30"), Mode: "tun"}, nil, "both ends"},
+		{policyFlags{Dev: "a-very-long-tun%d", Mode: "tun"}, nil, "at most 15"},
+		{policyFlags{Pool: cidrs("198.18.8.0/24"), Rate: []string{"fast"}, Mode: "tun"}, nil, "--rate"},
+	} {
+		if _, err := c.p.parse(c.routes); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want an error containing %q", c.p, err, c.want)
+		}
+	}
+	p := policyFlags{Pool: cidrs("198.18.8.0/29"), Mode: "tun"}
+	if got, err := p.parse(nil); err != nil || got.maxSessions != 5 {
+		t.Errorf("pool of 5: max sessions %d, %v", got.maxSessions, err)
+	}
+	p = policyFlags{Dev: "tun-with-pat%d", Mode: "tun"}
+	if _, err := p.parse(nil); err != nil {
+		t.Errorf("a pattern the kernel numbers: %v", err)
+	}
+}
+
+func writeFile(t *testing.T, name, content string) {
+	t.Helper()
+	if err := os.WriteFile(name, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -9,7 +11,9 @@ import (
 	"time"
 
 	"github.com/sshvpn/sshvpn"
+	"github.com/sshvpn/sshvpn/hook"
 	"github.com/sshvpn/sshvpn/registry"
+	"github.com/sshvpn/sshvpn/router"
 	"github.com/sshvpn/sshvpn/spawn"
 	"github.com/sshvpn/sshvpn/tun"
 )
@@ -18,35 +22,38 @@ type connectCmd struct {
 	SSHCmd    string `short:"e" name:"ssh-cmd" default:"ssh" placeholder:"CMD" help:"The ssh command and its options, split like a shell would (e.g. \"ssh -p 2222 -F ./ssh_config\")."`
 	RemoteCmd string `default:"sshvpn --remote" placeholder:"CMD" help:"The command ssh runs on the server."`
 	tunnelFlags
-	Mode        string   `default:"tun" enum:"tun,tap" help:"tun carries IP packets; tap carries Ethernet frames (the server must allow it)."`
-	RemoteDev   string   `placeholder:"NAME" help:"Ask the server for this device name (granted only if its policy names the same)."`
-	RemoteRoute []string `placeholder:"CIDR" help:"Ask the server to route this network, which is behind this machine, into the tunnel (granted only inside the server's --allow-route networks)."`
+	Mode        string `default:"tun" enum:"tun,tap" help:"tun carries IP packets; tap carries Ethernet frames (the server must allow it)."`
+	RemoteDev   string `placeholder:"NAME" help:"Ask the server for this device name (granted only if its policy names the same)."`
+	RemoteRoute []cidr `placeholder:"CIDR" help:"Ask the server to route this network, which is behind this machine, into the tunnel (granted only inside the server's --allow-route networks)."`
 	linkFlags
-	DefaultRoute bool          `help:"Send all traffic through the tunnel: the two half-default routes for each family the tunnel has, after pinning the route to the SSH server outside it. All removed on exit."`
-	Keepalive    time.Duration `default:"10s" help:"Interval between keepalive pings."`
-	DeadAfter    time.Duration `default:"45s" help:"Give up on a peer silent this long."`
+	DefaultRoute   bool          `help:"Send all traffic through the tunnel: the two half-default routes for each family the tunnel has, after pinning the route to the SSH server outside it. All removed on exit; with --reconnect they stay while the tunnel is down, so nothing leaks past it."`
+	Reconnect      bool          `help:"When the connection dies (ssh exits, the server stops answering or restarts), dial again with backoff (1s doubling to 60s), keeping the device, its addresses and routes, and open TCP connections. SIGHUP reconnects at once."`
+	ReconnectTries int           `placeholder:"N" help:"Give up after N failed attempts in a row (implies --reconnect; default: no limit)."`
+	Rehook         bool          `help:"With --reconnect, run the down and up hooks around every reconnect too (SSHVPN_SCRIPT_CONTEXT=restart); by default they run once, when the link first comes up and at the end."`
+	Keepalive      time.Duration `default:"10s" help:"Interval between keepalive pings."`
+	DeadAfter      time.Duration `default:"45s" help:"Give up on a peer silent this long."`
 
 	Destination string `arg:"" help:"[user@]host, as ssh takes it (a Host alias from ssh_config works)."`
 }
 
-func (c *connectCmd) Run(ctx context.Context, log *slog.Logger) error {
-	addrs, peers, err := c.prefixes()
-	if err != nil {
+func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, hup hangup) error {
+	addrs, peers := prefixes(c.Addr), prefixes(c.PeerAddr)
+	if err := checkMTUFlag(c.MTU); err != nil {
 		return err
 	}
 	if err := checkKeepalive(c.Keepalive, c.DeadAfter); err != nil {
 		return err
 	}
+	if c.ReconnectTries < 0 {
+		return fmt.Errorf("--reconnect-tries %d: want a positive number", c.ReconnectTries)
+	}
 	mode := tun.Mode(c.Mode)
 	if mode == tun.ModeTUN || len(addrs) > 0 || len(peers) > 0 {
 		// tap mode may run without addresses (a bridge port).
+		var err error
 		if addrs, peers, err = proposal(addrs, peers); err != nil {
 			return err
 		}
-	}
-	remoteRoutes, err := parsePrefixes("remote-route", c.RemoteRoute)
-	if err != nil {
-		return err
 	}
 	if err := tun.CheckName(c.Dev); err != nil {
 		return fmt.Errorf("--dev: %w", err)
@@ -57,12 +64,10 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger) error {
 	if c.MTU != 0 && c.MTU < 1280 && slices.ContainsFunc(slices.Concat(addrs, peers), func(p netip.Prefix) bool { return p.Addr().Is6() }) {
 		return fmt.Errorf("--mtu %d is below the 1280 IPv6 needs, and the tunnel has IPv6 addresses: raise --mtu, or give IPv4 --addr/--peer-addr only", c.MTU)
 	}
-	link, err := newLink(&c.linkFlags, mode, log)
+	mac, err := c.mac(mode == tun.ModeTAP)
 	if err != nil {
 		return err
 	}
-	link.defRoute = c.DefaultRoute
-	link.env.Side = "local"
 	sshArgv, err := spawn.SplitCommand(c.SSHCmd)
 	if err != nil {
 		return fmt.Errorf("--ssh-cmd: %w", err)
@@ -76,97 +81,74 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	defer dev.Close()
 	log.Debug("opened device", "dev", dev.Name())
 	// The networks this machine is on: the tunnel must not take them over.
 	nets, err := localNets(dev.Name())
 	if err != nil {
+		dev.Close()
 		return err
 	}
 	for _, p := range slices.Concat(addrs, peers) {
 		for _, n := range nets {
 			if p.Masked().Overlaps(n.Prefix.Masked()) {
+				dev.Close()
 				return fmt.Errorf("the tunnel address %v overlaps %v, a network this machine is on; choose tunnel addresses outside it (--addr, --peer-addr)", p, n)
 			}
 		}
 	}
-	if reg, err := registry.Open(stateDir(registry.DefaultDir)); err != nil {
-		log.Debug("no session registry; routes of a killed session will not be found", "err", err)
-	} else {
-		link.reg = reg
-		link.sweep()
-	}
+	s := c.session(dev, log)
+	defer s.close()
+	s.sweep()
+	link := sshvpn.NewLink(dev, sshvpn.LinkConfig{
+		Router: router.New(dev, router.Options{Logger: log, Record: s.routes, Shared: s.shared}),
+		Routes: prefixes(c.Route), DefaultRoute: c.DefaultRoute, Bridge: c.Bridge, MAC: mac,
+		Hooks: &hook.Runner{Up: c.Up, Down: c.Down, Timeout: c.HookTimeout, Log: log},
+		Env:   hook.Env{Side: "local"}, Rehook: c.Rehook, OnUp: s.tunnel, Logger: log,
+	})
+	defer link.Close()
 
-	opts := spawn.Options{
+	dialer := spawn.Options{
 		SSH: sshArgv, Destination: c.Destination, RemoteCommand: c.RemoteCmd,
 		Logf: func(f string, a ...any) { log.Debug(fmt.Sprintf(f, a...)) },
 	}
-	conn, err := spawn.Start(opts)
-	if err != nil {
-		return err
-	}
-	defer link.down()
-	return sshvpn.RunClient(ctx, conn, sshvpn.ClientConfig{
-		Mode: mode, MTU: c.MTU, Addrs: addrs, PeerAddrs: peers, RemoteDev: c.RemoteDev, RemoteRoutes: remoteRoutes,
-		Nets: nets,
-		Open: func(t sshvpn.Tunnel) (tun.Device, error) {
-			// Where the SSH connection goes: pinned outside the tunnel
-			// by --default-route or when the tunnel would cover it,
-			// SSHVPN_SERVER for hooks.
-			server, err := serverAddr(ctx, conn, opts, log)
-			if err != nil && c.DefaultRoute {
-				return nil, fmt.Errorf("--default-route: %w", err)
-			}
-			if err == nil {
-				link.server, link.env.Server = server, server.String()
-			}
-			if link.reg != nil {
-				entry, err := link.reg.Add(registry.Record{Side: registry.SideClient, Dev: dev.Name(),
-					Addrs: t.Addrs, PeerAddrs: t.PeerAddrs, Peer: link.env.Server})
-				if err != nil {
-					log.Debug("not recording the session", "err", err)
-				}
-				link.entry = entry
-			}
-			if err := link.up(dev, t, tun.Setup{MTU: t.MTU, Addrs: t.Addrs}, nil); err != nil {
-				return nil, err
-			}
-			return dev, nil
-		},
+	return sshvpn.Connect(ctx, dialer, sshvpn.ClientConfig{
+		Mode: mode, MTU: c.MTU, Addrs: addrs, PeerAddrs: peers, RemoteDev: c.RemoteDev, RemoteRoutes: prefixes(c.RemoteRoute),
+		Nets: nets, Link: link, Resume: resumeToken(),
 		Keepalive: c.Keepalive, DeadAfter: c.DeadAfter, Logger: log,
-	})
+	}, sshvpn.Reconnect{Enabled: c.Reconnect || c.ReconnectTries > 0, Tries: c.ReconnectTries, Hangup: hup})
 }
 
-// serverAddr is the SSH server's address as ssh connected to it (with
-// ProxyJump, the first hop's): read from ssh's socket, or else from ssh -G.
-func serverAddr(ctx context.Context, conn *spawn.Conn, opts spawn.Options, log *slog.Logger) (netip.Addr, error) {
-	ap, err := conn.PeerAddr()
-	if err == nil && ap.Addr().IsLoopback() {
-		// A local proxy (ProxyCommand nc -x 127.0.0.1:1080 ...): the
-		// real server is beyond it; ssh -G knows more, or refuses.
-		err = fmt.Errorf("ssh connects through a local proxy at %v", ap)
+// session records the client's session in the registry, if it can: without
+// it, a killed session's routes are not found by the next one.
+func (c *connectCmd) session(dev tun.Device, log *slog.Logger) *session {
+	reg, err := registry.Open(registryDir())
+	if err != nil {
+		log.Debug("no session registry; routes of a killed session will not be found", "err", err)
+		return nil
 	}
-	if err == nil {
-		log.Debug("SSH server address, from ssh's connection", "addr", ap)
-		return ap.Addr(), nil
+	s := &session{reg: reg, log: log}
+	if s.entry, err = reg.Add(registry.Record{Side: registry.SideClient, Dev: dev.Name(), Ifindex: dev.Index(), Peer: c.Destination}); err != nil {
+		log.Debug("not recording the session", "err", err)
 	}
-	log.Debug("SSH server address unknown from ssh's connection; asking ssh -G", "err", err)
-	a, err2 := opts.ServerAddr(ctx)
-	if err2 != nil {
-		return netip.Addr{}, fmt.Errorf("%v; %v", err, err2)
-	}
-	log.Debug("SSH server address, from ssh -G", "addr", a)
-	return a, nil
+	return s
+}
+
+// resumeToken is this run's resume token: random, the same for every
+// connection of the run.
+func resumeToken() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // localNets are this machine's addresses and networks, less those of the
 // tunnel's own device.
-func localNets(dev string) ([]tun.Net, error) {
-	all, err := tun.Nets()
+func localNets(dev string) ([]router.Net, error) {
+	all, err := router.Nets()
 	if err != nil {
 		return nil, err
 	}
-	var out []tun.Net
+	var out []router.Net
 	for _, n := range all {
 		if n.Dev != dev && !n.Prefix.Addr().IsLoopback() && !n.Prefix.Addr().IsLinkLocalUnicast() {
 			out = append(out, n)

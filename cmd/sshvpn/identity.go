@@ -9,6 +9,7 @@ import (
 	"os/user"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -66,7 +67,8 @@ func authKey(file string) string {
 	if file == "" {
 		return ""
 	}
-	f, err := os.Open(file)
+	// O_NONBLOCK: a FIFO named here must not hang the session.
+	f, err := os.OpenFile(file, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return ""
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"log/syslog"
+	"slices"
 	"strings"
 	"sync"
 	"unicode"
@@ -35,7 +36,7 @@ func level(verbose, quiet bool) slog.Level {
 
 func textHandler(w io.Writer, lvl slog.Level) slog.Handler {
 	return slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl, ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-		if a.Key == slog.TimeKey && len(groups) == 0 {
+		if (a.Key == slog.TimeKey && len(groups) == 0) || a.Key == sshvpn.AdminOnlyKey {
 			return slog.Attr{}
 		}
 		return a
@@ -96,12 +97,16 @@ func (h *splitHandler) Handle(ctx context.Context, r slog.Record) error {
 	return nil
 }
 
+// WithAttrs with sshvpn.AdminOnly among as makes a logger for the admin
+// alone (a remote hook's output, say).
 func (h *splitHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	adminOnly := slices.ContainsFunc(as, func(a slog.Attr) bool { return a.Key == sshvpn.AdminOnlyKey })
+	as = slices.DeleteFunc(slices.Clone(as), func(a slog.Attr) bool { return a.Key == sshvpn.AdminOnlyKey })
 	n := &splitHandler{}
 	if h.admin != nil {
 		n.admin = h.admin.WithAttrs(as)
 	}
-	if h.client != nil {
+	if h.client != nil && !adminOnly {
 		n.client = h.client.WithAttrs(as)
 	}
 	return n
@@ -191,3 +196,5 @@ func sanitize(s string) string {
 		return r
 	}, s)
 }
+
+func newLoggerFrom(h slog.Handler) *slog.Logger { return slog.New(h) }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -15,8 +14,10 @@ import (
 	"time"
 
 	"github.com/sshvpn/sshvpn"
+	"github.com/sshvpn/sshvpn/hook"
 	"github.com/sshvpn/sshvpn/pool"
 	"github.com/sshvpn/sshvpn/registry"
+	"github.com/sshvpn/sshvpn/router"
 	"github.com/sshvpn/sshvpn/spawn"
 	"github.com/sshvpn/sshvpn/tun"
 	"golang.org/x/term"
@@ -42,8 +43,8 @@ func (r *remoteCmd) Run(ctx context.Context, log *slog.Logger, id identity) erro
 	case errors.Is(err, io.EOF):
 		log.Info("the client went away", "after", time.Since(start).Round(time.Second))
 		return nil
-	case errors.Is(err, errReplaced):
-		log.Warn("session ended: replaced by a newer session of the same key", sshvpn.AdminOnly)
+	case errors.Is(err, errReplaced), errors.Is(err, errResumed):
+		log.Warn("session ended", "reason", err.Error(), sshvpn.AdminOnly)
 		return nil
 	case err == nil:
 		log.Info("session ended", "after", time.Since(start).Round(time.Second), sshvpn.AdminOnly)
@@ -87,18 +88,15 @@ type setupError struct{ error }
 func (e setupError) Is(target error) bool { return target == errSetup }
 func (e setupError) Unwrap() error        { return e.error }
 
-func (r *remoteCmd) serveOn(ctx context.Context, conn io.ReadWriteCloser, log *slog.Logger, id identity) error {
-	pol, err := r.parse()
+func (r *remoteCmd) serveOn(ctx context.Context, conn spawn.Conn, log *slog.Logger, id identity) error {
+	pol, err := r.parse(r.Route)
 	if err != nil {
 		return setupError{err}
 	}
 	if err := checkKeepalive(r.Keepalive, r.DeadAfter); err != nil {
 		return setupError{err}
 	}
-	if len(pol.pool) > 0 && len(r.Route) > 0 {
-		return setupError{errors.New("--route with --pool: every session would claim the same networks; use --allow-route to let each client ask for its own")}
-	}
-	link, err := newLink(&r.linkFlags, pol.mode, log)
+	mac, err := r.mac(pol.mode == tun.ModeTAP)
 	if err != nil {
 		return setupError{err}
 	}
@@ -108,68 +106,68 @@ func (r *remoteCmd) serveOn(ctx context.Context, conn io.ReadWriteCloser, log *s
 			return setupError{err}
 		}
 	}
-	maxSessions, err := r.maxSessions(pol, leases)
+	reg, err := registry.Open(registryDir())
 	if err != nil {
 		return setupError{err}
 	}
-	reg, err := registry.Open(stateDir(registry.DefaultDir))
+	nets, err := router.Nets()
 	if err != nil {
 		return setupError{err}
 	}
-	nets, err := tun.Nets()
-	if err != nil {
-		return setupError{err}
-	}
-	link.reg = reg
-	link.sweep()
+	s := &session{reg: reg, log: log}
+	defer s.close()
+	s.sweep(sshvpn.AdminOnly)
 	log.Info("session started", "command", sanitize(strings.Join(os.Args[1:], " ")), sshvpn.AdminOnly)
 
-	// A newer session of the same key that replaces this one (--replace)
-	// says so with SIGUSR2: the client is told why, and everything is
-	// cleaned up as for SIGTERM.
+	// A newer session that takes over from this one (the same client
+	// reconnecting, or --replace) says so with SIGUSR2: the client is
+	// told why, and everything is cleaned up as for SIGTERM.
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	replaced := make(chan os.Signal, 1)
-	signal.Notify(replaced, syscall.SIGUSR2)
-	defer signal.Stop(replaced)
+	ended := make(chan os.Signal, 1)
+	signal.Notify(ended, syscall.SIGUSR2)
+	defer signal.Stop(ended)
 	go func() {
 		select {
-		case <-replaced:
-			cancel(errReplaced)
+		case <-ended:
+			cancel(endedBy(reg.Dir()))
 		case <-ctx.Done():
 		}
 	}()
 
-	link.env.Side = "remote"
-	if f := strings.Fields(os.Getenv("SSH_CONNECTION")); len(f) > 0 {
-		link.env.Peer = sanitize(f[0]) // for hooks only: the client's address
-	}
-	// Hooks get a clean environment on this side: what the client could
-	// send (SSH_ORIGINAL_COMMAND, AcceptEnv variables) stays out of it.
-	link.hooks.BaseEnv = remoteHookEnv()
+	client, _ := conn.PeerAddr(ctx)
+	cl := &claim{reg: reg, id: id, max: pol.maxSessions, replace: r.Replace, routes: prefixes(r.Route),
+		wait: r.HookTimeout + 10*time.Second, log: log}
 	var lease *pool.Lease
 	defer func() {
-		link.down() // before the lease goes: its device name and addresses are the lease's until then
 		if lease != nil {
-			lease.Release()
+			lease.Release() // after Serve has closed the link: the device's name and addresses are the lease's until then
 		}
 	}()
-	cl := &claim{reg: reg, id: id, max: maxSessions, replace: r.Replace, log: log}
 	cfg := sshvpn.ServerConfig{
 		Mode: pol.mode, MTU: r.MTU, Addrs: pol.addrs, PeerAddrs: pol.peers, Dev: r.Dev,
-		AllowSources: pol.allow, AllowRoutes: pol.allowRoutes, Pool: pol.pool, Nets: nets, Rate: pol.rate,
+		AllowSources: pol.allow, AllowRoutes: pol.allowRoutes, Pool: pol.pool, Nets: nets, ClientAddr: client, Rate: pol.rate,
 		Keepalive: r.Keepalive, DeadAfter: r.DeadAfter, Logger: log,
 	}
+	cfg.Admit = func(t sshvpn.Tunnel) error {
+		// The same client reconnecting ends its older session first.
+		cl.resume = tokenHash(t.Resume)
+		return cl.resumeOld()
+	}
 	if leases != nil {
-		cfg.Assign = func() ([]netip.Prefix, []netip.Prefix, error) {
-			if lease, err = leases.Acquire(); err != nil {
+		cfg.Assign = func(proposed []netip.Prefix) ([]netip.Prefix, []netip.Prefix, error) {
+			var prefer netip.Addr
+			if len(proposed) > 0 {
+				prefer = proposed[0].Addr() // a reconnecting client asks for its lease
+			}
+			if lease, err = leases.AcquirePreferring(prefer); err != nil {
 				return nil, nil, err
 			}
 			log.Info("leased addresses from the pool", "lease", lease.Index, "server", lease.Server, "client", lease.Client, sshvpn.AdminOnly)
 			return lease.Server, lease.Client, nil
 		}
 	}
-	cfg.Open = func(t sshvpn.Tunnel) (tun.Device, error) {
+	cfg.Open = func(t sshvpn.Tunnel) (*sshvpn.Link, error) {
 		name := r.Dev
 		if lease != nil && strings.Contains(name, "%d") {
 			// The lease's number, not the kernel's lowest free one: the
@@ -187,55 +185,36 @@ func (r *remoteCmd) serveOn(ctx context.Context, conn io.ReadWriteCloser, log *s
 		if lease != nil {
 			leaseNo = lease.Index + 1
 		}
-		entry, err := cl.take(t, claimed, leaseNo)
-		if err != nil {
+		var err error
+		if s.entry, err = cl.take(t, claimed, leaseNo); err != nil {
 			return nil, err
 		}
-		link.entry = entry
 		dev, err := tun.Open(tun.Config{Name: name, Mode: t.Mode})
 		if err != nil {
 			return nil, err
 		}
-		entry.Update(func(rec *registry.Record) { rec.Dev = dev.Name() })
-		setup := tun.Setup{MTU: t.MTU, Addrs: t.Addrs}
-		routes := t.Routes // granted client requests
-		if lease != nil {
-			// Every session's device carries the server's one address
-			// alone, with a host route to its own client.
-			setup.Addrs = hosts(t.Addrs)
-			routes = append(hosts(t.PeerAddrs), routes...)
+		s.entry.Update(func(rec *registry.Record) { rec.Dev, rec.Ifindex = dev.Name(), dev.Index() })
+		env := hook.Env{Side: "remote"}
+		if client.IsValid() {
+			env.Peer = client.String() // for hooks only: the client's address
 		}
-		if err := link.up(dev, t, setup, routes); err != nil {
-			dev.Close()
-			return nil, err
-		}
-		return dev, nil
+		return sshvpn.NewLink(dev, sshvpn.LinkConfig{
+			Router: router.New(dev, router.Options{Logger: log.With(sshvpn.AdminOnly), Record: s.routes, Shared: s.shared}),
+			Routes: prefixes(r.Route), HostAddrs: lease != nil, Bridge: r.Bridge, MAC: mac,
+			// Hooks get a clean environment on this side: what the client
+			// could send (SSH_ORIGINAL_COMMAND, AcceptEnv variables) stays
+			// out of it. Their output is the admin's business.
+			Hooks:  &hook.Runner{Up: r.Up, Down: r.Down, Timeout: r.HookTimeout, Log: log.With(sshvpn.AdminOnly), BaseEnv: remoteHookEnv()},
+			Env:    env,
+			OnUp:   s.tunnel,
+			Logger: log,
+		}), nil
 	}
 	err = sshvpn.Serve(ctx, conn, cfg)
-	if err == nil && errors.Is(context.Cause(ctx), errReplaced) {
-		return errReplaced
+	if cause := context.Cause(ctx); err == nil && (errors.Is(cause, errReplaced) || errors.Is(cause, errResumed)) {
+		return cause
 	}
 	return err
-}
-
-// maxSessions is --max-sessions, or its default: one for fixed addresses,
-// the pool's size for a pool, no limit where the client proposes addresses.
-func (r *remoteCmd) maxSessions(pol parsed, leases *pool.Pool) (int, error) {
-	if r.MaxSessions < 0 {
-		return 0, fmt.Errorf("--max-sessions %d: want a positive number", r.MaxSessions)
-	}
-	fixed := len(pol.addrs) > 0
-	switch {
-	case fixed && r.MaxSessions > 1:
-		return 0, fmt.Errorf("--max-sessions %d with fixed addresses (--addr, --peer-addr): every session would need the same addresses; use --pool for many sessions of one key", r.MaxSessions)
-	case r.MaxSessions > 0:
-		return r.MaxSessions, nil
-	case fixed:
-		return 1, nil
-	case leases != nil:
-		return leases.Size(), nil
-	}
-	return 0, nil
 }
 
 // remoteHookEnv is the environment of the remote side's hooks: the
@@ -250,11 +229,11 @@ func remoteHookEnv() []string {
 	return env
 }
 
-// hosts turns each prefix into its address alone (/32 or /128).
-func hosts(ps []netip.Prefix) []netip.Prefix {
-	out := make([]netip.Prefix, len(ps))
-	for i, p := range ps {
-		out[i] = netip.PrefixFrom(p.Addr(), p.Addr().BitLen())
+// stateDir is --state-dir as given, except that an account other than root,
+// which cannot write the default, gets one of its own.
+func stateDir(flag string) string {
+	if flag != registry.DefaultDir || os.Geteuid() == 0 {
+		return flag
 	}
-	return out
+	return registryDir()
 }

@@ -7,6 +7,9 @@ import (
 	"errors"
 	"os"
 	"sync"
+	"sync/atomic"
+
+	"github.com/sshvpn/sshvpn/tun"
 )
 
 // Device is an in-memory tun.Device.
@@ -14,49 +17,87 @@ type Device struct {
 	Inbound  chan []byte // fed by the test; Read returns these
 	Outbound chan []byte // written by the code under test
 
+	// Batch is how many packets one Read may return (BatchSize); 1 unless
+	// a test sets it before first use.
+	Batch int
+
 	name    string
 	mtu     int
+	index   int
 	closed  chan struct{}
 	closing sync.Once
+	reads   atomic.Int64
 }
+
+var nextIndex atomic.Int32
 
 // New returns a Device with buffered channels of 64 packets each.
 func New(name string, mtu int) *Device {
 	return &Device{
 		Inbound:  make(chan []byte, 64),
 		Outbound: make(chan []byte, 64),
+		Batch:    1,
 		name:     name,
 		mtu:      mtu,
+		index:    1000 + int(nextIndex.Add(1)),
 		closed:   make(chan struct{}),
 	}
 }
 
-// Read returns the next packet from Inbound.
-func (d *Device) Read(p []byte) (int, error) {
+// Read waits for a packet from Inbound, then takes as many more as are
+// queued, up to len(bufs) and BatchSize. A packet longer than its buffer is
+// cut, and its full length reported, as the Linux kernel does.
+func (d *Device) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	var b []byte
 	select {
-	case b := <-d.Inbound:
-		return copy(p, b), nil
+	case b = <-d.Inbound:
 	case <-d.closed:
 		return 0, os.ErrClosed
+	}
+	d.reads.Add(1)
+	n := 0
+	for {
+		copy(bufs[n][offset:], b)
+		sizes[n] = len(b)
+		n++
+		if n == len(bufs) || n == d.BatchSize() {
+			return n, nil
+		}
+		select {
+		case b = <-d.Inbound:
+		default:
+			return n, nil
+		}
 	}
 }
 
-// Write copies p to Outbound, blocking while Outbound is full.
-func (d *Device) Write(p []byte) (int, error) {
-	b := append([]byte(nil), p...)
-	select {
-	case d.Outbound <- b:
-		return len(p), nil
-	case <-d.closed:
-		return 0, os.ErrClosed
+// Write copies each packet to Outbound, blocking while Outbound is full.
+func (d *Device) Write(bufs [][]byte, offset int) (int, error) {
+	for i, p := range bufs {
+		b := append([]byte(nil), p[offset:]...)
+		select {
+		case d.Outbound <- b:
+		case <-d.closed:
+			return i, os.ErrClosed
+		}
 	}
+	return len(bufs), nil
 }
+
+// BatchSize returns Batch (at least 1).
+func (d *Device) BatchSize() int { return max(d.Batch, 1) }
 
 // Name returns the name given to New.
 func (d *Device) Name() string { return d.name }
 
 // MTU returns the MTU given to New.
 func (d *Device) MTU() int { return d.mtu }
+
+// Index returns a made-up interface index, distinct for each Device.
+func (d *Device) Index() int { return d.index }
+
+// Persistent reports false.
+func (d *Device) Persistent() bool { return false }
 
 // Close unblocks pending and later Reads and Writes.
 func (d *Device) Close() error {
@@ -74,3 +115,8 @@ func (d *Device) Closed() bool {
 		return false
 	}
 }
+
+// Reads counts the Read calls that returned packets.
+func (d *Device) Reads() int { return int(d.reads.Load()) }
+
+var _ tun.Device = (*Device)(nil)

@@ -1,7 +1,6 @@
-package main
+package sshvpn
 
 import (
-	"log/slog"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -9,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sshvpn/sshvpn"
+	"github.com/sshvpn/sshvpn/router"
 	"github.com/sshvpn/sshvpn/tun"
 	"github.com/vishvananda/netns"
 )
@@ -59,33 +58,30 @@ func routes(t *testing.T) string {
 	return strings.Join(keep, "\n")
 }
 
-// TestLinkUpDown: up adds the routes, the pinned server route and the
-// half-defaults; down removes what is still ours and leaves alone a new
-// device that took the closed device's name.
-func TestLinkUpDown(t *testing.T) {
+// TestLinkRoutes: a link with a real device and router puts up the routes,
+// the pinned server route and the half-defaults; a reconnect with other
+// addresses moves them; Close takes everything away.
+func TestLinkRoutes(t *testing.T) {
 	inNewNetns(t, func() {
-		// An "uplink": one end of a veth pair (this kernel may lack dummy).
 		ip(t, "link", "add", "up0", "type", "veth", "peer", "name", "up1")
 		ip(t, "addr", "add", "192.0.2.1/24", "dev", "up0")
 		ip(t, "link", "set", "up0", "up")
 		ip(t, "link", "set", "up1", "up")
 		ip(t, "route", "add", "default", "via", "192.0.2.254")
 		before := routes(t)
-
-		f := linkFlags{Route: []string{"198.51.100.0/24"}}
-		l, err := newLink(&f, tun.ModeTUN, slog.New(slog.DiscardHandler))
-		if err != nil {
-			t.Fatal(err)
-		}
-		l.defRoute, l.server = true, netip.MustParseAddr("203.0.113.5")
 		dev, err := tun.Open(tun.Config{Name: "lt0"})
 		if err != nil {
-			t.Fatal(err)
+			t.Error(err)
+			return
 		}
-		tn := sshvpn.Tunnel{Mode: tun.ModeTUN, MTU: 1400,
+		link := NewLink(dev, LinkConfig{Router: router.New(dev, router.Options{}), DefaultRoute: true,
+			Routes: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}})
+		server := netip.MustParseAddr("203.0.113.5")
+		tn := Tunnel{Mode: tun.ModeTUN, MTU: 1400,
 			Addrs: []netip.Prefix{netip.MustParsePrefix("198.18.0.1/30"), netip.MustParsePrefix("fd00:5::1/64")}}
-		if err := l.up(dev, tn, tun.Setup{MTU: 1400, Addrs: tn.Addrs}, nil); err != nil {
-			t.Fatal(err)
+		if err := link.Up(tn, server); err != nil {
+			t.Error(err)
+			return
 		}
 		during := routes(t)
 		for _, want := range []string{"198.51.100.0/24 dev lt0", "0.0.0.0/1 dev lt0", "128.0.0.0/1 dev lt0",
@@ -94,54 +90,47 @@ func TestLinkUpDown(t *testing.T) {
 				t.Errorf("route %q missing:\n%s", want, during)
 			}
 		}
-
-		// The session's device goes; a new one takes its name and a
-		// route of its own before the old session's down runs.
-		dev.Close()
-		dev2, err := tun.Open(tun.Config{Name: "lt0"})
-		if err != nil {
-			t.Fatal(err)
+		// A reconnect: the server assigns another address; the routes stay.
+		tn.Addrs = []netip.Prefix{netip.MustParsePrefix("198.18.0.5/30")}
+		if err := link.Up(tn, server); err != nil {
+			t.Error(err)
 		}
-		defer dev2.Close()
-		ip(t, "link", "set", "lt0", "up")
-		ip(t, "route", "add", "198.51.100.0/24", "dev", "lt0")
-		l.down()
-		after := routes(t)
-		if strings.Contains(after, "203.0.113.5") {
-			t.Errorf("the pinned server route survived down:\n%s", after)
+		out := ip(t, "addr", "show", "dev", "lt0")
+		if !strings.Contains(out, "198.18.0.5/30") || strings.Contains(out, "198.18.0.1/30") {
+			t.Errorf("after a reconnect with another address:\n%s", out)
 		}
-		if !strings.Contains(after, "198.51.100.0/24 dev lt0") {
-			t.Errorf("down removed the new device's route:\n%s", after)
+		if got := routes(t); !strings.Contains(got, "0.0.0.0/1 dev lt0") || strings.Contains(got, "::/1 dev lt0") {
+			t.Errorf("after a reconnect without IPv6, the routes are:\n%s", got)
 		}
-		dev2.Close()
+		link.Close()
 		if got := routes(t); got != before {
 			t.Errorf("routes differ:\nbefore:\n%s\nafter:\n%s", before, got)
 		}
 	})
 }
 
-// TestLinkDownKeepsAttachedDevice: on an admin's persistent device, down
+// TestLinkKeepsAttachedDevice: on an admin's persistent device, Close
 // removes the addresses and routes the session added and nothing else.
-func TestLinkDownKeepsAttachedDevice(t *testing.T) {
+func TestLinkKeepsAttachedDevice(t *testing.T) {
 	inNewNetns(t, func() {
 		ip(t, "tuntap", "add", "dev", "keep0", "mode", "tun")
 		ip(t, "addr", "add", "198.18.0.5/30", "dev", "keep0")
-		f := linkFlags{Route: []string{"198.51.100.0/24"}}
-		l, err := newLink(&f, tun.ModeTUN, slog.New(slog.DiscardHandler))
-		if err != nil {
-			t.Fatal(err)
-		}
 		dev, err := tun.Open(tun.Config{Name: "keep0"})
 		if err != nil {
-			t.Fatal(err)
+			t.Error(err)
+			return
 		}
+		if !dev.Persistent() {
+			t.Error("an admin's device is not reported persistent")
+		}
+		link := NewLink(dev, LinkConfig{Router: router.New(dev, router.Options{}),
+			Routes: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}})
 		addrs := []netip.Prefix{netip.MustParsePrefix("198.18.0.5/30"), netip.MustParsePrefix("198.18.7.1/30")}
-		tn := sshvpn.Tunnel{Mode: tun.ModeTUN, MTU: 1500, Addrs: addrs}
-		if err := l.up(dev, tn, tun.Setup{Addrs: addrs}, nil); err != nil {
-			t.Fatal(err)
+		if err := link.Up(Tunnel{Mode: tun.ModeTUN, MTU: 1500, Addrs: addrs}, netip.Addr{}); err != nil {
+			t.Error(err)
+			return
 		}
-		l.down()
-		dev.Close()
+		link.Close()
 		out := ip(t, "addr", "show", "dev", "keep0") + ip(t, "route")
 		if !strings.Contains(out, "198.18.0.5/30") {
 			t.Errorf("the admin's address went:\n%s", out)

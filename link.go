@@ -1,0 +1,338 @@
+package sshvpn
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/sshvpn/sshvpn/framing"
+	"github.com/sshvpn/sshvpn/hook"
+	"github.com/sshvpn/sshvpn/router"
+	"github.com/sshvpn/sshvpn/tun"
+)
+
+// LinkConfig configures a Link.
+type LinkConfig struct {
+	// Router applies each tunnel's addresses and routes to the device;
+	// nil leaves the device's network alone (tests, or a device the admin
+	// configured).
+	Router router.Router
+	// Routes are networks to route into the tunnel (--route); one that has
+	// a route already yields to it.
+	Routes []netip.Prefix
+	// DefaultRoute sends everything through the tunnel: the two halves of
+	// the default route for each family the tunnel has, after pinning the
+	// route to the SSH server outside it.
+	DefaultRoute bool
+	// HostAddrs puts this side's addresses on the device as host addresses
+	// (/32, /128) with a host route to each of the peer's (a pool server,
+	// whose one address is on every session's device).
+	HostAddrs bool
+	Bridge    string           // tap mode: join this bridge
+	MAC       net.HardwareAddr // tap mode: the device's address
+	// Hooks run the up hook when the link first comes up and the down hook
+	// when it is closed; with Rehook, also around every reconnect
+	// (SSHVPN_SCRIPT_CONTEXT=restart). Env carries Side and Server or Peer.
+	Hooks  *hook.Runner
+	Env    hook.Env
+	Rehook bool
+	// OnUp, if set, is told of every tunnel the link is brought to, after
+	// the router and before the hooks; an error fails the bring-up.
+	OnUp   func(Tunnel) error
+	Logger *slog.Logger
+	Stats  *Stats // counters for the whole run; allocated when nil
+}
+
+// A Link is this side's end of the tunnel for a whole run: the device, the
+// network around it (through its Router) and the hooks. Connections come
+// and go beneath it: each one, after its handshake, brings the link to the
+// tunnel it agreed (Up) and attaches its pump. The link reads the device
+// all along; while no connection is attached, what it reads is dropped and
+// counted (Stats.DroppedDetached), never queued. Only Close closes the
+// device.
+type Link struct {
+	dev   tun.Device
+	cfg   LinkConfig
+	log   *slog.Logger
+	stats *Stats
+
+	free    chan []byte          // packet buffers not in use
+	current atomic.Pointer[pump] // the attached connection's pump, if any
+	// deliver is held by the device reader while it hands a batch to a
+	// pump: a pump that detached waits for it, after which no packet can
+	// reach it.
+	deliver sync.Mutex
+	dead    chan struct{} // closed when reading the device failed
+	readErr error         // why, once dead is closed
+	closing chan struct{}
+	read    sync.WaitGroup
+
+	mu        sync.Mutex // Up, Detached, Close
+	up        bool       // the up hook ran (hooks are due on Close)
+	tunnel    Tunnel     // the tunnel last brought up
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// errLinkDead marks the end of a link whose device can no longer be read.
+var errLinkDead = errors.New("sshvpn: the device failed")
+
+// bufSize holds the largest frame whatever the MTU is now: an admin or a
+// hook may raise it later, and the kernel reports a packet longer than the
+// buffer by its full length, having copied only a part.
+const bufSize = framing.MaxPayload
+
+// NewLink takes dev over and starts reading it.
+func NewLink(dev tun.Device, cfg LinkConfig) *Link {
+	l := &Link{dev: dev, cfg: cfg, log: logger(cfg.Logger), stats: cfg.Stats,
+		free: make(chan []byte, queueLen+dev.BatchSize()), dead: make(chan struct{}), closing: make(chan struct{})}
+	if l.stats == nil {
+		l.stats = new(Stats)
+	}
+	for range cap(l.free) {
+		l.free <- make([]byte, bufSize)
+	}
+	l.read.Add(1)
+	go l.readDevice()
+	return l
+}
+
+// Device is the link's device.
+func (l *Link) Device() tun.Device { return l.dev }
+
+// Stats are the link's counters.
+func (l *Link) Stats() *Stats { return l.stats }
+
+// Tunnel is the tunnel the link was last brought up to.
+func (l *Link) Tunnel() Tunnel {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.tunnel
+}
+
+// Up brings the link to tunnel t: the router gets t's addresses and the
+// routes, with the route to server (the SSH server's address, if known)
+// pinned outside the tunnel when --default-route asks for it or the tunnel
+// would cover it. The first Up runs the up hook; later ones (a reconnect)
+// only change what differs, and run it again only with Rehook.
+func (l *Link) Up(t Tunnel, server netip.Addr) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	rc := router.Config{MTU: t.MTU, Addrs: t.Addrs, Bridge: l.cfg.Bridge, MAC: l.cfg.MAC}
+	exclusive := t.Routes // routes granted to the peer (server side)
+	if l.cfg.HostAddrs {
+		rc.Addrs = hosts(t.Addrs)
+		exclusive = append(hosts(t.PeerAddrs), exclusive...)
+	}
+	wished := slices.Clone(l.cfg.Routes)
+	if l.cfg.DefaultRoute {
+		wished = append(wished, halfDefaults(t.Addrs)...)
+	}
+	rc.Routes, rc.Exclusive = wished, exclusive
+	switch n, covers := captures(server, slices.Concat(t.Addrs, t.PeerAddrs, exclusive, wished)); {
+	case l.cfg.DefaultRoute && !server.IsValid():
+		return errors.New("--default-route: the SSH server's address is unknown, so its route cannot be pinned outside the tunnel")
+	case l.cfg.DefaultRoute:
+		rc.Pin = server
+	case covers:
+		rc.Pin = server
+		l.log.Info("the tunnel's networks cover the SSH server's address; its route stays outside the tunnel", "network", n, "server", server)
+	}
+	if l.cfg.Router != nil {
+		if err := l.cfg.Router.Set(rc); err != nil {
+			if covers := rc.Pin.IsValid() && !l.cfg.DefaultRoute; covers {
+				return fmt.Errorf("the tunnel would cover the SSH server's address %v, and its route could not be pinned outside it: %w", server, err)
+			}
+			return err
+		}
+	}
+	if l.cfg.OnUp != nil {
+		if err := l.cfg.OnUp(t); err != nil {
+			return err
+		}
+	}
+	env := l.cfg.Env
+	env.Dev, env.Mode, env.MTU = l.dev.Name(), string(t.Mode), t.MTU
+	env.Addrs, env.PeerAddrs, env.Routes = t.Addrs, t.PeerAddrs, slices.Concat(exclusive, wished)
+	if server.IsValid() && env.Side == "local" {
+		env.Server = server.String()
+	}
+	first := !l.up
+	l.tunnel = t
+	if l.cfg.Hooks == nil || (!first && !l.cfg.Rehook) {
+		l.up = true
+		return nil
+	}
+	env.Context = "init"
+	if !first {
+		env.Context = "restart"
+	}
+	if err := l.cfg.Hooks.RunUp(env); err != nil {
+		return err
+	}
+	l.up = true
+	return nil
+}
+
+// Detached says that the connection is gone and another may follow: with
+// Rehook, the down hook runs (SSHVPN_SCRIPT_CONTEXT=restart).
+func (l *Link) Detached() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cfg.Rehook && l.cfg.Hooks != nil {
+		if err := l.cfg.Hooks.RunDown("restart"); err != nil {
+			l.log.Error(err.Error())
+		}
+	}
+}
+
+// Close ends the link: the down hook (once), the router's routes and
+// addresses, then the device. It waits for the device reader to stop.
+func (l *Link) Close() error {
+	l.closeOnce.Do(func() {
+		l.mu.Lock()
+		if l.cfg.Hooks != nil {
+			if err := l.cfg.Hooks.RunDown("init"); err != nil {
+				l.log.Error(err.Error())
+			}
+		}
+		if l.cfg.Router != nil {
+			if err := l.cfg.Router.Close(); err != nil {
+				l.log.Error(err.Error())
+			}
+		}
+		l.mu.Unlock()
+		close(l.closing)
+		l.closeErr = l.dev.Close()
+		l.read.Wait()
+	})
+	return l.closeErr
+}
+
+// Dead is closed when reading the device failed; Err says why.
+func (l *Link) Dead() <-chan struct{} { return l.dead }
+
+// Err is why the device can no longer be read, once Dead is closed.
+func (l *Link) Err() error {
+	select {
+	case <-l.dead:
+		return l.readErr
+	default:
+		return nil
+	}
+}
+
+// attach makes p the pump packets from the device go to.
+func (l *Link) attach(p *pump) { l.current.Store(p) }
+
+// detach stops handing packets to p. p.done must be closed before (so the
+// reader does not wait on p); once detach returns, no packet reaches p.
+func (l *Link) detach(p *pump) {
+	l.current.CompareAndSwap(p, nil)
+	l.deliver.Lock()
+	l.deliver.Unlock() // (only waited for a delivery in progress)
+}
+
+// readDevice reads the device until it is closed, handing each packet to
+// the attached pump, or dropping it when none is attached.
+func (l *Link) readDevice() {
+	defer l.read.Done()
+	bufs := make([][]byte, l.dev.BatchSize())
+	sizes := make([]int, len(bufs))
+	for {
+		for i := range bufs {
+			if bufs[i] == nil {
+				select {
+				case bufs[i] = <-l.free:
+				case <-l.closing:
+					return
+				}
+			}
+		}
+		n, err := l.dev.Read(bufs, sizes, 0)
+		if err != nil {
+			select {
+			case <-l.closing:
+			default:
+				l.readErr = fmt.Errorf("%w: reading from %s: %w", errLinkDead, l.dev.Name(), err)
+				close(l.dead)
+			}
+			return
+		}
+		l.deliver.Lock()
+		p := l.current.Load()
+		for i := range n {
+			size := sizes[i]
+			if size == 0 || size > len(bufs[i]) { // nothing, or truncated: drop it
+				continue
+			}
+			if p == nil {
+				l.stats.DroppedDetached.Add(1)
+				continue
+			}
+			if p.acceptOut != nil && !p.acceptOut(bufs[i][:size]) {
+				p.stats.DroppedOut.Add(1)
+				continue
+			}
+			if p.limitOut != nil && !p.limitOut(size) {
+				p.stats.DroppedRate.Add(1)
+				continue
+			}
+			select {
+			case p.out <- bufs[i][:size]:
+				bufs[i] = nil // the pump's until it gives it back
+			case <-p.done:
+				l.stats.DroppedDetached.Add(1)
+			case <-l.closing:
+				l.deliver.Unlock()
+				return
+			}
+		}
+		l.deliver.Unlock()
+	}
+}
+
+// captures returns the first of nets that covers server, if server is
+// valid and one does.
+func captures(server netip.Addr, nets []netip.Prefix) (netip.Prefix, bool) {
+	if !server.IsValid() {
+		return netip.Prefix{}, false
+	}
+	for _, n := range nets {
+		if n.Masked().Contains(server) {
+			return n, true
+		}
+	}
+	return netip.Prefix{}, false
+}
+
+// halfDefaults are the two halves of the default route for each family the
+// tunnel has an address in: more specific than any default route, so they
+// win without replacing it.
+func halfDefaults(addrs []netip.Prefix) []netip.Prefix {
+	var out []netip.Prefix
+	has := func(v4 bool) bool {
+		return slices.ContainsFunc(addrs, func(p netip.Prefix) bool { return p.Addr().Is4() == v4 })
+	}
+	if has(true) {
+		out = append(out, netip.MustParsePrefix("0.0.0.0/1"), netip.MustParsePrefix("128.0.0.0/1"))
+	}
+	if has(false) {
+		out = append(out, netip.MustParsePrefix("::/1"), netip.MustParsePrefix("8000::/1"))
+	}
+	return out
+}
+
+// hosts turns each prefix into its address alone (/32 or /128).
+func hosts(ps []netip.Prefix) []netip.Prefix {
+	out := make([]netip.Prefix, len(ps))
+	for i, p := range ps {
+		out[i] = netip.PrefixFrom(p.Addr(), p.Addr().BitLen())
+	}
+	return out
+}
