@@ -310,6 +310,14 @@ func Serve(ctx context.Context, conn io.ReadWriteCloser, cfg ServerConfig) error
 	}
 	defer link.Close()
 	p := newPump(link, conn, r, w, cfg.Keepalive, cfg.DeadAfter, log, cfg.Stats)
+	p.limitIn, p.limitOut = cfg.Rate.allow(), cfg.Rate.allow()
+	if t.Mode == tun.ModeTUN {
+		// Anti-spoofing: the client may use its own tunnel addresses and
+		// the networks the admin put behind it, nothing else.
+		behind := slices.Concat(cfg.AllowSources, t.Routes)
+		p.accept = newAddrFilter(t.PeerAddrs, behind, false).accept
+		p.acceptOut = newAddrFilter(t.PeerAddrs, behind, true).accept
+	}
 	if err := upAttached(link, p, t, netip.Addr{}); err != nil {
 		return refuse(w, err)
 	}
@@ -323,14 +331,6 @@ func Serve(ctx context.Context, conn io.ReadWriteCloser, cfg ServerConfig) error
 		return fmt.Errorf("sshvpn: writing to the client: %w", err)
 	}
 	log.Info("tunnel up", "dev", link.dev.Name(), "local", t.Addrs, "remote", t.PeerAddrs, "mtu", t.MTU)
-	p.limitIn, p.limitOut = cfg.Rate.allow(), cfg.Rate.allow()
-	if t.Mode == tun.ModeTUN {
-		// Anti-spoofing: the client may use its own tunnel addresses and
-		// the networks the admin put behind it, nothing else.
-		behind := slices.Concat(cfg.AllowSources, t.Routes)
-		p.accept = newAddrFilter(t.PeerAddrs, behind, false).accept
-		p.acceptOut = newAddrFilter(t.PeerAddrs, behind, true).accept
-	}
 	return p.run(ctx)
 }
 

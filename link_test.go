@@ -1,0 +1,201 @@
+package sshvpn
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sshvpn/sshvpn/spawn"
+	"github.com/sshvpn/sshvpn/tun/tuntest"
+)
+
+// TestLinkDropsWhileDetached: with no connection attached, what the link
+// reads from its device is dropped and counted, nothing is queued, and the
+// link's buffers all come back.
+func TestLinkDropsWhileDetached(t *testing.T) {
+	checkLeaks(t)
+	dev := tuntest.New("tun0", 1500)
+	link := NewLink(dev, LinkConfig{})
+	defer link.Close()
+	pkt := ipPacket(mustAddr("10.9.0.2"), mustAddr("10.9.0.1"), make([]byte, 100))
+	for range 1000 {
+		dev.Inbound <- pkt
+	}
+	if !eventuallyTrue(5*time.Second, func() bool { return link.Stats().DroppedDetached.Load() == 1000 }) {
+		t.Fatalf("dropped %d of 1000 packets read while detached", link.Stats().DroppedDetached.Load())
+	}
+	if n := len(link.free); n != cap(link.free)-dev.BatchSize() && n != cap(link.free) {
+		t.Errorf("%d of %d buffers free after dropping: the detached link holds packets", n, cap(link.free))
+	}
+}
+
+// fakeServer is a Dialer whose connections reach an in-process Serve, each
+// over a socketpair, with a link of its own per session like sshvpn --remote.
+type fakeServer struct {
+	t      *testing.T
+	cfg    ServerConfig
+	dials  atomic.Int32
+	tokens chan string // the resume token of each session
+	devs   chan *tuntest.Device
+	conns  chan net.Conn // the server's end of each connection
+	fail   func(n int) error
+	wg     sync.WaitGroup
+}
+
+func newFakeServer(t *testing.T, cfg ServerConfig) *fakeServer {
+	s := &fakeServer{t: t, cfg: cfg, tokens: make(chan string, 200), devs: make(chan *tuntest.Device, 200), conns: make(chan net.Conn, 200)}
+	t.Cleanup(s.wg.Wait)
+	return s
+}
+
+func (s *fakeServer) Dial(ctx context.Context) (spawn.Conn, error) {
+	n := int(s.dials.Add(1))
+	if s.fail != nil {
+		if err := s.fail(n); err != nil {
+			return nil, err
+		}
+	}
+	cc, sc := socketPair(s.t)
+	cfg := s.cfg
+	cfg.Logger = testLogger(s.t).With("side", "server")
+	cfg.Admit = func(tn Tunnel) error { s.tokens <- tn.Resume; return nil }
+	cfg.Open = func(Tunnel) (*Link, error) {
+		dev := tuntest.New("server0", 1500)
+		s.devs <- dev
+		return NewLink(dev, LinkConfig{}), nil
+	}
+	s.conns <- sc
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); Serve(context.Background(), sc, cfg) }()
+	return pipeConn{cc}, nil
+}
+
+// pipeConn is a spawn.Conn over an in-memory stream.
+type pipeConn struct{ net.Conn }
+
+func (pipeConn) PeerAddr(context.Context) (netip.Addr, error) {
+	return netip.Addr{}, errors.New("in memory")
+}
+func (pipeConn) Err() error { return nil }
+
+// TestReconnect: with Reconnect, a connection that dies is dialed again;
+// the same link (the same device) carries the new one, with the same resume
+// token, and packets flow again. 100 cycles leak no goroutines.
+func TestReconnect(t *testing.T) {
+	checkLeaks(t)
+	srv := newFakeServer(t, ServerConfig{})
+	o := newOpener("client0")
+	cfg := clientConfig(t, o)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := goErr(func() error {
+		return Connect(ctx, srv, cfg, Reconnect{Enabled: true, Min: time.Millisecond, Max: 5 * time.Millisecond})
+	})
+	token := ""
+	for i := range 100 {
+		sdev := <-srv.devs
+		if tok := <-srv.tokens; token == "" {
+			token = tok
+		} else if tok != token {
+			t.Fatalf("connection %d came with another resume token", i)
+		}
+		// A packet from the client's kernel reaches the server's, once the
+		// client is attached (what it reads before is dropped).
+		pkt := ipPacket(mustAddr("10.9.0.2"), mustAddr("10.9.0.1"), []byte{byte(i)})
+		got := false
+		for try := 0; try < 200 && !got; try++ {
+			o.dev.Inbound <- pkt
+			select {
+			case <-sdev.Outbound:
+				got = true
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		if !got {
+			t.Fatalf("connection %d carries no packets", i)
+		}
+		// The connection dies under the client (ssh killed, say).
+		(<-srv.conns).Close()
+	}
+	cancel()
+	if err := wait(t, "Connect", done, 5*time.Second); err != nil {
+		t.Errorf("Connect: %v", err)
+	}
+	if o.dev.Closed() {
+		t.Error("Connect closed the link's device")
+	}
+	if n := srv.dials.Load(); n < 100 {
+		t.Errorf("%d dials for 100 connections", n)
+	}
+	o.Link().Close()
+	runtime.GC()
+}
+
+// TestReconnectGivesUp: a failure that another attempt cannot mend (the
+// server's refusal) ends Connect at once; a passing one is retried until
+// --reconnect-tries.
+func TestReconnectGivesUp(t *testing.T) {
+	checkLeaks(t)
+	srv := newFakeServer(t, ServerConfig{Mode: "tap"})
+	o := newOpener("client0")
+	err := Connect(t.Context(), srv, clientConfig(t, o), Reconnect{Enabled: true, Min: time.Millisecond})
+	var re *RemoteError
+	if !errors.As(err, &re) || srv.dials.Load() != 1 {
+		t.Errorf("Connect: %v after %d dials; want the refusal after one", err, srv.dials.Load())
+	}
+
+	srv = newFakeServer(t, ServerConfig{})
+	srv.fail = func(int) error {
+		return &spawn.ExitError{Status: 255, Message: "ssh: connect to host gw port 22: Connection refused"}
+	}
+	err = Connect(t.Context(), dialFails{srv}, clientConfig(t, newOpener("client1")), Reconnect{Enabled: true, Tries: 3, Min: time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "giving up after 3 attempts") || srv.dials.Load() != 4 {
+		t.Errorf("Connect: %v after %d dials; want to give up after 1 + 3", err, srv.dials.Load())
+	}
+}
+
+// dialFails turns a Dialer's error into a connection that fails when read,
+// as a spawned ssh that cannot connect does.
+type dialFails struct{ *fakeServer }
+
+func (d dialFails) Dial(ctx context.Context) (spawn.Conn, error) {
+	n := int(d.dials.Add(1))
+	return failedConn{d.fail(n)}, nil
+}
+
+type failedConn struct{ err error }
+
+func (c failedConn) Read([]byte) (int, error)                     { return 0, c.err }
+func (c failedConn) Write(p []byte) (int, error)                  { return len(p), nil }
+func (c failedConn) Close() error                                 { return nil }
+func (c failedConn) PeerAddr(context.Context) (netip.Addr, error) { return netip.Addr{}, c.err }
+func (c failedConn) Err() error                                   { return c.err }
+
+// TestReconnectHangup: a hangup drops the connection and dials again at
+// once.
+func TestReconnectHangup(t *testing.T) {
+	checkLeaks(t)
+	srv := newFakeServer(t, ServerConfig{})
+	hup := make(chan struct{})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := goErr(func() error {
+		return Connect(ctx, srv, clientConfig(t, newOpener("client0")), Reconnect{Enabled: true, Min: time.Hour, Hangup: hup})
+	})
+	<-srv.devs
+	hup <- struct{}{}
+	select {
+	case <-srv.devs:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no new connection after a hangup (the backoff is an hour)")
+	}
+	cancel()
+	if err := wait(t, "Connect", done, 5*time.Second); err != nil {
+		t.Errorf("Connect: %v", err)
+	}
+}
