@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sshvpn/sshvpn/hook"
 	"github.com/sshvpn/sshvpn/spawn"
 	"github.com/sshvpn/sshvpn/tun/tuntest"
 )
@@ -197,5 +199,37 @@ func TestReconnectHangup(t *testing.T) {
 	cancel()
 	if err := wait(t, "Connect", done, 5*time.Second); err != nil {
 		t.Errorf("Connect: %v", err)
+	}
+}
+
+// TestLinkHooks: the up hook runs when the link first comes up and the down
+// hook when it closes, not around every reconnect; with Rehook they run
+// around reconnects too, with SSHVPN_SCRIPT_CONTEXT=restart.
+func TestLinkHooks(t *testing.T) {
+	for _, rehook := range []bool{false, true} {
+		dir := t.TempDir()
+		log := dir + "/log"
+		script := dir + "/hook.sh"
+		if err := os.WriteFile(script, []byte("#!/bin/sh\necho \"$SSHVPN_SCRIPT_TYPE $SSHVPN_SCRIPT_CONTEXT\" >> "+log+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		link := NewLink(tuntest.New("tun0", 1500), LinkConfig{Rehook: rehook, Env: hook.Env{Side: "local"},
+			Hooks: &hook.Runner{Up: script, Down: script, Log: testLogger(t)}})
+		tn := Tunnel{Mode: "tun", MTU: 1500, Addrs: pfx("10.9.0.2/24"), PeerAddrs: pfx("10.9.0.1/24")}
+		for range 3 { // three connections
+			if err := link.Up(tn, netip.Addr{}); err != nil {
+				t.Fatal(err)
+			}
+			link.Detached()
+		}
+		link.Close()
+		b, _ := os.ReadFile(log)
+		want := "up init\ndown init\n"
+		if rehook {
+			want = "up init\ndown restart\nup restart\ndown restart\nup restart\ndown restart\n"
+		}
+		if string(b) != want {
+			t.Errorf("rehook %v: hooks ran\n%s\nwant\n%s", rehook, b, want)
+		}
 	}
 }

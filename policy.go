@@ -80,8 +80,20 @@ func decide(cfg ServerConfig, h *framing.Hello) (Tunnel, error) {
 	if len(h.Resume) > framing.MaxResume {
 		return Tunnel{}, fmt.Errorf("protocol error: a resume token of %d bytes (at most %d)", len(h.Resume), framing.MaxResume)
 	}
-	// The addresses: the policy's, a lease (below), or the proposal.
 	t := Tunnel{Mode: mode, MTU: cfg.MTU, Routes: routes, Resume: h.Resume}
+	if cfg.Admit != nil {
+		if err := cfg.Admit(t); err != nil {
+			return Tunnel{}, err
+		}
+	}
+	var nets []router.Net
+	if cfg.Nets != nil {
+		var err error
+		if nets, err = cfg.Nets(); err != nil {
+			return Tunnel{}, err
+		}
+	}
+	// The addresses: the policy's, a lease (below), or the proposal.
 	fixed := cfg.Assign != nil || len(cfg.Addrs) > 0 || len(cfg.PeerAddrs) > 0
 	var err error
 	switch {
@@ -98,7 +110,7 @@ func decide(cfg ServerConfig, h *framing.Hello) (Tunnel, error) {
 			return Tunnel{}, fmt.Errorf("the client's proposal: %w", err)
 		}
 		for _, p := range slices.Concat(t.Addrs, t.PeerAddrs) {
-			if n, ok := overlappingNet(p, cfg.Nets); ok {
+			if n, ok := overlappingNet(p, nets); ok {
 				return Tunnel{}, fmt.Errorf("the proposed tunnel address %v overlaps %v, which this server has (%s); propose addresses outside the server's networks (--addr and --peer-addr)", p, n.Prefix, inUse(n))
 			}
 		}
@@ -119,7 +131,7 @@ func decide(cfg ServerConfig, h *framing.Hello) (Tunnel, error) {
 		if n, ok := overlapping(r, cfg.Pool); ok {
 			return Tunnel{}, fmt.Errorf("the requested route %v overlaps the server's address pool %v, which other clients use", r, n)
 		}
-		if n, ok := overlappingNet(r, cfg.Nets); ok {
+		if n, ok := overlappingNet(r, nets); ok {
 			return Tunnel{}, fmt.Errorf("the requested route %v overlaps %v, which this server has (%s)", r, n.Prefix, inUse(n))
 		}
 		if cfg.ClientAddr.IsValid() && r.Contains(cfg.ClientAddr) {
@@ -141,11 +153,6 @@ func decide(cfg ServerConfig, h *framing.Hello) (Tunnel, error) {
 	}
 	if t.MTU < 1280 && (hasV6(t.Addrs) || hasV6(t.PeerAddrs) || hasV6(cfg.Pool)) {
 		return Tunnel{}, fmt.Errorf("MTU %d is below the 1280 IPv6 needs; raise the MTU (the server's --mtu if it sets one, else the client's) or use IPv4 tunnel addresses only", t.MTU)
-	}
-	if cfg.Admit != nil {
-		if err := cfg.Admit(t); err != nil {
-			return Tunnel{}, err
-		}
 	}
 	if cfg.Assign != nil {
 		// Last: a lease is claimed only for a session that is granted.

@@ -48,9 +48,11 @@ func FuzzDecide(f *testing.F) {
 			return
 		}
 		cfg := ServerConfig{AllowRoutes: pick(allow), Pool: pick(poolMask)}
+		var nets []router.Net
 		for _, p := range pick(netsMask) {
-			cfg.Nets = append(cfg.Nets, router.Net{Prefix: p, Dev: "eth0"})
+			nets = append(nets, router.Net{Prefix: p, Dev: "eth0"})
 		}
+		cfg.Nets = netsOf(nets)
 		fixed := pick(fixedMask)
 		switch {
 		case len(fixed) == 1 && fixedMask&1 == 0:
@@ -85,7 +87,7 @@ func FuzzDecide(f *testing.F) {
 					t.Fatalf("granted route %v overlaps tunnel address or pool %v", r, a)
 				}
 			}
-			for _, n := range cfg.Nets {
+			for _, n := range nets {
 				if r.Overlaps(n.Prefix.Masked()) {
 					t.Fatalf("granted route %v overlaps the server's network %v", r, n)
 				}
@@ -117,7 +119,7 @@ func FuzzDecide(f *testing.F) {
 			}
 		default:
 			for _, p := range slices.Concat(tn.Addrs, tn.PeerAddrs) {
-				for _, n := range cfg.Nets {
+				for _, n := range nets {
 					if p.Masked().Overlaps(n.Prefix.Masked()) {
 						t.Fatalf("proposed address %v overlaps the server's network %v", p, n)
 					}

@@ -154,17 +154,17 @@ func TestDecidePolicy(t *testing.T) {
 			wantErr: []string{"--allow-route 198.18.0.0/16 overlaps the tunnel address"}},
 		{name: "a route over a network of the server",
 			cfg: ServerConfig{AllowRoutes: pfx("198.51.0.0/16"),
-				Nets: []router.Net{{Prefix: netip.MustParsePrefix("198.51.100.1/24"), Dev: "lan0"}}},
+				Nets: netsOf([]router.Net{{Prefix: netip.MustParsePrefix("198.51.100.1/24"), Dev: "lan0"}})},
 			hello:   hello(func(h *framing.Hello) { h.Routes = pfx("198.51.100.128/25") }),
 			wantErr: []string{"198.51.100.128/25 overlaps 198.51.100.1/24", "on lan0"}},
 		{name: "a route over an address of the server",
 			cfg: ServerConfig{AllowRoutes: pfx("192.0.2.0/24"),
-				Nets: []router.Net{{Prefix: netip.MustParsePrefix("192.0.2.2/32"), Dev: "wan0"}}},
+				Nets: netsOf([]router.Net{{Prefix: netip.MustParsePrefix("192.0.2.2/32"), Dev: "wan0"}})},
 			hello:   hello(func(h *framing.Hello) { h.Routes = pfx("192.0.2.0/30") }),
 			wantErr: []string{"192.0.2.0/30 overlaps 192.0.2.2/32"}},
 		{name: "a route beside the server's networks",
 			cfg: ServerConfig{AllowRoutes: pfx("198.51.0.0/16"),
-				Nets: []router.Net{{Prefix: netip.MustParsePrefix("198.51.100.1/24"), Dev: "lan0"}}},
+				Nets: netsOf([]router.Net{{Prefix: netip.MustParsePrefix("198.51.100.1/24"), Dev: "lan0"}})},
 			hello: hello(func(h *framing.Hello) { h.Routes = pfx("198.51.101.0/24") }),
 			want:  withRoutes(proposed, "198.51.101.0/24")},
 		{name: "a route over the SSH client's own address",
@@ -172,16 +172,16 @@ func TestDecidePolicy(t *testing.T) {
 			hello:   hello(func(h *framing.Hello) { h.Routes = pfx("203.0.113.0/25") }),
 			wantErr: []string{"203.0.113.0/25 covers the client's own address 203.0.113.7"}},
 		{name: "a proposal on the server's LAN",
-			cfg:     ServerConfig{Nets: []router.Net{{Prefix: netip.MustParsePrefix("198.51.100.1/24"), Dev: "lan0"}}},
+			cfg:     ServerConfig{Nets: netsOf([]router.Net{{Prefix: netip.MustParsePrefix("198.51.100.1/24"), Dev: "lan0"}})},
 			hello:   hello(func(h *framing.Hello) { h.Addrs, h.PeerAddrs = pfx("198.51.100.2/24"), pfx("198.51.100.1/24") }),
 			wantErr: []string{"198.51.100.1/24 overlaps 198.51.100.1/24", "on lan0"}},
 		{name: "a proposal on another session's device",
-			cfg:     ServerConfig{Nets: []router.Net{{Prefix: netip.MustParsePrefix("10.9.0.1/24"), Dev: "tun0"}}},
+			cfg:     ServerConfig{Nets: netsOf([]router.Net{{Prefix: netip.MustParsePrefix("10.9.0.1/24"), Dev: "tun0"}})},
 			hello:   hello(nil),
 			wantErr: []string{"overlaps 10.9.0.1/24", "on tun0"}},
 		{name: "fixed addresses are not judged against the server's networks",
 			cfg: ServerConfig{Dev: "vpn-alice", Addrs: pfx("198.18.0.2/30"), PeerAddrs: pfx("198.18.0.1/30"),
-				Nets: []router.Net{{Prefix: netip.MustParsePrefix("198.18.0.2/30"), Dev: "vpn-alice"}}},
+				Nets: netsOf([]router.Net{{Prefix: netip.MustParsePrefix("198.18.0.2/30"), Dev: "vpn-alice"}})},
 			hello: hello(nil),
 			want:  Tunnel{Mode: tun.ModeTUN, MTU: 1400, Addrs: pfx("198.18.0.2/30"), PeerAddrs: pfx("198.18.0.1/30")}},
 		{name: "both ends proposed with one address",
@@ -290,4 +290,9 @@ func TestServerPolicyGrants(t *testing.T) {
 			}
 		})
 	}
+}
+
+// netsOf is a ServerConfig.Nets that lists ns.
+func netsOf(ns []router.Net) func() ([]router.Net, error) {
+	return func() ([]router.Net, error) { return ns, nil }
 }

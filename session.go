@@ -87,10 +87,11 @@ type ServerConfig struct {
 	// Pool are the networks Assign leases from: no client's route may
 	// overlap them.
 	Pool []netip.Prefix
-	// Nets are the server's own addresses and connected networks (see
-	// router.Nets), which no proposed address and no granted route may
-	// overlap.
-	Nets []router.Net
+	// Nets, if set, lists the server's own addresses and connected
+	// networks (see router.Nets), which no proposed address and no granted
+	// route may overlap. It is asked after Admit, which may have ended an
+	// older session of the same client and freed its addresses.
+	Nets func() ([]router.Net, error)
 	// Rate caps each direction of the session's traffic.
 	Rate RateLimit
 	Open Opener

@@ -107,6 +107,7 @@ type lab struct {
 	User      string      // the unprivileged account, with LAB_USER
 	Env       []string    // extra environment for sshvpn clients
 	Syslog    *syncBuffer // what the server's processes sent to the system log
+	labEnv    []string    // lab.sh's settings, for later lab.sh commands
 }
 
 // userName returns a fresh name for a lab's unprivileged account.
@@ -149,8 +150,8 @@ func newLab(t *testing.T, env ...string) *lab {
 	l := &lab{t: t, name: name, dir: dir, Syslog: new(syncBuffer)}
 	sock := listenSyslog(t, l.Syslog)
 	cmd := exec.Command("../scripts/lab.sh", "up")
-	cmd.Env = append(os.Environ(), "LAB_NAME="+name, "LAB_DIR="+dir, "SSHVPN_BIN="+binary, "LAB_SYSLOG_SOCKET="+sock)
-	cmd.Env = append(cmd.Env, env...)
+	l.labEnv = append([]string{"LAB_NAME=" + name, "LAB_DIR=" + dir, "SSHVPN_BIN=" + binary, "LAB_SYSLOG_SOCKET=" + sock}, env...)
+	cmd.Env = append(os.Environ(), l.labEnv...)
 	out, err := cmd.CombinedOutput()
 	t.Cleanup(l.down)
 	if err != nil {
@@ -161,6 +162,16 @@ func newLab(t *testing.T, env ...string) *lab {
 	l.SSHConfig, l.Bin = l.env["LAB_SSH_CONFIG"], l.env["LAB_BIN"]
 	l.User = l.env["LAB_USER"]
 	return l
+}
+
+// restartSSHD ends the lab's sshd and all its sessions and starts it again.
+func (l *lab) restartSSHD() {
+	l.t.Helper()
+	cmd := exec.Command("../scripts/lab.sh", "restart-sshd")
+	cmd.Env = append(os.Environ(), l.labEnv...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		l.t.Fatalf("lab.sh restart-sshd: %v\n%s", err, out)
+	}
 }
 
 func (l *lab) down() {

@@ -188,17 +188,17 @@ func Routes(proto int) ([]Route, error) {
 
 // retryDump runs a netlink dump again while the kernel reports it
 // interrupted (the table changed meanwhile, as when many sessions set up
-// their devices at once); after a few tries it takes the last, possibly
-// incomplete, answer rather than fail.
+// their devices at once). An answer that stays incomplete is an error: the
+// checks built on it must not pass on part of the picture.
 func retryDump[T any](dump func() ([]T, error)) ([]T, error) {
 	var out []T
 	var err error
-	for range 10 {
+	for range 20 {
 		if out, err = dump(); !errors.Is(err, netlink.ErrDumpInterrupted) {
 			return out, err
 		}
 	}
-	return out, nil
+	return nil, fmt.Errorf("router: the kernel's tables kept changing while being read: %w", err)
 }
 
 // RouteTo returns the route the kernel uses now to reach dst: its gateway (if

@@ -6,6 +6,8 @@
 #   scripts/lab.sh up       create the lab (fails if it already exists)
 #   scripts/lab.sh down     remove everything `up` created (always safe to run)
 #   scripts/lab.sh status   show namespaces and whether the lab sshd is alive
+#   scripts/lab.sh restart-sshd  end sshd and all its sessions, then start it
+#                           again (what a server's restart does to a tunnel)
 #   scripts/lab.sh env      print the sourceable env file ($LAB_DIR/env)
 #
 # Topology:
@@ -416,6 +418,7 @@ Host $h
 	HostKeyAlias server
 	BatchMode yes
 	LogLevel ERROR
+	ConnectTimeout 5
 
 EOF
 	done
@@ -426,7 +429,7 @@ start_sshd() {
 	chmod 0755 /run/sshd
 	/usr/sbin/sshd -t -f "$LAB_DIR/sshd_config" || die "sshd config test failed"
 	log "starting sshd in $SERVER_NS"
-	mknod -m 0666 "$LAB_DIR/dev-net-tun" c 10 200
+	[[ -e $LAB_DIR/dev-net-tun ]] || mknod -m 0666 "$LAB_DIR/dev-net-tun" c 10 200
 	# ip netns exec runs its command in a private mount namespace; the bind
 	# mount is seen by sshd and its sessions only.
 	if [[ -z $LAB_SYSLOG_SOCKET ]]; then
@@ -595,6 +598,23 @@ do_status() {
 	((up))
 }
 
+# do_restart_sshd is what a server restart does to sshd: the listener and
+# every session (and so every remote sshvpn) end, then sshd starts again.
+do_restart_sshd() {
+	sshd_pid >/dev/null || die "the lab's sshd is not running (is the lab up?)"
+	local pid comm
+	for pid in $(ip netns pids "$SERVER_NS"); do
+		comm=$(cat "/proc/$pid/comm" 2>/dev/null) || continue
+		[[ $comm == sshd || $comm == sshd-session ]] && kill "$pid" 2>/dev/null
+	done
+	for _ in $(seq 50); do
+		sshd_pid >/dev/null || break
+		sleep 0.1
+	done
+	rm -f "$LAB_DIR/sshd.pid"
+	start_sshd
+}
+
 do_env() {
 	[[ -f $LAB_DIR/env ]] || die "no env file at $LAB_DIR/env (is the lab up?)"
 	cat "$LAB_DIR/env"
@@ -607,6 +627,7 @@ main() {
 	up) need_root; do_up ;;
 	down) need_root; do_down ;;
 	status) do_status ;;
+	restart-sshd) need_root; do_restart_sshd ;;
 	env) do_env ;;
 	-h | --help | help) usage ;;
 	*) usage >&2; exit 2 ;;

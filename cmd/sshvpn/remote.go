@@ -110,10 +110,6 @@ func (r *remoteCmd) serveOn(ctx context.Context, conn spawn.Conn, log *slog.Logg
 	if err != nil {
 		return setupError{err}
 	}
-	nets, err := router.Nets()
-	if err != nil {
-		return setupError{err}
-	}
 	s := &session{reg: reg, log: log}
 	defer s.close()
 	s.sweep(sshvpn.AdminOnly)
@@ -146,7 +142,7 @@ func (r *remoteCmd) serveOn(ctx context.Context, conn spawn.Conn, log *slog.Logg
 	}()
 	cfg := sshvpn.ServerConfig{
 		Mode: pol.mode, MTU: r.MTU, Addrs: pol.addrs, PeerAddrs: pol.peers, Dev: r.Dev,
-		AllowSources: pol.allow, AllowRoutes: pol.allowRoutes, Pool: pol.pool, Nets: nets, ClientAddr: client, Rate: pol.rate,
+		AllowSources: pol.allow, AllowRoutes: pol.allowRoutes, Pool: pol.pool, Nets: router.Nets, ClientAddr: client, Rate: pol.rate,
 		Keepalive: r.Keepalive, DeadAfter: r.DeadAfter, Logger: log,
 	}
 	cfg.Admit = func(t sshvpn.Tunnel) error {
