@@ -32,10 +32,11 @@ func (l RateLimit) String() string {
 	return strings.Join(parts, ", ")
 }
 
-// ParseRate reads one limit in the forms of tc and iperf: a number with a
-// unit, bits ("800kbit", "20Mbit", "1Gbit"), bytes ("100kB", "2.5MB") or
-// packets ("5000pps"), per second; k, M and G are powers of 1000. It sets
-// the field the unit names in l.
+// ParseRate reads one limit: a number with a unit, bits ("800kbit",
+// "20Mbit", "1gbit"), bytes ("100kB", "2.5MB") or packets ("5000pps"), per
+// second, with an optional "/s"; k, M and G (either case) are powers of
+// 1000, and a lone "b" is refused as ambiguous. It sets the field the unit
+// names in l.
 func ParseRate(s string, l *RateLimit) error {
 	in := strings.TrimSuffix(strings.TrimSpace(s), "/s")
 	i := strings.IndexFunc(in, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
@@ -52,9 +53,9 @@ func ParseRate(s string, l *RateLimit) error {
 		switch unit[0] {
 		case 'k', 'K':
 			mult, unit = 1e3, unit[1:]
-		case 'M':
+		case 'M', 'm':
 			mult, unit = 1e6, unit[1:]
-		case 'G':
+		case 'G', 'g':
 			mult, unit = 1e9, unit[1:]
 		}
 	}
