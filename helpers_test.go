@@ -355,3 +355,22 @@ func ipHeaderLen(src netip.Addr) int {
 	}
 	return 40
 }
+
+// rawClient speaks the client's side of the handshake by hand over conn:
+// the preamble and a hello proposing 10.9.0.2/24 for itself and 10.9.0.1/24
+// for the server; then it reads the server's preamble and answer, failing
+// the test unless that is a Hello. Tests then send frames as they like.
+func rawClient(t testing.TB, conn net.Conn) (*framing.Reader, *framing.Writer) {
+	t.Helper()
+	r, w := framing.NewReader(conn), framing.NewWriter(conn)
+	w.WritePreamble()
+	w.WriteHello(&framing.Hello{Role: "client", Mode: "tun", Addrs: pfx("10.9.0.2/24"), PeerAddrs: pfx("10.9.0.1/24")})
+	w.Flush()
+	if _, err := r.ReadPreamble(); err != nil {
+		t.Fatal(err)
+	}
+	if typ, _, err := r.ReadFrame(); typ != framing.TypeHello || err != nil {
+		t.Fatalf("server answered %v, %v", typ, err)
+	}
+	return r, w
+}

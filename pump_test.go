@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -444,35 +445,50 @@ func (d *benchDevice) Close() error { d.once.Do(func() { close(d.closed) }); ret
 
 var _ tun.Device = (*benchDevice)(nil)
 
+// benchTunnel runs a client and a server over cc and sc with benchDevices
+// (the client's hands out packets of 1400 bytes from the client's address,
+// which the server's anti-spoofing filter checks and passes), waits until the
+// tunnel carries packets, and returns the devices and a stop function that
+// ends both sides and reports their errors.
+func benchTunnel(tb testing.TB, cc, sc net.Conn) (cdev, sdev *benchDevice, pktLen int, stop func()) {
+	pkt := packet('b', 0, 1400, clientUp)
+	cdev, sdev = newBenchDevice(pkt), newBenchDevice(nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	srvDone := goErr(func() error {
+		return Serve(context.Background(), sc, ServerConfig{
+			Open: func(Tunnel) (*Link, error) { return NewLink(sdev, LinkConfig{}), nil }})
+	})
+	clink := NewLink(cdev, LinkConfig{})
+	cliDone := goErr(func() error {
+		return RunClient(ctx, cc, ClientConfig{Addrs: pfx("10.9.0.2/24"), PeerAddrs: pfx("10.9.0.1/24"), Link: clink})
+	})
+	// Warm up: the handshake and the first buffers.
+	waitUp(cdev, sdev)
+	for range 100 {
+		cdev.reads <- struct{}{}
+		<-sdev.written
+	}
+	return cdev, sdev, len(pkt), func() {
+		cancel()
+		if err := <-cliDone; err != nil {
+			tb.Errorf("RunClient: %v", err)
+		}
+		if err := <-srvDone; err != nil {
+			tb.Errorf("Serve: %v", err)
+		}
+		clink.Close()
+	}
+}
+
 // BenchmarkPump measures packets of 1400 bytes from the client's device
-// through both pumps to the server's device. Allocations are the pumps' own:
-// the devices allocate nothing.
+// through both links and pumps to the server's device. Allocations are the
+// pumps' own: the devices allocate nothing.
 func BenchmarkPump(b *testing.B) {
 	for _, tr := range transports {
 		b.Run(tr.name, func(b *testing.B) {
 			cc, sc := tr.make(b)
-			// An IPv4 packet from the client's address, which the
-			// server's anti-spoofing filter checks and passes.
-			pkt := packet('b', 0, 1400, clientUp)
-			cdev, sdev := newBenchDevice(pkt), newBenchDevice(nil)
-			ctx, cancel := context.WithCancel(b.Context())
-			defer cancel()
-			srvDone := goErr(func() error {
-				return Serve(context.Background(), sc, ServerConfig{
-					Open: func(Tunnel) (*Link, error) { return NewLink(sdev, LinkConfig{}), nil }})
-			})
-			clink := NewLink(cdev, LinkConfig{})
-			defer clink.Close()
-			cliDone := goErr(func() error {
-				return RunClient(ctx, cc, ClientConfig{Addrs: pfx("10.9.0.2/24"), PeerAddrs: pfx("10.9.0.1/24"), Link: clink})
-			})
-			// Warm up: the handshake and the first buffers.
-			waitUp(cdev, sdev)
-			for range 100 {
-				cdev.reads <- struct{}{}
-				<-sdev.written
-			}
-			b.SetBytes(int64(len(pkt)))
+			cdev, sdev, n, stop := benchTunnel(b, cc, sc)
+			b.SetBytes(int64(n))
 			b.ReportAllocs()
 			b.ResetTimer()
 			go func() {
@@ -484,13 +500,7 @@ func BenchmarkPump(b *testing.B) {
 				<-sdev.written
 			}
 			b.StopTimer()
-			cancel()
-			if err := <-cliDone; err != nil {
-				b.Errorf("RunClient: %v", err)
-			}
-			if err := <-srvDone; err != nil {
-				b.Errorf("Serve: %v", err)
-			}
+			stop()
 		})
 	}
 }
@@ -499,34 +509,17 @@ func BenchmarkPump(b *testing.B) {
 // client's device through both links and pumps to the server's device.
 func TestPumpAllocs(t *testing.T) {
 	cc, sc := socketPair(t)
-	pkt := packet('b', 0, 1400, clientUp)
-	cdev, sdev := newBenchDevice(pkt), newBenchDevice(nil)
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	srvDone := goErr(func() error {
-		return Serve(context.Background(), sc, ServerConfig{
-			Open: func(Tunnel) (*Link, error) { return NewLink(sdev, LinkConfig{}), nil }})
-	})
-	clink := NewLink(cdev, LinkConfig{})
-	defer clink.Close()
-	cliDone := goErr(func() error {
-		return RunClient(ctx, cc, ClientConfig{Addrs: pfx("10.9.0.2/24"), PeerAddrs: pfx("10.9.0.1/24"), Link: clink})
-	})
-	send := func(n int) {
-		for range n {
+	cdev, sdev, _, stop := benchTunnel(t, cc, sc)
+	defer stop()
+	allocs := testing.AllocsPerRun(20, func() {
+		for range 100 {
 			cdev.reads <- struct{}{}
 			<-sdev.written
 		}
-	}
-	waitUp(cdev, sdev)
-	send(1000) // warm up: the first buffers
-	allocs := testing.AllocsPerRun(20, func() { send(100) })
+	})
 	if allocs > 1 { // per 100 packets: a timer's rare allocation at most
 		t.Errorf("%v allocations per 100 packets, want none", allocs)
 	}
-	cancel()
-	wait(t, "RunClient", cliDone, 5*time.Second)
-	wait(t, "Serve", srvDone, 5*time.Second)
 }
 
 // waitUp sends packets from cdev until one reaches sdev: what the client's

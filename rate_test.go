@@ -86,16 +86,7 @@ func TestServeRateLimit(t *testing.T) {
 		return Serve(ctx, sc, ServerConfig{Open: so.Open, Stats: stats, Rate: RateLimit{PacketsPerSec: 20},
 			Logger: testLogger(t).With("side", "server")})
 	})
-	r, w := framing.NewReader(cc), framing.NewWriter(cc)
-	w.WritePreamble()
-	w.WriteHello(&framing.Hello{Role: "client", Mode: "tun", Addrs: pfx("10.9.0.2/24"), PeerAddrs: pfx("10.9.0.1/24")})
-	w.Flush()
-	if _, err := r.ReadPreamble(); err != nil {
-		t.Fatal(err)
-	}
-	if typ, _, err := r.ReadFrame(); typ != framing.TypeHello || err != nil {
-		t.Fatalf("server answered %v, %v", typ, err)
-	}
+	_, w := rawClient(t, cc)
 	go io.Copy(io.Discard, cc)
 	pkt := ipPacket(mustAddr("10.9.0.2"), mustAddr("10.9.0.1"), make([]byte, 100))
 	for range 200 {
@@ -138,12 +129,7 @@ func TestNonIPDropLog(t *testing.T) {
 	srvDone := goErr(func() error {
 		return Serve(ctx, sc, ServerConfig{Open: so.Open, Stats: stats, Logger: slog.New(slog.NewTextHandler(&logBuf, nil))})
 	})
-	r, w := framing.NewReader(cc), framing.NewWriter(cc)
-	w.WritePreamble()
-	w.WriteHello(&framing.Hello{Role: "client", Mode: "tun", Addrs: pfx("10.9.0.2/24"), PeerAddrs: pfx("10.9.0.1/24")})
-	w.Flush()
-	r.ReadPreamble()
-	r.ReadFrame()
+	_, w := rawClient(t, cc)
 	go io.Copy(io.Discard, cc)
 	w.WriteFrame(framing.TypeData, []byte{0x00, 0x01, 0x02, 0x03})
 	w.Flush()

@@ -526,16 +526,7 @@ func TestServeClientVanishes(t *testing.T) {
 	srvDone := goErr(func() error {
 		return Serve(t.Context(), sc, ServerConfig{Open: so.Open, Logger: testLogger(t).With("side", "server")})
 	})
-	r, w := framing.NewReader(cc), framing.NewWriter(cc)
-	w.WritePreamble()
-	w.WriteHello(&framing.Hello{Role: "client", Mode: "tun", Addrs: pfx("10.9.0.2/24"), PeerAddrs: pfx("10.9.0.1/24")})
-	w.Flush()
-	if _, err := r.ReadPreamble(); err != nil {
-		t.Fatal(err)
-	}
-	if typ, _, err := r.ReadFrame(); typ != framing.TypeHello || err != nil {
-		t.Fatalf("server answered %v, %v", typ, err)
-	}
+	rawClient(t, cc)
 	cc.Close()
 	err := wait(t, "Serve", srvDone, 5*time.Second)
 	if !errors.Is(err, io.EOF) {

@@ -4,40 +4,16 @@ import (
 	"errors"
 	"io/fs"
 	"net/netip"
-	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 
+	"github.com/sshvpn/sshvpn/internal/netnstest"
 	"github.com/sshvpn/sshvpn/tun"
-	"github.com/vishvananda/netns"
 )
 
-// inNewNetns runs f on a thread in a fresh network namespace, removed
-// afterwards, so the test touches nothing of the machine's own network.
-func inNewNetns(t *testing.T, f func()) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("tun tests need root in CI")
-		}
-		t.Skip("tun tests need root")
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread() // never unlocked: Go retires the thread
-		ns, err := netns.New()
-		if err != nil {
-			t.Errorf("new netns: %v", err)
-			return
-		}
-		defer ns.Close()
-		f()
-	}()
-	<-done
-}
+// inNewNetns runs f in a network namespace of its own.
+func inNewNetns(t *testing.T, f func()) { t.Helper(); netnstest.Run(t, f) }
 
 func TestOpenConfigureRoute(t *testing.T) {
 	inNewNetns(t, func() {

@@ -1,0 +1,38 @@
+// Package netnstest runs test code in a network namespace of its own, so
+// that tests of devices, addresses and routes touch nothing of the machine's
+// own network.
+package netnstest
+
+import (
+	"os"
+	"runtime"
+	"testing"
+
+	"github.com/vishvananda/netns"
+)
+
+// Run runs f on a thread in a fresh network namespace, which goes away with
+// the thread afterwards. Without root it skips the test, except in CI,
+// where it fails it.
+func Run(t *testing.T, f func()) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") != "" {
+			t.Fatal("this test needs root (network namespaces) in CI")
+		}
+		t.Skip("this test needs root (network namespaces)")
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread() // never unlocked: Go retires the thread
+		ns, err := netns.New()
+		if err != nil {
+			t.Errorf("new netns: %v", err)
+			return
+		}
+		defer ns.Close()
+		f()
+	}()
+	<-done
+}
