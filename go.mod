@@ -11,8 +11,8 @@ require (
 )
 
 require (
+	github.com/kevinburke/ssh_config v1.6.0
 	github.com/vishvananda/netns v0.0.5
 	golang.org/x/term v0.48.0
+	golang.org/x/time v0.16.0
 )
-
-require golang.org/x/time v0.16.0 // indirect

@@ -1,0 +1,251 @@
+package spawn
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kevinburke/ssh_config"
+)
+
+// SSHConfig is what the in-process SSH client (Native) takes from the
+// user's OpenSSH configuration for one destination, resolved the way
+// "ssh -G" resolves it: the first value found wins, the command line's
+// [user@] and :port first, then the user's file (or -F FILE), then the
+// system's; Host patterns, including negations, select the blocks. Match
+// blocks are not supported.
+type SSHConfig struct {
+	Host                  string   // the name given, such as an alias
+	HostName              string   // where to connect
+	User                  string   // the remote user
+	Port                  int      // the remote port
+	IdentityFiles         []string // as configured, tokens unexpanded ("~/.ssh/id_%r")
+	IdentitiesOnly        bool
+	ProxyJump             []string // hops, [user@]host[:port] each; none for "none"
+	ServerAliveInterval   time.Duration
+	ServerAliveCountMax   int
+	UserKnownHostsFiles   []string // expanded
+	GlobalKnownHostsFiles []string // expanded
+	StrictHostKeyChecking string   // yes, no, accept-new or ask
+	HostKeyAlias          string
+	ConnectTimeout        time.Duration // 0: the system's TCP timeout
+}
+
+// DefaultIdentityFiles are the keys ssh tries when IdentityFile is not set,
+// less those of types this client cannot use (DSA, XMSS).
+var DefaultIdentityFiles = []string{"~/.ssh/id_rsa", "~/.ssh/id_ecdsa", "~/.ssh/id_ecdsa_sk", "~/.ssh/id_ed25519", "~/.ssh/id_ed25519_sk"}
+
+// systemConfig is the system-wide configuration file, read unless -F names
+// another.
+var systemConfig = "/etc/ssh/ssh_config"
+
+// ResolveSSHConfig resolves destination ([user@]host[:port]) with the
+// configuration file configFile, or with ~/.ssh/config and the system's
+// file when configFile is empty.
+func ResolveSSHConfig(configFile, destination string) (SSHConfig, error) {
+	var files []string
+	if configFile != "" {
+		files = []string{configFile}
+	} else {
+		if home, err := os.UserHomeDir(); err == nil {
+			files = append(files, filepath.Join(home, ".ssh", "config"))
+		}
+		files = append(files, systemConfig)
+	}
+	var cfgs []*ssh_config.Config
+	for i, name := range files {
+		f, err := os.Open(name)
+		if errors.Is(err, fs.ErrNotExist) && (configFile == "" || i > 0) {
+			continue
+		}
+		if err != nil {
+			return SSHConfig{}, fmt.Errorf("spawn: ssh configuration: %w", err)
+		}
+		c, err := ssh_config.Decode(f)
+		f.Close()
+		if err != nil {
+			return SSHConfig{}, fmt.Errorf("spawn: ssh configuration %s: %w", name, err)
+		}
+		cfgs = append(cfgs, c)
+	}
+	return resolve(cfgs, destination)
+}
+
+func resolve(cfgs []*ssh_config.Config, destination string) (SSHConfig, error) {
+	userPart, host, portPart, err := splitDestination(destination)
+	if err != nil {
+		return SSHConfig{}, err
+	}
+	set := func(key string) string {
+		for _, c := range cfgs {
+			if v, err := c.Get(host, key); err == nil && v != "" {
+				return v
+			}
+		}
+		return ""
+	}
+	get := func(key string) string {
+		if v := set(key); v != "" {
+			return v
+		}
+		return ssh_config.Default(key)
+	}
+	getAll := func(key string) []string {
+		for _, c := range cfgs {
+			if vs, err := c.GetAll(host, key); err == nil && len(vs) > 0 {
+				return vs
+			}
+		}
+		return nil
+	}
+	r := SSHConfig{Host: host, User: userPart}
+	if r.User == "" {
+		r.User = get("User")
+	}
+	local := localUser()
+	if r.User == "" {
+		r.User = local
+	}
+	port := portPart
+	if port == "" {
+		port = get("Port")
+	}
+	if r.Port, err = strconv.Atoi(port); err != nil || r.Port < 1 || r.Port > 65535 {
+		return SSHConfig{}, fmt.Errorf("spawn: bad port %q for %s", port, host)
+	}
+	home, _ := os.UserHomeDir()
+	hostname := get("HostName")
+	if hostname == "" {
+		hostname = host
+	}
+	r.HostName = expand(hostname, map[byte]string{'h': host})
+	tokens := map[byte]string{'h': r.HostName, 'n': host, 'p': strconv.Itoa(r.Port), 'r': r.User, 'u': local, 'd': home}
+	r.IdentityFiles = getAll("IdentityFile")
+	if len(r.IdentityFiles) == 0 {
+		r.IdentityFiles = DefaultIdentityFiles
+	}
+	r.IdentitiesOnly = get("IdentitiesOnly") == "yes"
+	if pj := get("ProxyJump"); pj != "" && pj != "none" {
+		for _, hop := range strings.Split(pj, ",") {
+			r.ProxyJump = append(r.ProxyJump, strings.TrimSpace(hop))
+		}
+	}
+	if v := set("ServerAliveInterval"); v == "" && get("BatchMode") == "yes" {
+		r.ServerAliveInterval = 300 * time.Second // what ssh does in batch mode
+	} else if v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return SSHConfig{}, fmt.Errorf("spawn: bad ServerAliveInterval %q", v)
+		}
+		r.ServerAliveInterval = time.Duration(n) * time.Second
+	}
+	if r.ServerAliveCountMax, err = strconv.Atoi(get("ServerAliveCountMax")); err != nil {
+		return SSHConfig{}, fmt.Errorf("spawn: bad ServerAliveCountMax %q", get("ServerAliveCountMax"))
+	}
+	r.UserKnownHostsFiles = expandAll(fieldsOf(getAll("UserKnownHostsFile"), "~/.ssh/known_hosts ~/.ssh/known_hosts2"), tokens, home)
+	r.GlobalKnownHostsFiles = expandAll(fieldsOf(getAll("GlobalKnownHostsFile"), "/etc/ssh/ssh_known_hosts /etc/ssh/ssh_known_hosts2"), tokens, home)
+	r.StrictHostKeyChecking = strings.ToLower(get("StrictHostKeyChecking"))
+	switch r.StrictHostKeyChecking {
+	case "", "ask":
+		r.StrictHostKeyChecking = "ask"
+	case "off":
+		r.StrictHostKeyChecking = "no"
+	}
+	r.HostKeyAlias = get("HostKeyAlias")
+	if v := get("ConnectTimeout"); v != "" && v != "none" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return SSHConfig{}, fmt.Errorf("spawn: bad ConnectTimeout %q", v)
+		}
+		r.ConnectTimeout = time.Duration(n) * time.Second
+	}
+	return r, nil
+}
+
+// fieldsOf splits the values of a multi-valued keyword, or def.
+func fieldsOf(vals []string, def string) []string {
+	var out []string
+	for _, v := range vals {
+		out = append(out, strings.Fields(v)...)
+	}
+	if len(out) == 0 {
+		out = strings.Fields(def)
+	}
+	return out
+}
+
+func expandAll(paths []string, tokens map[byte]string, home string) []string {
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		out[i] = ExpandPath(p, tokens, home)
+	}
+	return out
+}
+
+// ExpandPath expands ssh's ~ and %-tokens in a file name.
+func ExpandPath(p string, tokens map[byte]string, home string) string {
+	p = expand(p, tokens)
+	if p == "~" {
+		return home
+	}
+	if strings.HasPrefix(p, "~/") {
+		return filepath.Join(home, p[2:])
+	}
+	return p
+}
+
+// expand replaces ssh's %-tokens (%% and those in tokens).
+func expand(s string, tokens map[byte]string) string {
+	if !strings.Contains(s, "%") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' || i+1 == len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		i++
+		if s[i] == '%' {
+			b.WriteByte('%')
+		} else if v, ok := tokens[s[i]]; ok {
+			b.WriteString(v)
+		} else {
+			b.WriteByte('%')
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
+}
+
+func localUser() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return os.Getenv("USER")
+}
+
+// splitDestination splits [user@]host[:port], with [v6addr]:port too.
+func splitDestination(d string) (user, host, port string, err error) {
+	if d == "" || strings.HasPrefix(d, "-") {
+		return "", "", "", fmt.Errorf("spawn: bad destination %q", d)
+	}
+	if i := strings.LastIndexByte(d, '@'); i >= 0 {
+		user, d = d[:i], d[i+1:]
+	}
+	if h, p, err := net.SplitHostPort(d); err == nil {
+		return user, h, p, nil
+	}
+	if strings.Count(d, ":") == 1 {
+		h, p, _ := strings.Cut(d, ":")
+		return user, h, p, nil
+	}
+	return user, strings.Trim(d, "[]"), "", nil
+}
