@@ -140,7 +140,11 @@ func Retryable(err error) bool {
 	switch {
 	case err == nil, errors.As(err, &dead):
 		return true
-	case errors.As(err, &remote), errors.As(err, &preamble), errors.As(err, &local), errors.As(err, &dial):
+	case errors.As(err, &dial):
+		// A Dialer that connects itself (Native) says which failures pass.
+		var temp interface{ Temporary() bool }
+		return errors.As(dial.error, &temp) && temp.Temporary()
+	case errors.As(err, &remote), errors.As(err, &preamble), errors.As(err, &local):
 		return false
 	case errors.As(err, &exit):
 		return exit.Temporary()

@@ -16,3 +16,5 @@ require (
 	golang.org/x/term v0.48.0
 	golang.org/x/time v0.16.0
 )
+
+require github.com/skeema/knownhosts v1.3.3

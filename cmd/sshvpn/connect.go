@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sshvpn/sshvpn"
@@ -16,11 +19,17 @@ import (
 	"github.com/sshvpn/sshvpn/router"
 	"github.com/sshvpn/sshvpn/spawn"
 	"github.com/sshvpn/sshvpn/tun"
+	"golang.org/x/term"
 )
 
 type connectCmd struct {
-	SSHCmd    string `short:"e" name:"ssh-cmd" default:"ssh" placeholder:"CMD" help:"The ssh command and its options, split like a shell would (e.g. \"ssh -p 2222 -F ./ssh_config\")."`
-	RemoteCmd string `default:"sshvpn --remote" placeholder:"CMD" help:"The command ssh runs on the server."`
+	SSHCmd     string `short:"e" name:"ssh-cmd" default:"ssh" placeholder:"CMD" help:"The ssh command and its options, split like a shell would (e.g. \"ssh -p 2222 -F ./ssh_config\")."`
+	RemoteCmd  string `default:"sshvpn --remote" placeholder:"CMD" help:"The command ssh runs on the server."`
+	Native     bool   `help:"Speak SSH in this process (golang.org/x/crypto/ssh) instead of running ssh. It reads the same configuration (HostName, User, Port, IdentityFile, ProxyJump, ServerAlive*, known_hosts, StrictHostKeyChecking, HostKeyAlias, ConnectTimeout), uses the ssh-agent first, then the identity files."`
+	SSHConfig  string `short:"F" name:"ssh-config" placeholder:"FILE" help:"The ssh configuration file instead of ~/.ssh/config and /etc/ssh/ssh_config (passed on to a spawned ssh as -F)."`
+	AcceptNew  bool   `help:"With --native: record an unknown server's host key and connect (like StrictHostKeyChecking=accept-new). A changed host key is always refused."`
+	Subsystem  string `placeholder:"NAME" help:"With --native: ask sshd for this Subsystem instead of running --remote-cmd (sshd_config: \"Subsystem sshvpn /usr/local/bin/sshvpn --remote\"): no shell, so no startup files and no banners."`
+	OpenSSHTun bool   `name:"openssh-tun" help:"With --native: the server has no sshvpn; use OpenSSH's own tun@openssh.com channel (what ssh -w uses; the server needs PermitTunnel). --remote-dev N picks its tunN; its addresses are the server admin's business."`
 	tunnelFlags
 	Mode        string `default:"tun" enum:"tun,tap" help:"tun carries IP packets; tap carries Ethernet frames (the server must allow it)."`
 	RemoteDev   string `placeholder:"NAME" help:"Ask the server for this device name (granted only if its policy names the same)."`
@@ -107,15 +116,69 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, hup hangup) erro
 	})
 	defer link.Close()
 
-	dialer := spawn.Options{
-		SSH: sshArgv, Destination: c.Destination, RemoteCommand: c.RemoteCmd,
-		Logf: func(f string, a ...any) { log.Debug(fmt.Sprintf(f, a...)) },
+	dialer, err := c.dialer(sshArgv, log)
+	if err != nil {
+		return err
 	}
 	return sshvpn.Connect(ctx, dialer, sshvpn.ClientConfig{
 		Mode: mode, MTU: c.MTU, Addrs: addrs, PeerAddrs: peers, RemoteDev: c.RemoteDev, RemoteRoutes: prefixes(c.RemoteRoute),
 		Nets: nets, Link: link, Resume: resumeToken(),
 		Keepalive: c.Keepalive, DeadAfter: c.DeadAfter, Logger: log,
 	}, sshvpn.Reconnect{Enabled: c.Reconnect || c.ReconnectTries > 0, Tries: c.ReconnectTries, Hangup: hup})
+}
+
+// dialer is the transport the flags ask for: the spawned ssh, or the
+// in-process SSH client running sshvpn --remote (or a Subsystem), or
+// OpenSSH's own tunnel channel.
+func (c *connectCmd) dialer(sshArgv []string, log *slog.Logger) (spawn.Dialer, error) {
+	logf := func(f string, a ...any) { log.Debug(fmt.Sprintf(f, a...)) }
+	if !c.Native {
+		if c.AcceptNew || c.Subsystem != "" || c.OpenSSHTun {
+			return nil, fmt.Errorf("--accept-new, --subsystem and --openssh-tun go with --native (with ssh, use its own options: -e \"ssh -o StrictHostKeyChecking=accept-new\")")
+		}
+		if c.SSHConfig != "" {
+			sshArgv = append(slices.Clone(sshArgv), "-F", c.SSHConfig)
+		}
+		return spawn.Options{SSH: sshArgv, Destination: c.Destination, RemoteCommand: c.RemoteCmd, Logf: logf}, nil
+	}
+	n := spawn.Native{ConfigFile: c.SSHConfig, Destination: c.Destination, RemoteCommand: c.RemoteCmd,
+		Subsystem: c.Subsystem, AcceptNew: c.AcceptNew, Logf: logf, Prompt: terminalPrompt()}
+	if !c.OpenSSHTun {
+		return &n, nil
+	}
+	if c.Mode != "tun" {
+		return nil, fmt.Errorf("--openssh-tun carries IP packets only (tun mode); tap mode needs sshvpn on the server")
+	}
+	unit := -1
+	if c.RemoteDev != "" {
+		u, err := strconv.Atoi(strings.TrimPrefix(c.RemoteDev, "tun"))
+		if err != nil || u < 0 {
+			return nil, fmt.Errorf("--remote-dev %q: with --openssh-tun, the server's tun unit: a number such as 0, or tun0", c.RemoteDev)
+		}
+		unit = u
+	}
+	return &spawn.OpenSSHTun{Native: n, Unit: unit}, nil
+}
+
+// terminalPrompt asks on the terminal without echo, or is nil without one:
+// a passphrase or password is never taken from the command line.
+func terminalPrompt() func(string) (string, error) {
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil {
+		return nil
+	}
+	tty.Close()
+	return func(prompt string) (string, error) {
+		tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+		if err != nil {
+			return "", err
+		}
+		defer tty.Close()
+		fmt.Fprint(tty, prompt)
+		b, err := term.ReadPassword(int(tty.Fd()))
+		fmt.Fprintln(tty)
+		return string(b), err
+	}
 }
 
 // session records the client's session in the registry, if it can: without

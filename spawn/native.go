@@ -1,0 +1,526 @@
+package spawn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/skeema/knownhosts"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+	xknownhosts "golang.org/x/crypto/ssh/knownhosts"
+)
+
+// Native is the Dialer that speaks SSH in this process, with
+// golang.org/x/crypto/ssh, and behaves like the user's ssh: the same
+// configuration (see ResolveSSHConfig), keys (the agent first, then the
+// identity files), known_hosts (hashed entries, @revoked, the host-key
+// algorithms known_hosts holds for the host), ProxyJump hops and
+// ServerAlive keepalives. It runs RemoteCommand, or the sshd Subsystem, in
+// a session channel.
+type Native struct {
+	ConfigFile    string // -F; empty: ~/.ssh/config and /etc/ssh/ssh_config
+	Destination   string // [user@]host[:port]
+	RemoteCommand string
+	Subsystem     string // when set, requested instead of RemoteCommand
+	// AcceptNew records an unknown host's key and connects, like
+	// StrictHostKeyChecking=accept-new. A changed key is refused whatever
+	// is set.
+	AcceptNew bool
+	Stderr    io.Writer // the remote command's stderr; nil means os.Stderr
+	Logf      func(format string, args ...any)
+	// Prompt asks the user for a passphrase or password without echoing
+	// it; nil where there is no terminal (then encrypted keys are skipped,
+	// and no password is asked for).
+	Prompt func(prompt string) (string, error)
+}
+
+// ConnectError is a failure to reach the server or to log in.
+type ConnectError struct {
+	Err  error
+	Temp bool // another attempt may succeed (refused, timed out, reset)
+}
+
+func (e *ConnectError) Error() string   { return "spawn: " + e.Err.Error() }
+func (e *ConnectError) Unwrap() error   { return e.Err }
+func (e *ConnectError) Temporary() bool { return e.Temp }
+
+func (n *Native) logf(format string, args ...any) {
+	if n.Logf != nil {
+		n.Logf(format, args...)
+	}
+}
+
+// Dial connects (through the ProxyJump hops), logs in and starts the remote
+// command or subsystem.
+func (n *Native) Dial(ctx context.Context) (Conn, error) {
+	cfg, err := ResolveSSHConfig(n.ConfigFile, n.Destination)
+	if err != nil {
+		return nil, err
+	}
+	c, err := n.connect(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	s, err := c.client.NewSession()
+	if err != nil {
+		c.Close()
+		return nil, &ConnectError{Err: fmt.Errorf("opening a session: %w", err), Temp: true}
+	}
+	stdin, err1 := s.StdinPipe()
+	stdout, err2 := s.StdoutPipe()
+	if err := errors.Join(err1, err2); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("spawn: %w", err)
+	}
+	w := n.Stderr
+	if w == nil {
+		w = os.Stderr
+	}
+	c.stderr = &stderrWatch{w: w}
+	s.Stderr = c.stderr
+	c.session, c.stdin, c.stdout, c.remote = s, stdin, stdout, n.RemoteCommand
+	if n.Subsystem != "" {
+		c.remote = "subsystem " + n.Subsystem
+		if err := s.RequestSubsystem(n.Subsystem); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("spawn: the server has no subsystem %q (add \"Subsystem %s /usr/local/bin/sshvpn --remote\" to its sshd_config): %w", n.Subsystem, n.Subsystem, err)
+		}
+	} else if err := s.Start(n.RemoteCommand); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("spawn: running %q on the server: %w", n.RemoteCommand, err)
+	}
+	go func() {
+		c.waitErr = s.Wait()
+		close(c.exited)
+	}()
+	return c, nil
+}
+
+// client is an SSH connection through its hops.
+type client struct {
+	client *ssh.Client
+	hops   []*ssh.Client // the ProxyJump hops, first first
+	peer   net.Addr      // the first hop's TCP peer
+	logf   func(string, ...any)
+	dead   chan struct{} // closed when keepalives went unanswered
+	done   chan struct{}
+	once   sync.Once
+
+	session *ssh.Session
+	stdin   io.WriteCloser
+	stdout  io.Reader
+	stderr  *stderrWatch
+	remote  string
+	exited  chan struct{}
+	waitErr error
+}
+
+// connect dials the hops and the destination, each verified and logged in
+// to with its own configuration, and starts the keepalives.
+func (n *Native) connect(ctx context.Context, cfg SSHConfig) (*client, error) {
+	c := &client{logf: n.logf, dead: make(chan struct{}), done: make(chan struct{}), exited: make(chan struct{})}
+	hops := make([]SSHConfig, 0, len(cfg.ProxyJump)+1)
+	for _, hop := range cfg.ProxyJump {
+		h, err := ResolveSSHConfig(n.ConfigFile, hop)
+		if err != nil {
+			return nil, err
+		}
+		hops = append(hops, h)
+	}
+	hops = append(hops, cfg)
+	var prev *ssh.Client
+	for i, h := range hops {
+		addr := net.JoinHostPort(h.HostName, strconv.Itoa(h.Port))
+		var conn net.Conn
+		var err error
+		if prev == nil {
+			d := net.Dialer{Timeout: h.ConnectTimeout}
+			conn, err = d.DialContext(ctx, "tcp", addr)
+			if err != nil {
+				c.closeHops()
+				return nil, &ConnectError{Err: fmt.Errorf("connecting to %s (%s): %w", h.Host, addr, err), Temp: true}
+			}
+			c.peer = conn.RemoteAddr()
+		} else if conn, err = prev.DialContext(ctx, "tcp", addr); err != nil {
+			c.closeHops()
+			return nil, &ConnectError{Err: fmt.Errorf("connecting to %s (%s) through %s: %w", h.Host, addr, hops[i-1].Host, err), Temp: true}
+		}
+		cc, err := n.login(ctx, conn, addr, h)
+		if err != nil {
+			conn.Close()
+			c.closeHops()
+			return nil, err
+		}
+		n.logf("spawn: logged in to %s@%s (%s)", h.User, h.Host, addr)
+		if i < len(hops)-1 {
+			c.hops = append(c.hops, cc)
+		} else {
+			c.client = cc
+		}
+		prev = cc
+	}
+	if cfg.ServerAliveInterval > 0 {
+		go c.keepalive(cfg.ServerAliveInterval, cfg.ServerAliveCountMax)
+	}
+	return c, nil
+}
+
+// login runs the SSH handshake on conn: host key check, then the keys.
+func (n *Native) login(ctx context.Context, conn net.Conn, addr string, h SSHConfig) (*ssh.Client, error) {
+	hostKey, algos, err := n.hostKeys(h)
+	if err != nil {
+		return nil, err
+	}
+	auth, closeAgent := n.auth(h)
+	defer closeAgent()
+	config := &ssh.ClientConfig{User: h.User, Auth: auth, HostKeyCallback: hostKey, HostKeyAlgorithms: algos, Timeout: h.ConnectTimeout}
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	} else if h.ConnectTimeout > 0 {
+		conn.SetDeadline(time.Now().Add(h.ConnectTimeout))
+	}
+	sc, chans, reqs, err := ssh.NewClientConn(conn, addr, config)
+	if err != nil {
+		var hk *hostKeyError
+		switch {
+		case errors.As(err, &hk):
+			return nil, &ConnectError{Err: hk}
+		case isAuthFailure(err):
+			return nil, &ConnectError{Err: fmt.Errorf("%s@%s: permission denied (%w): none of the agent's keys or the identity files (%s) was accepted", h.User, h.Host, err, fmtList(h.IdentityFiles))}
+		}
+		return nil, &ConnectError{Err: fmt.Errorf("SSH handshake with %s (%s): %w", h.Host, addr, err), Temp: true}
+	}
+	conn.SetDeadline(time.Time{})
+	return ssh.NewClient(sc, chans, reqs), nil
+}
+
+func isAuthFailure(err error) bool {
+	var se *ssh.ServerAuthError
+	return errors.As(err, &se) || containsAny(err.Error(), "unable to authenticate", "no supported methods remain")
+}
+
+// keepalive sends keepalive@openssh.com every interval; after max
+// unanswered in a row the connection counts as dead and is closed.
+func (c *client) keepalive(interval time.Duration, max int) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	missed := 0
+	for {
+		select {
+		case <-t.C:
+		case <-c.done:
+			return
+		}
+		reply := make(chan error, 1)
+		go func() {
+			_, _, err := c.client.SendRequest("keepalive@openssh.com", true, nil)
+			reply <- err
+		}()
+		select {
+		case err := <-reply:
+			if err != nil {
+				missed = max + 1
+			} else {
+				missed = 0
+			}
+		case <-time.After(interval):
+			missed++
+		case <-c.done:
+			return
+		}
+		if missed > max {
+			c.logf("spawn: the SSH server did not answer %d keepalives", missed)
+			close(c.dead)
+			c.closeAll()
+			return
+		}
+	}
+}
+
+func (c *client) Read(p []byte) (int, error) {
+	n, err := c.stdout.Read(p)
+	if err == io.EOF || (err != nil && n == 0) {
+		select {
+		case <-c.exited:
+		case <-time.After(exitWait):
+		}
+		if e := c.Err(); e != nil {
+			return n, e
+		}
+	}
+	return n, err
+}
+
+func (c *client) Write(p []byte) (int, error) {
+	n, err := c.stdin.Write(p)
+	if err != nil {
+		if e := c.Err(); e != nil {
+			return n, e
+		}
+	}
+	return n, err
+}
+
+// Err says why the connection ended, once it has.
+func (c *client) Err() error {
+	select {
+	case <-c.dead:
+		return &ExitError{Status: 255, RemoteCommand: c.remote, Message: "the SSH server stopped answering keepalives (ServerAliveInterval)"}
+	default:
+	}
+	select {
+	case <-c.exited:
+	default:
+		return nil
+	}
+	var ee *ssh.ExitError
+	var missing *ssh.ExitMissingError
+	msg := ""
+	if c.stderr != nil {
+		msg = c.stderr.sshLast()
+	}
+	switch {
+	case c.waitErr == nil:
+		return nil
+	case errors.As(c.waitErr, &ee) && ee.Signal() != "":
+		return &ExitError{Status: -1, Signaled: true, RemoteCommand: c.remote, Message: msg}
+	case errors.As(c.waitErr, &ee):
+		return &ExitError{Status: ee.ExitStatus(), RemoteCommand: c.remote, Message: msg}
+	case errors.As(c.waitErr, &missing):
+		return &ExitError{Status: 255, RemoteCommand: c.remote, Message: "the connection to the server was lost"}
+	}
+	return &ExitError{Status: 255, RemoteCommand: c.remote, Message: c.waitErr.Error()}
+}
+
+// PeerAddr is the first hop's address, as the TCP connection reached it.
+func (c *client) PeerAddr(context.Context) (netip.Addr, error) {
+	if a, ok := c.peer.(*net.TCPAddr); ok {
+		if ip, ok := netip.AddrFromSlice(a.IP); ok {
+			return ip.Unmap(), nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("spawn: the server's address is unknown (%v)", c.peer)
+}
+
+// Close ends the session and the connection (and its hops).
+func (c *client) Close() error {
+	if c.stdin != nil {
+		c.stdin.Close()
+	}
+	if c.session != nil {
+		select {
+		case <-c.exited:
+		case <-time.After(2 * time.Second):
+		}
+	}
+	c.closeAll()
+	return nil
+}
+
+func (c *client) closeAll() {
+	c.once.Do(func() { close(c.done) })
+	if c.client != nil {
+		c.client.Close()
+	}
+	c.closeHops()
+}
+
+func (c *client) closeHops() {
+	for i := len(c.hops) - 1; i >= 0; i-- {
+		c.hops[i].Close()
+	}
+}
+
+// hostKeyError is a host key that cannot be trusted.
+type hostKeyError struct{ msg string }
+
+func (e *hostKeyError) Error() string { return e.msg }
+
+// hostKeys returns the host key check for h and the host-key algorithms
+// known_hosts holds for it (so that the server is asked for a key type we
+// can check, not one known_hosts lacks, which would look like a changed key).
+func (n *Native) hostKeys(h SSHConfig) (ssh.HostKeyCallback, []string, error) {
+	var files []string
+	for _, f := range append(append([]string(nil), h.UserKnownHostsFiles...), h.GlobalKnownHostsFiles...) {
+		if fi, err := os.Stat(f); err == nil && fi.Mode().IsRegular() {
+			files = append(files, f)
+		}
+	}
+	db, err := knownhosts.NewDB(files...)
+	if err != nil {
+		return nil, nil, &ConnectError{Err: fmt.Errorf("reading known_hosts: %w", err)}
+	}
+	name := h.HostName
+	if h.HostKeyAlias != "" {
+		name = h.HostKeyAlias
+	}
+	lookup := net.JoinHostPort(name, strconv.Itoa(h.Port))
+	algos := db.HostKeyAlgorithms(lookup)
+	check := db.HostKeyCallback()
+	mode := h.StrictHostKeyChecking
+	if n.AcceptNew && mode != "no" {
+		mode = "accept-new"
+	}
+	cb := func(_ string, remote net.Addr, key ssh.PublicKey) error {
+		err := check(lookup, remote, key)
+		var revoked *xknownhosts.RevokedError
+		switch {
+		case err == nil:
+			return nil
+		case errors.As(err, &revoked):
+			return &hostKeyError{fmt.Sprintf("Host key verification failed: the %s key of %s (%s) is marked @revoked in known_hosts", key.Type(), h.Host, ssh.FingerprintSHA256(key))}
+		case knownhosts.IsHostKeyChanged(err):
+			return &hostKeyError{fmt.Sprintf("@@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@\nHost key verification failed: %s (%s) offered the %s key %s, which is not the one known_hosts has for it.\n"+
+				"Someone may be intercepting the connection, or the server's key was replaced. Check with the server's admin; if the new key is right, remove the old one (ssh-keygen -R %s).", h.Host, remote, key.Type(), ssh.FingerprintSHA256(key), name)}
+		case knownhosts.IsHostUnknown(err) && (mode == "accept-new" || mode == "no"):
+			if err := recordHost(h.UserKnownHostsFiles, lookup, remote, key); err != nil {
+				return &hostKeyError{fmt.Sprintf("Host key verification failed: cannot record the key of %s: %v", h.Host, err)}
+			}
+			n.logf("spawn: recorded the %s key of %s (%s) in %s", key.Type(), h.Host, ssh.FingerprintSHA256(key), h.UserKnownHostsFiles[0])
+			return nil
+		case knownhosts.IsHostUnknown(err):
+			return &hostKeyError{fmt.Sprintf("Host key verification failed: %s (%s) is not in known_hosts (%s); its %s key is %s. Check that fingerprint, then connect once with --accept-new (or ssh to it) to record it",
+				h.Host, remote, fmtList(h.UserKnownHostsFiles), key.Type(), ssh.FingerprintSHA256(key))}
+		}
+		return &hostKeyError{fmt.Sprintf("Host key verification failed for %s: %v", h.Host, err)}
+	}
+	return cb, algos, nil
+}
+
+// recordHost appends key for host to the first of files.
+func recordHost(files []string, host string, remote net.Addr, key ssh.PublicKey) error {
+	if len(files) == 0 {
+		return errors.New("no UserKnownHostsFile")
+	}
+	if err := os.MkdirAll(filepath.Dir(files[0]), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(files[0], os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := knownhosts.WriteKnownHost(f, host, remote, key); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// auth returns the ways to log in: the agent's keys first (only those of
+// the identity files with IdentitiesOnly), then the identity files (an
+// encrypted one asks for its passphrase, if there is a terminal), then
+// keyboard-interactive and password on a terminal.
+func (n *Native) auth(h SSHConfig) ([]ssh.AuthMethod, func()) {
+	home, _ := os.UserHomeDir()
+	tokens := map[byte]string{'h': h.HostName, 'n': h.Host, 'p': strconv.Itoa(h.Port), 'r': h.User, 'u': localUser(), 'd': home}
+	var paths []string
+	for _, f := range h.IdentityFiles {
+		paths = append(paths, ExpandPath(f, tokens, home))
+	}
+	var methods []ssh.AuthMethod
+	closeAgent := func() {}
+	if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" {
+		if conn, err := net.Dial("unix", sock); err == nil {
+			closeAgent = func() { conn.Close() }
+			ag := agent.NewClient(conn)
+			methods = append(methods, ssh.PublicKeysCallback(func() ([]ssh.Signer, error) {
+				signers, err := ag.Signers()
+				if err != nil || !h.IdentitiesOnly {
+					return signers, err
+				}
+				want := publicKeys(paths)
+				var keep []ssh.Signer
+				for _, s := range signers {
+					if want[string(s.PublicKey().Marshal())] {
+						keep = append(keep, s)
+					}
+				}
+				return keep, nil
+			}))
+		} else {
+			n.logf("spawn: the ssh-agent at SSH_AUTH_SOCK is not reachable: %v", err)
+		}
+	}
+	methods = append(methods, ssh.PublicKeysCallback(func() ([]ssh.Signer, error) {
+		var signers []ssh.Signer
+		for _, p := range paths {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				continue
+			}
+			s, err := ssh.ParsePrivateKey(b)
+			var missing *ssh.PassphraseMissingError
+			if errors.As(err, &missing) && n.Prompt != nil {
+				pass, perr := n.Prompt(fmt.Sprintf("Enter passphrase for key '%s': ", p))
+				if perr == nil {
+					s, err = ssh.ParsePrivateKeyWithPassphrase(b, []byte(pass))
+				}
+			}
+			if err != nil {
+				n.logf("spawn: skipping identity file %s: %v", p, err)
+				continue
+			}
+			signers = append(signers, s)
+		}
+		return signers, nil
+	}))
+	if n.Prompt != nil {
+		methods = append(methods,
+			ssh.KeyboardInteractive(func(name, instruction string, questions []string, echos []bool) ([]string, error) {
+				answers := make([]string, len(questions))
+				for i, q := range questions {
+					a, err := n.Prompt(q)
+					if err != nil {
+						return nil, err
+					}
+					answers[i] = a
+				}
+				return answers, nil
+			}),
+			ssh.PasswordCallback(func() (string, error) { return n.Prompt(fmt.Sprintf("%s@%s's password: ", h.User, h.HostName)) }))
+	}
+	return methods, closeAgent
+}
+
+// publicKeys reads the public halves of identity files (from FILE.pub, or
+// from an unencrypted private key), as wire-format strings.
+func publicKeys(paths []string) map[string]bool {
+	out := map[string]bool{}
+	for _, p := range paths {
+		if b, err := os.ReadFile(p + ".pub"); err == nil {
+			if k, _, _, _, err := ssh.ParseAuthorizedKey(b); err == nil {
+				out[string(k.Marshal())] = true
+				continue
+			}
+		}
+		if b, err := os.ReadFile(p); err == nil {
+			if s, err := ssh.ParsePrivateKey(b); err == nil {
+				out[string(s.PublicKey().Marshal())] = true
+			}
+		}
+	}
+	return out
+}
+
+func fmtList(ss []string) string { return strings.Join(ss, ", ") }
+
+func containsAny(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+var _ Conn = (*client)(nil)

@@ -1,0 +1,304 @@
+package spawn
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/sshvpn/sshvpn/framing"
+)
+
+// OpenSSHTun is the Dialer for a stock sshd with PermitTunnel and no sshvpn
+// at all: over an in-process SSH connection (Native's settings) it opens
+// OpenSSH's own tun@openssh.com channel, the one "ssh -w" uses, in
+// point-to-point mode.
+//
+// The Conn it returns speaks sshvpn's framing, so that the client runs as
+// with any transport: a translator answers the client's Hello itself
+// (granting its proposal: the server's addresses are its admin's business)
+// and moves Data frames as the channel's packets, each behind a 4-byte
+// address family (2 for IPv4, 24 for IPv6, as OpenSSH writes them; Linux's
+// 10 and other systems' values are accepted too), one packet per channel
+// message. Pings become keepalive@openssh.com requests, and their replies
+// Pongs, so that a dead server is noticed as with sshvpn. Ethernet mode is
+// not offered: sshvpn's tap mode needs sshvpn on the server.
+type OpenSSHTun struct {
+	Native
+	Unit int // the server's tun unit (tunN); -1 for any
+}
+
+// The tun@openssh.com channel's parameters (OpenSSH's misc.h).
+const (
+	tunModePointToPoint = 1
+	tunUnitAny          = 0x7fffffff
+	afInet              = 2
+	afInet6             = 24 // OpenBSD's, as OpenSSH writes it on the wire
+)
+
+// Dial connects, logs in and opens the tunnel channel.
+func (o *OpenSSHTun) Dial(ctx context.Context) (Conn, error) {
+	cfg, err := ResolveSSHConfig(o.ConfigFile, o.Destination)
+	if err != nil {
+		return nil, err
+	}
+	c, err := o.connect(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	unit := uint32(tunUnitAny)
+	if o.Unit >= 0 {
+		unit = uint32(o.Unit)
+	}
+	ch, reqs, err := c.client.OpenChannel("tun@openssh.com", ssh.Marshal(struct{ Mode, Unit uint32 }{tunModePointToPoint, unit}))
+	if err != nil {
+		c.closeAll()
+		var oce *ssh.OpenChannelError
+		if errors.As(err, &oce) {
+			return nil, &ConnectError{Err: fmt.Errorf("the server refused the tun@openssh.com channel (%s): it needs \"PermitTunnel yes\" (or point-to-point) in sshd_config, "+
+				"a key without restrict or no-tunnel, and a free tun device (the unit asked for may be busy)", oce.Message)}
+		}
+		return nil, &ConnectError{Err: fmt.Errorf("opening the tun@openssh.com channel: %w", err), Temp: true}
+	}
+	go ssh.DiscardRequests(reqs)
+	mine, theirs := net.Pipe()
+	t := &translator{ch: ch, client: c.client, pipe: theirs, w: framing.NewWriter(theirs), logf: o.logf}
+	c.remote = "tun@openssh.com"
+	tc := &tunConn{Conn: mine, c: c, ch: ch, t: t}
+	go t.toServer()
+	go t.toClient()
+	return tc, nil
+}
+
+// tunConn is the client's end of the translator.
+type tunConn struct {
+	net.Conn
+	c    *client
+	ch   ssh.Channel
+	t    *translator
+	once sync.Once
+}
+
+func (tc *tunConn) PeerAddr(ctx context.Context) (netip.Addr, error) { return tc.c.PeerAddr(ctx) }
+
+// Err says why the tunnel ended: a server that stopped answering, or a
+// malformed packet from it.
+func (tc *tunConn) Err() error {
+	if err := tc.c.Err(); err != nil {
+		return err
+	}
+	return tc.t.err()
+}
+
+func (tc *tunConn) Read(p []byte) (int, error) {
+	n, err := tc.Conn.Read(p)
+	if err != nil {
+		if e := tc.Err(); e != nil {
+			return n, e
+		}
+	}
+	return n, err
+}
+
+func (tc *tunConn) Close() error {
+	tc.once.Do(func() {
+		tc.Conn.Close()
+		tc.ch.Close()
+		tc.c.closeAll()
+	})
+	return nil
+}
+
+// translator turns sshvpn frames into tun@openssh.com packets and back.
+type translator struct {
+	ch     ssh.Channel
+	client *ssh.Client
+	pipe   net.Conn
+	logf   func(string, ...any)
+
+	mu      sync.Mutex // w, writes to the client
+	w       *framing.Writer
+	failure error
+	pinging sync.Mutex // one keepalive request at a time
+}
+
+func (t *translator) err() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.failure
+}
+
+func (t *translator) fail(err error) {
+	t.mu.Lock()
+	if t.failure == nil {
+		t.failure = err
+	}
+	t.mu.Unlock()
+	t.pipe.Close()
+	t.ch.Close()
+}
+
+// send writes one frame to the client.
+func (t *translator) send(typ framing.Type, payload []byte, h *framing.Hello) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var err error
+	if h != nil {
+		if err = t.w.WritePreamble(); err == nil {
+			err = t.w.WriteHello(h)
+		}
+	} else {
+		err = t.w.WriteFrame(typ, payload)
+	}
+	if err == nil {
+		err = t.w.Flush()
+	}
+	return err
+}
+
+// toServer reads the client's frames: the Hello is answered here, Data
+// goes to the channel, a Ping is a keepalive@openssh.com request.
+func (t *translator) toServer() {
+	r := framing.NewReader(t.pipe)
+	if _, err := r.ReadPreamble(); err != nil {
+		t.fail(err)
+		return
+	}
+	typ, p, err := r.ReadFrame()
+	if err != nil || typ != framing.TypeHello {
+		t.fail(fmt.Errorf("spawn: tun@openssh.com: expected the client's hello (%v, %v)", typ, err))
+		return
+	}
+	h, err := framing.ParseHello(p)
+	if err != nil {
+		t.fail(err)
+		return
+	}
+	if h.Mode != "" && h.Mode != "tun" {
+		t.send(framing.TypeError, []byte("the tun@openssh.com channel carries IP packets only (tun mode); tap mode needs sshvpn on the server"), nil)
+		t.fail(errors.New("spawn: tun@openssh.com: tap mode asked for"))
+		return
+	}
+	mtu := h.MTU
+	if mtu == 0 {
+		mtu = 1500
+	}
+	answer := &framing.Hello{Role: "server", Software: "OpenSSH tun@openssh.com", Mode: "tun", MTU: mtu, Addrs: h.PeerAddrs, PeerAddrs: h.Addrs}
+	if err := t.send(0, nil, answer); err != nil {
+		t.fail(err)
+		return
+	}
+	buf := make([]byte, 4+framing.MaxPayload)
+	for {
+		typ, p, err := r.ReadFrame()
+		if err != nil {
+			t.fail(err)
+			return
+		}
+		switch typ {
+		case framing.TypeData:
+			if len(p) == 0 {
+				continue
+			}
+			af := uint32(afInet)
+			if p[0]>>4 == 6 {
+				af = afInet6
+			}
+			binary.BigEndian.PutUint32(buf, af)
+			n := copy(buf[4:], p)
+			// One Write, one channel message: OpenSSH takes each
+			// message as one packet.
+			if _, err := t.ch.Write(buf[:4+n]); err != nil {
+				t.fail(err)
+				return
+			}
+		case framing.TypePing:
+			if t.pinging.TryLock() {
+				payload := append([]byte(nil), p...)
+				go func() {
+					defer t.pinging.Unlock()
+					if _, _, err := t.client.SendRequest("keepalive@openssh.com", true, nil); err == nil {
+						t.send(framing.TypePong, payload, nil)
+					}
+				}()
+			}
+		case framing.TypeClose, framing.TypeError:
+			t.ch.CloseWrite()
+			t.fail(io.EOF)
+			return
+		}
+	}
+}
+
+// maxPacket bounds a packet from the server; a longer IP length field is a
+// malformed stream, never an allocation.
+const maxPacket = framing.MaxPayload
+
+// toClient reads the channel's packets, finding each one's end from its IP
+// header (the channel is a byte stream here), and hands them to the client
+// as Data frames.
+func (t *translator) toClient() {
+	br := bufio.NewReaderSize(t.ch, 4+maxPacket)
+	hdr := make([]byte, 4+40)
+	pkt := make([]byte, maxPacket)
+	for {
+		if _, err := io.ReadFull(br, hdr[:4+1]); err != nil {
+			t.fail(eofOr(err, "the server closed the tunnel"))
+			return
+		}
+		af := binary.BigEndian.Uint32(hdr)
+		var n int
+		switch version := hdr[4] >> 4; {
+		case version == 4 && af == afInet:
+			if _, err := io.ReadFull(br, hdr[5:4+20]); err != nil {
+				t.fail(eofOr(err, "a packet was cut short"))
+				return
+			}
+			n = int(binary.BigEndian.Uint16(hdr[4+2:]))
+			if n < 20 {
+				t.fail(fmt.Errorf("spawn: tun@openssh.com: an IPv4 packet of length %d", n))
+				return
+			}
+		case version == 6 && (af == afInet6 || af == 10 || af == 28 || af == 30):
+			if _, err := io.ReadFull(br, hdr[5:4+40]); err != nil {
+				t.fail(eofOr(err, "a packet was cut short"))
+				return
+			}
+			n = 40 + int(binary.BigEndian.Uint16(hdr[4+4:]))
+		default:
+			t.fail(fmt.Errorf("spawn: tun@openssh.com: a packet of address family %d and IP version %d", af, version))
+			return
+		}
+		if n > maxPacket {
+			t.fail(fmt.Errorf("spawn: tun@openssh.com: a packet of %d bytes (at most %d)", n, maxPacket))
+			return
+		}
+		hlen := 20
+		if hdr[4]>>4 == 6 {
+			hlen = 40
+		}
+		copy(pkt, hdr[4:4+hlen])
+		if _, err := io.ReadFull(br, pkt[hlen:n]); err != nil {
+			t.fail(eofOr(err, "a packet was cut short"))
+			return
+		}
+		if err := t.send(framing.TypeData, pkt[:n], nil); err != nil {
+			t.fail(err)
+			return
+		}
+	}
+}
+
+func eofOr(err error, what string) error {
+	if err == io.EOF {
+		return err
+	}
+	return fmt.Errorf("spawn: tun@openssh.com: %s: %w", what, err)
+}
