@@ -34,6 +34,14 @@ const (
 	DefaultBackoffMax = time.Minute
 )
 
+// reconnectHandshakeTimeout bounds a reconnect's wait for the server's
+// first bytes; stableAfter is how long a tunnel must have stayed up for the
+// backoff to start over.
+const (
+	reconnectHandshakeTimeout = time.Minute
+	stableAfter               = 30 * time.Second
+)
+
 // errHangup ends a connection that Reconnect.Hangup asked to drop.
 var errHangup = errors.New("reconnecting at once (hangup)")
 
@@ -49,9 +57,17 @@ func Connect(ctx context.Context, d spawn.Dialer, cfg ClientConfig, rc Reconnect
 	log := logger(cfg.Logger)
 	lo, hi := orDefault(rc.Min, DefaultBackoffMin), orDefault(rc.Max, DefaultBackoffMax)
 	failures := 0
-	for {
+	for attempt := 0; ; attempt++ {
 		connCtx, cancel := context.WithCancelCause(ctx)
-		up, err := dialOnce(connCtx, cancel, d, cfg, rc.Hangup)
+		c := cfg
+		if attempt > 0 {
+			// The first attempt may wait for a password; a reconnect
+			// must not wait for ever on a connection that died while
+			// it was being set up.
+			c.HandshakeTimeout = reconnectHandshakeTimeout
+		}
+		began := time.Now()
+		up, err := dialOnce(connCtx, cancel, d, c, rc.Hangup)
 		hungUp := errors.Is(context.Cause(connCtx), errHangup)
 		cancel(nil)
 		switch {
@@ -59,22 +75,22 @@ func Connect(ctx context.Context, d spawn.Dialer, cfg ClientConfig, rc Reconnect
 			return nil
 		case !rc.Enabled:
 			return err
-		case !hungUp && !Retryable(err):
+		case !hungUp && !retryable(err, up):
 			return err
 		}
-		if up {
-			failures = 0
+		if up && time.Since(began) > stableAfter {
+			failures = 0 // a tunnel that stayed up a while starts the backoff over
 		}
 		failures++
-		if rc.Tries > 0 && failures > rc.Tries {
-			return fmt.Errorf("sshvpn: giving up after %d attempts (--reconnect-tries): %w", rc.Tries, err)
+		if rc.Tries > 0 && failures >= rc.Tries {
+			return fmt.Errorf("sshvpn: giving up after %d failed attempts (--reconnect-tries): %w", rc.Tries, err)
 		}
 		cfg.Link.Detached()
 		wait := lo << min(failures-1, 30)
+		wait = time.Duration(float64(wait) * (0.8 + 0.4*rand.Float64())) // jitter: many clients of one server do not come back in step
 		if wait <= 0 || wait > hi {
 			wait = hi
 		}
-		wait = time.Duration(float64(wait) * (0.8 + 0.4*rand.Float64())) // jitter: many clients of one server do not come back in step
 		if hungUp {
 			wait = 0
 		}
@@ -126,12 +142,27 @@ type dialError struct{ error }
 
 func (e dialError) Unwrap() error { return e.error }
 
+// retryable is Retryable for a connection whose tunnel came up (up) or not:
+// once a tunnel was up, whatever ended the connection (the server's side
+// giving up on a dead peer exits non-zero, say) may pass, unless the server
+// said why it ended the session, or this side failed.
+func retryable(err error, up bool) bool {
+	var remote *RemoteError
+	var local localError
+	if up && err != nil && !errors.As(err, &remote) && !errors.As(err, &local) && !errors.Is(err, errLinkDead) {
+		return true
+	}
+	return Retryable(err)
+}
+
 // Retryable reports whether a connection that ended with err (nil: the
-// server closed the tunnel) may be mended by dialing again.
+// server closed the tunnel) before its tunnel came up may be mended by
+// dialing again.
 func Retryable(err error) bool {
 	var (
 		remote   *RemoteError
 		preamble *framing.PreambleError
+		version  *framing.VersionError
 		exit     *spawn.ExitError
 		local    localError
 		dial     dialError
@@ -144,7 +175,8 @@ func Retryable(err error) bool {
 		// A Dialer that connects itself (Native) says which failures pass.
 		var temp interface{ Temporary() bool }
 		return errors.As(dial.error, &temp) && temp.Temporary()
-	case errors.As(err, &remote), errors.As(err, &preamble), errors.As(err, &local):
+	case errors.As(err, &remote), errors.As(err, &preamble), errors.As(err, &local), errors.As(err, &version),
+		errors.Is(err, errNoHello), errors.Is(err, errProtocol):
 		return false
 	case errors.As(err, &exit):
 		return exit.Temporary()

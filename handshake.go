@@ -69,6 +69,9 @@ type RemoteError struct{ Msg string }
 
 func (e *RemoteError) Error() string { return "sshvpn: remote: " + e.Msg }
 
+// errProtocol marks a peer that does not speak the protocol as it should.
+var errProtocol = errors.New("sshvpn: protocol error")
+
 // errNoHello is returned when the peer's first frame is not a Hello.
 var errNoHello = errors.New("sshvpn: protocol error: expected a hello frame first")
 
@@ -80,7 +83,11 @@ func readHello(r *framing.Reader) (*framing.Hello, error) {
 	}
 	switch t {
 	case framing.TypeHello:
-		return framing.ParseHello(p)
+		h, err := framing.ParseHello(p)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", errProtocol, err)
+		}
+		return h, nil
 	case framing.TypeError:
 		return nil, &RemoteError{Msg: printable(p)}
 	}

@@ -72,11 +72,12 @@ type Link struct {
 	closing chan struct{}
 	read    sync.WaitGroup
 
-	mu        sync.Mutex // Up, Detached, Close
-	up        bool       // the up hook ran (hooks are due on Close)
-	tunnel    Tunnel     // the tunnel last brought up
-	closeOnce sync.Once
-	closeErr  error
+	mu          sync.Mutex // Up, Detached, Close
+	up          bool       // the up hook ran (hooks are due on Close)
+	droppedAtUp uint64     // DroppedDetached when the link last came up
+	tunnel      Tunnel     // the tunnel last brought up
+	closeOnce   sync.Once
+	closeErr    error
 }
 
 // errLinkDead marks the end of a link whose device can no longer be read.
@@ -164,7 +165,14 @@ func (l *Link) Up(t Tunnel, server netip.Addr) error {
 	}
 	first := !l.up
 	l.tunnel = t
+	if d := l.stats.DroppedDetached.Load(); !first && d > l.droppedAtUp {
+		l.log.Info("packets dropped while the tunnel was down", "dropped", d-l.droppedAtUp)
+	}
+	l.droppedAtUp = l.stats.DroppedDetached.Load()
 	if l.cfg.Hooks == nil || (!first && !l.cfg.Rehook) {
+		if l.cfg.Hooks != nil {
+			l.cfg.Hooks.Update(env) // the down hook at the end gets the tunnel as it is then
+		}
 		l.up = true
 		return nil
 	}

@@ -157,8 +157,8 @@ func TestReconnectGivesUp(t *testing.T) {
 		return &spawn.ExitError{Status: 255, Message: "ssh: connect to host gw port 22: Connection refused"}
 	}
 	err = Connect(t.Context(), dialFails{srv}, clientConfig(t, newOpener("client1")), Reconnect{Enabled: true, Tries: 3, Min: time.Millisecond})
-	if err == nil || !strings.Contains(err.Error(), "giving up after 3 attempts") || srv.dials.Load() != 4 {
-		t.Errorf("Connect: %v after %d dials; want to give up after 1 + 3", err, srv.dials.Load())
+	if err == nil || !strings.Contains(err.Error(), "giving up after 3 failed attempts") || srv.dials.Load() != 3 {
+		t.Errorf("Connect: %v after %d dials; want to give up after 3", err, srv.dials.Load())
 	}
 }
 

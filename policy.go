@@ -77,8 +77,8 @@ func decide(cfg ServerConfig, h *framing.Hello) (Tunnel, error) {
 		return Tunnel{}, fmt.Errorf("this server's policy (the command line of its sshvpn --remote) chooses the device; the client may not ask for %q", printable([]byte(h.WantDev)))
 	}
 
-	if len(h.Resume) > framing.MaxResume {
-		return Tunnel{}, fmt.Errorf("protocol error: a resume token of %d bytes (at most %d)", len(h.Resume), framing.MaxResume)
+	if len(h.Resume) > framing.MaxResume || (h.Resume != "" && len(h.Resume) < framing.MinResume) {
+		return Tunnel{}, fmt.Errorf("protocol error: a resume token of %d bytes (%d to %d)", len(h.Resume), framing.MinResume, framing.MaxResume)
 	}
 	t := Tunnel{Mode: mode, MTU: cfg.MTU, Routes: routes, Resume: h.Resume}
 	if cfg.Admit != nil {

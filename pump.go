@@ -209,6 +209,8 @@ func (p *pump) wait(ctx context.Context, errc, rerr <-chan error) error {
 			return errLocalClose
 		case <-p.link.dead:
 			return p.link.Err()
+		case <-p.link.closing:
+			return errLocalClose
 		}
 	}
 }

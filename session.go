@@ -44,6 +44,9 @@ type ClientConfig struct {
 	// ServerAddr, if set, tells the SSH server's address as the
 	// connection reached it (for pinning its route; see Link.Up).
 	ServerAddr func(context.Context) (netip.Addr, error)
+	// HandshakeTimeout, if set, bounds the wait for the server's first
+	// bytes (unbounded otherwise: ssh may be asking for a password).
+	HandshakeTimeout time.Duration
 	// Resume is the client's resume token, the same for every connection
 	// of one run: a server that still holds this client's previous session
 	// lets the new one take over from it.
@@ -177,7 +180,15 @@ func runClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) (
 	}
 	res := make(chan result, 1)
 	go func() {
-		if err := readPreamble(r); err != nil {
+		var first *time.Timer
+		if cfg.HandshakeTimeout > 0 {
+			first = time.AfterFunc(cfg.HandshakeTimeout, func() { conn.Close() })
+		}
+		err := readPreamble(r)
+		if first != nil && !first.Stop() {
+			err = fmt.Errorf("sshvpn: no answer from the server within %v", cfg.HandshakeTimeout)
+		}
+		if err != nil {
 			res <- result{err: err}
 			return
 		}

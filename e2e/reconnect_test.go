@@ -222,14 +222,17 @@ func TestKillSwitch(t *testing.T) {
 	}
 }
 
-// TestReconnectPool: a pool client that reconnects gets its addresses back.
+// TestReconnectPool: a pool client that reconnects gets its addresses back,
+// although a lower lease is free by then.
 func TestReconnectPool(t *testing.T) {
-	l := newLab(t)
+	l := newLab(t, "LAB_CLIENTS=2")
 	l.setKeys("root", "--pool", "198.18.8.0/24", "--dev", "pool%d", "--state-dir", l.dir+"/state")
-	// Another client holds the first lease for a while, so that the
-	// reconnecting one has a lease other than the lowest.
+	first := l.upIn(l.Client2(), "--dev", "vpn0", "root@server") // takes the lowest lease
 	v := l.up(append(reconnectArgs, "--dev", "vpn0", "root@server")...)
 	addr := tunAddr(t, l, l.Client, "-4")
+	if err, log := first.stop(t); err != nil { // the lowest lease is free now
+		t.Fatalf("exit %v:\n%s", err, log)
+	}
 	syscall.Kill(childPID(t, v.cmd.Process.Pid, "ssh"), syscall.SIGKILL)
 	l.waitUps(v, 2, 30*time.Second)
 	if got := tunAddr(t, l, l.Client, "-4"); got != addr {

@@ -23,14 +23,18 @@ type Hello struct {
 	Dev       string         `json:"dev,omitempty"`        // the sender's device name, for diagnostics
 	WantDev   string         `json:"want_dev,omitempty"`   // the device name the client asks the server to use
 	// Resume is the client's resume token: random, made once per run and
-	// the same in every connection of it (at most MaxResume bytes). A
+	// the same in every connection of it (MinResume to MaxResume bytes). A
 	// server that still holds a session of the same token (whose
 	// connection died, unnoticed yet) lets the new session take over.
 	Resume string `json:"resume,omitempty"`
 }
 
-// MaxResume caps the length of a resume token.
-const MaxResume = 64
+// MinResume and MaxResume bound the length of a resume token: at least 128
+// bits of randomness, hex-encoded.
+const (
+	MinResume = 32
+	MaxResume = 64
+)
 
 // WriteHello buffers a Hello frame.
 func (w *Writer) WriteHello(h *Hello) error {

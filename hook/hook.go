@@ -131,6 +131,16 @@ func (r *Runner) RunUp(e Env) error {
 	return nil
 }
 
+// Update changes the environment the armed down hook will get, as when the
+// tunnel changed without the up hook running again.
+func (r *Runner) Update(e Env) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.env != nil {
+		r.env = &e
+	}
+}
+
 // RunDown runs the down hook if an up step succeeded since it last ran,
 // with the environment of that up step (and context, if not empty).
 // Otherwise it does nothing.

@@ -59,7 +59,7 @@ func (c *claim) resumeOld() error {
 		return err
 	}
 	for _, r := range recs {
-		if sameToken(r.Resume, c.resume) {
+		if c.sameClient(r) {
 			if err := c.evict(r); err != nil {
 				return err
 			}
@@ -123,7 +123,7 @@ func (c *claim) conflict(t sshvpn.Tunnel, dev string, pooled bool) (*registry.Re
 	}
 	mine := func(r registry.Record) bool { return r.Key == c.id.ID }
 	busy := func(r registry.Record, what string) (*registry.Record, error) {
-		if sameToken(r.Resume, c.resume) || (c.replace && mine(r)) {
+		if c.sameClient(r) || (c.replace && mine(r)) {
 			return &r, nil
 		}
 		on := "on " + r.Dev
@@ -203,7 +203,7 @@ func (c *claim) evict(r registry.Record) error {
 		return nil
 	}
 	reason, what := "replaced", "replacing an older session of this key"
-	if sameToken(r.Resume, c.resume) {
+	if c.sameClient(r) {
 		reason, what = "resumed", "the client reconnected; taking over from its older session"
 	}
 	c.log.Warn(what, "pid", r.PID, "dev", r.Dev, "old_client", r.Peer, sshvpn.AdminOnly)
@@ -232,6 +232,12 @@ func (c *claim) evict(r registry.Record) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return nil
+}
+
+// sameClient reports whether r is an older session of this client: the same
+// resume token, and the same key.
+func (c *claim) sameClient(r registry.Record) bool {
+	return sameToken(r.Resume, c.resume) && r.Key == c.id.ID
 }
 
 // endedFile is where a session that ends another leaves the reason.
