@@ -1,25 +1,37 @@
 #!/usr/bin/env bash
-# bench.sh - TCP throughput of sshvpn next to OpenSSH's own `ssh -w` tunnel,
-# measured in one run in the lab's network namespaces.
+# bench.sh - TCP throughput of sshvpn (with each of its SSH transports) next
+# to OpenSSH's own `ssh -w` tunnel, measured in one run in the lab's network
+# namespaces.
 #
 # Usage (as root, from anywhere):
 #   scripts/bench.sh
 #   BENCH_ROUNDS=5 BENCH_SECONDS=10 BENCH_MTU=9000 scripts/bench.sh
+#   BENCH_CONTENDERS="native ssh-w" scripts/bench.sh
 #
 # What it measures: iperf3 TCP throughput (the receiver's bits per second)
-# through two tunnels between the same two namespaces, over the same lab
-# sshd, ssh client, keys and cipher:
-#   sshvpn   tun device <-> sshvpn <-> ssh -T (session channel) <-> sshd <->
-#            sshvpn --remote <-> tun device; 198.18.0.1 -> 198.18.0.2
-#   ssh -w   tun5 <-> ssh (tun forwarding channel) <-> sshd <-> tun5
-#            (PermitTunnel point-to-point); 198.18.1.1 -> 198.18.1.2
-# Both tunnels use MTU 1500. Each round brings every contender up, runs
-# iperf3 client->server ("up") and server->client ("down", iperf3 -R), and
-# takes it down again; the order of the contenders is reversed every other
-# round to spread machine noise. The table shows each round in Mbit/s, the
-# median, the CPU used by the tunnel's own processes (ssh, sshd, sshvpn; in
-# cores, i.e. CPU seconds per second; kernel softirq work is not included)
-# and how busy the whole machine was, plus sshvpn/ssh-w as a ratio of medians.
+# through up to four tunnels between the same two namespaces, over the same
+# lab sshd, keys and cipher (the BENCH_CONTENDERS name comes first):
+#   sshvpn       tun device <-> sshvpn <-> ssh -T (session channel) <-> sshd
+#                <-> sshvpn --remote <-> tun device; 198.18.0.1 -> 198.18.0.2
+#   native       the same, but sshvpn --native speaks SSH itself
+#                (golang.org/x/crypto/ssh, -F $LAB_DIR/ssh_config) instead of
+#                spawning ssh; 198.18.0.1 -> 198.18.0.2
+#   openssh-tun  tun device <-> sshvpn --native --openssh-tun --remote-dev 7
+#                (OpenSSH's tun@openssh.com channel) <-> sshd <-> tun7, which
+#                sshd creates and this script configures; no sshvpn on the
+#                server (PermitTunnel point-to-point); 198.18.2.1 -> 198.18.2.2
+#   ssh-w        tun5 <-> ssh (tun forwarding channel) <-> sshd <-> tun5
+#                (PermitTunnel point-to-point); 198.18.1.1 -> 198.18.1.2
+# All tunnels use MTU 1500 (sshvpn's default). Each round brings every
+# contender up, runs iperf3 client->server ("up") and server->client ("down",
+# iperf3 -R), and takes it down again; the order of the contenders is
+# reversed every other round to spread machine noise. The table shows each
+# round in Mbit/s, the median, the CPU used by the tunnel's own processes
+# (every process in the two namespaces but iperf3: ssh + sshd + sshvpn
+# --remote for sshvpn, sshvpn + sshd + sshvpn --remote for native, sshvpn +
+# sshd for openssh-tun, ssh + sshd for ssh -w; in cores, i.e. CPU seconds per
+# second; kernel softirq work is not included) and how busy the whole machine
+# was, plus each contender / ssh -w as a ratio of medians (if ssh-w ran).
 # Numbers are only comparable within one run: the machine may be shared.
 #
 # Steps: installs iperf3 with apt-get if missing, builds ./cmd/sshvpn (unless
@@ -32,7 +44,10 @@
 #   BENCH_ROUNDS   rounds per contender (default 3)
 #   BENCH_SECONDS  length of each iperf3 run in seconds (default 5)
 #   BENCH_REVERSE  yes (default) also measures server->client; no skips it
-#   BENCH_MTU      if set, adds a third contender: sshvpn with --mtu BENCH_MTU
+#   BENCH_CONTENDERS  which contenders to run, separated by spaces or commas,
+#                  in this order (default "sshvpn native openssh-tun ssh-w")
+#   BENCH_MTU      if set, adds one more contender: sshvpn (spawned ssh) with
+#                  --mtu BENCH_MTU
 #   SSHVPN_BIN     use this prebuilt sshvpn binary instead of building one
 #
 # Exit status: 0 if every contender came up and every measurement worked,
@@ -53,6 +68,9 @@ ROUNDS=${BENCH_ROUNDS:-3}
 DURATION=${BENCH_SECONDS:-5}
 REVERSE=${BENCH_REVERSE:-yes}
 BENCH_MTU=${BENCH_MTU:-}
+ALL_CONTENDERS=(sshvpn native openssh-tun ssh-w)
+BENCH_CONTENDERS=${BENCH_CONTENDERS:-${ALL_CONTENDERS[*]}}
+read -ra CONTENDERS <<<"${BENCH_CONTENDERS//,/ }"
 
 VPN_LOCAL=198.18.0.1
 VPN_PEER=198.18.0.2
@@ -62,6 +80,10 @@ SSHW_PEER=198.18.1.2
 SSHW_PORT=5202
 SSHW_DEV=tun5
 SSHW_MTU=1500
+OTUN_LOCAL=198.18.2.1
+OTUN_PEER=198.18.2.2
+OTUN_PORT=5203
+OTUN_DEV=tun7
 
 log() { printf 'bench: %s\n' "$*"; }
 warn() { printf 'bench: %s\n' "$*" >&2; }
@@ -70,6 +92,13 @@ die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
 [[ $ROUNDS =~ ^[1-9][0-9]?$ ]] || die "BENCH_ROUNDS must be 1..99"
 [[ $DURATION =~ ^[1-9][0-9]{0,2}$ ]] || die "BENCH_SECONDS must be 1..999"
 [[ $REVERSE == yes || $REVERSE == no ]] || die "BENCH_REVERSE must be yes or no"
+((${#CONTENDERS[@]})) || die "BENCH_CONTENDERS is empty"
+for c in "${CONTENDERS[@]}"; do
+	[[ " ${ALL_CONTENDERS[*]} " == *" $c "* ]] ||
+		die "BENCH_CONTENDERS: unknown contender '$c' (known: ${ALL_CONTENDERS[*]})"
+	[[ $(printf '%s\n' "${CONTENDERS[@]}" | grep -cxF -- "$c") == 1 ]] ||
+		die "BENCH_CONTENDERS: '$c' is named twice"
+done
 if [[ -n $BENCH_MTU ]]; then
 	if ! [[ $BENCH_MTU =~ ^[0-9]{3,5}$ ]] || ((BENCH_MTU < 576 || BENCH_MTU > 65000)); then
 		die "BENCH_MTU must be 576..65000"
@@ -97,16 +126,23 @@ SSHW_PID=
 IPERF_PID=
 
 # stop_pid PID SECONDS: SIGTERM, wait up to SECONDS, then SIGKILL; reaps it.
+# Sets STOP_RC to its exit status and STOP_KILLED=1 if it needed SIGKILL.
+STOP_RC=0
+STOP_KILLED=0
 stop_pid() {
 	local pid=$1 secs=$2 i
+	STOP_RC=0 STOP_KILLED=0
 	[[ -n $pid ]] || return 0
 	kill -TERM "$pid" 2>/dev/null || true
 	for ((i = 0; i < secs * 10; i++)); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
-	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -KILL "$pid" 2>/dev/null || true
+		STOP_KILLED=1
+	fi
+	wait "$pid" 2>/dev/null || STOP_RC=$?
 }
 
 cleanup() {

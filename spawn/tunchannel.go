@@ -241,52 +241,16 @@ func (t *translator) toServer() {
 // malformed stream, never an allocation.
 const maxPacket = framing.MaxPayload
 
-// toClient reads the channel's packets, finding each one's end from its IP
-// header (the channel is a byte stream here), and hands them to the client
-// as Data frames.
+// toClient reads the channel's packets and hands them to the client as
+// Data frames.
 func (t *translator) toClient() {
 	br := bufio.NewReaderSize(t.ch, 4+maxPacket)
 	hdr := make([]byte, 4+40)
 	pkt := make([]byte, maxPacket)
 	for {
-		if _, err := io.ReadFull(br, hdr[:4+1]); err != nil {
-			t.fail(eofOr(err, "the server closed the tunnel"))
-			return
-		}
-		af := binary.BigEndian.Uint32(hdr)
-		var n int
-		switch version := hdr[4] >> 4; {
-		case version == 4 && af == afInet:
-			if _, err := io.ReadFull(br, hdr[5:4+20]); err != nil {
-				t.fail(eofOr(err, "a packet was cut short"))
-				return
-			}
-			n = int(binary.BigEndian.Uint16(hdr[4+2:]))
-			if n < 20 {
-				t.fail(fmt.Errorf("spawn: tun@openssh.com: an IPv4 packet of length %d", n))
-				return
-			}
-		case version == 6 && (af == afInet6 || af == 10 || af == 28 || af == 30):
-			if _, err := io.ReadFull(br, hdr[5:4+40]); err != nil {
-				t.fail(eofOr(err, "a packet was cut short"))
-				return
-			}
-			n = 40 + int(binary.BigEndian.Uint16(hdr[4+4:]))
-		default:
-			t.fail(fmt.Errorf("spawn: tun@openssh.com: a packet of address family %d and IP version %d", af, version))
-			return
-		}
-		if n > maxPacket {
-			t.fail(fmt.Errorf("spawn: tun@openssh.com: a packet of %d bytes (at most %d)", n, maxPacket))
-			return
-		}
-		hlen := 20
-		if hdr[4]>>4 == 6 {
-			hlen = 40
-		}
-		copy(pkt, hdr[4:4+hlen])
-		if _, err := io.ReadFull(br, pkt[hlen:n]); err != nil {
-			t.fail(eofOr(err, "a packet was cut short"))
+		n, err := readTunPacket(br, hdr, pkt)
+		if err != nil {
+			t.fail(err)
 			return
 		}
 		if err := t.send(framing.TypeData, pkt[:n], nil); err != nil {
@@ -294,6 +258,46 @@ func (t *translator) toClient() {
 			return
 		}
 	}
+}
+
+// readTunPacket reads one packet of the tun@openssh.com stream into pkt
+// (at least maxPacket long) and returns its length. The channel is a byte
+// stream here, so each packet's end comes from its IP header's length
+// field; hdr (44 bytes) is scratch space. A packet whose address family
+// and IP version disagree, or whose length is impossible, is an error: the
+// stream cannot be trusted past it.
+func readTunPacket(br *bufio.Reader, hdr, pkt []byte) (int, error) {
+	if _, err := io.ReadFull(br, hdr[:4+1]); err != nil {
+		return 0, eofOr(err, "the server closed the tunnel")
+	}
+	af := binary.BigEndian.Uint32(hdr)
+	var n, hlen int
+	switch version := hdr[4] >> 4; {
+	case version == 4 && af == afInet:
+		hlen = 20
+		if _, err := io.ReadFull(br, hdr[5:4+hlen]); err != nil {
+			return 0, eofOr(err, "a packet was cut short")
+		}
+		if n = int(binary.BigEndian.Uint16(hdr[4+2:])); n < hlen {
+			return 0, fmt.Errorf("spawn: tun@openssh.com: an IPv4 packet of length %d", n)
+		}
+	case version == 6 && (af == afInet6 || af == 10 || af == 28 || af == 30):
+		hlen = 40
+		if _, err := io.ReadFull(br, hdr[5:4+hlen]); err != nil {
+			return 0, eofOr(err, "a packet was cut short")
+		}
+		n = hlen + int(binary.BigEndian.Uint16(hdr[4+4:]))
+	default:
+		return 0, fmt.Errorf("spawn: tun@openssh.com: a packet of address family %d and IP version %d", af, version)
+	}
+	if n > maxPacket || n > len(pkt) {
+		return 0, fmt.Errorf("spawn: tun@openssh.com: a packet of %d bytes (at most %d)", n, maxPacket)
+	}
+	copy(pkt, hdr[4:4+hlen])
+	if _, err := io.ReadFull(br, pkt[hlen:n]); err != nil {
+		return 0, eofOr(err, "a packet was cut short")
+	}
+	return n, nil
 }
 
 func eofOr(err error, what string) error {
