@@ -327,30 +327,65 @@ fail_round() {
 
 # ---------------------------------------------------------------- contenders
 
-# run_sshvpn KEY [MTU]: bring sshvpn up, measure, bring it down.
+# otun_dev_up MTU: wait for the server's $OTUN_DEV, which sshd creates for
+# the tun@openssh.com channel (10 s), and give it its address and MTU, as
+# the server's admin would.
+otun_dev_up() {
+	local mtu=$1 i
+	for ((i = 0; i < 100; i++)); do
+		ip -n "$SERVER_NS" link show dev "$OTUN_DEV" >/dev/null 2>&1 && break
+		kill -0 "$SSHVPN_PID" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	ip -n "$SERVER_NS" addr add "$OTUN_PEER/30" dev "$OTUN_DEV" &&
+		ip -n "$SERVER_NS" link set dev "$OTUN_DEV" mtu "$mtu" up
+}
+
+# run_sshvpn KEY MODE [MTU]: bring sshvpn up, measure, bring it down. MODE
+# is exec (spawned ssh), native (--native) or openssh-tun (--native
+# --openssh-tun, the server's side being sshd's own $OTUN_DEV).
 declare -A LABEL=()
 run_sshvpn() {
-	local key=$1 mtu=${2:-} dev dir ok=1
-	local -a mtuflag=()
-	[[ -n $mtu ]] && mtuflag=(--mtu "$mtu")
-	ip netns exec "$CLIENT_NS" "$LAB_BIN" -q -e "ssh -F $LAB_SSH_CONFIG" \
-		--addr "$VPN_LOCAL/30" --peer-addr "$VPN_PEER/30" "${mtuflag[@]}" root@server \
+	local key=$1 mode=$2 mtu=${3:-} dev devmtu dir ok=1 name laddr=$VPN_LOCAL peer=$VPN_PEER port=$VPN_PORT
+	local -a args=()
+	case $mode in
+	exec)
+		name=sshvpn
+		args=(-e "ssh -F $LAB_SSH_CONFIG")
+		;;
+	native)
+		name="sshvpn --native"
+		args=(--native -F "$LAB_SSH_CONFIG")
+		;;
+	openssh-tun)
+		name="sshvpn --openssh-tun"
+		args=(--native -F "$LAB_SSH_CONFIG" --openssh-tun --remote-dev "${OTUN_DEV#tun}")
+		laddr=$OTUN_LOCAL peer=$OTUN_PEER port=$OTUN_PORT
+		;;
+	esac
+	[[ -n $mtu ]] && args+=(--mtu "$mtu")
+	ip netns exec "$CLIENT_NS" "$LAB_BIN" -q "${args[@]}" \
+		--addr "$laddr/30" --peer-addr "$peer/30" root@server \
 		</dev/null >"$TMP/$key.log" 2>&1 &
 	SSHVPN_PID=$!
-	if ! wait_ping "$VPN_PEER" "$SSHVPN_PID"; then
+	if [[ $mode == openssh-tun ]] && ! otun_dev_up "${mtu:-1500}"; then
+		warn "$key did not come up ($OTUN_DEV did not appear on the server or could not be configured):"
+		sed 's/^/    /' "$TMP/$key.log" >&2 || true
+		ok=0
+	elif ! wait_ping "$peer" "$SSHVPN_PID"; then
 		warn "$key did not come up:"
 		sed 's/^/    /' "$TMP/$key.log" >&2 || true
 		ok=0
-	elif ! start_iperf_server "$VPN_PEER" "$VPN_PORT"; then
-		warn "iperf3 server on $VPN_PEER did not start"
+	elif ! start_iperf_server "$peer" "$port"; then
+		warn "iperf3 server on $peer did not start"
 		ok=0
 	fi
 	if ((ok)); then
 		dev=$(tun_devs "$CLIENT_NS" | head -n1)
-		LABEL[$key]="sshvpn (mtu $(ip -n "$CLIENT_NS" -o link show dev "$dev" |
-			sed -n 's/.* mtu \([0-9]*\).*/\1/p'))"
+		devmtu=$(ip -n "$CLIENT_NS" -o link show dev "$dev" | sed -n 's/.* mtu \([0-9]*\).*/\1/p')
+		LABEL[$key]="$name (mtu $devmtu)"
 		for dir in $(directions); do
-			measure "$key" "$VPN_PEER" "$VPN_PORT" "$dir"
+			measure "$key" "$peer" "$port" "$dir"
 		done
 	else
 		fail_round "$key"
@@ -358,6 +393,13 @@ run_sshvpn() {
 	stop_iperf_server
 	stop_pid "$SSHVPN_PID" 10
 	SSHVPN_PID=
+	if ((STOP_KILLED)); then
+		warn "$key: sshvpn did not exit within 10 s of SIGTERM (killed); its log:"
+		sed 's/^/    /' "$TMP/$key.log" >&2 || true
+	elif ((ok && STOP_RC != 0)); then
+		warn "$key: sshvpn exited with status $STOP_RC after SIGTERM; its log:"
+		sed 's/^/    /' "$TMP/$key.log" >&2 || true
+	fi
 	wait_gone || die "$key: tunnel devices were not removed"
 }
 
@@ -404,18 +446,21 @@ run_sshw() {
 
 # ---------------------------------------------------------------- rounds
 
-CONTENDERS=(sshvpn ssh-w)
 [[ -n $BENCH_MTU ]] && CONTENDERS+=("sshvpn-mtu$BENCH_MTU")
 LABEL[sshvpn]="sshvpn"
+LABEL[native]="sshvpn --native"
+LABEL[openssh-tun]="sshvpn --openssh-tun"
 LABEL[ssh-w]="ssh -w"
 [[ -n $BENCH_MTU ]] && LABEL[sshvpn-mtu$BENCH_MTU]="sshvpn (mtu $BENCH_MTU)"
 FAILED=0
 
 run_contender() {
 	case $1 in
-	sshvpn) run_sshvpn sshvpn ;;
+	sshvpn) run_sshvpn sshvpn exec ;;
+	native) run_sshvpn native native ;;
+	openssh-tun) run_sshvpn openssh-tun openssh-tun ;;
 	ssh-w) run_sshw ssh-w ;;
-	sshvpn-mtu*) run_sshvpn "$1" "$BENCH_MTU" ;;
+	sshvpn-mtu*) run_sshvpn "$1" exec "$BENCH_MTU" ;;
 	esac
 }
 
@@ -448,9 +493,12 @@ echo
 printf 'sshvpn vs ssh -w: iperf3 TCP, %s s per run, %s rounds, %s CPUs; Mbit/s (receiver)\n' \
 	"$DURATION" "$ROUNDS" "$(nproc)"
 echo "  up = client -> server, down = server -> client (iperf3 -R)"
-echo "  tun-cpu = cores used by ssh/sshd/sshvpn processes, host% = whole machine busy (medians)"
+echo "  tun-cpu = cores used by the tunnel's ssh/sshd/sshvpn processes, host% = whole machine busy (medians)"
 echo
-hdr=$(printf '%-22s %-5s' contender dir)
+# The first column is as wide as the longest label (at least 22).
+W=22
+for c in "${CONTENDERS[@]}"; do ((${#LABEL[$c]} > W)) && W=${#LABEL[$c]}; done
+hdr=$(printf '%-*s %-5s' "$W" contender dir)
 for ((r = 1; r <= ROUNDS; r++)); do hdr+=$(printf ' %8s' "round$r"); done
 hdr+=$(printf ' %8s %8s %6s' median tun-cpu host%)
 echo "$hdr"
@@ -460,7 +508,7 @@ for dir in $(directions); do
 	for c in "${CONTENDERS[@]}"; do
 		# shellcheck disable=SC2206
 		vals=(${MBPS[$c,$dir]:-})
-		line=$(printf '%-22s %-5s' "${LABEL[$c]}" "$dir")
+		line=$(printf '%-*s %-5s' "$W" "${LABEL[$c]}" "$dir")
 		for ((r = 0; r < ROUNDS; r++)); do line+=$(printf ' %8s' "${vals[r]:--}"); done
 		MED[$c,$dir]=$(median "${vals[@]}")
 		# shellcheck disable=SC2086
@@ -470,6 +518,10 @@ for dir in $(directions); do
 done
 echo
 for dir in $(directions); do
+	[[ " ${CONTENDERS[*]} " == *" ssh-w "* ]] || {
+		echo "no ratios: ssh-w was not among BENCH_CONTENDERS"
+		break
+	}
 	for c in "${CONTENDERS[@]}"; do
 		[[ $c == ssh-w ]] && continue
 		a=${MED[$c,$dir]} b=${MED[ssh-w,$dir]}

@@ -37,8 +37,13 @@ PermitTunnel, no extra daemon and no open port. Both ends need the right to crea
 CAP_NET_ADMIN). Without address flags the tunnel gets 198.18.0.1/30 and fd73:7368:7670::1/64 here and
 198.18.0.2/30 and fd73:7368:7670::2/64 on the server; the server's own flags, if any, win.
 
+"sshvpn --native ..." speaks SSH itself (same config, agent, keys and known_hosts); "--native
+--openssh-tun" needs no sshvpn on the server, only sshd's PermitTunnel.
+
 Examples:
   sshvpn admin@gw.example.net
+  sshvpn --reconnect --default-route admin@gw
+  sshvpn --native --accept-new -F ./ssh_config gw
   sshvpn -e "ssh -p 2222 -i ~/.ssh/vpn" --addr 192.0.2.1/30 --peer-addr 192.0.2.2/30 gw
   sshvpn --remote-cmd "sudo /usr/local/bin/sshvpn --remote" gw
   sshvpn --route 198.51.100.0/24 --up ./dns-up.sh --down ./dns-down.sh gw
