@@ -44,6 +44,11 @@ type Native struct {
 	Prompt func(prompt string) (string, error)
 }
 
+// handshakeTimeout bounds the SSH handshake and login when ConnectTimeout
+// does not; ssh has no such bound, but it also has no one waiting for it
+// to reconnect.
+const handshakeTimeout = time.Minute
+
 // ConnectError is a failure to reach the server or to log in.
 type ConnectError struct {
 	Err  error
@@ -184,11 +189,20 @@ func (n *Native) login(ctx context.Context, conn net.Conn, addr string, h SSHCon
 	auth, closeAgent := n.auth(h)
 	defer closeAgent()
 	config := &ssh.ClientConfig{User: h.User, Auth: auth, HostKeyCallback: hostKey, HostKeyAlgorithms: algos, Timeout: h.ConnectTimeout}
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
-	} else if h.ConnectTimeout > 0 {
-		conn.SetDeadline(time.Now().Add(h.ConnectTimeout))
+	// The handshake must not hang on a server that accepted the TCP
+	// connection and went silent: ConnectTimeout, else handshakeTimeout.
+	limit := handshakeTimeout
+	if n.Prompt != nil {
+		limit = 5 * time.Minute // someone may be typing a passphrase
 	}
+	deadline := time.Now().Add(limit)
+	if h.ConnectTimeout > 0 && n.Prompt == nil {
+		deadline = time.Now().Add(h.ConnectTimeout)
+	}
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	conn.SetDeadline(deadline)
 	sc, chans, reqs, err := ssh.NewClientConn(conn, addr, config)
 	if err != nil {
 		var hk *hostKeyError
