@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"slices"
@@ -46,93 +47,115 @@ type connectCmd struct {
 }
 
 func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, hup hangup) error {
-	addrs, peers := prefixes(c.Addr), prefixes(c.PeerAddr)
-	if err := checkMTUFlag(c.MTU); err != nil {
-		return err
-	}
-	if err := checkKeepalive(c.Keepalive, c.DeadAfter); err != nil {
-		return err
-	}
-	if c.ReconnectTries < 0 {
-		return fmt.Errorf("--reconnect-tries %d: want a positive number", c.ReconnectTries)
-	}
-	mode := tun.Mode(c.Mode)
-	if mode == tun.ModeTUN || len(addrs) > 0 || len(peers) > 0 {
-		// tap mode may run without addresses (a bridge port).
-		var err error
-		if addrs, peers, err = proposal(addrs, peers); err != nil {
-			return err
-		}
-	}
-	if err := tun.CheckName(c.Dev); err != nil {
-		return fmt.Errorf("--dev: %w", err)
-	}
-	if err := tun.CheckName(c.RemoteDev); err != nil {
-		return fmt.Errorf("--remote-dev: %w", err)
-	}
-	if c.MTU != 0 && c.MTU < 1280 && slices.ContainsFunc(slices.Concat(addrs, peers), func(p netip.Prefix) bool { return p.Addr().Is6() }) {
-		return fmt.Errorf("--mtu %d is below the 1280 IPv6 needs, and the tunnel has IPv6 addresses: raise --mtu, or give IPv4 --addr/--peer-addr only", c.MTU)
-	}
-	mac, err := c.mac(mode == tun.ModeTAP)
+	p, err := c.plan()
 	if err != nil {
 		return err
 	}
-	sshArgv, err := spawn.SplitCommand(c.SSHCmd)
+	dialer, err := c.dialer(log)
 	if err != nil {
-		return fmt.Errorf("--ssh-cmd: %w", err)
-	}
-	if len(sshArgv) == 0 {
-		return fmt.Errorf("--ssh-cmd is empty")
+		return err
 	}
 	// Open the device before connecting: a missing permission is reported
 	// before anybody types a password.
-	dev, err := tun.Open(tun.Config{Name: c.Dev, Mode: mode})
+	dev, nets, err := c.open(p, log)
 	if err != nil {
 		return err
-	}
-	log.Debug("opened device", "dev", dev.Name())
-	// The networks this machine is on: the tunnel must not take them over.
-	nets, err := localNets(dev.Name())
-	if err != nil {
-		dev.Close()
-		return err
-	}
-	for _, p := range slices.Concat(addrs, peers) {
-		for _, n := range nets {
-			if p.Masked().Overlaps(n.Prefix.Masked()) {
-				dev.Close()
-				return fmt.Errorf("the tunnel address %v overlaps %v, a network this machine is on; choose tunnel addresses outside it (--addr, --peer-addr)", p, n)
-			}
-		}
 	}
 	s := c.session(dev, log)
 	defer s.close()
 	s.sweep()
 	link := sshvpn.NewLink(dev, sshvpn.LinkConfig{
 		Router: router.New(dev, router.Options{Logger: log, Record: s.routes, Shared: s.shared}),
-		Routes: prefixes(c.Route), DefaultRoute: c.DefaultRoute, Bridge: c.Bridge, MAC: mac,
+		Routes: prefixes(c.Route), DefaultRoute: c.DefaultRoute, Bridge: c.Bridge, MAC: p.mac,
 		Hooks: &hook.Runner{Up: c.Up, Down: c.Down, Timeout: c.HookTimeout, Log: log},
 		Env:   hook.Env{Side: "local"}, Rehook: c.Rehook, OnUp: s.tunnel, Logger: log,
 	})
 	defer link.Close()
-
-	dialer, err := c.dialer(sshArgv, log)
-	if err != nil {
-		return err
-	}
 	return sshvpn.Connect(ctx, dialer, sshvpn.ClientConfig{
-		Mode: mode, MTU: c.MTU, Addrs: addrs, PeerAddrs: peers, RemoteDev: c.RemoteDev, RemoteRoutes: prefixes(c.RemoteRoute),
+		Mode: p.mode, MTU: c.MTU, Addrs: p.addrs, PeerAddrs: p.peers, RemoteDev: c.RemoteDev, RemoteRoutes: prefixes(c.RemoteRoute),
 		Nets: nets, Link: link, Resume: resumeToken(),
 		Keepalive: c.Keepalive, DeadAfter: c.DeadAfter, Logger: log,
 	}, sshvpn.Reconnect{Enabled: c.Reconnect || c.ReconnectTries > 0, Tries: c.ReconnectTries, Hangup: hup})
 }
 
+// plan is what the client's flags ask for, checked.
+type plan struct {
+	mode         tun.Mode
+	addrs, peers []netip.Prefix // the proposal
+	mac          net.HardwareAddr
+}
+
+func (c *connectCmd) plan() (plan, error) {
+	p := plan{mode: tun.Mode(c.Mode), addrs: prefixes(c.Addr), peers: prefixes(c.PeerAddr)}
+	if err := checkMTUFlag(c.MTU); err != nil {
+		return p, err
+	}
+	if err := checkKeepalive(c.Keepalive, c.DeadAfter); err != nil {
+		return p, err
+	}
+	if c.ReconnectTries < 0 {
+		return p, fmt.Errorf("--reconnect-tries %d: want a positive number", c.ReconnectTries)
+	}
+	if p.mode == tun.ModeTUN || len(p.addrs) > 0 || len(p.peers) > 0 {
+		// tap mode may run without addresses (a bridge port).
+		var err error
+		if p.addrs, p.peers, err = proposal(p.addrs, p.peers); err != nil {
+			return p, err
+		}
+	}
+	if err := tun.CheckName(c.Dev); err != nil {
+		return p, fmt.Errorf("--dev: %w", err)
+	}
+	if !c.OpenSSHTun {
+		if err := tun.CheckName(c.RemoteDev); err != nil {
+			return p, fmt.Errorf("--remote-dev: %w", err)
+		}
+	}
+	if c.MTU != 0 && c.MTU < 1280 && slices.ContainsFunc(slices.Concat(p.addrs, p.peers), func(p netip.Prefix) bool { return p.Addr().Is6() }) {
+		return p, fmt.Errorf("--mtu %d is below the 1280 IPv6 needs, and the tunnel has IPv6 addresses: raise --mtu, or give IPv4 --addr/--peer-addr only", c.MTU)
+	}
+	var err error
+	p.mac, err = c.mac(p.mode == tun.ModeTAP)
+	return p, err
+}
+
+// open opens the device and lists the networks this machine is on, which
+// the tunnel must not take over.
+func (c *connectCmd) open(p plan, log *slog.Logger) (tun.Device, []router.Net, error) {
+	dev, err := tun.Open(tun.Config{Name: c.Dev, Mode: p.mode})
+	if err != nil {
+		return nil, nil, err
+	}
+	log.Debug("opened device", "dev", dev.Name())
+	nets, err := localNets(dev.Name())
+	if err != nil {
+		dev.Close()
+		return nil, nil, err
+	}
+	for _, a := range slices.Concat(p.addrs, p.peers) {
+		for _, n := range nets {
+			if a.Masked().Overlaps(n.Prefix.Masked()) {
+				dev.Close()
+				return nil, nil, fmt.Errorf("the tunnel address %v overlaps %v, a network this machine is on; choose tunnel addresses outside it (--addr, --peer-addr)", a, n)
+			}
+		}
+	}
+	return dev, nets, nil
+}
+
 // dialer is the transport the flags ask for: the spawned ssh, or the
 // in-process SSH client running sshvpn --remote (or a Subsystem), or
 // OpenSSH's own tunnel channel.
-func (c *connectCmd) dialer(sshArgv []string, log *slog.Logger) (spawn.Dialer, error) {
+func (c *connectCmd) dialer(log *slog.Logger) (spawn.Dialer, error) {
 	logf := func(f string, a ...any) { log.Debug(fmt.Sprintf(f, a...)) }
 	if !c.Native {
+		sshArgv, err := spawn.SplitCommand(c.SSHCmd)
+		if err != nil {
+			return nil, fmt.Errorf("--ssh-cmd: %w", err)
+		}
+		if len(sshArgv) == 0 {
+			return nil, fmt.Errorf("--ssh-cmd is empty")
+		}
 		if c.AcceptNew || c.Subsystem != "" || c.OpenSSHTun {
 			return nil, fmt.Errorf("--accept-new, --subsystem and --openssh-tun go with --native (with ssh, use its own options: -e \"ssh -o StrictHostKeyChecking=accept-new\")")
 		}
