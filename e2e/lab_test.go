@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -268,7 +269,11 @@ func (l *lab) start(args ...string) *vpn {
 // startIn is start in namespace ns.
 func (l *lab) startIn(ns string, args ...string) *vpn {
 	l.t.Helper()
-	argv := append([]string{"netns", "exec", ns, l.Bin, "-v", "-e", "ssh -F " + l.SSHConfig}, args...)
+	argv := []string{"netns", "exec", ns, l.Bin, "-v"}
+	if !slices.Contains(args, "--native") { // --native takes -F itself; -e is the ssh binary's
+		argv = append(argv, "-e", "ssh -F "+l.SSHConfig)
+	}
+	argv = append(argv, args...)
 	v := &vpn{cmd: exec.Command("ip", argv...), log: new(syncBuffer), done: make(chan struct{})}
 	v.cmd.Stdout, v.cmd.Stderr = v.log, v.log
 	v.cmd.Env = append(os.Environ(), l.Env...)

@@ -328,13 +328,20 @@ fail_round() {
 # ---------------------------------------------------------------- contenders
 
 # otun_dev_up MTU: wait for the server's $OTUN_DEV, which sshd creates for
-# the tun@openssh.com channel (10 s), and give it its address and MTU, as
-# the server's admin would.
+# the tun@openssh.com channel, and for the client's handshake to be over (its
+# device has $OTUN_LOCAL; 15 s in all), then give $OTUN_DEV its address and
+# MTU and bring it up, as the server's admin would.
+# Why wait for the client: sshvpn's tun@openssh.com translator forwards what
+# the channel carries as soon as the channel is open, even before it has
+# answered the client's hello; an IPv6 router solicitation from a $OTUN_DEV
+# brought up that early then ends the client with "framing: expected the
+# sshvpn handshake but the peer sent ...". Waiting keeps that start-up race
+# out of a throughput measurement.
 otun_dev_up() {
-	local mtu=$1 i
-	for ((i = 0; i < 100; i++)); do
-		ip -n "$SERVER_NS" link show dev "$OTUN_DEV" >/dev/null 2>&1 && break
-		kill -0 "$SSHVPN_PID" 2>/dev/null || return 1
+	local mtu=$1 deadline=$((SECONDS + 15))
+	while ! ip -n "$SERVER_NS" link show dev "$OTUN_DEV" >/dev/null 2>&1 ||
+		[[ -z $(ip -n "$CLIENT_NS" -o addr show to "$OTUN_LOCAL/32" 2>/dev/null) ]]; do
+		kill -0 "$SSHVPN_PID" 2>/dev/null && ((SECONDS < deadline)) || return 1
 		sleep 0.1
 	done
 	ip -n "$SERVER_NS" addr add "$OTUN_PEER/30" dev "$OTUN_DEV" &&
@@ -369,7 +376,7 @@ run_sshvpn() {
 		</dev/null >"$TMP/$key.log" 2>&1 &
 	SSHVPN_PID=$!
 	if [[ $mode == openssh-tun ]] && ! otun_dev_up "${mtu:-1500}"; then
-		warn "$key did not come up ($OTUN_DEV did not appear on the server or could not be configured):"
+		warn "$key did not come up (no handshake, no $OTUN_DEV on the server, or it could not be configured):"
 		sed 's/^/    /' "$TMP/$key.log" >&2 || true
 		ok=0
 	elif ! wait_ping "$peer" "$SSHVPN_PID"; then

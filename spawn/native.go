@@ -98,12 +98,16 @@ func (n *Native) Dial(ctx context.Context) (Conn, error) {
 		c.remote = "subsystem " + n.Subsystem
 		if err := s.RequestSubsystem(n.Subsystem); err != nil {
 			c.Close()
+			if errors.Is(err, io.EOF) {
+				return nil, &ConnectError{Err: fmt.Errorf("the connection closed while asking for subsystem %q: %w", n.Subsystem, err), Temp: true}
+			}
 			return nil, fmt.Errorf("spawn: the server has no subsystem %q (add \"Subsystem %s /usr/local/bin/sshvpn --remote\" to its sshd_config): %w", n.Subsystem, n.Subsystem, err)
 		}
 	} else if err := s.Start(n.RemoteCommand); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("spawn: running %q on the server: %w", n.RemoteCommand, err)
 	}
+	c.started = true
 	go func() {
 		c.waitErr = s.Wait()
 		close(c.exited)
@@ -126,6 +130,7 @@ type client struct {
 	stdout  io.Reader
 	stderr  *stderrWatch
 	remote  string
+	started bool // the remote command or subsystem runs
 	exited  chan struct{}
 	waitErr error
 }
@@ -202,19 +207,25 @@ func (n *Native) login(ctx context.Context, conn net.Conn, addr string, h SSHCon
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl
 	}
-	conn.SetDeadline(deadline)
+	// A connection through a hop takes no deadline: a timer and ctx
+	// close it instead, on any kind of connection.
+	stopTimer := time.AfterFunc(time.Until(deadline), func() { conn.Close() })
+	stopCtx := context.AfterFunc(ctx, func() { conn.Close() })
 	sc, chans, reqs, err := ssh.NewClientConn(conn, addr, config)
+	stopTimer.Stop()
+	stopCtx()
 	if err != nil {
 		var hk *hostKeyError
 		switch {
 		case errors.As(err, &hk):
 			return nil, &ConnectError{Err: hk}
+		case containsAny(err.Error(), "no common algorithm"):
+			return nil, &ConnectError{Err: fmt.Errorf("SSH handshake with %s (%s): %w (the host key types known_hosts holds for it are not what it offers)", h.Host, addr, err)}
 		case isAuthFailure(err):
 			return nil, &ConnectError{Err: fmt.Errorf("%s@%s: permission denied (%w): none of the agent's keys or the identity files (%s) was accepted", h.User, h.Host, err, fmtList(h.IdentityFiles))}
 		}
 		return nil, &ConnectError{Err: fmt.Errorf("SSH handshake with %s (%s): %w", h.Host, addr, err), Temp: true}
 	}
-	conn.SetDeadline(time.Time{})
 	return ssh.NewClient(sc, chans, reqs), nil
 }
 
@@ -287,33 +298,34 @@ func (c *client) Write(p []byte) (int, error) {
 
 // Err says why the connection ended, once it has.
 func (c *client) Err() error {
-	select {
-	case <-c.dead:
-		return &ExitError{Status: 255, RemoteCommand: c.remote, Message: "the SSH server stopped answering keepalives (ServerAliveInterval)"}
-	default:
-	}
-	select {
-	case <-c.exited:
-	default:
-		return nil
-	}
 	var ee *ssh.ExitError
 	var missing *ssh.ExitMissingError
 	msg := ""
 	if c.stderr != nil {
 		msg = c.stderr.sshLast()
 	}
-	switch {
-	case c.waitErr == nil:
-		return nil
-	case errors.As(c.waitErr, &ee) && ee.Signal() != "":
-		return &ExitError{Status: -1, Signaled: true, RemoteCommand: c.remote, Message: msg}
-	case errors.As(c.waitErr, &ee):
-		return &ExitError{Status: ee.ExitStatus(), RemoteCommand: c.remote, Message: msg}
-	case errors.As(c.waitErr, &missing):
-		return &ExitError{Status: 255, RemoteCommand: c.remote, Message: "the connection to the server was lost"}
+	select {
+	case <-c.exited:
+		switch {
+		case c.waitErr == nil:
+			return nil
+		case errors.As(c.waitErr, &ee) && ee.Signal() != "":
+			// As the ssh binary reports it: 255, and no status.
+			return &ExitError{Status: 255, RemoteCommand: c.remote, Message: msg}
+		case errors.As(c.waitErr, &ee):
+			return &ExitError{Status: ee.ExitStatus(), RemoteCommand: c.remote, Message: msg}
+		case errors.As(c.waitErr, &missing):
+			return &ExitError{Status: 255, RemoteCommand: c.remote, Message: "the connection to the server was lost"}
+		}
+		return &ExitError{Status: 255, RemoteCommand: c.remote, Message: c.waitErr.Error()}
+	default:
 	}
-	return &ExitError{Status: 255, RemoteCommand: c.remote, Message: c.waitErr.Error()}
+	select {
+	case <-c.dead:
+		return &ExitError{Status: 255, RemoteCommand: c.remote, Message: "the SSH server stopped answering keepalives (ServerAliveInterval)"}
+	default:
+	}
+	return nil
 }
 
 // PeerAddr is the first hop's address, as the TCP connection reached it.
@@ -331,7 +343,7 @@ func (c *client) Close() error {
 	if c.stdin != nil {
 		c.stdin.Close()
 	}
-	if c.session != nil {
+	if c.started {
 		select {
 		case <-c.exited:
 		case <-time.After(2 * time.Second):
@@ -374,11 +386,14 @@ func (n *Native) hostKeys(h SSHConfig) (ssh.HostKeyCallback, []string, error) {
 	if err != nil {
 		return nil, nil, &ConnectError{Err: fmt.Errorf("reading known_hosts: %w", err)}
 	}
+	// As ssh looks it up: HostKeyAlias alone, or the host name with its
+	// port if that is not 22 ([host]:port).
 	name := h.HostName
+	lookup := net.JoinHostPort(name, strconv.Itoa(h.Port))
 	if h.HostKeyAlias != "" {
 		name = h.HostKeyAlias
+		lookup = net.JoinHostPort(name, "22")
 	}
-	lookup := net.JoinHostPort(name, strconv.Itoa(h.Port))
 	algos := db.HostKeyAlgorithms(lookup)
 	check := db.HostKeyCallback()
 	mode := h.StrictHostKeyChecking
@@ -397,7 +412,7 @@ func (n *Native) hostKeys(h SSHConfig) (ssh.HostKeyCallback, []string, error) {
 			return &hostKeyError{fmt.Sprintf("@@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@\nHost key verification failed: %s (%s) offered the %s key %s, which is not the one known_hosts has for it.\n"+
 				"Someone may be intercepting the connection, or the server's key was replaced. Check with the server's admin; if the new key is right, remove the old one (ssh-keygen -R %s).", h.Host, remote, key.Type(), ssh.FingerprintSHA256(key), name)}
 		case knownhosts.IsHostUnknown(err) && (mode == "accept-new" || mode == "no"):
-			if err := recordHost(h.UserKnownHostsFiles, lookup, remote, key); err != nil {
+			if err := recordHost(h.UserKnownHostsFiles, knownhosts.Normalize(lookup), key); err != nil {
 				return &hostKeyError{fmt.Sprintf("Host key verification failed: cannot record the key of %s: %v", h.Host, err)}
 			}
 			n.logf("spawn: recorded the %s key of %s (%s) in %s", key.Type(), h.Host, ssh.FingerprintSHA256(key), h.UserKnownHostsFiles[0])
@@ -411,8 +426,9 @@ func (n *Native) hostKeys(h SSHConfig) (ssh.HostKeyCallback, []string, error) {
 	return cb, algos, nil
 }
 
-// recordHost appends key for host to the first of files.
-func recordHost(files []string, host string, remote net.Addr, key ssh.PublicKey) error {
+// recordHost appends key for host (its known_hosts name alone, not the
+// address it was reached at) to the first of files.
+func recordHost(files []string, host string, key ssh.PublicKey) error {
 	if len(files) == 0 {
 		return errors.New("no UserKnownHostsFile")
 	}
@@ -423,17 +439,19 @@ func recordHost(files []string, host string, remote net.Addr, key ssh.PublicKey)
 	if err != nil {
 		return err
 	}
-	if err := knownhosts.WriteKnownHost(f, host, remote, key); err != nil {
+	if _, err := fmt.Fprintln(f, knownhosts.Line([]string{host}, key)); err != nil {
 		f.Close()
 		return err
 	}
 	return f.Close()
 }
 
-// auth returns the ways to log in: the agent's keys first (only those of
-// the identity files with IdentitiesOnly), then the identity files (an
-// encrypted one asks for its passphrase, if there is a terminal), then
-// keyboard-interactive and password on a terminal.
+// auth returns the ways to log in: one public-key method with the agent's
+// keys first (only those of the identity files with IdentitiesOnly), then
+// the identity files (x/crypto tries a method of one name only once, so
+// they must be one method); an encrypted key with a .pub beside it asks for
+// its passphrase only when the server accepts it. Keyboard-interactive and
+// password come last, on a terminal and without BatchMode only.
 func (n *Native) auth(h SSHConfig) ([]ssh.AuthMethod, func()) {
 	home, _ := os.UserHomeDir()
 	tokens := map[byte]string{'h': h.HostName, 'n': h.Host, 'p': strconv.Itoa(h.Port), 'r': h.User, 'u': localUser(), 'd': home}
@@ -441,59 +459,62 @@ func (n *Native) auth(h SSHConfig) ([]ssh.AuthMethod, func()) {
 	for _, f := range h.IdentityFiles {
 		paths = append(paths, ExpandPath(f, tokens, home))
 	}
-	var methods []ssh.AuthMethod
+	prompt := n.Prompt
+	if h.BatchMode {
+		prompt = nil
+	}
 	closeAgent := func() {}
-	if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" {
-		if conn, err := net.Dial("unix", sock); err == nil {
-			closeAgent = func() { conn.Close() }
-			ag := agent.NewClient(conn)
-			methods = append(methods, ssh.PublicKeysCallback(func() ([]ssh.Signer, error) {
-				signers, err := ag.Signers()
-				if err != nil || !h.IdentitiesOnly {
-					return signers, err
-				}
-				want := publicKeys(paths)
-				var keep []ssh.Signer
-				for _, s := range signers {
-					if want[string(s.PublicKey().Marshal())] {
-						keep = append(keep, s)
-					}
-				}
-				return keep, nil
-			}))
-		} else {
-			n.logf("spawn: the ssh-agent at SSH_AUTH_SOCK is not reachable: %v", err)
+	var ag agent.ExtendedAgent
+	sock := os.Getenv("SSH_AUTH_SOCK")
+	switch a := h.IdentityAgent; {
+	case strings.EqualFold(a, "none"):
+		sock = ""
+	case a != "" && a != "SSH_AUTH_SOCK":
+		sock = ExpandPath(strings.TrimPrefix(strings.TrimSuffix(a, "}"), "${"), tokens, home)
+		if strings.HasPrefix(a, "$") {
+			sock = os.Getenv(strings.Trim(a, "${}"))
 		}
 	}
-	methods = append(methods, ssh.PublicKeysCallback(func() ([]ssh.Signer, error) {
+	if sock != "" {
+		if conn, err := net.Dial("unix", sock); err == nil {
+			closeAgent = func() { conn.Close() }
+			ag = agent.NewClient(conn)
+		} else {
+			n.logf("spawn: the ssh-agent at %s is not reachable: %v", sock, err)
+		}
+	}
+	methods := []ssh.AuthMethod{ssh.PublicKeysCallback(func() ([]ssh.Signer, error) {
 		var signers []ssh.Signer
-		for _, p := range paths {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				continue
+		seen := map[string]bool{}
+		add := func(s ssh.Signer) {
+			if k := string(s.PublicKey().Marshal()); !seen[k] {
+				seen[k] = true
+				signers = append(signers, s)
 			}
-			s, err := ssh.ParsePrivateKey(b)
-			var missing *ssh.PassphraseMissingError
-			if errors.As(err, &missing) && n.Prompt != nil {
-				pass, perr := n.Prompt(fmt.Sprintf("Enter passphrase for key '%s': ", p))
-				if perr == nil {
-					s, err = ssh.ParsePrivateKeyWithPassphrase(b, []byte(pass))
+		}
+		if ag != nil {
+			if all, err := ag.Signers(); err == nil {
+				want := publicKeys(paths)
+				for _, s := range all {
+					if !h.IdentitiesOnly || want[string(s.PublicKey().Marshal())] {
+						add(s)
+					}
 				}
 			}
-			if err != nil {
-				n.logf("spawn: skipping identity file %s: %v", p, err)
-				continue
+		}
+		for _, p := range paths {
+			if s := n.identity(p, prompt); s != nil {
+				add(s)
 			}
-			signers = append(signers, s)
 		}
 		return signers, nil
-	}))
-	if n.Prompt != nil {
+	})}
+	if prompt != nil {
 		methods = append(methods,
 			ssh.KeyboardInteractive(func(name, instruction string, questions []string, echos []bool) ([]string, error) {
 				answers := make([]string, len(questions))
 				for i, q := range questions {
-					a, err := n.Prompt(q)
+					a, err := prompt(sanitizeLine(q))
 					if err != nil {
 						return nil, err
 					}
@@ -501,9 +522,93 @@ func (n *Native) auth(h SSHConfig) ([]ssh.AuthMethod, func()) {
 				}
 				return answers, nil
 			}),
-			ssh.PasswordCallback(func() (string, error) { return n.Prompt(fmt.Sprintf("%s@%s's password: ", h.User, h.HostName)) }))
+			ssh.PasswordCallback(func() (string, error) { return prompt(fmt.Sprintf("%s@%s's password: ", h.User, h.HostName)) }))
 	}
 	return methods, closeAgent
+}
+
+// identity loads an identity file as a signer, or nil. An encrypted key
+// with its .pub beside it becomes a signer that asks for the passphrase
+// when it first signs, that is, when the server accepted the key.
+func (n *Native) identity(path string, prompt func(string) (string, error)) ssh.Signer {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	s, err := ssh.ParsePrivateKey(b)
+	var missing *ssh.PassphraseMissingError
+	switch {
+	case err == nil:
+		return s
+	case !errors.As(err, &missing) || prompt == nil:
+		n.logf("spawn: skipping identity file %s: %v", path, err)
+		return nil
+	}
+	pub := missing.PublicKey
+	if pub == nil {
+		if pb, err := os.ReadFile(path + ".pub"); err == nil {
+			pub, _, _, _, _ = ssh.ParseAuthorizedKey(pb)
+		}
+	}
+	unlock := func() (ssh.Signer, error) {
+		pass, err := prompt(fmt.Sprintf("Enter passphrase for key '%s': ", path))
+		if err != nil {
+			return nil, err
+		}
+		return ssh.ParsePrivateKeyWithPassphrase(b, []byte(pass))
+	}
+	if pub == nil {
+		s, err := unlock()
+		if err != nil {
+			n.logf("spawn: skipping identity file %s: %v", path, err)
+			return nil
+		}
+		return s
+	}
+	return &lazySigner{pub: pub, unlock: unlock}
+}
+
+// lazySigner is an encrypted key: its public half is known, its private
+// half is unlocked on the first signature.
+type lazySigner struct {
+	pub    ssh.PublicKey
+	unlock func() (ssh.Signer, error)
+	once   sync.Once
+	s      ssh.Signer
+	err    error
+}
+
+func (l *lazySigner) PublicKey() ssh.PublicKey { return l.pub }
+
+func (l *lazySigner) Sign(rand io.Reader, data []byte) (*ssh.Signature, error) {
+	l.once.Do(func() { l.s, l.err = l.unlock() })
+	if l.err != nil {
+		return nil, l.err
+	}
+	return l.s.Sign(rand, data)
+}
+
+// SignWithAlgorithm signs with the algorithm asked for (rsa-sha2-256 for
+// an RSA key, say), as the unlocked key can.
+func (l *lazySigner) SignWithAlgorithm(rand io.Reader, data []byte, algorithm string) (*ssh.Signature, error) {
+	l.once.Do(func() { l.s, l.err = l.unlock() })
+	if l.err != nil {
+		return nil, l.err
+	}
+	if as, ok := l.s.(ssh.AlgorithmSigner); ok {
+		return as.SignWithAlgorithm(rand, data, algorithm)
+	}
+	return l.s.Sign(rand, data)
+}
+
+// sanitizeLine keeps a server's prompt text from carrying terminal escapes.
+func sanitizeLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return '?'
+		}
+		return r
+	}, s)
 }
 
 // publicKeys reads the public halves of identity files (from FILE.pub, or

@@ -161,7 +161,7 @@ func Start(o Options) (*Process, error) {
 	cmd.Stderr = stderr
 	// Die with us: an sshvpn killed hard must not leave ssh holding the
 	// remote tunnel open.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	cmd.SysProcAttr = dieWithParent()
 	// A process ssh leaves behind (a ProxyCommand, a ControlPersist
 	// master) may hold its stderr open; do not wait for it past ssh's exit.
 	cmd.WaitDelay = waitDelay

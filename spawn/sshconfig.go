@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/netip"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -28,6 +29,8 @@ type SSHConfig struct {
 	Port                  int      // the remote port
 	IdentityFiles         []string // as configured, tokens unexpanded ("~/.ssh/id_%r")
 	IdentitiesOnly        bool
+	IdentityAgent         string   // "" (SSH_AUTH_SOCK), "none", or a socket path
+	BatchMode             bool     // never ask for a passphrase or password
 	ProxyJump             []string // hops, [user@]host[:port] each; none for "none"
 	ServerAliveInterval   time.Duration
 	ServerAliveCountMax   int
@@ -70,8 +73,14 @@ func ResolveSSHConfig(configFile, destination string) (SSHConfig, error) {
 		}
 		c, err := ssh_config.Decode(f)
 		f.Close()
+		if err != nil && configFile == "" && name == systemConfig {
+			// The system's file may use what the parser does not know
+			// (Match final all, on some distributions): the user's own
+			// settings still apply, as the README says.
+			continue
+		}
 		if err != nil {
-			return SSHConfig{}, fmt.Errorf("spawn: ssh configuration %s: %w", name, err)
+			return SSHConfig{}, fmt.Errorf("spawn: ssh configuration %s: %w (the in-process client does not support Match blocks; use the ssh binary)", name, err)
 		}
 		cfgs = append(cfgs, c)
 	}
@@ -97,13 +106,19 @@ func resolve(cfgs []*ssh_config.Config, destination string) (SSHConfig, error) {
 		}
 		return ssh_config.Default(key)
 	}
+	// IdentityFile adds up across blocks and files, as in ssh.
 	getAll := func(key string) []string {
+		var out []string
 		for _, c := range cfgs {
-			if vs, err := c.GetAll(host, key); err == nil && len(vs) > 0 {
-				return vs
+			if vs, err := c.GetAll(host, key); err == nil {
+				out = append(out, vs...)
 			}
 		}
-		return nil
+		return out
+	}
+	yes := func(key string) bool {
+		v := strings.ToLower(get(key))
+		return v == "yes" || v == "true"
 	}
 	r := SSHConfig{Host: host, User: userPart}
 	if r.User == "" {
@@ -126,18 +141,26 @@ func resolve(cfgs []*ssh_config.Config, destination string) (SSHConfig, error) {
 		hostname = host
 	}
 	r.HostName = expand(hostname, map[byte]string{'h': host})
+	if _, err := netip.ParseAddr(r.HostName); err != nil {
+		r.HostName = strings.ToLower(r.HostName) // as ssh does with names
+	}
+	if pc := set("ProxyCommand"); pc != "" && !strings.EqualFold(pc, "none") {
+		return SSHConfig{}, fmt.Errorf("spawn: %s is reached through a ProxyCommand, which the in-process client cannot run; use the ssh binary (no --native), or ProxyJump", host)
+	}
 	tokens := map[byte]string{'h': r.HostName, 'n': host, 'p': strconv.Itoa(r.Port), 'r': r.User, 'u': local, 'd': home}
 	r.IdentityFiles = getAll("IdentityFile")
 	if len(r.IdentityFiles) == 0 {
 		r.IdentityFiles = DefaultIdentityFiles
 	}
-	r.IdentitiesOnly = get("IdentitiesOnly") == "yes"
+	r.IdentitiesOnly = yes("IdentitiesOnly")
+	r.BatchMode = yes("BatchMode")
+	r.IdentityAgent = set("IdentityAgent")
 	if pj := get("ProxyJump"); pj != "" && pj != "none" {
 		for _, hop := range strings.Split(pj, ",") {
 			r.ProxyJump = append(r.ProxyJump, strings.TrimSpace(hop))
 		}
 	}
-	if v := set("ServerAliveInterval"); v == "" && get("BatchMode") == "yes" {
+	if v := set("ServerAliveInterval"); v == "" && r.BatchMode {
 		r.ServerAliveInterval = 300 * time.Second // what ssh does in batch mode
 	} else if v != "" {
 		n, err := strconv.Atoi(v)
@@ -149,16 +172,19 @@ func resolve(cfgs []*ssh_config.Config, destination string) (SSHConfig, error) {
 	if r.ServerAliveCountMax, err = strconv.Atoi(get("ServerAliveCountMax")); err != nil {
 		return SSHConfig{}, fmt.Errorf("spawn: bad ServerAliveCountMax %q", get("ServerAliveCountMax"))
 	}
-	r.UserKnownHostsFiles = expandAll(fieldsOf(getAll("UserKnownHostsFile"), "~/.ssh/known_hosts ~/.ssh/known_hosts2"), tokens, home)
-	r.GlobalKnownHostsFiles = expandAll(fieldsOf(getAll("GlobalKnownHostsFile"), "/etc/ssh/ssh_known_hosts /etc/ssh/ssh_known_hosts2"), tokens, home)
+	// The first UserKnownHostsFile found wins (one directive, many files).
+	r.UserKnownHostsFiles = expandAll(fieldsOf(set("UserKnownHostsFile"), "~/.ssh/known_hosts ~/.ssh/known_hosts2"), tokens, home)
+	r.GlobalKnownHostsFiles = expandAll(fieldsOf(set("GlobalKnownHostsFile"), "/etc/ssh/ssh_known_hosts /etc/ssh/ssh_known_hosts2"), tokens, home)
 	r.StrictHostKeyChecking = strings.ToLower(get("StrictHostKeyChecking"))
 	switch r.StrictHostKeyChecking {
 	case "", "ask":
 		r.StrictHostKeyChecking = "ask"
-	case "off":
+	case "off", "false":
 		r.StrictHostKeyChecking = "no"
+	case "true":
+		r.StrictHostKeyChecking = "yes"
 	}
-	r.HostKeyAlias = get("HostKeyAlias")
+	r.HostKeyAlias = strings.ToLower(set("HostKeyAlias"))
 	if v := get("ConnectTimeout"); v != "" && v != "none" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
@@ -169,22 +195,21 @@ func resolve(cfgs []*ssh_config.Config, destination string) (SSHConfig, error) {
 	return r, nil
 }
 
-// fieldsOf splits the values of a multi-valued keyword, or def.
-func fieldsOf(vals []string, def string) []string {
-	var out []string
-	for _, v := range vals {
-		out = append(out, strings.Fields(v)...)
+// fieldsOf splits a keyword's value into its words, or def's.
+func fieldsOf(val, def string) []string {
+	if val == "" {
+		val = def
 	}
-	if len(out) == 0 {
-		out = strings.Fields(def)
-	}
-	return out
+	return strings.Fields(val)
 }
 
+// expandAll expands paths; "none" lists no file.
 func expandAll(paths []string, tokens map[byte]string, home string) []string {
-	out := make([]string, len(paths))
-	for i, p := range paths {
-		out[i] = ExpandPath(p, tokens, home)
+	var out []string
+	for _, p := range paths {
+		if p != "none" {
+			out = append(out, ExpandPath(p, tokens, home))
+		}
 	}
 	return out
 }

@@ -9,7 +9,9 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
+	"syscall"
 
 	"golang.org/x/crypto/ssh"
 
@@ -68,8 +70,15 @@ func (o *OpenSSHTun) Dial(ctx context.Context) (Conn, error) {
 		return nil, &ConnectError{Err: fmt.Errorf("opening the tun@openssh.com channel: %w", err), Temp: true}
 	}
 	go ssh.DiscardRequests(reqs)
-	mine, theirs := net.Pipe()
-	t := &translator{ch: ch, client: c.client, pipe: theirs, w: framing.NewWriter(theirs), logf: o.logf}
+	// A socketpair, not net.Pipe: buffered by the kernel, so the two
+	// directions do not wait on each other's every write.
+	mine, theirs, err := socketPair()
+	if err != nil {
+		ch.Close()
+		c.closeAll()
+		return nil, fmt.Errorf("spawn: %w", err)
+	}
+	t := &translator{ch: ch, client: c.client, pipe: theirs, w: framing.NewWriter(theirs), logf: o.logf, answered: make(chan struct{}), failed: make(chan struct{})}
 	c.remote = "tun@openssh.com"
 	tc := &tunConn{Conn: mine, c: c, ch: ch, t: t}
 	go t.toServer()
@@ -123,30 +132,40 @@ type translator struct {
 	pipe   net.Conn
 	logf   func(string, ...any)
 
-	mu      sync.Mutex // w, writes to the client
-	w       *framing.Writer
-	failure error
-	pinging sync.Mutex // one keepalive request at a time
+	mu       sync.Mutex // w, writes to the client
+	w        *framing.Writer
+	answered chan struct{} // closed once the client has its Hello answer
+	failMu   sync.Mutex
+	failure  error
+	failed   chan struct{} // closed by the first fail
+	pinging  sync.Mutex    // one keepalive request at a time
 }
 
 func (t *translator) err() error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	t.failMu.Lock()
+	defer t.failMu.Unlock()
 	return t.failure
 }
 
+// fail ends the translation; the first error is the one reported.
 func (t *translator) fail(err error) {
-	t.mu.Lock()
+	t.failMu.Lock()
 	if t.failure == nil {
 		t.failure = err
+		close(t.failed)
 	}
-	t.mu.Unlock()
+	t.failMu.Unlock()
 	t.pipe.Close()
 	t.ch.Close()
 }
 
-// send writes one frame to the client.
+// send writes one frame to the client and flushes.
 func (t *translator) send(typ framing.Type, payload []byte, h *framing.Hello) error {
+	return t.sendMore(typ, payload, h, false)
+}
+
+// sendMore writes one frame to the client, and flushes unless more follow.
+func (t *translator) sendMore(typ framing.Type, payload []byte, h *framing.Hello, more bool) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var err error
@@ -157,7 +176,7 @@ func (t *translator) send(typ framing.Type, payload []byte, h *framing.Hello) er
 	} else {
 		err = t.w.WriteFrame(typ, payload)
 	}
-	if err == nil {
+	if err == nil && !more {
 		err = t.w.Flush()
 	}
 	return err
@@ -190,11 +209,14 @@ func (t *translator) toServer() {
 	if mtu == 0 {
 		mtu = 1500
 	}
+	// sshd takes packets of up to about 16 KB from a tun channel.
+	mtu = min(mtu, maxOpenSSHMTU)
 	answer := &framing.Hello{Role: "server", Software: "OpenSSH tun@openssh.com", Mode: "tun", MTU: mtu, Addrs: h.PeerAddrs, PeerAddrs: h.Addrs}
 	if err := t.send(0, nil, answer); err != nil {
 		t.fail(err)
 		return
 	}
+	close(t.answered)
 	buf := make([]byte, 4+framing.MaxPayload)
 	for {
 		typ, p, err := r.ReadFrame()
@@ -237,6 +259,10 @@ func (t *translator) toServer() {
 	}
 }
 
+// maxOpenSSHMTU is the largest MTU the translator grants: sshd drops
+// larger datagrams from a tun channel.
+const maxOpenSSHMTU = 16000
+
 // maxPacket bounds a packet from the server; a longer IP length field is a
 // malformed stream, never an allocation.
 const maxPacket = framing.MaxPayload
@@ -247,13 +273,25 @@ func (t *translator) toClient() {
 	br := bufio.NewReaderSize(t.ch, 4+maxPacket)
 	hdr := make([]byte, 4+40)
 	pkt := make([]byte, maxPacket)
+	first := true
 	for {
 		n, err := readTunPacket(br, hdr, pkt)
 		if err != nil {
 			t.fail(err)
 			return
 		}
-		if err := t.send(framing.TypeData, pkt[:n], nil); err != nil {
+		if first {
+			// Nothing before the client's Hello is answered: its
+			// first bytes must be the preamble.
+			select {
+			case <-t.answered:
+			case <-t.failed:
+				return
+			}
+			first = false
+		}
+		// Flush when nothing more is waiting: one write for a burst.
+		if err := t.sendMore(framing.TypeData, pkt[:n], nil, br.Buffered() > 0); err != nil {
 			t.fail(err)
 			return
 		}
@@ -305,4 +343,30 @@ func eofOr(err error, what string) error {
 		return err
 	}
 	return fmt.Errorf("spawn: tun@openssh.com: %s: %w", what, err)
+}
+
+// socketPair returns the two ends of a Unix stream socketpair.
+func socketPair() (net.Conn, net.Conn, error) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	syscall.CloseOnExec(fds[0])
+	syscall.CloseOnExec(fds[1])
+	var conns [2]net.Conn
+	for i, fd := range fds {
+		f := os.NewFile(uintptr(fd), "tun@openssh.com")
+		c, err := net.FileConn(f)
+		f.Close()
+		if err != nil {
+			if i == 1 {
+				conns[0].Close()
+			} else {
+				syscall.Close(fds[1])
+			}
+			return nil, nil, err
+		}
+		conns[i] = c
+	}
+	return conns[0], conns[1], nil
 }

@@ -164,6 +164,9 @@ func (c *connectCmd) dialer(log *slog.Logger) (spawn.Dialer, error) {
 		}
 		return spawn.Options{SSH: sshArgv, Destination: c.Destination, RemoteCommand: c.RemoteCmd, Logf: logf}, nil
 	}
+	if c.SSHCmd != "ssh" {
+		return nil, fmt.Errorf("--ssh-cmd goes with the ssh binary, not --native: put its options in the ssh configuration (-F FILE)")
+	}
 	n := spawn.Native{ConfigFile: c.SSHConfig, Destination: c.Destination, RemoteCommand: c.RemoteCmd,
 		Subsystem: c.Subsystem, AcceptNew: c.AcceptNew, Logf: logf, Prompt: terminalPrompt()}
 	if !c.OpenSSHTun {

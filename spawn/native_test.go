@@ -1,0 +1,168 @@
+package spawn
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+func newHostKey(t *testing.T) ssh.PublicKey {
+	t.Helper()
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// TestHostKeysAlias: with HostKeyAlias the key is looked up under the alias
+// alone, whatever the port (as ssh does): another key is a changed key, not
+// an unknown host that --accept-new would record.
+func TestHostKeysAlias(t *testing.T) {
+	dir := t.TempDir()
+	kh := filepath.Join(dir, "known_hosts")
+	k1, k2 := newHostKey(t), newHostKey(t)
+	os.WriteFile(kh, []byte(knownhosts.Line([]string{"myalias"}, k1)+"\n"), 0o600)
+	cfg := SSHConfig{Host: "gw", HostName: "192.0.2.9", Port: 2222, HostKeyAlias: "myalias",
+		UserKnownHostsFiles: []string{kh}, StrictHostKeyChecking: "yes"}
+	remote := &net.TCPAddr{IP: net.ParseIP("192.0.2.9"), Port: 2222}
+	for _, acceptNew := range []bool{false, true} {
+		n := &Native{AcceptNew: acceptNew}
+		cb, algos, err := n.hostKeys(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(algos) == 0 {
+			t.Errorf("no host-key algorithms for the alias: it was not found")
+		}
+		if err := cb("192.0.2.9:2222", remote, k1); err != nil {
+			t.Errorf("the known key under the alias: %v", err)
+		}
+		err = cb("192.0.2.9:2222", remote, k2)
+		if err == nil || !strings.Contains(err.Error(), "REMOTE HOST IDENTIFICATION HAS CHANGED") {
+			t.Errorf("another key, accept-new %v: %v; want it refused as changed", acceptNew, err)
+		}
+	}
+	if b, _ := os.ReadFile(kh); strings.Count(string(b), "\n") != 1 {
+		t.Errorf("known_hosts was written to:\n%s", b)
+	}
+}
+
+// TestHostKeysAcceptNew: --accept-new records the host under its known_hosts
+// name ([host]:port off port 22), not under the address it was reached at;
+// the next connection needs no flag.
+func TestHostKeysAcceptNew(t *testing.T) {
+	kh := filepath.Join(t.TempDir(), "sub", "known_hosts")
+	k := newHostKey(t)
+	cfg := SSHConfig{Host: "gw", HostName: "gw.example.net", Port: 2222, UserKnownHostsFiles: []string{kh}, StrictHostKeyChecking: "ask"}
+	remote := &net.TCPAddr{IP: net.ParseIP("192.0.2.9"), Port: 2222}
+	cb, _, _ := (&Native{}).hostKeys(cfg)
+	if err := cb("", remote, k); err == nil || !strings.Contains(err.Error(), "not in known_hosts") {
+		t.Fatalf("unknown host without --accept-new: %v", err)
+	}
+	cb, _, _ = (&Native{AcceptNew: true}).hostKeys(cfg)
+	if err := cb("", remote, k); err != nil {
+		t.Fatalf("--accept-new: %v", err)
+	}
+	b, _ := os.ReadFile(kh)
+	if !strings.HasPrefix(string(b), "[gw.example.net]:2222 ") || strings.Contains(string(b), "192.0.2.9") {
+		t.Errorf("recorded %q", b)
+	}
+	cb, _, _ = (&Native{}).hostKeys(cfg)
+	if err := cb("", remote, k); err != nil {
+		t.Errorf("after --accept-new: %v", err)
+	}
+}
+
+// TestAuthAgentThenFile: an ssh-agent that holds another key does not keep
+// the identity file from being tried (x/crypto skips a second method of the
+// same name, so they must be one).
+func TestAuthAgentThenFile(t *testing.T) {
+	_, hostPriv, _ := ed25519.GenerateKey(rand.Reader)
+	hostSigner, _ := ssh.NewSignerFromKey(hostPriv)
+	_, filePriv, _ := ed25519.GenerateKey(rand.Reader)
+	fileSigner, _ := ssh.NewSignerFromKey(filePriv)
+	_, otherPriv, _ := ed25519.GenerateKey(rand.Reader)
+
+	dir := t.TempDir()
+	// The agent, with the key the server does not accept.
+	keyring := agent.NewKeyring()
+	keyring.Add(agent.AddedKey{PrivateKey: otherPriv})
+	sock := filepath.Join(dir, "agent")
+	al, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer al.Close()
+	go func() {
+		for {
+			c, err := al.Accept()
+			if err != nil {
+				return
+			}
+			go agent.ServeAgent(keyring, c)
+		}
+	}()
+	t.Setenv("SSH_AUTH_SOCK", sock)
+
+	// The server accepts the identity file's key only.
+	sc := &ssh.ServerConfig{PublicKeyCallback: func(_ ssh.ConnMetadata, k ssh.PublicKey) (*ssh.Permissions, error) {
+		if string(k.Marshal()) == string(fileSigner.PublicKey().Marshal()) {
+			return nil, nil
+		}
+		return nil, errors.New("no")
+	}}
+	sc.AddHostKey(hostSigner)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		conn, chans, reqs, err := ssh.NewServerConn(c, sc)
+		if err != nil {
+			return
+		}
+		go ssh.DiscardRequests(reqs)
+		go func() {
+			for ch := range chans {
+				ch.Reject(ssh.Prohibited, "no")
+			}
+		}()
+		conn.Wait()
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+	pem, _ := ssh.MarshalPrivateKey(filePriv, "")
+	idFile := filepath.Join(dir, "id")
+	os.WriteFile(idFile, pem2bytes(pem), 0o600)
+	kh := filepath.Join(dir, "known_hosts")
+	os.WriteFile(kh, []byte(knownhosts.Line([]string{"[127.0.0.1]:" + strconv.Itoa(port)}, hostSigner.PublicKey())+"\n"), 0o600)
+	cfg := SSHConfig{Host: "local", HostName: "127.0.0.1", Port: port, User: "u", IdentityFiles: []string{idFile},
+		UserKnownHostsFiles: []string{kh}, StrictHostKeyChecking: "yes"}
+	c, err := (&Native{}).connect(t.Context(), cfg)
+	if err != nil {
+		t.Fatalf("login with the identity file while the agent holds another key: %v", err)
+	}
+	c.closeAll()
+}
+
+func pem2bytes(b *pem.Block) []byte { return pem.EncodeToMemory(b) }

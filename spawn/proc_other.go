@@ -1,0 +1,9 @@
+//go:build !linux
+
+package spawn
+
+import "syscall"
+
+// dieWithParent: other systems have no parent-death signal; the child ends
+// when its stdin closes.
+func dieWithParent() *syscall.SysProcAttr { return &syscall.SysProcAttr{} }
