@@ -284,3 +284,21 @@ func TestNativeReconnect(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestNativeServerAlive: a server that stops answering is noticed by the
+// ServerAlive keepalives of the configuration (here before sshvpn's own
+// dead-peer limit), and --reconnect brings the tunnel back once it answers.
+func TestNativeServerAlive(t *testing.T) {
+	l := newLab(t)
+	cfg := l.hostConfig("alive", "ServerAliveInterval 1", "ServerAliveCountMax 2")
+	v := l.up(append(tunnelArgs, "--native", "-F", cfg, "--reconnect", "--dead-after", "60s", "root@server")...)
+	l.mustIn(l.Server, "ip", "link", "set", "wan0", "down")
+	if !eventually(15*time.Second, func() bool { return strings.Contains(v.log.String(), "stopped answering keepalives") }) {
+		t.Fatalf("the dead server was not noticed by the keepalives:\n%s", v.log)
+	}
+	l.mustIn(l.Server, "ip", "link", "set", "wan0", "up")
+	l.waitUps(v, 2, 40*time.Second)
+	if err := l.ping(l.Client, serverV4); err != nil {
+		t.Error(err)
+	}
+}

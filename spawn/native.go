@@ -304,11 +304,20 @@ func (c *client) Err() error {
 	if c.stderr != nil {
 		msg = c.stderr.sshLast()
 	}
+	dead := false
+	select {
+	case <-c.dead:
+		dead = true
+	default:
+	}
 	select {
 	case <-c.exited:
 		switch {
 		case c.waitErr == nil:
 			return nil
+		case dead && !errors.As(c.waitErr, &ee):
+			// The session ended because the keepalives closed it.
+			return &ExitError{Status: 255, RemoteCommand: c.remote, Message: "the SSH server stopped answering keepalives (ServerAliveInterval)"}
 		case errors.As(c.waitErr, &ee) && ee.Signal() != "":
 			// As the ssh binary reports it: 255, and no status.
 			return &ExitError{Status: 255, RemoteCommand: c.remote, Message: msg}
@@ -320,10 +329,8 @@ func (c *client) Err() error {
 		return &ExitError{Status: 255, RemoteCommand: c.remote, Message: c.waitErr.Error()}
 	default:
 	}
-	select {
-	case <-c.dead:
+	if dead {
 		return &ExitError{Status: 255, RemoteCommand: c.remote, Message: "the SSH server stopped answering keepalives (ServerAliveInterval)"}
-	default:
 	}
 	return nil
 }

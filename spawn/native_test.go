@@ -166,3 +166,26 @@ func TestAuthAgentThenFile(t *testing.T) {
 }
 
 func pem2bytes(b *pem.Block) []byte { return pem.EncodeToMemory(b) }
+
+// TestHostKeysHashedAndRevoked: a hashed known_hosts entry is found; a key
+// marked @revoked is refused, even with --accept-new.
+func TestHostKeysHashedAndRevoked(t *testing.T) {
+	dir := t.TempDir()
+	kh := filepath.Join(dir, "known_hosts")
+	good, bad := newHostKey(t), newHostKey(t)
+	lines := knownhosts.Line([]string{knownhosts.HashHostname("gw.example.net")}, good) + "\n" +
+		"@revoked * " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(bad))) + "\n"
+	os.WriteFile(kh, []byte(lines), 0o600)
+	cfg := SSHConfig{Host: "gw", HostName: "gw.example.net", Port: 22, UserKnownHostsFiles: []string{kh}, StrictHostKeyChecking: "yes"}
+	remote := &net.TCPAddr{IP: net.ParseIP("192.0.2.9"), Port: 22}
+	cb, _, err := (&Native{AcceptNew: true}).hostKeys(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cb("", remote, good); err != nil {
+		t.Errorf("the hashed entry's key: %v", err)
+	}
+	if err := cb("", remote, bad); err == nil || !strings.Contains(err.Error(), "@revoked") {
+		t.Errorf("a revoked key: %v", err)
+	}
+}

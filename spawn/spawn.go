@@ -328,7 +328,7 @@ func (e *ExitError) Error() string {
 	case e.Status == 255 && e.Message == "":
 		return "spawn: ssh exited with status 255 and no message: the connection dropped, or the remote command was killed by a signal (ssh reports no status then)"
 	case e.Status == 255:
-		return "spawn: ssh failed to connect or lost the connection (exit status 255; ssh's own message is above)"
+		return "spawn: ssh failed to connect or lost the connection (exit status 255): " + e.Message
 	case e.Status == 127:
 		return fmt.Sprintf("spawn: the remote could not find the command %q (exit status 127): install sshvpn on the server "+
 			"where the remote login's PATH finds it, or name its full path with --remote-cmd \"/path/to/sshvpn --remote\"", e.RemoteCommand)
