@@ -288,8 +288,14 @@ func (c *client) Read(p []byte) (int, error) {
 
 func (c *client) Write(p []byte) (int, error) {
 	n, err := c.stdin.Write(p)
+	return explained(n, err, c.Err)
+}
+
+// explained is a failed read's or write's result, with err replaced by why
+// the connection ended (reason), once that is known.
+func explained(n int, err error, reason func() error) (int, error) {
 	if err != nil {
-		if e := c.Err(); e != nil {
+		if e := reason(); e != nil {
 			return n, e
 		}
 	}

@@ -108,12 +108,12 @@ func (tc *tunConn) Err() error {
 
 func (tc *tunConn) Read(p []byte) (int, error) {
 	n, err := tc.Conn.Read(p)
-	if err != nil {
-		if e := tc.Err(); e != nil {
-			return n, e
-		}
-	}
-	return n, err
+	return explained(n, err, tc.Err)
+}
+
+func (tc *tunConn) Write(p []byte) (int, error) {
+	n, err := tc.Conn.Write(p)
+	return explained(n, err, tc.Err)
 }
 
 func (tc *tunConn) Close() error {
