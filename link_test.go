@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sshvpn/sshvpn/hook"
+	"github.com/sshvpn/sshvpn/router/routertest"
 	"github.com/sshvpn/sshvpn/spawn"
 	"github.com/sshvpn/sshvpn/tun/tuntest"
 )
@@ -231,5 +233,53 @@ func TestLinkHooks(t *testing.T) {
 		if string(b) != want {
 			t.Errorf("rehook %v: hooks ran\n%s\nwant\n%s", rehook, b, want)
 		}
+	}
+}
+
+// TestLinkRouterConfig: what the link asks of its router, through the fake:
+// the tunnel's addresses and routes, the half-defaults and the pinned
+// server with --default-route, the server pinned when a route covers it, a
+// new Config when a reconnect brings other addresses, and one Close.
+func TestLinkRouterConfig(t *testing.T) {
+	checkLeaks(t)
+	r := &routertest.Router{}
+	link := NewLink(tuntest.New("tun0", 1500), LinkConfig{Router: r, DefaultRoute: true,
+		Routes: pfx("198.51.100.0/24")})
+	server := mustAddr("203.0.113.5")
+	tn := Tunnel{Mode: "tun", MTU: 1400, Addrs: pfx("198.18.0.1/30"), PeerAddrs: pfx("198.18.0.2/30")}
+	if err := link.Up(tn, server); err != nil {
+		t.Fatal(err)
+	}
+	tn.Addrs = pfx("198.18.0.5/30", "fd00::5/64")
+	if err := link.Up(tn, server); err != nil {
+		t.Fatal(err)
+	}
+	link.Close()
+	cfgs := r.Configs()
+	if len(cfgs) != 2 || r.Closed() != 1 {
+		t.Fatalf("%d Configs, %d Closes; want 2 and 1", len(cfgs), r.Closed())
+	}
+	first := cfgs[0]
+	if first.MTU != 1400 || !slices.Equal(first.Addrs, pfx("198.18.0.1/30")) || first.Pin != server ||
+		!slices.Equal(first.Routes, pfx("198.51.100.0/24", "0.0.0.0/1", "128.0.0.0/1")) {
+		t.Errorf("first Config %+v", first)
+	}
+	if second := cfgs[1]; !slices.Equal(second.Addrs, tn.Addrs) || !slices.Contains(second.Routes, netip.MustParsePrefix("::/1")) {
+		t.Errorf("after a reconnect with other addresses: %+v", second)
+	}
+
+	// Without --default-route, the server is pinned only when a route
+	// covers it; a link without a known server pins nothing.
+	r = &routertest.Router{}
+	link = NewLink(tuntest.New("tun1", 1500), LinkConfig{Router: r, Routes: pfx("203.0.113.0/24")})
+	defer link.Close()
+	if err := link.Up(Tunnel{Mode: "tun", MTU: 1500, Addrs: pfx("198.18.0.1/30")}, server); err != nil {
+		t.Fatal(err)
+	}
+	if err := link.Up(Tunnel{Mode: "tun", MTU: 1500, Addrs: pfx("198.18.0.1/30")}, netip.Addr{}); err != nil {
+		t.Fatal(err)
+	}
+	if cfgs := r.Configs(); cfgs[0].Pin != server || cfgs[1].Pin.IsValid() {
+		t.Errorf("pins %v, %v; want the covered server, then none", cfgs[0].Pin, cfgs[1].Pin)
 	}
 }
