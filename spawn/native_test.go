@@ -1,17 +1,20 @@
 package spawn
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
 	"errors"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/sshvpn/sshvpn/framing"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -187,5 +190,134 @@ func TestHostKeysHashedAndRevoked(t *testing.T) {
 	}
 	if err := cb("", remote, bad); err == nil || !strings.Contains(err.Error(), "@revoked") {
 		t.Errorf("a revoked key: %v", err)
+	}
+}
+
+// tunServer is an in-process SSH server that accepts tun@openssh.com
+// channels and echoes each packet back, as a server whose tun device
+// answers everything; it answers keepalive@openssh.com.
+func tunServer(t *testing.T) (cfgFile string) {
+	t.Helper()
+	_, hostPriv, _ := ed25519.GenerateKey(rand.Reader)
+	hostSigner, _ := ssh.NewSignerFromKey(hostPriv)
+	_, userPriv, _ := ed25519.GenerateKey(rand.Reader)
+	userSigner, _ := ssh.NewSignerFromKey(userPriv)
+	sc := &ssh.ServerConfig{PublicKeyCallback: func(_ ssh.ConnMetadata, k ssh.PublicKey) (*ssh.Permissions, error) {
+		if string(k.Marshal()) == string(userSigner.PublicKey().Marshal()) {
+			return nil, nil
+		}
+		return nil, errors.New("no")
+	}}
+	sc.AddHostKey(hostSigner)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				conn, chans, reqs, err := ssh.NewServerConn(c, sc)
+				if err != nil {
+					return
+				}
+				defer conn.Close()
+				go func() {
+					for r := range reqs {
+						r.Reply(r.Type == "keepalive@openssh.com", nil)
+					}
+				}()
+				for nc := range chans {
+					if nc.ChannelType() != "tun@openssh.com" {
+						nc.Reject(ssh.UnknownChannelType, "no")
+						continue
+					}
+					ch, creqs, err := nc.Accept()
+					if err != nil {
+						return
+					}
+					go ssh.DiscardRequests(creqs)
+					go func() { // echo, one packet per message
+						buf := make([]byte, 65536)
+						for {
+							n, err := ch.Read(buf)
+							if err != nil {
+								ch.Close()
+								return
+							}
+							ch.Write(buf[:n])
+						}
+					}()
+				}
+			}()
+		}
+	}()
+	dir := t.TempDir()
+	pem, _ := ssh.MarshalPrivateKey(userPriv, "")
+	os.WriteFile(filepath.Join(dir, "id"), pem2bytes(pem), 0o600)
+	port := ln.Addr().(*net.TCPAddr).Port
+	os.WriteFile(filepath.Join(dir, "known_hosts"), []byte(knownhosts.Line([]string{"[127.0.0.1]:" + strconv.Itoa(port)}, hostSigner.PublicKey())+"\n"), 0o600)
+	cfgFile = filepath.Join(dir, "ssh_config")
+	os.WriteFile(cfgFile, []byte("Host tunsrv\n\tHostName 127.0.0.1\n\tPort "+strconv.Itoa(port)+"\n\tUser u\n\tIdentityFile "+filepath.Join(dir, "id")+
+		"\n\tIdentitiesOnly yes\n\tUserKnownHostsFile "+filepath.Join(dir, "known_hosts")+"\n\tGlobalKnownHostsFile /dev/null\n\tStrictHostKeyChecking yes\n"), 0o600)
+	return cfgFile
+}
+
+// TestOpenSSHTunTranslator: through the translator, the client's Hello is
+// answered on the spot (its proposal granted, the MTU capped), Data frames
+// cross as packets and come back, and a Ping becomes a keepalive whose
+// reply is the Pong.
+func TestOpenSSHTunTranslator(t *testing.T) {
+	cfg := tunServer(t)
+	d := &OpenSSHTun{Native: Native{ConfigFile: cfg, Destination: "tunsrv"}, Unit: -1}
+	conn, err := d.Dial(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	r, w := framing.NewReader(conn), framing.NewWriter(conn)
+	w.WritePreamble()
+	w.WriteHello(&framing.Hello{Role: "client", Mode: "tun", MTU: 30000,
+		Addrs: []netip.Prefix{netip.MustParsePrefix("198.18.0.1/30")}, PeerAddrs: []netip.Prefix{netip.MustParsePrefix("198.18.0.2/30")}})
+	w.Flush()
+	if _, err := r.ReadPreamble(); err != nil {
+		t.Fatal(err)
+	}
+	typ, p, err := r.ReadFrame()
+	if err != nil || typ != framing.TypeHello {
+		t.Fatalf("answer: %v %v", typ, err)
+	}
+	h, _ := framing.ParseHello(p)
+	if h.Role != "server" || h.MTU != maxOpenSSHMTU || h.Addrs[0].String() != "198.18.0.2/30" || h.PeerAddrs[0].String() != "198.18.0.1/30" {
+		t.Errorf("answer %+v", h)
+	}
+	pkts := [][]byte{ip4(84), ip6(1200), ip4(1500)}
+	for _, pkt := range pkts {
+		w.WriteFrame(framing.TypeData, pkt)
+	}
+	w.WriteFrame(framing.TypePing, []byte("ping-1"))
+	w.Flush()
+	var data [][]byte
+	pong := false
+	for len(data) < len(pkts) || !pong {
+		typ, p, err := r.ReadFrame()
+		if err != nil {
+			t.Fatalf("after %d packets: %v", len(data), err)
+		}
+		switch typ {
+		case framing.TypeData:
+			data = append(data, append([]byte(nil), p...))
+		case framing.TypePong:
+			pong = string(p) == "ping-1"
+		}
+	}
+	for i := range pkts {
+		if !bytes.Equal(data[i], pkts[i]) {
+			t.Errorf("packet %d came back as %d bytes, want %d", i, len(data[i]), len(pkts[i]))
+		}
 	}
 }
