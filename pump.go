@@ -128,7 +128,7 @@ func (p *pump) run(ctx context.Context) error {
 		"packets_out", p.stats.PacketsOut.Load(), "bytes_out", p.stats.BytesOut.Load(),
 		"packets_in", p.stats.PacketsIn.Load(), "bytes_in", p.stats.BytesIn.Load(),
 		"dropped", p.stats.Dropped.Load(), "dropped_out", p.stats.DroppedOut.Load())
-	if n := p.stats.Dropped.Load() + p.stats.DroppedOut.Load() + p.stats.DroppedRate.Load(); n > 0 && p.accept != nil {
+	if n := p.stats.Dropped.Load() + p.stats.DroppedOut.Load() + p.stats.DroppedRate.Load(); n > 0 {
 		p.log.Info("dropped packets", "from_peer", p.stats.Dropped.Load(), "to_peer", p.stats.DroppedOut.Load(),
 			"over_rate", p.stats.DroppedRate.Load(), AdminOnly)
 	}
