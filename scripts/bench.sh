@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# bench.sh - TCP throughput of sshvpn (with each of its SSH transports) next
-# to OpenSSH's own `ssh -w` tunnel, measured in one run in the lab's network
-# namespaces.
+# bench.sh - TCP throughput, ping RTT and CPU cost of sshvpn (with each of its
+# SSH transports) next to OpenSSH's own `ssh -w` tunnel and to the bare SSH
+# channel without any tunnel ("raw ssh"), measured in one run in the lab's
+# network namespaces.
 #
 # Usage (as root, from anywhere):
 #   scripts/bench.sh
 #   BENCH_ROUNDS=5 BENCH_SECONDS=10 BENCH_MTU=9000 scripts/bench.sh
-#   BENCH_CONTENDERS="native ssh-w" scripts/bench.sh
+#   BENCH_CONTENDERS="native ssh-w raw-ssh" scripts/bench.sh
+#   BENCH_OUT_MD=/tmp/bench.md BENCH_OUT_JSON=/tmp/bench.json scripts/bench.sh
 #
 # What it measures: iperf3 TCP throughput (the receiver's bits per second)
-# through up to four tunnels between the same two namespaces, over the same
-# lab sshd, keys and cipher (the BENCH_CONTENDERS name comes first):
+# through up to four tunnels between the same two namespaces, and the
+# throughput of a plain `ssh server` session, all over the same lab sshd,
+# keys and cipher (the BENCH_CONTENDERS name comes first):
 #   sshvpn       tun device <-> sshvpn <-> ssh -T (session channel) <-> sshd
 #                <-> sshvpn --remote <-> tun device; 198.18.0.1 -> 198.18.0.2
 #   native       the same, but sshvpn --native speaks SSH itself
@@ -22,17 +25,65 @@
 #                server (PermitTunnel point-to-point); 198.18.2.1 -> 198.18.2.2
 #   ssh-w        tun5 <-> ssh (tun forwarding channel) <-> sshd <-> tun5
 #                (PermitTunnel point-to-point); 198.18.1.1 -> 198.18.1.2
+#   raw-ssh      no tunnel, no iperf3: the bytes of one SSH session channel.
+#                Up: `ssh -F $LAB_DIR/ssh_config server 'head -c N >/dev/null'`
+#                with stdin from /dev/zero; down: `ssh ... server 'head -c N
+#                /dev/zero'` with stdout to /dev/null (the remote command also
+#                reports on stderr when it starts and, at its end, its own CPU
+#                times). Timed from the moment the remote command starts (so
+#                without the key exchange and login) to ssh's exit; Mbit/s =
+#                8 * N / that time. N is
+#                BENCH_RAW_BYTES, or else calibrated per direction before
+#                round 1 so that one run takes about BENCH_SECONDS: transfers
+#                of 64 MiB, 256 MiB, 1 GiB, ... until one takes at least a
+#                second give the rate; N = rate * BENCH_SECONDS, rounded to
+#                MiB, at least 64 MiB. The N used is printed with the table.
+# Cipher: every OpenSSH client (sshvpn's spawned ssh, ssh -w, raw ssh) gets
+# `-c BENCH_CIPHER`, by default aes128-gcm@openssh.com, which is what the
+# native and openssh-tun contenders negotiate anyway: sshvpn --native uses
+# golang.org/x/crypto/ssh's default preference (aes128-gcm@openssh.com
+# first) and does not read Ciphers from ssh_config. (Unpinned, OpenSSH's
+# client would pick chacha20-poly1305@openssh.com, which is much slower on a
+# machine with AES instructions.) Another BENCH_CIPHER changes only the
+# OpenSSH clients, so the native ones would no longer use the same cipher;
+# the script warns about that.
 # All tunnels use MTU 1500 (sshvpn's default). Each round brings every
-# contender up, runs iperf3 client->server ("up") and server->client ("down",
-# iperf3 -R), and takes it down again; the order of the contenders is
-# reversed every other round to spread machine noise. The table shows each
-# round in Mbit/s, the median, the CPU used by the tunnel's own processes
-# (every process in the two namespaces but iperf3: ssh + sshd + sshvpn
-# --remote for sshvpn, sshvpn + sshd + sshvpn --remote for native, sshvpn +
-# sshd for openssh-tun, ssh + sshd for ssh -w; in cores, i.e. CPU seconds per
-# second; kernel softirq work is not included) and how busy the whole machine
-# was, plus each contender / ssh -w as a ratio of medians (if ssh-w ran).
+# contender up, pings the idle tunnel, runs iperf3 client->server ("up") and
+# server->client ("down", iperf3 -R), and takes it down again (raw-ssh: one
+# transfer each way); the order of the contenders is reversed every other
+# round to spread machine noise. The table shows, per contender and
+# direction:
+#   roundN, median  Mbit/s of each round and their median
+#   tun-cpu   CPU used by the tunnel's own processes, in cores (CPU seconds
+#             per second of the run): every process in the two namespaces but
+#             iperf3, i.e. ssh + sshd + sshvpn --remote for sshvpn, sshvpn +
+#             sshd + sshvpn --remote for native, sshvpn + sshd for
+#             openssh-tun, ssh + sshd for ssh -w; for raw-ssh the ssh client
+#             and the connection's sshd processes (from the reaped processes'
+#             CPU times: ssh's via this script, sshd's via the lab sshd's
+#             children times minus the remote shell and its head), less the
+#             CPU of a connection that moves nothing (`ssh server` running
+#             just the same remote bookkeeping, median of 3, measured once),
+#             so the key exchange is not counted. Kernel softirq work is not
+#             included.
+#   host%     how busy the whole machine was
+#   cpu-s/GB  that CPU time (seconds) divided by the payload moved in the
+#             run, in GB of 10^9 bytes (iperf3: the receiver's byte count;
+#             raw-ssh: N)
+#   rtt-ms    the median of 20 pings (ping -c 20 -i 0.05) from the client
+#             namespace to the contender's server tunnel address, taken on
+#             the idle tunnel just before the iperf3 runs; "-" for raw-ssh
+# The last three and tun-cpu are medians over the rounds. Then each
+# contender / ssh -w and each contender / raw ssh as ratios of the median
+# Mbit/s (if ssh-w, raw-ssh ran).
 # Numbers are only comparable within one run: the machine may be shared.
+#
+# Besides the text on stdout, the medians go to a Markdown file (a table:
+# up/down Mbit/s, RTT ms, cpu-s/GB up/down, ratios to ssh -w and to raw ssh)
+# and a JSON file (the same per contender, plus each round's Mbit/s and the
+# settings), both with the machine (nproc, CPU model from /proc/cpuinfo,
+# uname -r) and the date (UTC). Missing values are "-" in Markdown, null in
+# JSON. Both are written also when a contender failed.
 #
 # Steps: installs iperf3 with apt-get if missing, builds ./cmd/sshvpn (unless
 # SSHVPN_BIN is set), creates a lab with scripts/lab.sh (LAB_NAME=sshvpn-bench,
@@ -42,16 +93,28 @@
 #
 # Environment:
 #   BENCH_ROUNDS   rounds per contender (default 3)
-#   BENCH_SECONDS  length of each iperf3 run in seconds (default 5)
+#   BENCH_SECONDS  length of each iperf3 run in seconds, and the target length
+#                  of a raw-ssh run (default 5)
 #   BENCH_REVERSE  yes (default) also measures server->client; no skips it
 #   BENCH_CONTENDERS  which contenders to run, separated by spaces or commas,
-#                  in this order (default "sshvpn native openssh-tun ssh-w")
+#                  in this order (default "sshvpn native openssh-tun ssh-w
+#                  raw-ssh")
 #   BENCH_MTU      if set, adds one more contender: sshvpn (spawned ssh) with
 #                  --mtu BENCH_MTU
+#   BENCH_CIPHER   cipher for the OpenSSH clients, one of `ssh -Q cipher`
+#                  (default aes128-gcm@openssh.com; see "Cipher" above)
+#   BENCH_RAW_BYTES  bytes per raw-ssh run, in both directions: a number,
+#                  optionally with K, M or G (powers of 1024), e.g. 2G;
+#                  default: calibrated to BENCH_SECONDS (see raw-ssh above).
+#                  A raw-ssh run fails after 10 * BENCH_SECONDS + 120 s.
+#   BENCH_OUT_MD   Markdown file to write (default bench.md in the current
+#                  directory; empty: none)
+#   BENCH_OUT_JSON JSON file to write (default bench.json in the current
+#                  directory; empty: none)
 #   SSHVPN_BIN     use this prebuilt sshvpn binary instead of building one
 #
 # Exit status: 0 if every contender came up and every measurement worked,
-# 1 otherwise (the table is still printed).
+# 1 otherwise (the table and the files are still written).
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -68,9 +131,17 @@ ROUNDS=${BENCH_ROUNDS:-3}
 DURATION=${BENCH_SECONDS:-5}
 REVERSE=${BENCH_REVERSE:-yes}
 BENCH_MTU=${BENCH_MTU:-}
-ALL_CONTENDERS=(sshvpn native openssh-tun ssh-w)
+CIPHER=${BENCH_CIPHER:-aes128-gcm@openssh.com}
+# The cipher sshvpn --native negotiates with OpenSSH's sshd: the first of
+# golang.org/x/crypto/ssh's default ciphers.
+NATIVE_CIPHER=aes128-gcm@openssh.com
+RAW_BYTES_SET=${BENCH_RAW_BYTES:-}
+OUT_MD=${BENCH_OUT_MD-bench.md}
+OUT_JSON=${BENCH_OUT_JSON-bench.json}
+ALL_CONTENDERS=(sshvpn native openssh-tun ssh-w raw-ssh)
 BENCH_CONTENDERS=${BENCH_CONTENDERS:-${ALL_CONTENDERS[*]}}
 read -ra CONTENDERS <<<"${BENCH_CONTENDERS//,/ }"
+RUN_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 
 VPN_LOCAL=198.18.0.1
 VPN_PEER=198.18.0.2
@@ -84,6 +155,11 @@ OTUN_LOCAL=198.18.2.1
 OTUN_PEER=198.18.2.2
 OTUN_PORT=5203
 OTUN_DEV=tun7
+PING_COUNT=20
+PING_INTERVAL=0.05
+RAW_CAL_BYTES=$((64 << 20))
+RAW_CAL_MAX=$((16 << 30))
+RAW_MIN_BYTES=$((64 << 20))
 
 log() { printf 'bench: %s\n' "$*"; }
 warn() { printf 'bench: %s\n' "$*" >&2; }
@@ -104,7 +180,30 @@ if [[ -n $BENCH_MTU ]]; then
 		die "BENCH_MTU must be 576..65000"
 	fi
 fi
+if [[ -n $RAW_BYTES_SET ]]; then
+	[[ $RAW_BYTES_SET =~ ^[1-9][0-9]{0,12}[KMG]?$ ]] ||
+		die "BENCH_RAW_BYTES must be a number of bytes, optionally with K, M or G (e.g. 2G)"
+	RAW_BYTES_SET=$(numfmt --from=iec "$RAW_BYTES_SET") || die "BENCH_RAW_BYTES: cannot parse '$BENCH_RAW_BYTES'"
+	((RAW_BYTES_SET >= 1048576)) || die "BENCH_RAW_BYTES must be at least 1M"
+fi
+ssh -Q cipher 2>/dev/null | grep -qxF -- "$CIPHER" ||
+	die "BENCH_CIPHER '$CIPHER' is not one of this ssh's ciphers (ssh -Q cipher)"
+# out_path VAR FILE: FILE made absolute (relative to the current directory),
+# checked to be in an existing directory; empty stays empty.
+out_path() {
+	local var=$1 f=$2
+	[[ -n $f ]] || return 0
+	[[ $f == /* ]] || f=$PWD/$f
+	[[ -d $(dirname -- "$f") ]] || die "$var: directory $(dirname -- "$f") does not exist"
+	[[ ! -d $f ]] || die "$var: $f is a directory"
+	echo "$f"
+}
+OUT_MD=$(out_path BENCH_OUT_MD "$OUT_MD")
+OUT_JSON=$(out_path BENCH_OUT_JSON "$OUT_JSON")
 [[ $(id -u) -eq 0 ]] || die "must run as root (it creates network namespaces and starts sshd)"
+if [[ $CIPHER != "$NATIVE_CIPHER" && " ${CONTENDERS[*]} " =~ \ (native|openssh-tun)\  ]]; then
+	warn "BENCH_CIPHER=$CIPHER: the OpenSSH clients use it, but native and openssh-tun still negotiate $NATIVE_CIPHER"
+fi
 
 if ! command -v iperf3 >/dev/null 2>&1; then
 	command -v apt-get >/dev/null 2>&1 || die "iperf3 is missing and there is no apt-get; install iperf3"
@@ -187,6 +286,9 @@ SSHVPN_BIN=$BIN "$LAB" up >"$TMP/lab-up.log" 2>&1 || {
 source "$LAB_DIR/env"
 CLIENT_NS=${LAB_CLIENT_NS:?}
 SERVER_NS=${LAB_SERVER_NS:?}
+SSHD_PID=${LAB_SSHD_PID:?}
+# Every OpenSSH client of the bench: the lab's config and the bench's cipher.
+SSH_CMD=(ssh -F "$LAB_SSH_CONFIG" -c "$CIPHER")
 
 # ---------------------------------------------------------------- helpers
 
@@ -242,6 +344,15 @@ stop_iperf_server() {
 
 CLK_TCK=$(getconf CLK_TCK)
 
+# stat_fields PID: the fields of /proc/PID/stat after the command name, so
+# that index 0 is field 3 (state), 11/12 are utime/stime (fields 14/15) and
+# 13/14 cutime/cstime (fields 16/17), in clock ticks.
+stat_fields() {
+	local stat
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	echo "${stat##*) }"
+}
+
 # tunnel_ticks: CPU ticks (user + system) used so far by the tunnel's own
 # processes: everything in the client and server namespaces but iperf3.
 tunnel_ticks() {
@@ -250,9 +361,8 @@ tunnel_ticks() {
 	for ns in "$CLIENT_NS" "$SERVER_NS"; do
 		for pid in $(ip netns pids "$ns" 2>/dev/null); do
 			[[ $(cat "/proc/$pid/comm" 2>/dev/null) == iperf3 ]] && continue
-			stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
-			read -ra fld <<<"${stat##*) }"
-			# fld[0] is field 3 (state); utime and stime are fields 14 and 15.
+			stat=$(stat_fields "$pid") || continue
+			read -ra fld <<<"$stat"
 			total=$((total + fld[11] + fld[12]))
 		done
 	done
@@ -264,50 +374,83 @@ host_ticks() {
 	awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t; exit }' /proc/stat
 }
 
-# bps_of FILE: the receiver's bits_per_second from iperf3 -J output.
-bps_of() {
-	local file=$1
+# iperf_received FILE KEY: end.sum_received.KEY (bits_per_second or bytes)
+# from iperf3 -J output.
+iperf_received() {
+	local file=$1 key=$2
 	if command -v jq >/dev/null 2>&1; then
-		jq -er '.end.sum_received.bits_per_second' "$file"
+		jq -er --arg k "$key" '.end.sum_received[$k]' "$file"
 	elif command -v python3 >/dev/null 2>&1; then
-		python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"])' "$file"
+		python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["end"]["sum_received"][sys.argv[2]])' "$file" "$key"
 	else
 		tr -d ' \t\n' <"$file" |
-			sed -n 's/.*"sum_received":{[^}]*"bits_per_second":\([0-9.eE+-]*\).*/\1/p' | grep .
+			sed -n 's/.*"sum_received":{[^}]*"'"$key"'":\([0-9.eE+-]*\).*/\1/p' | grep .
 	fi
 }
 
+# record KEY DIR BPS BYTES TICKS SECS HBUSY HTOTAL: appends one run's figures:
+# Mbit/s to MBPS[KEY,DIR], the tunnel's cores (TICKS over SECS) to TCPU, its
+# CPU seconds per 10^9 bytes to CPUGB (TICKS "-": unknown), the machine's
+# busy % to HCPU.
+declare -A MBPS=() TCPU=() HCPU=() CPUGB=() RTT=()
+record() {
+	local key=$1 dir=$2 bps=$3 bytes=$4 ticks=$5 secs=$6 hbusy=$7 htotal=$8 mbps
+	mbps=$(awk -v b="$bps" 'BEGIN { printf "%.0f", b / 1e6 }')
+	MBPS[$key,$dir]+="$mbps "
+	if [[ $ticks == - ]]; then
+		TCPU[$key,$dir]+="- "
+		CPUGB[$key,$dir]+="- "
+	else
+		TCPU[$key,$dir]+="$(awk -v d="$ticks" -v hz="$CLK_TCK" -v s="$secs" \
+			'BEGIN { printf "%.2f", d / hz / s }') "
+		CPUGB[$key,$dir]+="$(awk -v d="$ticks" -v hz="$CLK_TCK" -v n="$bytes" \
+			'BEGIN { printf "%.2f", (n > 0 ? d / hz / (n / 1e9) : 0) }') "
+	fi
+	HCPU[$key,$dir]+="$(awk -v b="$hbusy" -v w="$htotal" \
+		'BEGIN { printf "%.0f", (w > 0 ? 100 * b / w : 0) }') "
+	log "  $key $dir: $mbps Mbit/s"
+}
+
 # measure KEY ADDR PORT DIR: one iperf3 run from the client namespace; DIR is
-# up (client -> server) or down (-R). Appends Mbit/s (or "fail") to
-# MBPS[KEY] and the CPU figures to TCPU[KEY] and HCPU[KEY].
-declare -A MBPS=() TCPU=() HCPU=()
+# up (client -> server) or down (-R). Records its figures, or "fail".
 measure() {
-	local key=$1 addr=$2 port=$3 dir=$4 json t0 t1 h0 h1 w0 w1 bps
+	local key=$1 addr=$2 port=$3 dir=$4 json t0 t1 h0 h1 w0 w1 bps bytes start end
 	local -a rev=()
 	[[ $dir == down ]] && rev=(-R)
 	json=$TMP/iperf3-$key-$dir.json
 	t0=$(tunnel_ticks)
 	read -r h0 w0 < <(host_ticks)
-	local start=$EPOCHREALTIME
+	start=$EPOCHREALTIME
 	if timeout --foreground $((DURATION + 30)) ip netns exec "$CLIENT_NS" \
 		iperf3 -c "$addr" -p "$port" -t "$DURATION" -J "${rev[@]}" >"$json" 2>&1 &&
-		bps=$(bps_of "$json" 2>/dev/null); then
-		local end=$EPOCHREALTIME
+		bps=$(iperf_received "$json" bits_per_second 2>/dev/null) &&
+		bytes=$(iperf_received "$json" bytes 2>/dev/null); then
+		end=$EPOCHREALTIME
 		t1=$(tunnel_ticks)
 		read -r h1 w1 < <(host_ticks)
-		local mbps
-		mbps=$(awk -v b="$bps" 'BEGIN { printf "%.0f", b / 1e6 }')
-		MBPS[$key,$dir]+="$mbps "
-		TCPU[$key,$dir]+="$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v s="$start" -v e="$end" \
-			'BEGIN { printf "%.2f", d / hz / (e - s) }') "
-		HCPU[$key,$dir]+="$(awk -v b=$((h1 - h0)) -v w=$((w1 - w0)) \
-			'BEGIN { printf "%.0f", (w > 0 ? 100 * b / w : 0) }') "
-		log "  $key $dir: $mbps Mbit/s"
+		record "$key" "$dir" "$bps" "$bytes" $((t1 - t0)) \
+			"$(awk -v s="$start" -v e="$end" 'BEGIN { print e - s }')" $((h1 - h0)) $((w1 - w0))
 	else
 		MBPS[$key,$dir]+="fail "
 		FAILED=1
 		warn "  $key $dir: iperf3 failed:"
 		sed 's/^/    /' "$json" >&2 || true
+	fi
+}
+
+# ping_rtt KEY ADDR: PING_COUNT pings from the client namespace to ADDR;
+# appends the median RTT in ms to RTT[KEY] (or "fail").
+ping_rtt() {
+	local key=$1 addr=$2 rtt
+	rtt=$(ip netns exec "$CLIENT_NS" ping -n -c "$PING_COUNT" -i "$PING_INTERVAL" -W 1 "$addr" 2>&1 |
+		sed -n 's/.* time=\([0-9.]*\) ms.*/\1/p' | median_fmt %.3f) || true
+	if [[ $rtt =~ ^[0-9.]+$ ]]; then
+		RTT[$key]+="$rtt "
+		log "  $key ping: $rtt ms (median of $PING_COUNT)"
+	else
+		RTT[$key]+="fail "
+		FAILED=1
+		warn "  $key: no ping to $addr was answered"
 	fi
 }
 
@@ -322,7 +465,182 @@ fail_round() {
 	for dir in $(directions); do
 		MBPS[$key,$dir]+="fail "
 	done
+	[[ $key == raw-ssh ]] || RTT[$key]+="fail "
 	FAILED=1
+}
+
+# median_fmt FMT: the median of the numbers on stdin (other lines ignored)
+# printed with FMT, or "-" if there are none.
+median_fmt() {
+	awk '/^[0-9.]+$/' | sort -g |
+		awk -v f="$1" '{ v[NR] = $1 } END {
+			if (NR == 0) { print "-"; exit }
+			m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+			printf f "\n", m }'
+}
+
+# median V...: median of the numeric values ("fail" and "-" ignored), or "-";
+# whole numbers print as such, others with two decimals.
+median() {
+	printf '%s\n' "$@" | awk '/^[0-9.]+$/' | sort -g |
+		awk '{ v[NR] = $1 } END {
+			if (NR == 0) { print "-"; exit }
+			if (NR % 2) { print v[(NR + 1) / 2]; exit }
+			m = (v[NR / 2] + v[NR / 2 + 1]) / 2
+			printf (m == int(m) ? "%.0f\n" : "%.2f\n"), m }'
+}
+
+# ---------------------------------------------------------------- raw ssh
+
+# sshd_ticks: CPU ticks of the lab sshd (the listener) and of all its
+# children that it has reaped: every finished connection's sshd processes
+# and what they ran.
+sshd_ticks() {
+	local -a fld
+	read -ra fld <<<"$(stat_fields "$SSHD_PID")" || return 1
+	echo $((fld[11] + fld[12] + fld[13] + fld[14]))
+}
+
+# sshd_idle: until the lab sshd has no child, i.e. no connection (also no
+# ending one, whose CPU would otherwise land in sshd_ticks; 10 s).
+sshd_idle() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		pgrep -P "$SSHD_PID" >/dev/null || return 0
+		sleep 0.1
+	done
+	warn "the lab sshd still has connections: $(pgrep -a -P "$SSHD_PID" | xargs)"
+	return 1
+}
+
+# raw_ssh_run DIR BYTES: one `ssh server` session from the client namespace.
+# DIR up: ssh's stdin is /dev/zero, the remote runs `head -c BYTES
+# >/dev/null`; down: the remote runs `head -c BYTES /dev/zero`, ssh's stdout
+# is /dev/null; none: nothing is moved (the connection's own cost). Sets
+# RAW_SECS (from the remote command's start to ssh's exit), RAW_WALL (from
+# starting ssh to its exit) and RAW_TICKS (CPU ticks of ssh and of the
+# connection's sshd processes, without the remote shell and what it ran;
+# "-" if sshd's accounting was disturbed by another connection). Fails if
+# ssh failed.
+RAW_SECS=0 RAW_WALL=0 RAW_TICKS=0
+raw_ssh_run() {
+	local dir=$1 bytes=$2 in=/dev/null work s0 s1 start out rc end remote_start shell_ticks
+	local -a cl sh
+	case $dir in
+	up) work="head -c $bytes >/dev/null" in=/dev/zero ;;
+	down) work="head -c $bytes /dev/zero" ;;
+	none) work=true ;;
+	esac
+	# The remote shell reports when it starts and, at its end, its own and
+	# its children's CPU times (/proc/$$/stat), on stderr.
+	# shellcheck disable=SC2016
+	local remote='date +%s.%N >&2; '"$work"'; read -r s </proc/$$/stat; echo "stat $s" >&2'
+	local clean=1
+	sshd_idle || clean=0
+	s0=$(sshd_ticks)
+	start=$EPOCHREALTIME
+	# A subshell runs ssh so that its cutime/cstime are ssh's CPU times.
+	out=$(
+		if timeout --foreground $((DURATION * 10 + 120)) ip netns exec "$CLIENT_NS" \
+			"${SSH_CMD[@]}" server "$remote" <"$in" >/dev/null 2>"$TMP/raw-ssh.err"; then
+			rc=0
+		else
+			rc=$?
+		fi
+		end=$EPOCHREALTIME
+		read -r s </proc/$BASHPID/stat
+		echo "$rc $end ${s##*) }"
+	)
+	sshd_idle || clean=0
+	s1=$(sshd_ticks)
+	# out: ssh's status, its end, then the subshell's stat fields from field 3.
+	read -ra cl <<<"$out"
+	rc=${cl[0]:-?} end=${cl[1]:-}
+	remote_start=$(grep -m1 -xE '[0-9]+\.[0-9]+' "$TMP/raw-ssh.err" || true)
+	read -ra sh <<<"$(sed -n 's/^stat .*) //p' "$TMP/raw-ssh.err")"
+	if [[ $rc != 0 || -z $remote_start || ${#sh[@]} -lt 15 || ${#cl[@]} -lt 17 ]]; then
+		warn "  ssh server ($dir, $bytes bytes) failed (status $rc):"
+		sed 's/^/    /' "$TMP/raw-ssh.err" >&2 || true
+		return 1
+	fi
+	RAW_SECS=$(awk -v s="$remote_start" -v e="$end" 'BEGIN { print e - s }')
+	RAW_WALL=$(awk -v s="$start" -v e="$end" 'BEGIN { print e - s }')
+	shell_ticks=$((sh[11] + sh[12] + sh[13] + sh[14]))
+	if ((clean)); then
+		RAW_TICKS=$((cl[2 + 13] + cl[2 + 14] + s1 - s0 - shell_ticks))
+	else
+		RAW_TICKS=-
+	fi
+}
+
+# raw_ssh_setup: the connection's own cost (RAW_SETUP_TICKS, the median of 3
+# sessions that move nothing) and, unless BENCH_RAW_BYTES is set, the bytes
+# per direction (RAW_BYTES[up|down]) for runs of about DURATION seconds.
+declare -A RAW_BYTES=()
+RAW_SETUP_TICKS=0
+RAW_OK=0
+raw_ssh_setup() {
+	local i dir bytes cal
+	local -a t=()
+	log "raw ssh: measuring the cost of a connection that moves nothing"
+	for ((i = 0; i < 3; i++)); do
+		raw_ssh_run none 0 || return 1
+		[[ $RAW_TICKS != - ]] && t+=("$RAW_TICKS")
+	done
+	RAW_SETUP_TICKS=$(printf '%s\n' "${t[@]}" | median_fmt %.0f)
+	[[ $RAW_SETUP_TICKS != - ]] || RAW_SETUP_TICKS=0
+	log "  connection: $RAW_SETUP_TICKS CPU ticks (1/$CLK_TCK s), ${RAW_WALL}s until ssh exits"
+	for dir in $(directions); do
+		if [[ -n $RAW_BYTES_SET ]]; then
+			RAW_BYTES[$dir]=$RAW_BYTES_SET
+			continue
+		fi
+		# Transfers of 64 MiB, 256 MiB, 1 GiB, ... until one takes a second.
+		cal=$RAW_CAL_BYTES
+		while :; do
+			raw_ssh_run "$dir" "$cal" || return 1
+			if ((cal >= RAW_CAL_MAX)) || awk -v s="$RAW_SECS" 'BEGIN { exit !(s >= 1) }'; then
+				break
+			fi
+			cal=$((cal * 4))
+		done
+		bytes=$(awk -v n="$cal" -v s="$RAW_SECS" -v d="$DURATION" -v m="$RAW_MIN_BYTES" \
+			'BEGIN { b = int(n / s * d / 1048576 + 0.5) * 1048576; printf "%.0f", (b < m ? m : b) }')
+		RAW_BYTES[$dir]=$bytes
+		log "  calibration $dir: $((cal >> 20)) MiB in ${RAW_SECS}s -> $((bytes >> 20)) MiB per run"
+	done
+	RAW_OK=1
+}
+
+# raw_measure KEY DIR: one raw ssh transfer of RAW_BYTES[DIR]; records its
+# figures, or "fail".
+raw_measure() {
+	local key=$1 dir=$2 bytes=${RAW_BYTES[$2]} h0 w0 h1 w1 ticks
+	read -r h0 w0 < <(host_ticks)
+	if raw_ssh_run "$dir" "$bytes"; then
+		read -r h1 w1 < <(host_ticks)
+		ticks=$RAW_TICKS
+		if [[ $ticks != - ]]; then
+			ticks=$((ticks - RAW_SETUP_TICKS))
+			((ticks >= 0)) || ticks=0
+		fi
+		record "$key" "$dir" "$(awk -v n="$bytes" -v s="$RAW_SECS" 'BEGIN { printf "%.0f", 8 * n / s }')" \
+			"$bytes" "$ticks" "$RAW_SECS" $((h1 - h0)) $((w1 - w0))
+	else
+		MBPS[$key,$dir]+="fail "
+		FAILED=1
+	fi
+}
+
+run_raw() {
+	local key=$1 dir
+	if ((!RAW_OK)); then
+		fail_round "$key"
+		return 0
+	fi
+	for dir in $(directions); do
+		raw_measure "$key" "$dir"
+	done
 }
 
 # ---------------------------------------------------------------- contenders
@@ -358,7 +676,7 @@ run_sshvpn() {
 	case $mode in
 	exec)
 		name=sshvpn
-		args=(-e "ssh -F $LAB_SSH_CONFIG")
+		args=(-e "${SSH_CMD[*]}")
 		;;
 	native)
 		name="sshvpn --native"
@@ -391,6 +709,7 @@ run_sshvpn() {
 		dev=$(tun_devs "$CLIENT_NS" | head -n1)
 		devmtu=$(ip -n "$CLIENT_NS" -o link show dev "$dev" | sed -n 's/.* mtu \([0-9]*\).*/\1/p')
 		LABEL[$key]="$name (mtu $devmtu)"
+		ping_rtt "$key" "$peer"
 		for dir in $(directions); do
 			measure "$key" "$peer" "$port" "$dir"
 		done
@@ -424,7 +743,7 @@ ssh_dev_up() {
 
 run_sshw() {
 	local key=$1 dir ok=1
-	ip netns exec "$CLIENT_NS" ssh -F "$LAB_SSH_CONFIG" -o Tunnel=point-to-point \
+	ip netns exec "$CLIENT_NS" "${SSH_CMD[@]}" -o Tunnel=point-to-point \
 		-o ExitOnForwardFailure=yes -w "${SSHW_DEV#tun}:${SSHW_DEV#tun}" -N server \
 		</dev/null >"$TMP/$key.log" 2>&1 &
 	SSHW_PID=$!
@@ -439,6 +758,7 @@ run_sshw() {
 	fi
 	if ((ok)); then
 		LABEL[$key]="ssh -w (mtu $SSHW_MTU)"
+		ping_rtt "$key" "$SSHW_PEER"
 		for dir in $(directions); do
 			measure "$key" "$SSHW_PEER" "$SSHW_PORT" "$dir"
 		done
@@ -458,8 +778,11 @@ LABEL[sshvpn]="sshvpn"
 LABEL[native]="sshvpn --native"
 LABEL[openssh-tun]="sshvpn --openssh-tun"
 LABEL[ssh-w]="ssh -w"
+LABEL[raw-ssh]="raw ssh (no tunnel)"
 [[ -n $BENCH_MTU ]] && LABEL[sshvpn-mtu$BENCH_MTU]="sshvpn (mtu $BENCH_MTU)"
 FAILED=0
+
+has() { [[ " ${CONTENDERS[*]} " == *" $1 "* ]]; }
 
 run_contender() {
 	case $1 in
@@ -467,11 +790,15 @@ run_contender() {
 	native) run_sshvpn native native ;;
 	openssh-tun) run_sshvpn openssh-tun openssh-tun ;;
 	ssh-w) run_sshw ssh-w ;;
+	raw-ssh) run_raw raw-ssh ;;
 	sshvpn-mtu*) run_sshvpn "$1" exec "$BENCH_MTU" ;;
 	esac
 }
 
-log "$ROUNDS rounds of ${DURATION}s iperf3 runs; contenders: ${CONTENDERS[*]}"
+if has raw-ssh; then
+	raw_ssh_setup || warn "raw ssh: the calibration failed; raw-ssh is not measured"
+fi
+log "$ROUNDS rounds of ${DURATION}s runs; cipher $CIPHER; contenders: ${CONTENDERS[*]}"
 for ((r = 1; r <= ROUNDS; r++)); do
 	order=("${CONTENDERS[@]}")
 	if ((r % 2 == 0)); then
@@ -486,31 +813,44 @@ done
 
 # ---------------------------------------------------------------- table
 
-# median V...: median of the numeric values ("fail" ignored), or "-".
-median() {
-	printf '%s\n' "$@" | awk '/^[0-9.]+$/' | sort -g |
-		awk '{ v[NR] = $1 } END {
-			if (NR == 0) { print "-"; exit }
-			if (NR % 2) { print v[(NR + 1) / 2]; exit }
-			m = (v[NR / 2] + v[NR / 2 + 1]) / 2
-			printf (m == int(m) ? "%d\n" : "%.2f\n"), m }'
+# raw_bytes_text: the raw-ssh bytes per run, e.g. "3221225472 bytes up, ...".
+raw_bytes_text() {
+	local dir text=
+	for dir in $(directions); do
+		text+="${text:+, }${RAW_BYTES[$dir]:-?} bytes $dir"
+	done
+	echo "$text"
 }
 
+CPU_MODEL=$(awk -F': *' '$1 ~ /^(model name|Model|Hardware|cpu model)[ \t]*$/ { print $2; exit }' /proc/cpuinfo 2>/dev/null)
+CPU_MODEL=${CPU_MODEL:-unknown}
+NPROC=$(nproc)
+KERNEL=$(uname -r)
+
 echo
-printf 'sshvpn vs ssh -w: iperf3 TCP, %s s per run, %s rounds, %s CPUs; Mbit/s (receiver)\n' \
-	"$DURATION" "$ROUNDS" "$(nproc)"
+printf 'sshvpn vs ssh -w vs raw ssh: iperf3 TCP, %s s per run, %s rounds, %s CPUs; Mbit/s (receiver)\n' \
+	"$DURATION" "$ROUNDS" "$NPROC"
+echo "  machine: $CPU_MODEL, kernel $KERNEL, $RUN_DATE; cipher $CIPHER"
 echo "  up = client -> server, down = server -> client (iperf3 -R)"
-echo "  tun-cpu = cores used by the tunnel's ssh/sshd/sshvpn processes, host% = whole machine busy (medians)"
+if has raw-ssh; then
+	echo "  raw ssh = ssh server without a tunnel: $(raw_bytes_text) per run"
+fi
+echo "  tun-cpu = cores used by the tunnel's ssh/sshd/sshvpn processes, host% = whole machine busy,"
+echo "  cpu-s/GB = the tunnel's CPU seconds per 10^9 bytes moved, rtt-ms = median of $PING_COUNT pings (medians)"
 echo
 # The first column is as wide as the longest label (at least 22).
 W=22
 for c in "${CONTENDERS[@]}"; do ((${#LABEL[$c]} > W)) && W=${#LABEL[$c]}; done
 hdr=$(printf '%-*s %-5s' "$W" contender dir)
 for ((r = 1; r <= ROUNDS; r++)); do hdr+=$(printf ' %8s' "round$r"); done
-hdr+=$(printf ' %8s %8s %6s' median tun-cpu host%)
+hdr+=$(printf ' %8s %8s %6s %8s %7s' median tun-cpu host% cpu-s/GB rtt-ms)
 echo "$hdr"
 printf '%s\n' "${hdr//?/-}"
-declare -A MED=()
+declare -A MED=() MCPUGB=() MRTT=()
+for c in "${CONTENDERS[@]}"; do
+	# shellcheck disable=SC2086
+	MRTT[$c]=$(printf '%s\n' ${RTT[$c]:-} | median_fmt %.3f)
+done
 for dir in $(directions); do
 	for c in "${CONTENDERS[@]}"; do
 		# shellcheck disable=SC2206
@@ -519,30 +859,154 @@ for dir in $(directions); do
 		for ((r = 0; r < ROUNDS; r++)); do line+=$(printf ' %8s' "${vals[r]:--}"); done
 		MED[$c,$dir]=$(median "${vals[@]}")
 		# shellcheck disable=SC2086
-		line+=$(printf ' %8s %8s %6s' "${MED[$c,$dir]}" "$(median ${TCPU[$c,$dir]:-})" "$(median ${HCPU[$c,$dir]:-})")
+		MCPUGB[$c,$dir]=$(printf '%s\n' ${CPUGB[$c,$dir]:-} | median_fmt %.2f)
+		# shellcheck disable=SC2086
+		line+=$(printf ' %8s %8s %6s %8s %7s' "${MED[$c,$dir]}" "$(median ${TCPU[$c,$dir]:-})" \
+			"$(median ${HCPU[$c,$dir]:-})" "${MCPUGB[$c,$dir]}" "${MRTT[$c]}")
 		echo "$line"
 	done
 done
-echo
-for dir in $(directions); do
-	[[ " ${CONTENDERS[*]} " == *" ssh-w "* ]] || {
-		echo "no ratios: ssh-w was not among BENCH_CONTENDERS"
-		break
-	}
-	for c in "${CONTENDERS[@]}"; do
-		[[ $c == ssh-w ]] && continue
-		a=${MED[$c,$dir]} b=${MED[ssh-w,$dir]}
-		if [[ $a != - && $b != - ]]; then
-			printf 'ratio %s / ssh -w, %s: %s\n' "${LABEL[$c]}" "$dir" \
-				"$(awk -v a="$a" -v b="$b" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }')"
-		else
-			printf 'ratio %s / ssh -w, %s: - (a contender failed)\n' "${LABEL[$c]}" "$dir"
-		fi
+
+# ratio A B: A / B with two decimals, or "-".
+ratio() {
+	awk -v a="$1" -v b="$2" 'BEGIN {
+		if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2f", a / b; else printf "-" }'
+}
+
+# ratios BASE NAME: the lines "ratio X / NAME, DIR: R" for every other contender.
+ratios() {
+	local base=$1 name=$2 dir c r
+	if ! has "$base"; then
+		echo "no ratios to $name: $base was not among BENCH_CONTENDERS"
+		return 0
+	fi
+	for dir in $(directions); do
+		for c in "${CONTENDERS[@]}"; do
+			[[ $c == "$base" ]] && continue
+			r=$(ratio "${MED[$c,$dir]}" "${MED[$base,$dir]}")
+			if [[ $r != - ]]; then
+				printf 'ratio %s / %s, %s: %s\n' "${LABEL[$c]}" "$name" "$dir" "$r"
+			else
+				printf 'ratio %s / %s, %s: - (a contender failed)\n' "${LABEL[$c]}" "$name" "$dir"
+			fi
+		done
 	done
-done
+}
+echo
+ratios ssh-w "ssh -w"
+ratios raw-ssh "raw ssh"
 echo
 echo "Note: this machine may be shared and noisy; the numbers are only comparable"
 echo "within one run (same machine, same moment, alternating order), not across runs."
+
+# ---------------------------------------------------------------- files
+
+# json_str S: S as a JSON string.
+json_str() {
+	local s=$1
+	s=${s//\\/\\\\}
+	s=${s//\"/\\\"}
+	s=${s//$'\t'/\\t}
+	s=${s//$'\n'/\\n}
+	printf '"%s"' "$s"
+}
+
+# json_num V: V as a JSON number (a leading 0 added to ".5"), or null.
+json_num() {
+	if [[ $1 =~ ^[0-9]*\.?[0-9]+$ ]]; then
+		[[ $1 == .* ]] && printf '0'
+		printf '%s' "$1"
+	else
+		printf 'null'
+	fi
+}
+
+# med KEY DIR: the median Mbit/s, or "-" if that direction was not measured.
+med() { echo "${MED[$1,$2]:--}"; }
+
+write_md() {
+	local c
+	{
+		echo "# sshvpn bench"
+		echo
+		echo "- date: $RUN_DATE"
+		echo "- machine: $NPROC CPUs, $CPU_MODEL, kernel $KERNEL"
+		echo "- $ROUNDS rounds; iperf3 TCP, $DURATION s per run; cipher \`$CIPHER\`"
+		if has raw-ssh; then
+			echo "- raw ssh: \`ssh server\` without a tunnel, $(raw_bytes_text) per run"
+		fi
+		echo "- medians over the rounds: Mbit/s at the receiver; RTT: median of $PING_COUNT pings through the idle tunnel;"
+		echo "  cpu-s/GB: CPU seconds of the tunnel's own processes per 10^9 bytes moved"
+		echo
+		echo "| contender | up Mbit/s | down Mbit/s | RTT ms | cpu-s/GB up | cpu-s/GB down | up / ssh -w | down / ssh -w | up / raw ssh | down / raw ssh |"
+		echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+		for c in "${CONTENDERS[@]}"; do
+			printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "${LABEL[$c]}" \
+				"$(med "$c" up)" "$(med "$c" down)" "${MRTT[$c]}" \
+				"${MCPUGB[$c,up]:--}" "${MCPUGB[$c,down]:--}" \
+				"$(ratio "$(med "$c" up)" "$(med ssh-w up)")" "$(ratio "$(med "$c" down)" "$(med ssh-w down)")" \
+				"$(ratio "$(med "$c" up)" "$(med raw-ssh up)")" "$(ratio "$(med "$c" down)" "$(med raw-ssh down)")"
+		done
+	} >"$OUT_MD"
+}
+
+write_json() {
+	local c dir first=1 rfirst
+	{
+		printf '{\n'
+		printf '  "date": %s,\n' "$(json_str "$RUN_DATE")"
+		printf '  "machine": {"nproc": %s, "cpu_model": %s, "kernel": %s},\n' \
+			"$NPROC" "$(json_str "$CPU_MODEL")" "$(json_str "$KERNEL")"
+		printf '  "settings": {"rounds": %s, "seconds": %s, "reverse": %s, "cipher": %s, "bench_mtu": %s, ' \
+			"$ROUNDS" "$DURATION" "$([[ $REVERSE == yes ]] && echo true || echo false)" \
+			"$(json_str "$CIPHER")" "$(json_num "$BENCH_MTU")"
+		printf '"ping_count": %s, "raw_ssh_bytes": {"up": %s, "down": %s}},\n' \
+			"$PING_COUNT" "$(json_num "${RAW_BYTES[up]:-}")" "$(json_num "${RAW_BYTES[down]:-}")"
+		printf '  "units": {"mbps": "Mbit/s (10^6 bit/s) at the receiver", "rtt_ms": "ms", "cpu_s_per_gb": "CPU seconds per 10^9 bytes"},\n'
+		printf '  "contenders": ['
+		for c in "${CONTENDERS[@]}"; do
+			((first)) || printf ','
+			first=0
+			printf '\n    {"name": %s, "label": %s,\n' "$(json_str "$c")" "$(json_str "${LABEL[$c]}")"
+			printf '     "up_mbps": %s, "down_mbps": %s, "rtt_ms": %s,\n' \
+				"$(json_num "$(med "$c" up)")" "$(json_num "$(med "$c" down)")" "$(json_num "${MRTT[$c]}")"
+			printf '     "cpu_s_per_gb_up": %s, "cpu_s_per_gb_down": %s,\n' \
+				"$(json_num "${MCPUGB[$c,up]:-}")" "$(json_num "${MCPUGB[$c,down]:-}")"
+			printf '     "ratio_to_ssh_w": {"up": %s, "down": %s},\n' \
+				"$(json_num "$(ratio "$(med "$c" up)" "$(med ssh-w up)")")" \
+				"$(json_num "$(ratio "$(med "$c" down)" "$(med ssh-w down)")")"
+			printf '     "ratio_to_raw_ssh": {"up": %s, "down": %s},\n' \
+				"$(json_num "$(ratio "$(med "$c" up)" "$(med raw-ssh up)")")" \
+				"$(json_num "$(ratio "$(med "$c" down)" "$(med raw-ssh down)")")"
+			printf '     "rounds_mbps": {'
+			rfirst=1
+			for dir in up down; do
+				((rfirst)) || printf ', '
+				rfirst=0
+				printf '"%s": [' "$dir"
+				if [[ $dir == up || $REVERSE == yes ]]; then
+					# shellcheck disable=SC2206
+					local -a vals=(${MBPS[$c,$dir]:-})
+					local i
+					for ((i = 0; i < ${#vals[@]}; i++)); do
+						((i)) && printf ', '
+						json_num "${vals[i]}"
+					done
+				fi
+				printf ']'
+			done
+			printf '}}'
+		done
+		printf '\n  ]\n}\n'
+	} >"$OUT_JSON"
+}
+
+if [[ -n $OUT_MD ]]; then
+	if write_md; then log "wrote $OUT_MD"; else warn "could not write $OUT_MD"; FAILED=1; fi
+fi
+if [[ -n $OUT_JSON ]]; then
+	if write_json; then log "wrote $OUT_JSON"; else warn "could not write $OUT_JSON"; FAILED=1; fi
+fi
 
 if ((FAILED)); then
 	warn "some contenders failed to come up or to complete a measurement"
