@@ -180,6 +180,12 @@ func Start(o Options) (*Process, error) {
 		childStdout.Close()
 		return nil, fmt.Errorf("spawn: %w", err)
 	}
+	// Bigger pipes than the default 64 KiB, best effort: fewer wake-ups
+	// of ssh and sshvpn per megabyte.
+	growPipe(stdout)
+	if f, ok := stdin.(*os.File); ok {
+		growPipe(f)
+	}
 	logf("spawn: running %q", argv)
 	err = cmd.Start()
 	childStdout.Close()

@@ -24,7 +24,10 @@ func Stdio() (Conn, error) {
 			return nil, fmt.Errorf("spawn: stdio: %w", err)
 		}
 	}
-	return &stdio{in: os.NewFile(0, "stdin"), out: os.NewFile(1, "stdout")}, nil
+	s := &stdio{in: os.NewFile(0, "stdin"), out: os.NewFile(1, "stdout")}
+	growPipe(s.in) // when sshd gave pipes; sockets keep their buffers
+	growPipe(s.out)
+	return s, nil
 }
 
 func (s *stdio) Read(p []byte) (int, error)  { return s.in.Read(p) }
