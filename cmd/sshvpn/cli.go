@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/alecthomas/kong"
 
@@ -97,6 +98,16 @@ func run(args []string) int {
 	kctx.Bind(hup)
 	kctx.BindTo(ctx, (*context.Context)(nil))
 	if err := kctx.Run(log); err != nil {
+		// Ctrl-C in a terminal reaches ssh too, which may die (and end
+		// the connection) before sshvpn has taken its own signal: an
+		// error that comes with a request to stop is that stop.
+		if kctx.Command() != "remote" {
+			select {
+			case <-ctx.Done():
+				return 0
+			case <-time.After(stopGrace):
+			}
+		}
 		var s silentError
 		if !errors.As(err, &s) {
 			fmt.Fprintln(os.Stderr, "sshvpn:", sanitize(strings.TrimPrefix(err.Error(), "sshvpn: ")))
@@ -150,6 +161,10 @@ func signals(remote bool) (context.Context, hangup, func()) {
 	}()
 	return ctx, hup, func() { signal.Stop(sigs); close(done); cancel() }
 }
+
+// stopGrace is how long a failed client waits for a signal that may have
+// caused the failure.
+const stopGrace = 300 * time.Millisecond
 
 // silentError is an error that has been reported already (the remote side
 // told the client in an Error frame, and its admin in the system log): run
