@@ -68,11 +68,7 @@ func (n *Native) logf(format string, args ...any) {
 // Dial connects (through the ProxyJump hops), logs in and starts the remote
 // command or subsystem.
 func (n *Native) Dial(ctx context.Context) (Conn, error) {
-	cfg, err := ResolveSSHConfig(n.ConfigFile, n.Destination)
-	if err != nil {
-		return nil, err
-	}
-	c, err := n.connect(ctx, cfg)
+	c, err := n.reach(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -113,6 +109,15 @@ func (n *Native) Dial(ctx context.Context) (Conn, error) {
 		close(c.exited)
 	}()
 	return c, nil
+}
+
+// reach resolves the destination's configuration and connects to it.
+func (n *Native) reach(ctx context.Context) (*client, error) {
+	cfg, err := ResolveSSHConfig(n.ConfigFile, n.Destination)
+	if err != nil {
+		return nil, err
+	}
+	return n.connect(ctx, cfg)
 }
 
 // client is an SSH connection through its hops.

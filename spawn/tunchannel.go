@@ -47,11 +47,7 @@ const (
 
 // Dial connects, logs in and opens the tunnel channel.
 func (o *OpenSSHTun) Dial(ctx context.Context) (Conn, error) {
-	cfg, err := ResolveSSHConfig(o.ConfigFile, o.Destination)
-	if err != nil {
-		return nil, err
-	}
-	c, err := o.connect(ctx, cfg)
+	c, err := o.Native.reach(ctx)
 	if err != nil {
 		return nil, err
 	}
