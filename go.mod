@@ -4,17 +4,13 @@ go 1.26.0
 
 require (
 	github.com/alecthomas/kong v1.17.0
+	github.com/kevinburke/ssh_config v1.6.0
+	github.com/skeema/knownhosts v1.3.3
 	github.com/songgao/water v0.0.0-20200317203138-2b4b6d7c09d8
 	github.com/vishvananda/netlink v1.3.1
+	github.com/vishvananda/netns v0.0.5
 	golang.org/x/crypto v0.59.0
 	golang.org/x/sys v0.50.0
-)
-
-require (
-	github.com/kevinburke/ssh_config v1.6.0
-	github.com/vishvananda/netns v0.0.5
 	golang.org/x/term v0.48.0
 	golang.org/x/time v0.16.0
 )
-
-require github.com/skeema/knownhosts v1.3.3
