@@ -35,6 +35,7 @@ import (
 	"syscall"
 
 	"github.com/sshvpn/sshvpn/internal/proc"
+	"github.com/sshvpn/sshvpn/internal/statedir"
 	"golang.org/x/sys/unix"
 )
 
@@ -117,26 +118,8 @@ func leasesIn(pf netip.Prefix) int {
 // checkDir refuses a state directory that others could plant leases or
 // links in.
 func checkDir(dir string) error {
-	const fix = "use a directory owned by the account running sshvpn --remote, mode 0700 (--state-dir)"
-	fi, err := os.Lstat(dir)
-	if err != nil {
-		return fmt.Errorf("pool: state directory: %w", err)
-	}
-	switch {
-	case fi.Mode()&os.ModeSymlink != 0:
-		return fmt.Errorf("pool: state directory %s is a symbolic link; %s", dir, fix)
-	case !fi.IsDir():
-		return fmt.Errorf("pool: state directory %s is a %s, not a directory; %s", dir, kind(fi.Mode()), fix)
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return fmt.Errorf("pool: state directory %s: cannot read its owner", dir)
-	}
-	if euid := os.Geteuid(); int(st.Uid) != euid && st.Uid != 0 {
-		return fmt.Errorf("pool: state directory %s is owned by uid %d, not by uid %d or root; %s", dir, st.Uid, euid, fix)
-	}
-	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
-		return fmt.Errorf("pool: state directory %s is writable by others (mode %04o); %s", dir, perm, fix)
+	if err := statedir.Check(dir, "use a directory owned by the account running sshvpn --remote, mode 0700 (--state-dir)"); err != nil {
+		return fmt.Errorf("pool: %w", err)
 	}
 	return nil
 }

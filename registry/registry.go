@@ -24,11 +24,13 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/sshvpn/sshvpn/internal/proc"
+	"github.com/sshvpn/sshvpn/internal/statedir"
 	"golang.org/x/sys/unix"
 )
 
@@ -112,29 +114,8 @@ func (r *Registry) Dir() string { return r.dir }
 // links in: it must be a real directory, owned by the effective user or
 // root, and writable by no one else.
 func CheckDir(dir string) error {
-	fix := "use a directory owned by the account running sshvpn, writable by it alone (--state-dir)"
-	fi, err := os.Lstat(dir)
-	if err != nil {
-		return fmt.Errorf("registry: state directory: %w", err)
-	}
-	switch {
-	case fi.Mode()&os.ModeSymlink != 0:
-		return fmt.Errorf("registry: state directory %s is a symbolic link; %s", dir, fix)
-	case !fi.IsDir():
-		return fmt.Errorf("registry: state directory %s is not a directory; %s", dir, fix)
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return fmt.Errorf("registry: state directory %s: cannot read its owner", dir)
-	}
-	if euid := os.Geteuid(); int(st.Uid) != euid && st.Uid != 0 {
-		return fmt.Errorf("registry: state directory %s is owned by uid %d, not by uid %d or root; %s", dir, st.Uid, euid, fix)
-	}
-	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
-		return fmt.Errorf("registry: state directory %s is writable by others (mode %04o); %s", dir, perm, fix)
-	}
-	if int(st.Uid) != os.Geteuid() && unix.Access(dir, unix.W_OK) != nil {
-		return fmt.Errorf("registry: state directory %s is not writable by uid %d; %s", dir, os.Geteuid(), fix)
+	if err := statedir.Check(dir, "use a directory owned by the account running sshvpn, writable by it alone"); err != nil {
+		return fmt.Errorf("registry: %w", err)
 	}
 	return nil
 }
@@ -190,16 +171,8 @@ func (r *Registry) ListAll() ([]Record, error) {
 		}
 		out = append(out, rec)
 	}
-	sortByStart(out)
+	slices.SortStableFunc(out, func(a, b Record) int { return a.Started.Compare(b.Started) })
 	return out, nil
-}
-
-func sortByStart(rs []Record) {
-	for i := 1; i < len(rs); i++ {
-		for j := i; j > 0 && rs[j].Started.Before(rs[j-1].Started); j-- {
-			rs[j], rs[j-1] = rs[j-1], rs[j]
-		}
-	}
 }
 
 func readRecord(name string) (Record, error) {
@@ -251,9 +224,6 @@ func (r *Registry) Add(rec Record) (*Entry, error) {
 	}
 	return e, nil
 }
-
-// Record returns a copy of the entry's record.
-func (e *Entry) Record() Record { return e.rec }
 
 // Update changes the record with f and writes it.
 func (e *Entry) Update(f func(*Record)) error {

@@ -1,0 +1,42 @@
+// Package statedir checks the directories sshvpn keeps state in (session
+// records, pool leases): others must not be able to plant files or links
+// there.
+package statedir
+
+import (
+	"fmt"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Check refuses dir unless it is a real directory (not a symbolic link),
+// owned by the effective user or root, writable by the effective user and
+// by no one else. fix says what to do instead; it ends each message.
+func Check(dir, fix string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	switch {
+	case fi.Mode()&os.ModeSymlink != 0:
+		return fmt.Errorf("state directory %s is a symbolic link; %s", dir, fix)
+	case !fi.IsDir():
+		return fmt.Errorf("state directory %s is not a directory; %s", dir, fix)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("state directory %s: cannot read its owner", dir)
+	}
+	if euid := os.Geteuid(); int(st.Uid) != euid && st.Uid != 0 {
+		return fmt.Errorf("state directory %s is owned by uid %d, not by uid %d or root; %s", dir, st.Uid, euid, fix)
+	}
+	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
+		return fmt.Errorf("state directory %s is writable by others (mode %04o); %s", dir, perm, fix)
+	}
+	if int(st.Uid) != os.Geteuid() && unix.Access(dir, unix.W_OK) != nil {
+		return fmt.Errorf("state directory %s is not writable by uid %d; %s", dir, os.Geteuid(), fix)
+	}
+	return nil
+}
