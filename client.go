@@ -176,7 +176,7 @@ func Retryable(err error) bool {
 		var temp interface{ Temporary() bool }
 		return errors.As(dial.error, &temp) && temp.Temporary()
 	case errors.As(err, &remote), errors.As(err, &preamble), errors.As(err, &local), errors.As(err, &version),
-		errors.Is(err, errNoHello), errors.Is(err, errProtocol):
+		errors.Is(err, errProtocol):
 		return false
 	case errors.As(err, &exit):
 		return exit.Temporary()

@@ -73,7 +73,7 @@ func (e *RemoteError) Error() string { return "sshvpn: remote: " + e.Msg }
 var errProtocol = errors.New("sshvpn: protocol error")
 
 // errNoHello is returned when the peer's first frame is not a Hello.
-var errNoHello = errors.New("sshvpn: protocol error: expected a hello frame first")
+var errNoHello = fmt.Errorf("%w: expected a hello frame first", errProtocol)
 
 // readHello reads the peer's Hello, or the Error frame it sent instead.
 func readHello(r *framing.Reader) (*framing.Hello, error) {

@@ -103,9 +103,6 @@ func NewLink(dev tun.Device, cfg LinkConfig) *Link {
 	return l
 }
 
-// Device is the link's device.
-func (l *Link) Device() tun.Device { return l.dev }
-
 // Stats are the link's counters.
 func (l *Link) Stats() *Stats { return l.stats }
 
@@ -222,10 +219,7 @@ func (l *Link) Close() error {
 	return l.closeErr
 }
 
-// Dead is closed when reading the device failed; Err says why.
-func (l *Link) Dead() <-chan struct{} { return l.dead }
-
-// Err is why the device can no longer be read, once Dead is closed.
+// Err is why the device can no longer be read, once that has happened.
 func (l *Link) Err() error {
 	select {
 	case <-l.dead:

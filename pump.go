@@ -153,7 +153,7 @@ func (p *pump) giveBack() {
 		select {
 		case b := <-p.out:
 			p.link.free <- b[:cap(b)]
-			p.stats.DroppedDetached.Add(1)
+			p.link.stats.DroppedDetached.Add(1)
 		default:
 			return
 		}

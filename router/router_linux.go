@@ -104,9 +104,10 @@ func (r *linuxRouter) Set(cfg Config) (err error) {
 		}
 	}
 	// What an earlier Set added that this one no longer has.
+	wanted := append(masked(cfg.Routes), masked(cfg.Exclusive)...)
 	for i := len(r.added) - 1; i >= 0; i-- {
 		rt := r.added[i]
-		keep := rt.Dev == r.name && (slices.Contains(masked(cfg.Routes), rt.Dst) || slices.Contains(masked(cfg.Exclusive), rt.Dst))
+		keep := rt.Dev == r.name && slices.Contains(wanted, rt.Dst)
 		if rt.Dev != r.name || rt.Gw.IsValid() { // a pinned route
 			keep = cfg.Pin.IsValid() && rt.Dst == netip.PrefixFrom(cfg.Pin, cfg.Pin.BitLen())
 		}

@@ -232,16 +232,7 @@ func (c *Process) Read(p []byte) (int, error) {
 // Write writes to the remote command's stdin.
 func (c *Process) Write(p []byte) (int, error) {
 	n, err := c.stdin.Write(p)
-	if err != nil {
-		select {
-		case <-c.exited:
-			if e := c.exitError(); e != nil {
-				return n, e
-			}
-		default:
-		}
-	}
-	return n, err
+	return explained(n, err, c.Err)
 }
 
 // Close closes the remote's stdin, so it sees end of stream and exits, and

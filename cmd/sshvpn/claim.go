@@ -226,8 +226,7 @@ func (c *claim) evict(r registry.Record) error {
 			if h.Alive() {
 				return fmt.Errorf("the session on %s (pid %d) this one replaces does not end", r.Dev, r.PID)
 			}
-			os.Remove(filepath.Join(c.reg.Dir(), "session-"+strconv.Itoa(r.PID)+".json"))
-			break
+			break // the registry drops a dead process's record itself
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

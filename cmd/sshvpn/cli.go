@@ -91,7 +91,7 @@ func run(args []string) int {
 		log = newRemoteLogger(os.Stderr, openSyslog(), cli.Verbose, cli.Quiet, id.attrs())
 		kctx.Bind(id)
 	} else {
-		log = newLogger(os.Stderr, cli.Verbose, cli.Quiet, false)
+		log = newLogger(os.Stderr, cli.Verbose, cli.Quiet)
 	}
 	ctx, hup, stop := signals(kctx.Command() == "remote")
 	defer stop()

@@ -14,14 +14,9 @@ import (
 	"github.com/sshvpn/sshvpn"
 )
 
-// newLogger logs human-readable lines to w (stderr): the client's log, and
-// on the remote side what the client may see.
-func newLogger(w io.Writer, verbose, quiet, remote bool) *slog.Logger {
-	l := slog.New(textHandler(w, level(verbose, quiet)))
-	if remote {
-		l = l.With("side", "remote")
-	}
-	return l
+// newLogger logs human-readable lines to w (stderr): the client's log.
+func newLogger(w io.Writer, verbose, quiet bool) *slog.Logger {
+	return slog.New(textHandler(w, level(verbose, quiet)))
 }
 
 func level(verbose, quiet bool) slog.Level {
@@ -196,5 +191,3 @@ func sanitize(s string) string {
 		return r
 	}, s)
 }
-
-func newLoggerFrom(h slog.Handler) *slog.Logger { return slog.New(h) }

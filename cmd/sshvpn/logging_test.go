@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -14,7 +15,7 @@ import (
 func TestSplitHandler(t *testing.T) {
 	var client, admin bytes.Buffer
 	h := &splitHandler{client: textHandler(&client, 0), admin: textHandler(&admin, 0)}
-	log := newLoggerFrom(h).With("user", "alice")
+	log := slog.New(h).With("user", "alice")
 	log.Info("tunnel up", "dev", "tun0")
 	log.Warn("dropping packets", "src", "198.18.5.5", sshvpn.AdminOnly)
 	log.With(sshvpn.AdminOnly).Info("hook output", "line", "secret")

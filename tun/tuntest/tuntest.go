@@ -26,7 +26,6 @@ type Device struct {
 	index   int
 	closed  chan struct{}
 	closing sync.Once
-	reads   atomic.Int64
 }
 
 var nextIndex atomic.Int32
@@ -54,7 +53,6 @@ func (d *Device) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	case <-d.closed:
 		return 0, os.ErrClosed
 	}
-	d.reads.Add(1)
 	n := 0
 	for {
 		copy(bufs[n][offset:], b)
@@ -115,8 +113,5 @@ func (d *Device) Closed() bool {
 		return false
 	}
 }
-
-// Reads counts the Read calls that returned packets.
-func (d *Device) Reads() int { return int(d.reads.Load()) }
 
 var _ tun.Device = (*Device)(nil)
