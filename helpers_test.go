@@ -124,7 +124,7 @@ func pfx(s ...string) []netip.Prefix {
 
 // opener stands for one side's device and its setup: its Link, over a
 // tuntest device, records every Tunnel it is brought up to and fails with
-// err when set. As a server's Opener, Open returns that Link, or openErr.
+// err when set. As a server's Opener, Open returns that Link.
 type opener struct {
 	mu      sync.Mutex
 	called  int
@@ -151,16 +151,7 @@ func (o *opener) Link() *Link {
 }
 
 // Open is a server's Opener.
-func (o *opener) Open(tn Tunnel) (*Link, error) {
-	if o.openErr != nil {
-		o.mu.Lock()
-		o.called++
-		o.got = tn
-		o.mu.Unlock()
-		return nil, o.openErr
-	}
-	return o.Link(), nil
-}
+func (o *opener) Open(Tunnel) (*Link, error) { return o.Link(), nil }
 
 func (o *opener) up(tn Tunnel) error {
 	o.mu.Lock()
@@ -373,4 +364,34 @@ func rawClient(t testing.TB, conn net.Conn) (*framing.Reader, *framing.Writer) {
 		t.Fatalf("server answered %v, %v", typ, err)
 	}
 	return r, w
+}
+
+// eventuallyTrue polls cond until it holds or d passes.
+func eventuallyTrue(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return cond()
+}
+
+// syncBuf is a strings.Builder safe for a logger and a test at once.
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

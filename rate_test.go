@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -105,17 +104,6 @@ func TestServeRateLimit(t *testing.T) {
 	}
 }
 
-func eventuallyTrue(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return true
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return cond()
-}
-
 // TestNonIPDropLog: a frame that is no IP packet is dropped with a message
 // that says so (not src=""), marked for the server's admin alone.
 func TestNonIPDropLog(t *testing.T) {
@@ -142,21 +130,4 @@ func TestNonIPDropLog(t *testing.T) {
 	if !strings.Contains(log, "not IP packets") || strings.Contains(log, `src=""`) || !strings.Contains(log, AdminOnlyKey+"=true") {
 		t.Errorf("log:\n%s", log)
 	}
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

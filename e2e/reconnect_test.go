@@ -73,6 +73,10 @@ func (l *lab) tcpPair(addr string) (client, server net.Conn) {
 		l.t.FailNow()
 	}
 	server = <-accepted
+	if server == nil {
+		client.Close()
+		l.t.Fatal("accept in the server namespace failed")
+	}
 	l.t.Cleanup(func() { client.Close(); server.Close() })
 	return client, server
 }

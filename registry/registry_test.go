@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sshvpn/sshvpn/internal/proc"
 )
 
 func TestAddListRemove(t *testing.T) {
@@ -49,17 +51,24 @@ func TestStaleRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("true")
-	if err := cmd.Run(); err != nil {
+	cmd := exec.Command("sleep", "0.2")
+	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	dead := Record{Side: SideClient, PID: cmd.Process.Pid, Start: "1"}
+	deadStart := proc.StartTime(cmd.Process.Pid)
+	if deadStart == "" {
+		t.Fatal("no start time for a running process")
+	}
+	cmd.Wait()
+	// A real process's start time: only its exit makes the record stale.
+	dead := Record{Side: SideClient, PID: cmd.Process.Pid, Start: deadStart}
 	b, _ := json.Marshal(dead)
 	stale := filepath.Join(dir, "session-"+itoa(dead.PID)+".json")
 	if err := os.WriteFile(stale, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	me := Record{Side: SideClient, PID: os.Getpid()}
+	// This process's record, but in a file that names another pid.
+	me := Record{Side: SideClient, PID: os.Getpid(), Start: proc.Self().Start}
 	b, _ = json.Marshal(me)
 	if err := os.WriteFile(filepath.Join(dir, "session-1.json"), b, 0o644); err != nil {
 		t.Fatal(err)
@@ -67,6 +76,9 @@ func TestStaleRecords(t *testing.T) {
 	recs, err := r.ListAll()
 	if err != nil || len(recs) != 0 {
 		t.Fatalf("ListAll = %+v, %v; want nothing", recs, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "session-1.json")); err != nil {
+		t.Errorf("a live process's misfiled record was removed: %v", err)
 	}
 	if _, err := os.Stat(stale); !os.IsNotExist(err) {
 		t.Errorf("stale record left: %v", err)

@@ -67,7 +67,6 @@ func TestOpenConfigureRoute(t *testing.T) {
 	})
 }
 
-// TestCloseUnblocksRead: Close ends a Read that waits for a packet.
 // TestNetsAndMarkedRoutes: Nets lists every interface's addresses with their
 // prefix lengths, routes AddRoute adds carry RouteProtocol and Routes finds
 // them, and DelRoute never removes a route sshvpn did not add.

@@ -154,9 +154,9 @@ func TestAuthAgentThenFile(t *testing.T) {
 		conn.Wait()
 	}()
 	port := ln.Addr().(*net.TCPAddr).Port
-	pem, _ := ssh.MarshalPrivateKey(filePriv, "")
+	block, _ := ssh.MarshalPrivateKey(filePriv, "")
 	idFile := filepath.Join(dir, "id")
-	os.WriteFile(idFile, pem2bytes(pem), 0o600)
+	os.WriteFile(idFile, pem.EncodeToMemory(block), 0o600)
 	kh := filepath.Join(dir, "known_hosts")
 	os.WriteFile(kh, []byte(knownhosts.Line([]string{"[127.0.0.1]:" + strconv.Itoa(port)}, hostSigner.PublicKey())+"\n"), 0o600)
 	cfg := SSHConfig{Host: "local", HostName: "127.0.0.1", Port: port, User: "u", IdentityFiles: []string{idFile},
@@ -167,8 +167,6 @@ func TestAuthAgentThenFile(t *testing.T) {
 	}
 	c.closeAll()
 }
-
-func pem2bytes(b *pem.Block) []byte { return pem.EncodeToMemory(b) }
 
 // TestHostKeysHashedAndRevoked: a hashed known_hosts entry is found; a key
 // marked @revoked is refused, even with --accept-new.
@@ -257,8 +255,8 @@ func tunServer(t *testing.T) (cfgFile string) {
 		}
 	}()
 	dir := t.TempDir()
-	pem, _ := ssh.MarshalPrivateKey(userPriv, "")
-	os.WriteFile(filepath.Join(dir, "id"), pem2bytes(pem), 0o600)
+	block, _ := ssh.MarshalPrivateKey(userPriv, "")
+	os.WriteFile(filepath.Join(dir, "id"), pem.EncodeToMemory(block), 0o600)
 	port := ln.Addr().(*net.TCPAddr).Port
 	os.WriteFile(filepath.Join(dir, "known_hosts"), []byte(knownhosts.Line([]string{"[127.0.0.1]:" + strconv.Itoa(port)}, hostSigner.PublicKey())+"\n"), 0o600)
 	cfgFile = filepath.Join(dir, "ssh_config")

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"testing"
+	"testing/iotest"
 )
 
 // tunStream encodes packets as OpenSSH's tun@openssh.com stream does.
@@ -46,7 +47,7 @@ func TestReadTunPacket(t *testing.T) {
 	want := [][]byte{ip4(84), ip6(1200), ip4(20), ip6(0), ip4(1500)}
 	stream := tunStream(want...)
 	// One byte per read: the worst the channel can do.
-	br := bufio.NewReaderSize(iotestOneByte{bytes.NewReader(stream)}, 16)
+	br := bufio.NewReaderSize(iotest.OneByteReader(bytes.NewReader(stream)), 16)
 	hdr, pkt := make([]byte, 44), make([]byte, maxPacket)
 	for i, w := range want {
 		n, err := readTunPacket(br, hdr, pkt)
@@ -66,15 +67,6 @@ func TestReadTunPacket(t *testing.T) {
 			t.Errorf("% x: no error", bad)
 		}
 	}
-}
-
-type iotestOneByte struct{ r io.Reader }
-
-func (o iotestOneByte) Read(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	return o.r.Read(p[:1])
 }
 
 // FuzzReadTunPacket: whatever the server sends, the parser neither panics
