@@ -244,8 +244,15 @@ type live struct {
 // devices. The caller ends it with stop.
 func startLive(t *testing.T, ccfg ClientConfig, scfg ServerConfig) *live {
 	t.Helper()
+	return startLiveOn(t, ccfg, scfg, newOpener("client0"), newOpener("server0"))
+}
+
+// startLiveOn is startLive with the given openers, whose devices a test
+// may have set up (offloads, say).
+func startLiveOn(t *testing.T, ccfg ClientConfig, scfg ServerConfig, co, so *opener) *live {
+	t.Helper()
 	cc, sc := socketPair(t)
-	l := &live{t: t, co: newOpener("client0"), so: newOpener("server0")}
+	l := &live{t: t, co: co, so: so}
 	ccfg.Link, scfg.Open = l.co.Link(), l.so.Open
 	t.Cleanup(func() { l.co.Link().Close() })
 	ccfg.Stats, scfg.Stats = &l.cstats, &l.sstats

@@ -28,6 +28,9 @@ type Tunnel struct {
 	// Resume is the client's resume token (server side): a new session
 	// with the token of the one that holds its addresses takes over.
 	Resume string
+	// Offload is what the client offered of offloads (server side): the
+	// server's device is opened for them only then.
+	Offload tun.Offload
 }
 
 // handshakeTimeout bounds how long the server waits for the client's

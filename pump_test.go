@@ -200,7 +200,7 @@ func TestPeerFrames(t *testing.T) {
 		// server would drop as no IP packet, reaches its device.
 		{"one-byte data", []frame{{framing.TypeData, "x"}, {framing.TypeClose, ""}}, []string{"x"}, wantNil},
 		{"unknown frame types are skipped",
-			[]frame{{99, "from the future"}, {framing.TypeData, "after 99"}, {7, ""}, {255, strings.Repeat("z", 1000)},
+			[]frame{{99, "from the future"}, {framing.TypeData, "after 99"}, {8, ""}, {255, strings.Repeat("z", 1000)},
 				{framing.TypeData, "after 255"}, {framing.TypeClose, ""}},
 			[]string{"after 99", "after 255"}, wantNil},
 		{"unsolicited pong", []frame{{framing.TypePong, "x"}, {framing.TypeData, "still here"}, {framing.TypeClose, ""}},
@@ -401,6 +401,7 @@ func TestCancelWedgedPeer(t *testing.T) {
 // same packet n times, Write counts.
 type benchDevice struct {
 	pkt     []byte
+	offload tun.Offload   // with a virtio-net header: pkt has one
 	reads   chan struct{} // one token per packet to read
 	written chan struct{} // one token per packet written
 	closed  chan struct{}
@@ -421,6 +422,21 @@ func (d *benchDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) 
 		return 0, errClosedDevice
 	}
 }
+
+func (d *benchDevice) TryRead(buf []byte) (int, error) {
+	select {
+	case <-d.reads:
+		return copy(buf, d.pkt), nil
+	case <-d.closed:
+		return 0, errClosedDevice
+	default:
+		return 0, nil
+	}
+}
+
+func (d *benchDevice) Offloads() tun.Offload { return d.offload }
+
+func (d *benchDevice) SetOffload(tun.Offload) error { return nil }
 
 func (d *benchDevice) Write(bufs [][]byte, offset int) (int, error) {
 	for i := range bufs {
@@ -450,9 +466,13 @@ var _ tun.Device = (*benchDevice)(nil)
 // which the server's anti-spoofing filter checks and passes), waits until the
 // tunnel carries packets, and returns the devices and a stop function that
 // ends both sides and reports their errors.
-func benchTunnel(tb testing.TB, cc, sc net.Conn) (cdev, sdev *benchDevice, pktLen int, stop func()) {
+func benchTunnel(tb testing.TB, cc, sc net.Conn, offload tun.Offload) (cdev, sdev *benchDevice, pktLen int, stop func()) {
 	pkt := packet('b', 0, 1400, clientUp)
+	if offload != 0 {
+		pkt = superPacket(clientUp, 60000)
+	}
 	cdev, sdev = newBenchDevice(pkt), newBenchDevice(nil)
+	cdev.offload, sdev.offload = offload, offload
 	ctx, cancel := context.WithCancel(context.Background())
 	srvDone := goErr(func() error {
 		return Serve(context.Background(), sc, ServerConfig{
@@ -480,45 +500,57 @@ func benchTunnel(tb testing.TB, cc, sc net.Conn) (cdev, sdev *benchDevice, pktLe
 	}
 }
 
-// BenchmarkPump measures packets of 1400 bytes from the client's device
-// through both links and pumps to the server's device. Allocations are the
-// pumps' own: the devices allocate nothing.
+// BenchmarkPump measures packets of 1400 bytes (and, with offloads,
+// super-packets of 60000) from the client's device through both links and
+// pumps to the server's device. Allocations are the pumps' own: the devices
+// allocate nothing.
 func BenchmarkPump(b *testing.B) {
 	for _, tr := range transports {
-		b.Run(tr.name, func(b *testing.B) {
-			cc, sc := tr.make(b)
-			cdev, sdev, n, stop := benchTunnel(b, cc, sc)
-			b.SetBytes(int64(n))
-			b.ReportAllocs()
-			b.ResetTimer()
-			go func() {
-				for range b.N {
-					cdev.reads <- struct{}{}
-				}
-			}()
-			for range b.N {
-				<-sdev.written
+		for _, o := range []tun.Offload{0, allOffloads} {
+			name := tr.name
+			if o != 0 {
+				name += "/offload"
 			}
-			b.StopTimer()
-			stop()
-		})
+			b.Run(name, func(b *testing.B) { benchPump(b, tr.make, o) })
+		}
 	}
 }
 
-// TestPumpAllocs: the data path allocates nothing per packet, from the
-// client's device through both links and pumps to the server's device.
-func TestPumpAllocs(t *testing.T) {
-	cc, sc := socketPair(t)
-	cdev, sdev, _, stop := benchTunnel(t, cc, sc)
-	defer stop()
-	allocs := testing.AllocsPerRun(20, func() {
-		for range 100 {
+func benchPump(b *testing.B, pair func(testing.TB) (net.Conn, net.Conn), o tun.Offload) {
+	cc, sc := pair(b)
+	cdev, sdev, n, stop := benchTunnel(b, cc, sc, o)
+	b.SetBytes(int64(n))
+	b.ReportAllocs()
+	b.ResetTimer()
+	go func() {
+		for range b.N {
 			cdev.reads <- struct{}{}
-			<-sdev.written
 		}
-	})
-	if allocs > 1 { // per 100 packets: a timer's rare allocation at most
-		t.Errorf("%v allocations per 100 packets, want none", allocs)
+	}()
+	for range b.N {
+		<-sdev.written
+	}
+	b.StopTimer()
+	stop()
+}
+
+// TestPumpAllocs: the data path allocates nothing per packet, from the
+// client's device through both links and pumps to the server's device,
+// whether packets are plain or super-packets.
+func TestPumpAllocs(t *testing.T) {
+	for _, o := range []tun.Offload{0, allOffloads} {
+		cc, sc := socketPair(t)
+		cdev, sdev, _, stop := benchTunnel(t, cc, sc, o)
+		allocs := testing.AllocsPerRun(20, func() {
+			for range 100 {
+				cdev.reads <- struct{}{}
+				<-sdev.written
+			}
+		})
+		if allocs > 1 { // per 100 packets: a timer's rare allocation at most
+			t.Errorf("offloads %v: %v allocations per 100 packets, want none", o, allocs)
+		}
+		stop()
 	}
 }
 

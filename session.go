@@ -119,29 +119,62 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
-// newPump joins link and the framed transport, with the keepalive defaults
-// for zero durations.
-func newPump(link *Link, conn io.Closer, r *framing.Reader, w *framing.Writer,
-	keepalive, deadAfter time.Duration, log *slog.Logger, stats *Stats) *pump {
+// newPump joins link and the framed transport, read through r, with the
+// keepalive defaults for zero durations and the offloads agreed in the
+// handshake enabled on the device.
+func newPump(link *Link, conn io.ReadWriteCloser, r *framing.Reader, offload tun.Offload,
+	keepalive, deadAfter time.Duration, log *slog.Logger, stats *Stats) (*pump, error) {
 	if stats == nil {
 		stats = link.stats
 	}
-	return &pump{link: link, dev: link.dev, conn: conn, r: r, w: w, log: log, stats: stats,
+	if link.vnet {
+		if err := link.dev.SetOffload(offload); err != nil {
+			return nil, err
+		}
+	}
+	tw := &lockedWriter{w: conn}
+	p := &pump{link: link, dev: link.dev, conn: conn, r: r, tw: tw, log: log, stats: stats, offload: offload,
+		dw: framing.NewWriterSize(tw, dataWriterSize), cw: framing.NewWriterSize(tw, 512), werr: make(chan error, 1),
 		keepalive: orDefault(keepalive, DefaultKeepalive), deadAfter: orDefault(deadAfter, DefaultDeadAfter),
-		out: make(chan []byte, queueLen), done: make(chan struct{}), wbuf: make([][]byte, 1)}
+		done: make(chan struct{}), wbuf: make([][]byte, 1)}
+	if link.vnet {
+		p.vnetBuf = make([]byte, tun.VnetHdrLen+framing.MaxPayload)
+	}
+	if offload != 0 {
+		r.AllowOffload(framing.MaxOffloadPayload)
+		p.dw.AllowOffload(framing.MaxOffloadPayload)
+	}
+	return p, nil
 }
 
 // upAttached brings link up to t with p attached first, so that nothing
 // the device reads once the tunnel is configured is lost: it waits in p's
-// queue for the transport. On failure p is detached again.
+// frame buffer for the transport. On failure p is detached again.
 func upAttached(link *Link, p *pump, t Tunnel, server netip.Addr) error {
 	link.attach(p)
 	if err := link.Up(t, server); err != nil {
 		p.stop()
-		p.giveBack()
 		return err
 	}
 	return nil
+}
+
+// offer is what this side's Hello says of offloads: what the device
+// accepted, in tun mode, and the largest frame it then takes.
+func offer(dev tun.Device, mode tun.Mode) ([]string, int) {
+	if mode != tun.ModeTUN || dev.Offloads().Usable() == 0 {
+		return nil, 0
+	}
+	return dev.Offloads().Names(), framing.MaxOffloadPayload
+}
+
+// agree is the offloads both sides enable: those both devices accepted,
+// when the peer's Hello offers them and takes frames large enough.
+func agree(own tun.Offload, mode tun.Mode, peer *framing.Hello) tun.Offload {
+	if mode != tun.ModeTUN || peer.MaxFrame < framing.MaxOffloadPayload {
+		return 0
+	}
+	return (own & tun.ParseOffloads(peer.Offloads)).Usable()
 }
 
 // RunClient runs the client side of one connection over conn until ctx ends
@@ -165,6 +198,7 @@ func runClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) (
 	w := framing.NewWriter(conn)
 	hello := &framing.Hello{Role: "client", Software: Software, Mode: string(mode), MTU: cfg.MTU,
 		Addrs: cfg.Addrs, PeerAddrs: cfg.PeerAddrs, WantDev: cfg.RemoteDev, Routes: cfg.RemoteRoutes, Resume: cfg.Resume}
+	hello.Offloads, hello.MaxFrame = offer(cfg.Link.dev, mode)
 	// The hello is written while the answer is read: the server writes its
 	// preamble before it reads, so on an unbuffered transport (net.Pipe)
 	// writing first would deadlock. When both fail, the read's error wins:
@@ -269,11 +303,18 @@ func runClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) (
 		}
 		server = a
 	}
-	p := newPump(cfg.Link, conn, r, w, cfg.Keepalive, cfg.DeadAfter, log, cfg.Stats)
-	if err := upAttached(cfg.Link, p, t, server); err != nil {
+	offload := agree(cfg.Link.dev.Offloads(), mode, h)
+	p, err := newPump(cfg.Link, conn, r, offload, cfg.Keepalive, cfg.DeadAfter, log, cfg.Stats)
+	if err != nil {
 		return false, refuse(w, localError{err})
 	}
-	log.Info("tunnel up", "dev", cfg.Link.dev.Name(), "local", t.Addrs, "remote", t.PeerAddrs, "mtu", t.MTU, "remote_dev", h.Dev)
+	if err := upAttached(cfg.Link, p, t, server); err != nil {
+		// The device reader may still flush what it framed.
+		p.tw.mu.Lock()
+		defer p.tw.mu.Unlock()
+		return false, refuse(w, localError{err})
+	}
+	log.Info("tunnel up", "dev", cfg.Link.dev.Name(), "local", t.Addrs, "remote", t.PeerAddrs, "mtu", t.MTU, "remote_dev", h.Dev, "offloads", offload)
 	return true, p.run(ctx)
 }
 
@@ -316,12 +357,19 @@ func Serve(ctx context.Context, conn io.ReadWriteCloser, cfg ServerConfig) error
 	if err != nil {
 		return refuse(w, err)
 	}
+	if h.MaxFrame >= framing.MaxOffloadPayload {
+		t.Offload = tun.ParseOffloads(h.Offloads).Usable()
+	}
 	link, err := cfg.Open(t)
 	if err != nil {
 		return refuse(w, err)
 	}
 	defer link.Close()
-	p := newPump(link, conn, r, w, cfg.Keepalive, cfg.DeadAfter, log, cfg.Stats)
+	offload := agree(link.dev.Offloads(), t.Mode, h)
+	p, err := newPump(link, conn, r, offload, cfg.Keepalive, cfg.DeadAfter, log, cfg.Stats)
+	if err != nil {
+		return refuse(w, err)
+	}
 	p.limitIn, p.limitOut = cfg.Rate.allow(), cfg.Rate.allow()
 	if t.Mode == tun.ModeTUN {
 		// Anti-spoofing: the client may use its own tunnel addresses and
@@ -330,19 +378,27 @@ func Serve(ctx context.Context, conn io.ReadWriteCloser, cfg ServerConfig) error
 		p.accept = newAddrFilter(t.PeerAddrs, behind, false).accept
 		p.acceptOut = newAddrFilter(t.PeerAddrs, behind, true).accept
 	}
+	// Packets the device reads once the link is up must not reach the
+	// client before the answer: the pump's writers wait for the lock.
+	p.tw.mu.Lock()
 	if err := upAttached(link, p, t, netip.Addr{}); err != nil {
-		return refuse(w, err)
+		err = refuse(w, err)
+		p.tw.mu.Unlock()
+		return err
 	}
 	answer := &framing.Hello{Role: "server", Software: Software, Mode: string(t.Mode), MTU: t.MTU,
 		Addrs: t.Addrs, PeerAddrs: t.PeerAddrs, Dev: link.dev.Name()}
+	answer.Offloads, answer.MaxFrame = offer(link.dev, t.Mode)
 	if err := w.WriteHello(answer); err == nil {
 		err = w.Flush()
 	}
+	p.tw.mu.Unlock()
 	if err != nil {
+		p.conn.Close()
 		p.stop()
 		return fmt.Errorf("sshvpn: writing to the client: %w", err)
 	}
-	log.Info("tunnel up", "dev", link.dev.Name(), "local", t.Addrs, "remote", t.PeerAddrs, "mtu", t.MTU)
+	log.Info("tunnel up", "dev", link.dev.Name(), "local", t.Addrs, "remote", t.PeerAddrs, "mtu", t.MTU, "offloads", offload)
 	return p.run(ctx)
 }
 

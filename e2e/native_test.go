@@ -22,7 +22,13 @@ func (l *lab) nativeArgs(extra ...string) []string {
 // the checksums.
 func (l *lab) transferBothWays(server string, size int64) {
 	l.t.Helper()
-	conn, srv := l.tcpPair(net.JoinHostPort(server, "5001"))
+	l.transferBothWaysIn(l.Server, server, size)
+}
+
+// transferBothWaysIn is transferBothWays to server in namespace ns.
+func (l *lab) transferBothWaysIn(ns, server string, size int64) {
+	l.t.Helper()
+	conn, srv := l.tcpPairIn(ns, net.JoinHostPort(server, "5001"))
 	start := time.Now()
 	if sent, got := transfer(l.t, conn, srv, size, 3); sent != got {
 		l.t.Errorf("%s client->server: checksum mismatch", server)

@@ -47,8 +47,15 @@ func (l *lab) waitUps(v *vpn, n int, d time.Duration) {
 // the server namespace.
 func (l *lab) tcpPair(addr string) (client, server net.Conn) {
 	l.t.Helper()
+	return l.tcpPairIn(l.Server, addr)
+}
+
+// tcpPairIn connects a TCP connection from the client namespace to addr in
+// namespace ns.
+func (l *lab) tcpPairIn(ns, addr string) (client, server net.Conn) {
+	l.t.Helper()
 	var ln net.Listener
-	inNetns(l.t, l.Server, func() {
+	inNetns(l.t, ns, func() {
 		var err error
 		if ln, err = net.Listen("tcp", addr); err != nil {
 			l.t.Errorf("listen: %v", err)
@@ -75,7 +82,7 @@ func (l *lab) tcpPair(addr string) (client, server net.Conn) {
 	server = <-accepted
 	if server == nil {
 		client.Close()
-		l.t.Fatal("accept in the server namespace failed")
+		l.t.Fatalf("accept in %s failed", ns)
 	}
 	l.t.Cleanup(func() { client.Close(); server.Close() })
 	return client, server

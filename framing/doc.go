@@ -33,9 +33,30 @@
 //	         sender closes the stream after it
 //	6 Close  orderly shutdown; optional UTF-8 reason; the sender closes
 //	         its side after it
+//	7 Offload  a virtio_net_hdr and the packet behind it (see Offloads);
+//	         at most MaxOffloadPayload (65546) bytes
 //
-// Type 0 is invalid. Receivers ignore types they do not know (numbers above 6),
+// Type 0 is invalid. Receivers ignore types they do not know (numbers above 7),
 // so later versions can add frames that older peers skip.
+//
+// # Offloads
+//
+// Linux can hand a tun device's reader a GSO super-packet (up to 64 KiB of
+// TCP or UDP, to be cut into MTU-sized segments) or a packet whose
+// checksum is still to be completed, described by a virtio_net_hdr in
+// front of it, and takes the same when written. Two sshvpn ends pass them
+// through unchanged: the segmentation happens, if at all, in the
+// receiving kernel. Each Hello lists the offloads its sender's device
+// accepted (Hello.Offloads) and the largest frame it takes
+// (Hello.MaxFrame). When both list "csum" and both take MaxOffloadPayload,
+// each side enables on its device the offloads both list, and may then
+// send Offload frames: the payload is the 10-byte header, in Linux's
+// layout (flags, gso_type, hdr_len, gso_size, csum_start, csum_offset;
+// little endian), then the IP packet. A receiver checks the header against
+// the agreement before its kernel sees it. Without the agreement, or with
+// an older peer (whose Hello has no offloads), only Data frames of at most
+// MaxPayload bytes are sent: an Offload frame would be a protocol error,
+// and an older reader would call a frame over 65536 bytes corrupt.
 //
 // # Handshake
 //

@@ -18,6 +18,10 @@ const (
 	TypePong  Type = 4
 	TypeError Type = 5
 	TypeClose Type = 6
+	// TypeOffload carries a virtio_net_hdr and the packet or GSO
+	// super-packet behind it; only between peers whose Hellos agreed on
+	// offloads (see the package documentation).
+	TypeOffload Type = 7
 )
 
 func (t Type) String() string {
@@ -34,6 +38,8 @@ func (t Type) String() string {
 		return "error"
 	case TypeClose:
 		return "close"
+	case TypeOffload:
+		return "offload"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
@@ -49,19 +55,32 @@ const (
 	MaxPingPayload = 64
 	// maxTextPayload caps Error and Close reasons and the Hello object.
 	maxTextPayload = 8 << 10
+	// VnetHdrLen is the size of the virtio_net_hdr that starts an Offload
+	// frame's payload.
+	VnetHdrLen = 10
+	// MaxOffloadPayload is the largest payload of an Offload frame: the
+	// header and a super-packet of up to 64 KiB. A Reader or Writer takes
+	// Offload frames only once told to (AllowOffload).
+	MaxOffloadPayload = VnetHdrLen + MaxPayload
 )
 
 // ErrTooLarge is returned by Writer.WriteFrame for a payload over the limit
 // for its type.
 var ErrTooLarge = errors.New("framing: payload too large")
 
-// limit reports the largest payload a frame of type t may carry.
-func limit(t Type) int {
+// limit reports the largest payload a frame of type t may carry; offload
+// is the limit for Offload frames, where 0 means that none may come (-1).
+func limit(t Type, offload int) int {
 	switch t {
 	case TypePing, TypePong:
 		return MaxPingPayload
 	case TypeHello, TypeError, TypeClose:
 		return maxTextPayload
+	case TypeOffload:
+		if offload == 0 {
+			return -1
+		}
+		return offload
 	}
 	return MaxPayload
 }
@@ -70,13 +89,19 @@ func limit(t Type) int {
 type Reader struct {
 	br      *bufio.Reader
 	pending int // bytes of the last frame still to discard
+	offload int // the largest Offload frame allowed; 0 refuses them
 }
 
 // NewReader returns a Reader reading from r. Its buffer holds one frame of
 // the largest size, so ReadFrame never allocates.
 func NewReader(r io.Reader) *Reader {
-	return &Reader{br: bufio.NewReaderSize(r, HeaderLen+MaxPayload)}
+	return &Reader{br: bufio.NewReaderSize(r, HeaderLen+MaxOffloadPayload)}
 }
+
+// AllowOffload lets Offload frames of up to max payload bytes (at most
+// MaxOffloadPayload) come, once the handshake agreed on offloads; 0
+// refuses them again.
+func (r *Reader) AllowOffload(max int) { r.offload = min(max, MaxOffloadPayload) }
 
 // ReadFrame reads the next frame. The payload aliases the Reader's buffer and
 // is valid only until the next call. At a clean end of stream between frames
@@ -100,8 +125,11 @@ func (r *Reader) ReadFrame() (Type, []byte, error) {
 	if t == 0 {
 		return 0, nil, fmt.Errorf("framing: malformed frame header % x (type 0); the stream is corrupt", hdr)
 	}
-	if n > limit(t) {
-		return 0, nil, fmt.Errorf("framing: %v frame of %d bytes exceeds the limit of %d; the stream is corrupt or the peer is broken", t, n, limit(t))
+	if t == TypeOffload && r.offload == 0 {
+		return 0, nil, fmt.Errorf("framing: an offload frame from a peer that did not agree to offloads; the peer is broken")
+	}
+	if max := limit(t, r.offload); n > max {
+		return 0, nil, fmt.Errorf("framing: %v frame of %d bytes exceeds the limit of %d; the stream is corrupt or the peer is broken", t, n, max)
 	}
 	buf, err := r.br.Peek(HeaderLen + n)
 	if err != nil {
@@ -123,6 +151,7 @@ type Writer struct {
 	w       io.Writer
 	buf     []byte
 	started bool // something was written: the preamble may no longer come
+	offload int  // the largest Offload frame allowed; 0 refuses them
 }
 
 // DefaultWriterSize is the buffer size of NewWriter: several full-size
@@ -130,18 +159,69 @@ type Writer struct {
 const DefaultWriterSize = 256 << 10
 
 // NewWriter returns a Writer to w with a buffer of DefaultWriterSize.
-func NewWriter(w io.Writer) *Writer {
-	return &Writer{w: w, buf: make([]byte, 0, DefaultWriterSize)}
+func NewWriter(w io.Writer) *Writer { return NewWriterSize(w, DefaultWriterSize) }
+
+// NewWriterSize returns a Writer to w with a buffer of size bytes. A frame
+// larger than the buffer still goes out whole.
+func NewWriterSize(w io.Writer, size int) *Writer {
+	return &Writer{w: w, buf: make([]byte, 0, max(size, HeaderLen))}
+}
+
+// AllowOffload lets Offload frames of up to max payload bytes (at most
+// MaxOffloadPayload) be written: the smaller of what this side and the
+// peer said they take. 0 refuses them again.
+func (w *Writer) AllowOffload(max int) { w.offload = min(max, MaxOffloadPayload) }
+
+// Next returns room for the payload of one frame of up to max bytes at
+// the end of the buffer, flushing first if it would not fit, for the
+// caller to fill (a device read straight into it) and then Commit. Nothing
+// else may be written between Next and Commit.
+func (w *Writer) Next(max int) ([]byte, error) {
+	max = min(max, MaxOffloadPayload)
+	if len(w.buf)+HeaderLen+max > cap(w.buf) {
+		if err := w.Flush(); err != nil {
+			return nil, err
+		}
+		if HeaderLen+max > cap(w.buf) {
+			w.buf = make([]byte, 0, HeaderLen+max)
+		}
+	}
+	return w.buf[len(w.buf)+HeaderLen : len(w.buf)+HeaderLen+max], nil
+}
+
+// Commit appends the frame of type t whose n-byte payload the caller put
+// at the start of the room Next returned.
+func (w *Writer) Commit(t Type, n int) error {
+	if err := w.check(t, n); err != nil {
+		return err
+	}
+	if len(w.buf)+HeaderLen+n > cap(w.buf) {
+		return fmt.Errorf("framing: commit of %d bytes beyond the room Next gave", n)
+	}
+	w.started = true
+	w.buf = append(w.buf, byte(t), byte(n>>16), byte(n>>8), byte(n))
+	w.buf = w.buf[:len(w.buf)+n]
+	return nil
+}
+
+func (w *Writer) check(t Type, n int) error {
+	if t == 0 {
+		return errors.New("framing: frame type 0 is invalid")
+	}
+	if t == TypeOffload && w.offload == 0 {
+		return fmt.Errorf("%w: offload frames were not agreed with the peer", ErrTooLarge)
+	}
+	if max := limit(t, w.offload); n > max {
+		return fmt.Errorf("%w: %v frame of %d bytes, limit %d", ErrTooLarge, t, n, max)
+	}
+	return nil
 }
 
 // WriteFrame appends one frame to the buffer, flushing first if it would not
 // fit. The payload is copied; the caller may reuse it at once.
 func (w *Writer) WriteFrame(t Type, payload []byte) error {
-	if t == 0 {
-		return errors.New("framing: frame type 0 is invalid")
-	}
-	if len(payload) > limit(t) {
-		return fmt.Errorf("%w: %v frame of %d bytes, limit %d", ErrTooLarge, t, len(payload), limit(t))
+	if err := w.check(t, len(payload)); err != nil {
+		return err
 	}
 	if len(w.buf)+HeaderLen+len(payload) > cap(w.buf) {
 		if err := w.Flush(); err != nil {
@@ -154,6 +234,10 @@ func (w *Writer) WriteFrame(t Type, payload []byte) error {
 	w.buf = append(w.buf, payload...)
 	return nil
 }
+
+// Available reports how many bytes the buffer can take before WriteFrame
+// would flush.
+func (w *Writer) Available() int { return cap(w.buf) - len(w.buf) }
 
 // Buffered reports how many bytes wait for Flush.
 func (w *Writer) Buffered() int { return len(w.buf) }

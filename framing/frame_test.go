@@ -56,12 +56,13 @@ func TestLimit(t *testing.T) {
 		{TypePong, MaxPingPayload},
 		{TypeError, maxTextPayload},
 		{TypeClose, maxTextPayload},
-		{7, MaxPayload},
+		{8, MaxPayload},
+		{TypeOffload, -1},
 		{200, MaxPayload},
 	}
 	for _, tt := range tests {
-		if got := limit(tt.t); got != tt.want {
-			t.Errorf("limit(%v) = %d, want %d", tt.t, got, tt.want)
+		if got := limit(tt.t, 0); got != tt.want {
+			t.Errorf("limit(%v, 0) = %d, want %d", tt.t, got, tt.want)
 		}
 	}
 	if maxTextPayload != 8192 {
@@ -99,8 +100,10 @@ func TestReadFrame(t *testing.T) {
 		{name: "unknown type 200 is returned",
 			stream: cat(enc(200, []byte("future")), enc(TypeData, []byte("p"))),
 			want:   []readResult{{200, []byte("future")}, {TypeData, []byte("p")}}, err: io.EOF, bareIs: true},
-		{name: "unknown type 7 is returned", stream: enc(7, nil),
-			want: []readResult{{7, nil}}, err: io.EOF, bareIs: true},
+		{name: "unknown type 8 is returned", stream: enc(8, nil),
+			want: []readResult{{8, nil}}, err: io.EOF, bareIs: true},
+		{name: "offload frame without agreement", stream: enc(TypeOffload, []byte("0123456789E")),
+			errSub: "did not agree to offloads"},
 		{name: "all types in sequence",
 			stream: cat(enc(TypeHello, []byte("{}")), enc(TypeData, []byte("d")), enc(TypePing, []byte("p")),
 				enc(TypePong, []byte("p")), enc(TypeError, []byte("e")), enc(TypeClose, nil)),
@@ -264,7 +267,7 @@ type frameRec struct {
 // randomFrames returns n random valid frames; big forces the occasional
 // maximum-size Data frame.
 func randomFrames(rng *rand.Rand, n int) []frameRec {
-	types := []Type{TypeHello, TypeData, TypePing, TypePong, TypeError, TypeClose, 7, 200}
+	types := []Type{TypeHello, TypeData, TypePing, TypePong, TypeError, TypeClose, 8, 200}
 	out := make([]frameRec, n)
 	for i := range out {
 		t := types[rng.IntN(len(types))]
@@ -273,9 +276,9 @@ func randomFrames(rng *rand.Rand, n int) []frameRec {
 		case 0:
 			size = 0
 		case 1:
-			size = limit(t)
+			size = limit(t, 0)
 		default:
-			size = rng.IntN(limit(t) + 1)
+			size = rng.IntN(limit(t, 0) + 1)
 		}
 		p := make([]byte, size)
 		for j := range p {
@@ -554,8 +557,8 @@ func TestWriteFrameRejects(t *testing.T) {
 	// At the limit is fine.
 	for _, typ := range []Type{TypeHello, TypeData, TypePing, TypePong, TypeError, TypeClose, 200} {
 		w := NewWriter(io.Discard)
-		if err := w.WriteFrame(typ, make([]byte, limit(typ))); err != nil {
-			t.Errorf("%v at its limit %d: %v", typ, limit(typ), err)
+		if err := w.WriteFrame(typ, make([]byte, limit(typ, 0))); err != nil {
+			t.Errorf("%v at its limit %d: %v", typ, limit(typ, 0), err)
 		}
 	}
 }

@@ -57,8 +57,8 @@ func FuzzReader(f *testing.F) {
 			if typ == 0 {
 				t.Fatalf("frame %d: type 0 accepted", frames)
 			}
-			if len(p) > limit(typ) {
-				t.Fatalf("frame %d: %v payload of %d bytes, over the limit %d", frames, typ, len(p), limit(typ))
+			if len(p) > limit(typ, 0) {
+				t.Fatalf("frame %d: %v payload of %d bytes, over the limit %d", frames, typ, len(p), limit(typ, 0))
 			}
 			consumed += HeaderLen + len(p)
 			if consumed > len(data) {
@@ -93,7 +93,7 @@ func FuzzRoundTrip(f *testing.F) {
 			if err == nil {
 				t.Fatal("type 0 accepted")
 			}
-		case len(payload) > limit(Type(typ)):
+		case len(payload) > limit(Type(typ), 0):
 			if !errors.Is(err, ErrTooLarge) {
 				t.Fatalf("%d bytes of %v: error %v, want ErrTooLarge", len(payload), Type(typ), err)
 			}

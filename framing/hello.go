@@ -27,6 +27,14 @@ type Hello struct {
 	// server that still holds a session of the same token (whose
 	// connection died, unnoticed yet) lets the new session take over.
 	Resume string `json:"resume,omitempty"`
+	// Offloads are what the sender's device accepted of the segmentation
+	// and checksum offloads (the names of tun.Offload: "csum", "tso4",
+	// "tso6", "uso4", "uso6"); empty when it offers none. Both sides
+	// enable what both list, and only then send Offload frames.
+	Offloads []string `json:"offloads,omitempty"`
+	// MaxFrame is the largest frame payload the sender takes; 0 means
+	// MaxPayload. Offload frames need MaxOffloadPayload from both.
+	MaxFrame int `json:"max_frame,omitempty"`
 }
 
 // MinResume and MaxResume bound the length of a resume token: at least 128

@@ -4,8 +4,11 @@
 // its buffer, so that a caller can put a frame header in front of it in
 // place, and a backend may move many packets per call.
 //
-// The Linux implementation opens /dev/net/tun through songgao/water and
-// moves one packet per call (BatchSize 1). Other systems get
+// The Linux implementation opens /dev/net/tun through songgao/water, or
+// itself where it needs flags water does not ask for, and moves one packet
+// per call (BatchSize 1); TryRead lets a caller take what is queued
+// without waiting. With Config.Offload, packets carry a virtio_net_hdr and
+// can be GSO super-packets of up to 64 KiB (see Offload and CheckVnet). Other systems get
 // ErrUnsupported. Package tuntest has an in-memory Device for tests. The
 // addresses and routes of an interface are package router's business.
 package tun
@@ -24,6 +27,9 @@ type Device interface {
 	// kernel copies what fits and reports the packet's full length, more
 	// than len(bufs[i])-offset: callers must check.
 	Read(bufs [][]byte, sizes []int, offset int) (int, error)
+	// TryRead reads one packet into buf like Read, but without waiting:
+	// when no packet is queued it returns 0 and no error at once.
+	TryRead(buf []byte) (int, error)
 	// Write writes each bufs[i][offset:] as one packet and returns how
 	// many it wrote.
 	Write(bufs [][]byte, offset int) (int, error)
@@ -41,6 +47,15 @@ type Device interface {
 	// that Open attached to: it outlives the process, with whatever
 	// addresses and routes were put on it, unless they are removed.
 	Persistent() bool
+	// Offloads are the offloads the kernel accepted for a device opened
+	// with Config.Offload, none of them enabled until SetOffload. When it
+	// is not 0, every packet Read returns and Write takes begins with a
+	// virtio_net_hdr (VnetHdrLen bytes); when 0, packets are plain.
+	Offloads() Offload
+	// SetOffload enables the offloads in o (a subset of Offloads) for
+	// the packets Read returns; 0 turns them all off. Packets written may
+	// use any of Offloads.
+	SetOffload(o Offload) error
 	// Close releases the device and unblocks a pending Read, which then
 	// returns an error. A non-persistent device disappears with its
 	// addresses and routes.
@@ -60,6 +75,11 @@ const (
 type Config struct {
 	Name string // requested interface name; empty lets the kernel choose
 	Mode Mode   // ModeTUN when empty
+	// Offload asks for a virtio-net header in front of each packet, so
+	// that segmentation and checksum offloads can be enabled (see
+	// Offload). It is granted in tun mode on little-endian machines whose
+	// kernel has the checksum offload for tun; Device.Offloads tells.
+	Offload bool
 }
 
 // MaxNameLen is the longest interface name Linux accepts (IFNAMSIZ - 1).

@@ -3,7 +3,6 @@ package tun
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"syscall"
@@ -15,7 +14,9 @@ import (
 )
 
 type device struct {
-	rw         io.ReadWriteCloser
+	f          *os.File
+	rc         syscall.RawConn
+	offloads   Offload // accepted by the kernel; 0 without a virtio-net header
 	name       string
 	mtu        int
 	index      int  // interface index: a later device may reuse the name
@@ -35,13 +36,32 @@ func Open(cfg Config) (Device, error) {
 	if err := CheckName(cfg.Name); err != nil {
 		return nil, err
 	}
+	exists := false
 	if cfg.Name != "" {
 		if l, err := netlink.LinkByName(cfg.Name); err == nil {
 			if _, ok := l.(*netlink.Tuntap); !ok {
 				return nil, fmt.Errorf("tun: %s exists and is not a tun/tap device (its type is %s); choose another --dev", cfg.Name, l.Type())
 			}
-			return attach(cfg)
+			exists = true
 		}
+	}
+	if cfg.Offload && cfg.Mode != ModeTAP && littleEndian() {
+		d, err := openFd(cfg, true)
+		if err == nil && d.probe() {
+			d.persistent = exists
+			return d, nil
+		}
+		if err == nil {
+			d.Close() // the kernel has no offloads for tun: open plainly
+		}
+	}
+	if exists {
+		d, err := openFd(cfg, false)
+		if err != nil {
+			return nil, err
+		}
+		d.persistent = true
+		return d, nil
 	}
 	wc := water.Config{DeviceType: water.TUN}
 	if cfg.Mode == ModeTAP {
@@ -60,21 +80,99 @@ func Open(cfg Config) (Device, error) {
 			rc.Control(func(fd uintptr) { unix.CloseOnExec(int(fd)) })
 		}
 	}
-	return newDevice(ifce, ifce.Name()), nil
+	f, ok := ifce.ReadWriteCloser.(*os.File)
+	if !ok {
+		ifce.Close()
+		return nil, errors.New("tun: the device is not a file")
+	}
+	return newDevice(f, ifce.Name())
 }
 
-func newDevice(rw io.ReadWriteCloser, name string) *device {
-	d := &device{rw: rw, name: name, mtu: DefaultMTU}
+func newDevice(f *os.File, name string) (*device, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("tun: %w", err)
+	}
+	d := &device{f: f, rc: rc, name: name, mtu: DefaultMTU}
 	if l, err := netlink.LinkByName(name); err == nil {
 		d.mtu, d.index = l.Attrs().MTU, l.Attrs().Index
 	}
-	return d
+	return d, nil
 }
 
-// attach opens an existing device by name without touching its persistence
-// or ownership (water's path would clear persistence, and needs
-// CAP_NET_ADMIN to do so).
-func attach(cfg Config) (Device, error) {
+// TUNSETOFFLOAD flags, from linux/if_tun.h.
+const (
+	tunFCSUM   = 0x01
+	tunFTSO4   = 0x02
+	tunFTSO6   = 0x04
+	tunFTSOECN = 0x08
+	tunFUSO4   = 0x20
+	tunFUSO6   = 0x40
+)
+
+// probe finds which offloads the kernel accepts, and leaves them all off
+// until SetOffload. It reports whether checksum offload, on which the
+// others depend, is among them.
+func (d *device) probe() bool {
+	for _, o := range []Offload{OffloadCSUM | OffloadTSO4 | OffloadTSO6 | OffloadUSO4 | OffloadUSO6, OffloadCSUM | OffloadTSO4 | OffloadTSO6, OffloadCSUM} {
+		if d.setOffload(o) == nil {
+			d.offloads = o
+			break
+		}
+	}
+	return d.offloads != 0 && d.setOffload(0) == nil
+}
+
+func (d *device) setOffload(o Offload) error {
+	var flags uintptr
+	for _, f := range []struct {
+		o    Offload
+		flag uintptr
+	}{{OffloadCSUM, tunFCSUM}, {OffloadTSO4, tunFTSO4 | tunFTSOECN}, {OffloadTSO6, tunFTSO6 | tunFTSOECN}, {OffloadUSO4, tunFUSO4}, {OffloadUSO6, tunFUSO6}} {
+		if o&f.o != 0 {
+			flags |= f.flag
+		}
+	}
+	var errno syscall.Errno
+	err := d.rc.Control(func(fd uintptr) {
+		_, _, errno = unix.Syscall(unix.SYS_IOCTL, fd, unix.TUNSETOFFLOAD, flags)
+	})
+	if err != nil {
+		return err
+	}
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// SetOffload enables the offloads in o, a subset of Offloads.
+func (d *device) SetOffload(o Offload) error {
+	if o&^d.offloads != 0 {
+		return fmt.Errorf("tun: %s: offloads %v are not among those the kernel accepted (%v)", d.name, o, d.offloads)
+	}
+	if d.offloads == 0 {
+		return nil
+	}
+	if err := d.setOffload(o.Usable()); err != nil {
+		return fmt.Errorf("tun: %s: setting offloads %v: %w", d.name, o, err)
+	}
+	return nil
+}
+
+func (d *device) Offloads() Offload { return d.offloads }
+
+func littleEndian() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 1
+}
+
+// openFd opens a device with its own TUNSETIFF: to attach to an existing
+// device without touching its persistence or ownership (water's path would
+// clear persistence, and needs CAP_NET_ADMIN to do so), and for the
+// virtio-net header, which water does not ask for.
+func openFd(cfg Config, vnet bool) (*device, error) {
 	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, openError(cfg.Name, err)
@@ -89,18 +187,19 @@ func attach(cfg Config) (Device, error) {
 	if cfg.Mode == ModeTAP {
 		req.flags = unix.IFF_TAP | unix.IFF_NO_PI
 	}
+	if vnet {
+		req.flags |= unix.IFF_VNET_HDR
+	}
 	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETIFF, uintptr(unsafe.Pointer(&req))); errno != 0 {
 		unix.Close(fd)
-		if errno == unix.EPERM {
+		if errno == unix.EPERM && Exists(cfg.Name) {
 			return nil, fmt.Errorf("tun: device %s exists but this user (uid %d) may not attach to it: "+
 				"the admin must create it for this user (ip tuntap add dev %s mode %s user $USER), or run sshvpn as root or with CAP_NET_ADMIN",
 				cfg.Name, os.Getuid(), cfg.Name, modeOr(cfg.Mode))
 		}
 		return nil, openError(cfg.Name, errno)
 	}
-	d := newDevice(os.NewFile(uintptr(fd), "/dev/net/tun"), cfg.Name)
-	d.persistent = true
-	return d, nil
+	return newDevice(os.NewFile(uintptr(fd), "/dev/net/tun"), unix.ByteSliceToString(req.name[:]))
 }
 
 func modeOr(m Mode) Mode {
@@ -128,9 +227,9 @@ func openError(name string, err error) error {
 	return fmt.Errorf("tun: opening device: %w", err)
 }
 
-// Read reads one packet into bufs[0][offset:].
+// Read reads one packet into bufs[0][offset:], waiting for it.
 func (d *device) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
-	n, err := d.rw.Read(bufs[0][offset:])
+	n, err := d.f.Read(bufs[0][offset:])
 	if err != nil {
 		return 0, err
 	}
@@ -138,10 +237,29 @@ func (d *device) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	return 1, nil
 }
 
+// TryRead reads one packet if one is queued.
+func (d *device) TryRead(buf []byte) (int, error) {
+	var n int
+	var rerr error
+	err := d.rc.Read(func(fd uintptr) bool {
+		n, rerr = unix.Read(int(fd), buf)
+		return true // never wait
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case rerr == unix.EAGAIN:
+		return 0, nil
+	case rerr != nil:
+		return 0, &os.PathError{Op: "read", Path: d.name, Err: rerr}
+	}
+	return n, nil
+}
+
 // Write writes the packets one by one.
 func (d *device) Write(bufs [][]byte, offset int) (int, error) {
 	for i, b := range bufs {
-		if _, err := d.rw.Write(b[offset:]); err != nil {
+		if _, err := d.f.Write(b[offset:]); err != nil {
 			return i, err
 		}
 	}
@@ -152,7 +270,7 @@ func (d *device) BatchSize() int   { return 1 }
 func (d *device) Name() string     { return d.name }
 func (d *device) Index() int       { return d.index }
 func (d *device) Persistent() bool { return d.persistent }
-func (d *device) Close() error     { return d.rw.Close() }
+func (d *device) Close() error     { return d.f.Close() }
 
 // MTU reads the interface's MTU, which Configure or the admin may have set
 // since Open.

@@ -1,12 +1,15 @@
 package tun
 
 import (
+	"encoding/binary"
+	"net"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sshvpn/sshvpn/internal/netnstest"
+	"golang.org/x/sys/unix"
 )
 
 // inNewNetns runs f in a network namespace of its own.
@@ -72,4 +75,91 @@ func TestOpenRefusesLongNames(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "at most 15") {
 		t.Errorf("Open with a 16-byte name: %v", err)
 	}
+}
+
+// TestOffloadKernel: a device opened with Offload has the kernel's
+// offloads; with USO enabled, a UDP_SEGMENT send of 5000 bytes comes out as
+// one super-packet behind a header that CheckVnet accepts, and with
+// offloads off as plain segments. TryRead returns at once when the device
+// is empty.
+func TestOffloadKernel(t *testing.T) {
+	inNewNetns(t, func() {
+		dev, err := Open(Config{Name: "off0", Offload: true})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer dev.Close()
+		if dev.Offloads()&(OffloadCSUM|OffloadTSO4|OffloadTSO6) != OffloadCSUM|OffloadTSO4|OffloadTSO6 {
+			t.Errorf("offloads %v, want at least csum,tso4,tso6", dev.Offloads())
+			return
+		}
+		for _, args := range [][]string{{"addr", "add", "198.18.0.1/24", "dev", "off0"}, {"link", "set", "off0", "up"}} {
+			if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+				t.Errorf("ip %v: %v %s", args, err, out)
+				return
+			}
+		}
+		buf := make([]byte, VnetHdrLen+65536)
+		for i := 0; ; i++ { // the kernel's own chatter, then nothing
+			n, err := dev.TryRead(buf)
+			if err != nil || i == 100 {
+				t.Fatalf("TryRead: %v after %d packets", err, i)
+			}
+			if n == 0 {
+				break
+			}
+		}
+		uso := dev.Offloads()&OffloadUSO4 != 0
+		send := func() {
+			c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(198, 18, 0, 2), Port: 9})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if rc, err := c.SyscallConn(); err == nil {
+				rc.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_SEGMENT, 1000) })
+			}
+			if _, err := c.Write(make([]byte, 5000)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// readUDP reads until a UDP packet to port 9 (skipping the
+		// kernel's own IPv6 and IGMP chatter).
+		readUDP := func() (VnetHdr, []byte) {
+			for {
+				n, err := dev.Read([][]byte{buf}, []int{0}, 0)
+				if err != nil || n != 1 {
+					t.Fatal(err)
+				}
+				h, _ := ParseVnetHdr(buf)
+				pkt := buf[VnetHdrLen:]
+				if pkt[0]>>4 == 4 && pkt[9] == 17 {
+					return h, pkt
+				}
+			}
+		}
+		if uso {
+			if err := dev.SetOffload(OffloadCSUM | OffloadUSO4 | OffloadUSO6); err != nil {
+				t.Fatal(err)
+			}
+			send()
+			h, pkt := readUDP()
+			if h.GSOType != GSOUDPL4 || h.GSOSize != 1000 || binary.BigEndian.Uint16(pkt[2:]) != 5028 {
+				t.Errorf("with USO: header %+v, IP length %d; want one super-packet of 5028 bytes", h, binary.BigEndian.Uint16(pkt[2:]))
+			}
+		} else {
+			t.Logf("this kernel has no USO for tun (%v)", dev.Offloads())
+		}
+		if err := dev.SetOffload(0); err != nil {
+			t.Fatal(err)
+		}
+		send()
+		for i := range 5 {
+			h, pkt := readUDP()
+			if !h.Plain() || binary.BigEndian.Uint16(pkt[2:]) != 1028 {
+				t.Errorf("segment %d without offloads: header %+v, IP length %d", i, h, binary.BigEndian.Uint16(pkt[2:]))
+			}
+		}
+	})
 }

@@ -33,7 +33,7 @@ func TestAuthorizedKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := authorizedKeyCmd{Sshvpn: `/opt/it's "here"\x/sshvpn`, Options: `from="192.0.2.0/24"`, PubkeyFile: pub}
-	c.Mode, c.StateDir = "tun", "/run/sshvpn"
+	c.Mode, c.StateDir, c.Offload = "tun", "/run/sshvpn", true // kong's defaults
 	c.Pool = cidrs("198.18.8.0/24")
 	c.Dev = "vpn%d"
 	line, err := c.line()

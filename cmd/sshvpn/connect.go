@@ -122,7 +122,7 @@ func (c *connectCmd) plan() (plan, error) {
 // open opens the device and lists the networks this machine is on, which
 // the tunnel must not take over.
 func (c *connectCmd) open(p plan, log *slog.Logger) (tun.Device, []router.Net, error) {
-	dev, err := tun.Open(tun.Config{Name: c.Dev, Mode: p.mode})
+	dev, err := tun.Open(tun.Config{Name: c.Dev, Mode: p.mode, Offload: c.Offload && !c.OpenSSHTun})
 	if err != nil {
 		return nil, nil, err
 	}

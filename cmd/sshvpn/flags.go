@@ -53,6 +53,7 @@ type linkFlags struct {
 	Up          string        `placeholder:"SCRIPT" help:"Run SCRIPT once the link is up, with SSHVPN_* variables (see README, Hooks). If it fails, the tunnel does not come up."`
 	Down        string        `placeholder:"SCRIPT" help:"Run SCRIPT once when the tunnel goes down, whatever ends it (only if the link came up)."`
 	HookTimeout time.Duration `default:"30s" help:"Kill a hook that runs longer than this."`
+	Offload     bool          `default:"true" negatable:"" help:"tun mode: pass the kernel's segmentation and checksum offloads through the tunnel (64 KiB super-packets instead of MTU-sized ones), when both sides' kernels have them and neither side says --no-offload."`
 }
 
 // args renders the flags that differ from their defaults, for
@@ -66,6 +67,9 @@ func (f *linkFlags) args() []string {
 		if kv[1] != "" {
 			a = append(a, "--"+kv[0]+"="+kv[1])
 		}
+	}
+	if !f.Offload {
+		a = append(a, "--no-offload")
 	}
 	if f.HookTimeout != 0 && f.HookTimeout != hook.DefaultTimeout {
 		a = append(a, "--hook-timeout="+f.HookTimeout.String())

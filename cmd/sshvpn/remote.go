@@ -185,7 +185,7 @@ func (r *remoteCmd) serveOn(ctx context.Context, conn spawn.Conn, log *slog.Logg
 		if s.entry, err = cl.take(t, claimed, leaseNo); err != nil {
 			return nil, err
 		}
-		dev, err := tun.Open(tun.Config{Name: name, Mode: t.Mode})
+		dev, err := tun.Open(tun.Config{Name: name, Mode: t.Mode, Offload: r.Offload && t.Offload != 0})
 		if err != nil {
 			return nil, err
 		}

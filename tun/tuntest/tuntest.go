@@ -5,6 +5,7 @@ package tuntest
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,12 @@ type Device struct {
 	// Batch is how many packets one Read may return (BatchSize); 1 unless
 	// a test sets it before first use.
 	Batch int
+	// Offload is what the "kernel" accepts (Offloads), set by a test
+	// before first use: when not 0, packets on Inbound and Outbound begin
+	// with a virtio_net_hdr, as on a device opened with tun.Config.Offload.
+	Offload tun.Offload
+
+	enabled atomic.Uint32 // what SetOffload enabled
 
 	name    string
 	mtu     int
@@ -68,6 +75,37 @@ func (d *Device) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		}
 	}
 }
+
+// TryRead takes a packet from Inbound if one is there.
+func (d *Device) TryRead(buf []byte) (int, error) {
+	select {
+	case <-d.closed:
+		return 0, os.ErrClosed
+	default:
+	}
+	select {
+	case b := <-d.Inbound:
+		copy(buf, b)
+		return len(b), nil
+	default:
+		return 0, nil
+	}
+}
+
+// Offloads returns Offload.
+func (d *Device) Offloads() tun.Offload { return d.Offload }
+
+// SetOffload records o, which Enabled returns.
+func (d *Device) SetOffload(o tun.Offload) error {
+	if o&^d.Offload != 0 {
+		return fmt.Errorf("tuntest: offloads %v are not among %v", o, d.Offload)
+	}
+	d.enabled.Store(uint32(o))
+	return nil
+}
+
+// Enabled returns what SetOffload enabled last.
+func (d *Device) Enabled() tun.Offload { return tun.Offload(d.enabled.Load()) }
 
 // Write copies each packet to Outbound, blocking while Outbound is full.
 func (d *Device) Write(bufs [][]byte, offset int) (int, error) {

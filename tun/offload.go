@@ -1,0 +1,235 @@
+package tun
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Offload is a set of the segmentation and checksum offloads a device opened
+// with a virtio-net header (Config.Offload) exchanges with the kernel. With
+// any of them enabled, a Read may return a packet whose transport checksum
+// is still to be completed (CSUM) or a GSO super-packet of up to 64 KiB that
+// the kernel segments when it leaves the machine (TSO4, TSO6 for TCP, USO4,
+// USO6 for UDP), described by the virtio_net_hdr in front of it. Writing
+// such a packet is the same in reverse.
+type Offload uint8
+
+// Offloads, in the order of their names in the handshake.
+const (
+	OffloadCSUM Offload = 1 << iota
+	OffloadTSO4
+	OffloadTSO6
+	OffloadUSO4
+	OffloadUSO6
+)
+
+var offloadNames = []string{"csum", "tso4", "tso6", "uso4", "uso6"}
+
+// String lists the offloads' names separated by commas, or "none".
+func (o Offload) String() string {
+	if o == 0 {
+		return "none"
+	}
+	return strings.Join(o.Names(), ",")
+}
+
+// Names lists the names of the offloads in o: csum, tso4, tso6, uso4, uso6.
+func (o Offload) Names() []string {
+	var out []string
+	for i, n := range offloadNames {
+		if o&(1<<i) != 0 {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// ParseOffloads is Names in reverse. Names it does not know (a later
+// version's) are ignored: the handshake agrees on what both sides know.
+func ParseOffloads(names []string) Offload {
+	var o Offload
+	for _, n := range names {
+		for i, k := range offloadNames {
+			if n == k {
+				o |= 1 << i
+			}
+		}
+	}
+	return o
+}
+
+// Usable is o without what cannot work alone: segmentation needs the
+// checksum offload, so without CSUM nothing remains; and Linux enables UDP
+// segmentation for both IP versions or neither.
+func (o Offload) Usable() Offload {
+	if o&OffloadCSUM == 0 {
+		return 0
+	}
+	if o&(OffloadUSO4|OffloadUSO6) != OffloadUSO4|OffloadUSO6 {
+		o &^= OffloadUSO4 | OffloadUSO6
+	}
+	return o
+}
+
+// VnetHdrLen is the size of the virtio_net_hdr in front of every packet of
+// a device opened with Config.Offload.
+const VnetHdrLen = 10
+
+// virtio_net_hdr flags and GSO types, from linux/virtio_net.h.
+const (
+	vnetNeedsCsum = 1 // the transport checksum is to be completed
+	vnetDataValid = 2 // the checksum was verified
+
+	GSONone  = 0
+	GSOTCPv4 = 1
+	GSOUDP   = 3 // UFO, which Linux no longer produces; refused
+	GSOTCPv6 = 4
+	GSOUDPL4 = 5
+	GSOECN   = 0x80 // TCP with ECN's CWR: the segments keep it
+)
+
+// VnetHdr is a decoded virtio_net_hdr. Linux's tun device uses the host's
+// byte order unless told otherwise; sshvpn offers offloads only on
+// little-endian machines, so on the wire it is little endian.
+type VnetHdr struct {
+	Flags      uint8
+	GSOType    uint8
+	HdrLen     uint16 // length of the headers copied in front of each segment
+	GSOSize    uint16 // payload bytes per segment
+	CsumStart  uint16 // where checksumming starts
+	CsumOffset uint16 // where, after CsumStart, the checksum goes
+}
+
+// ParseVnetHdr decodes the header at the start of b.
+func ParseVnetHdr(b []byte) (VnetHdr, bool) {
+	if len(b) < VnetHdrLen {
+		return VnetHdr{}, false
+	}
+	return VnetHdr{
+		Flags:      b[0],
+		GSOType:    b[1],
+		HdrLen:     binary.LittleEndian.Uint16(b[2:]),
+		GSOSize:    binary.LittleEndian.Uint16(b[4:]),
+		CsumStart:  binary.LittleEndian.Uint16(b[6:]),
+		CsumOffset: binary.LittleEndian.Uint16(b[8:]),
+	}, true
+}
+
+// Encode writes h to the start of b, which must hold VnetHdrLen bytes.
+func (h VnetHdr) Encode(b []byte) {
+	b[0], b[1] = h.Flags, h.GSOType
+	binary.LittleEndian.PutUint16(b[2:], h.HdrLen)
+	binary.LittleEndian.PutUint16(b[4:], h.GSOSize)
+	binary.LittleEndian.PutUint16(b[6:], h.CsumStart)
+	binary.LittleEndian.PutUint16(b[8:], h.CsumOffset)
+}
+
+// Plain reports whether the header asks nothing of the receiver: no
+// segmentation and no checksum to complete. Such a packet is an ordinary
+// one, and can travel without its header.
+func (h VnetHdr) Plain() bool {
+	return h.GSOType == GSONone && h.Flags&vnetNeedsCsum == 0
+}
+
+// maxSegments caps how many segments one super-packet may turn into: 64 KiB
+// at the smallest MSS the handshake's MTU range allows is about 130.
+const maxSegments = 256
+
+// ErrBadVnetHdr is wrapped by CheckVnet's errors.
+var ErrBadVnetHdr = errors.New("tun: bad virtio-net header")
+
+// CheckVnet validates b, a virtio_net_hdr followed by an IP packet, before
+// it is handed to the kernel, against the offloads agreed with the peer:
+// only known flags; a GSO type the agreement includes and that matches the
+// packet's IP version (and, for IPv4, its protocol); for a super-packet a
+// segment size and header length that fit the packet and a sane number of
+// segments; and a checksum position inside the packet. It reads nothing
+// past b and never panics.
+func CheckVnet(b []byte, agreed Offload) error {
+	h, ok := ParseVnetHdr(b)
+	if !ok {
+		return fmt.Errorf("%w: %d bytes, shorter than the header", ErrBadVnetHdr, len(b))
+	}
+	pkt := b[VnetHdrLen:]
+	if len(pkt) < 1 {
+		return fmt.Errorf("%w: no packet after it", ErrBadVnetHdr)
+	}
+	if h.Flags&^(vnetNeedsCsum|vnetDataValid) != 0 {
+		return fmt.Errorf("%w: unknown flags %#x", ErrBadVnetHdr, h.Flags)
+	}
+	version := pkt[0] >> 4
+	ipHdr := 0
+	switch version {
+	case 4:
+		if len(pkt) < 20 {
+			return fmt.Errorf("%w: IPv4 packet of %d bytes", ErrBadVnetHdr, len(pkt))
+		}
+		ipHdr = int(pkt[0]&0x0f) * 4
+	case 6:
+		ipHdr = 40
+	default:
+		return fmt.Errorf("%w: not an IP packet (version %d)", ErrBadVnetHdr, version)
+	}
+	if len(pkt) < ipHdr || ipHdr < 20 {
+		return fmt.Errorf("%w: truncated IP header", ErrBadVnetHdr)
+	}
+	if h.Flags&vnetNeedsCsum != 0 {
+		if agreed&OffloadCSUM == 0 {
+			return fmt.Errorf("%w: checksum offload was not agreed", ErrBadVnetHdr)
+		}
+		start, end := int(h.CsumStart), int(h.CsumStart)+int(h.CsumOffset)+2
+		if start < ipHdr || end > len(pkt) {
+			return fmt.Errorf("%w: checksum at %d+%d outside the %d-byte packet", ErrBadVnetHdr, h.CsumStart, h.CsumOffset, len(pkt))
+		}
+	}
+	gso := h.GSOType &^ GSOECN
+	if h.GSOType&GSOECN != 0 && gso != GSOTCPv4 && gso != GSOTCPv6 {
+		return fmt.Errorf("%w: ECN on GSO type %d", ErrBadVnetHdr, gso)
+	}
+	var need Offload
+	proto := byte(0)
+	switch gso {
+	case GSONone:
+		if h.GSOSize != 0 {
+			return fmt.Errorf("%w: segment size %d without segmentation", ErrBadVnetHdr, h.GSOSize)
+		}
+		return nil
+	case GSOTCPv4:
+		need, proto = OffloadTSO4, 6
+	case GSOTCPv6:
+		need, proto = OffloadTSO6, 6
+	case GSOUDPL4:
+		need, proto = OffloadUSO4, 17
+		if version == 6 {
+			need = OffloadUSO6
+		}
+	default:
+		return fmt.Errorf("%w: unknown GSO type %d", ErrBadVnetHdr, h.GSOType)
+	}
+	if agreed&need == 0 {
+		return fmt.Errorf("%w: %v was not agreed", ErrBadVnetHdr, need)
+	}
+	if (need == OffloadTSO4 || need == OffloadUSO4) != (version == 4) {
+		return fmt.Errorf("%w: GSO type %d on an IPv%d packet", ErrBadVnetHdr, gso, version)
+	}
+	if version == 4 && pkt[9] != proto {
+		return fmt.Errorf("%w: GSO type %d on IP protocol %d", ErrBadVnetHdr, gso, pkt[9])
+	}
+	if h.Flags&vnetNeedsCsum == 0 {
+		return fmt.Errorf("%w: a super-packet without checksum offload", ErrBadVnetHdr)
+	}
+	// HdrLen is only a hint of how much to keep linear (Linux sends the
+	// length of the skb's linear part, which may be all of it), so it
+	// is bounded by the packet, and the segments are counted from where
+	// the transport header starts.
+	if int(h.HdrLen) > len(pkt) {
+		return fmt.Errorf("%w: header length %d beyond the %d-byte packet", ErrBadVnetHdr, h.HdrLen, len(pkt))
+	}
+	size, payload := int(h.GSOSize), len(pkt)-int(h.CsumStart)
+	if size == 0 || (payload+size-1)/size > maxSegments {
+		return fmt.Errorf("%w: segment size %d for %d bytes of payload", ErrBadVnetHdr, size, payload)
+	}
+	return nil
+}

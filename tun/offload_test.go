@@ -1,0 +1,124 @@
+package tun
+
+import (
+	"encoding/binary"
+	"errors"
+	"testing"
+)
+
+// tcp4 is a TCP/IPv4 packet of n bytes behind a virtio-net header as Linux
+// hands out a TSO super-packet.
+func tcp4(n int) []byte {
+	b := make([]byte, VnetHdrLen+n)
+	VnetHdr{Flags: vnetNeedsCsum, GSOType: GSOTCPv4, HdrLen: 40, GSOSize: 1448, CsumStart: 20, CsumOffset: 16}.Encode(b)
+	p := b[VnetHdrLen:]
+	p[0], p[9] = 0x45, 6
+	binary.BigEndian.PutUint16(p[2:], uint16(n))
+	return b
+}
+
+func udp6(n int) []byte {
+	b := make([]byte, VnetHdrLen+n)
+	VnetHdr{Flags: vnetNeedsCsum, GSOType: GSOUDPL4, HdrLen: 48, GSOSize: 1200, CsumStart: 40, CsumOffset: 6}.Encode(b)
+	p := b[VnetHdrLen:]
+	p[0], p[6] = 0x60, 17
+	return b
+}
+
+func edit(b []byte, f func(h *VnetHdr, pkt []byte)) []byte {
+	c := append([]byte(nil), b...)
+	h, _ := ParseVnetHdr(c)
+	f(&h, c[VnetHdrLen:])
+	h.Encode(c)
+	return c
+}
+
+func TestCheckVnet(t *testing.T) {
+	all := OffloadCSUM | OffloadTSO4 | OffloadTSO6 | OffloadUSO4 | OffloadUSO6
+	plain := make([]byte, VnetHdrLen+60)
+	plain[VnetHdrLen] = 0x45
+	tests := []struct {
+		name   string
+		b      []byte
+		agreed Offload
+		ok     bool
+	}{
+		{"tso4", tcp4(60000), all, true},
+		{"uso6", udp6(30000), all, true},
+		{"plain", plain, 0, true},
+		{"data valid", edit(plain, func(h *VnetHdr, _ []byte) { h.Flags = vnetDataValid }), 0, true},
+		{"ECN", edit(tcp4(3000), func(h *VnetHdr, _ []byte) { h.GSOType |= GSOECN }), all, true},
+		{"hdr_len as Linux's linear part", edit(tcp4(3000), func(h *VnetHdr, _ []byte) { h.HdrLen = 3000 }), all, true},
+		{"short", plain[:VnetHdrLen-1], all, false},
+		{"header only", plain[:VnetHdrLen], all, false},
+		{"not IP", edit(plain, func(_ *VnetHdr, p []byte) { p[0] = 0x55 }), all, false},
+		{"unknown flag", edit(plain, func(h *VnetHdr, _ []byte) { h.Flags = 4 }), all, false},
+		{"tso4 not agreed", tcp4(3000), OffloadCSUM | OffloadTSO6, false},
+		{"csum not agreed", edit(plain, func(h *VnetHdr, _ []byte) { h.Flags, h.CsumStart, h.CsumOffset = 1, 20, 16 }), 0, false},
+		{"tso4 on IPv6", edit(udp6(3000), func(h *VnetHdr, _ []byte) { h.GSOType = GSOTCPv4 }), all, false},
+		{"tso6 on IPv4", edit(tcp4(3000), func(h *VnetHdr, _ []byte) { h.GSOType = GSOTCPv6 }), all, false},
+		{"tso4 on UDP", edit(tcp4(3000), func(_ *VnetHdr, p []byte) { p[9] = 17 }), all, false},
+		{"UFO", edit(tcp4(3000), func(h *VnetHdr, _ []byte) { h.GSOType = GSOUDP }), all, false},
+		{"unknown GSO type", edit(tcp4(3000), func(h *VnetHdr, _ []byte) { h.GSOType = 9 }), all, false},
+		{"ECN on UDP", edit(udp6(3000), func(h *VnetHdr, _ []byte) { h.GSOType |= GSOECN }), all, false},
+		{"gso without csum", edit(tcp4(3000), func(h *VnetHdr, _ []byte) { h.Flags = 0 }), all, false},
+		{"gso_size 0", edit(tcp4(3000), func(h *VnetHdr, _ []byte) { h.GSOSize = 0 }), all, false},
+		{"too many segments", edit(tcp4(60000), func(h *VnetHdr, _ []byte) { h.GSOSize = 8 }), all, false},
+		{"gso_size without gso", edit(plain, func(h *VnetHdr, _ []byte) { h.GSOSize = 1000 }), all, false},
+		{"hdr_len beyond", edit(tcp4(3000), func(h *VnetHdr, _ []byte) { h.HdrLen = 3001 }), all, false},
+		{"csum beyond", edit(tcp4(3000), func(h *VnetHdr, _ []byte) { h.CsumStart = 2990 }), all, false},
+		{"csum inside the IP header", edit(tcp4(3000), func(h *VnetHdr, _ []byte) { h.CsumStart = 4 }), all, false},
+		{"truncated IPv4 header", edit(plain[:VnetHdrLen+10], func(*VnetHdr, []byte) {}), all, false},
+	}
+	for _, tt := range tests {
+		err := CheckVnet(tt.b, tt.agreed)
+		if (err == nil) != tt.ok {
+			t.Errorf("%s: %v, want ok=%v", tt.name, err, tt.ok)
+		}
+		if err != nil && !errors.Is(err, ErrBadVnetHdr) {
+			t.Errorf("%s: %v does not wrap ErrBadVnetHdr", tt.name, err)
+		}
+	}
+}
+
+func TestOffloadNames(t *testing.T) {
+	all := OffloadCSUM | OffloadTSO4 | OffloadTSO6 | OffloadUSO4 | OffloadUSO6
+	if got := all.String(); got != "csum,tso4,tso6,uso4,uso6" {
+		t.Errorf("String = %q", got)
+	}
+	if got := ParseOffloads(append(all.Names(), "gro", "")); got != all {
+		t.Errorf("ParseOffloads round trip = %v", got)
+	}
+	if Offload(0).String() != "none" || (OffloadTSO4|OffloadTSO6).Usable() != 0 {
+		t.Error("none and Usable")
+	}
+}
+
+// FuzzCheckVnet: the validator never panics, and what it accepts holds
+// what the kernel will rely on.
+func FuzzCheckVnet(f *testing.F) {
+	f.Add(tcp4(3000)[:200], uint8(0xff))
+	f.Add(udp6(3000)[:200], uint8(0x1f))
+	f.Add(make([]byte, 30), uint8(0))
+	f.Fuzz(func(t *testing.T, b []byte, agreed uint8) {
+		if err := CheckVnet(b, Offload(agreed)); err != nil {
+			return
+		}
+		h, ok := ParseVnetHdr(b)
+		if !ok || len(b) <= VnetHdrLen {
+			t.Fatal("accepted without a packet")
+		}
+		pkt := b[VnetHdrLen:]
+		if h.Flags&^(vnetNeedsCsum|vnetDataValid) != 0 {
+			t.Fatalf("accepted flags %#x", h.Flags)
+		}
+		if h.Flags&vnetNeedsCsum != 0 && int(h.CsumStart)+int(h.CsumOffset)+2 > len(pkt) {
+			t.Fatal("accepted a checksum outside the packet")
+		}
+		if h.GSOType != GSONone {
+			if h.GSOSize == 0 || int(h.HdrLen) > len(pkt) || Offload(agreed)&OffloadCSUM == 0 {
+				t.Fatalf("accepted GSO %+v on %d bytes with %v", h, len(pkt), Offload(agreed))
+			}
+		}
+	})
+}
