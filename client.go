@@ -26,6 +26,9 @@ type Reconnect struct {
 	// Hangup, when it delivers, drops the current connection and dials
 	// again at once (SIGHUP), also while waiting between attempts.
 	Hangup <-chan struct{}
+	// Retrying, if set, is told of every wait before a reconnect: the
+	// count of failed attempts in a row, the wait, and why.
+	Retrying func(attempt int, wait time.Duration, reason string)
 }
 
 // Default backoff bounds.
@@ -102,6 +105,9 @@ func Connect(ctx context.Context, d spawn.Dialer, cfg ClientConfig, rc Reconnect
 			reason = err.Error()
 		}
 		log.Warn("connection ended; reconnecting", "reason", reason, "attempt", failures, "in", wait.Round(time.Millisecond))
+		if rc.Retrying != nil {
+			rc.Retrying(failures, wait, reason)
+		}
 		select {
 		case <-time.After(wait):
 		case <-rc.Hangup:

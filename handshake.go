@@ -28,8 +28,9 @@ type Tunnel struct {
 	// Resume is the client's resume token (server side): a new session
 	// with the token of the one that holds its addresses takes over.
 	Resume string
-	// Offload is what the client offered of offloads (server side): the
-	// server's device is opened for them only then.
+	// Offload are the offloads in use, once the link is up; on the
+	// server before its device is opened (Opener), what the client
+	// offered: the device is opened for them only then.
 	Offload tun.Offload
 }
 

@@ -2,6 +2,7 @@ package sshvpn
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -50,6 +51,7 @@ type Stats struct {
 	DroppedRate          atomic.Uint64 // packets either way over the session's rate limit
 	DroppedDetached      atomic.Uint64 // packets read from the device while no connection was attached
 	Malformed            atomic.Uint64 // offload frames from the peer whose virtio-net header failed the check
+	RTT                  atomic.Int64  // the last keepalive's round trip, in nanoseconds; 0 before the first
 }
 
 // AdminOnly marks a log record for the server's admin alone: the remote
@@ -261,7 +263,8 @@ func (p *pump) control(ctx context.Context, pongs <-chan pingMsg) error {
 		case m := <-pongs:
 			err = p.cw.WriteFrame(framing.TypePong, m.b[:m.n])
 		case <-tick.C:
-			ping[0]++
+			// The peer echoes the payload: when it was sent, for the RTT.
+			binary.BigEndian.PutUint64(ping[:], uint64(time.Since(p.start)))
 			err = p.cw.WriteFrame(framing.TypePing, ping[:])
 		case <-ctx.Done():
 			// A plain cancel is an orderly close; a cancel with a cause
@@ -317,6 +320,11 @@ func (p *pump) readTransport(pongs chan<- pingMsg) error {
 			default: // a flood of pings gets fewer pongs
 			}
 		case framing.TypePong:
+			if len(payload) == 8 {
+				if rtt := time.Since(p.start) - time.Duration(binary.BigEndian.Uint64(payload)); rtt >= 0 && rtt < time.Hour {
+					p.stats.RTT.Store(int64(rtt))
+				}
+			}
 		case framing.TypeClose:
 			p.log.Info("peer closed the tunnel", "reason", printable(payload))
 			return errPeerClosed

@@ -566,3 +566,17 @@ func waitUp(cdev, sdev *benchDevice) {
 		}
 	}
 }
+
+// TestKeepaliveRTT: the keepalive's round trip is measured on both sides.
+func TestKeepaliveRTT(t *testing.T) {
+	checkLeaks(t)
+	l := startLive(t, ClientConfig{Addrs: pfx("10.9.0.2/24"), PeerAddrs: pfx("10.9.0.1/24"), Keepalive: 20 * time.Millisecond},
+		ServerConfig{Keepalive: 20 * time.Millisecond})
+	defer l.stop()
+	if !eventuallyTrue(5*time.Second, func() bool { return l.cstats.RTT.Load() > 0 && l.sstats.RTT.Load() > 0 }) {
+		t.Errorf("RTT client %v, server %v after keepalives", time.Duration(l.cstats.RTT.Load()), time.Duration(l.sstats.RTT.Load()))
+	}
+	if rtt := time.Duration(l.cstats.RTT.Load()); rtt > time.Second {
+		t.Errorf("RTT %v over an in-memory pair", rtt)
+	}
+}

@@ -51,6 +51,8 @@ type ClientConfig struct {
 	// of one run: a server that still holds this client's previous session
 	// lets the new one take over from it.
 	Resume string
+	// Server names the server in the log ("tunnel up ... server=gw").
+	Server string
 
 	Keepalive time.Duration // interval between pings; DefaultKeepalive when 0
 	DeadAfter time.Duration // silence that ends the session; DefaultDeadAfter when 0
@@ -308,13 +310,15 @@ func runClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) (
 	if err != nil {
 		return false, refuse(w, localError{err})
 	}
+	t.Offload = offload
 	if err := upAttached(cfg.Link, p, t, server); err != nil {
 		// The device reader may still flush what it framed.
 		p.tw.mu.Lock()
 		defer p.tw.mu.Unlock()
 		return false, refuse(w, localError{err})
 	}
-	log.Info("tunnel up", "dev", cfg.Link.dev.Name(), "local", t.Addrs, "remote", t.PeerAddrs, "mtu", t.MTU, "remote_dev", h.Dev, "offloads", offload)
+	log.Info("tunnel up", "dev", cfg.Link.dev.Name(), "local", t.Addrs, "remote", t.PeerAddrs, "mtu", t.MTU,
+		"server", cfg.Server, "remote_dev", h.Dev, "offloads", offload)
 	return true, p.run(ctx)
 }
 
@@ -370,6 +374,7 @@ func Serve(ctx context.Context, conn io.ReadWriteCloser, cfg ServerConfig) error
 	if err != nil {
 		return refuse(w, err)
 	}
+	t.Offload = offload
 	p.limitIn, p.limitOut = cfg.Rate.allow(), cfg.Rate.allow()
 	if t.Mode == tun.ModeTUN {
 		// Anti-spoofing: the client may use its own tunnel addresses and

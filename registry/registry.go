@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -77,6 +78,38 @@ type Record struct {
 	// Resume is the SHA-256 (hex) of the client's resume token: a new
 	// session with the same token takes over from this one.
 	Resume string `json:"resume,omitempty"`
+	// Profile is the profile the client was started from (sshvpn up
+	// NAME), if any.
+	Profile string `json:"profile,omitempty"`
+	// Status is what the session says of itself, refreshed every few
+	// seconds while it runs.
+	Status *Status `json:"status,omitempty"`
+}
+
+// Session states.
+const (
+	StateConnecting   = "connecting"
+	StateUp           = "up"
+	StateReconnecting = "reconnecting"
+)
+
+// Status is a running session's state and counters, for sshvpn status.
+type Status struct {
+	State      string        `json:"state"`             // StateConnecting, StateUp or StateReconnecting
+	Attempt    int           `json:"attempt,omitempty"` // reconnecting: failed attempts in a row
+	Reason     string        `json:"reason,omitempty"`  // reconnecting: why the last connection ended
+	Since      time.Time     `json:"since"`             // when State began
+	MTU        int           `json:"mtu,omitempty"`
+	RTT        time.Duration `json:"rtt_ns,omitempty"` // the last keepalive's round trip
+	Reconnects int           `json:"reconnects,omitempty"`
+	Offloads   string        `json:"offloads,omitempty"`
+	PacketsOut uint64        `json:"packets_out"` // device -> peer
+	BytesOut   uint64        `json:"bytes_out"`
+	PacketsIn  uint64        `json:"packets_in"` // peer -> device
+	BytesIn    uint64        `json:"bytes_in"`
+	// Drops counts dropped packets by reason (only reasons with drops).
+	Drops   map[string]uint64 `json:"drops,omitempty"`
+	Updated time.Time         `json:"updated"`
 }
 
 // Holder is the process that wrote r.
@@ -205,9 +238,11 @@ func readRecord(name string) (Record, error) {
 
 // Entry is this process's record in the registry.
 type Entry struct {
-	reg  *Registry
-	file string
-	rec  Record
+	reg     *Registry
+	file    string
+	mu      sync.Mutex // Update, Remove
+	rec     Record
+	removed bool
 }
 
 // Add records this process's session. It fills in PID, Start, NetNS and
@@ -227,12 +262,21 @@ func (r *Registry) Add(rec Record) (*Entry, error) {
 
 // Update changes the record with f and writes it.
 func (e *Entry) Update(f func(*Record)) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.removed {
+		return nil // the session is over: nothing to bring back
+	}
 	f(&e.rec)
 	return e.write()
 }
 
-// Remove deletes the record. Removing twice is harmless.
+// Remove deletes the record; later Updates do nothing. Removing twice is
+// harmless.
 func (e *Entry) Remove() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.removed = true
 	if err := os.Remove(e.file); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("registry: %w", err)
 	}

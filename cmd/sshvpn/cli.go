@@ -62,6 +62,7 @@ type CLI struct {
 	Remote  remoteCmd  `cmd:"" help:"Serve one tunnel over stdin/stdout; sshd runs this as \"sshvpn --remote\". Its flags are the server's policy."`
 
 	AuthorizedKey authorizedKeyCmd `cmd:"" name:"authorized-key" help:"Print an authorized_keys line that lets a key run only \"sshvpn --remote\" with the given policy."`
+	Status        statusCmd        `cmd:"" help:"List the tunnels running on this machine, client and server sides: addresses, state, RTT, traffic, drops."`
 }
 
 // run parses args, runs the command and returns the exit status.
@@ -96,6 +97,7 @@ func run(args []string) int {
 	ctx, hup, stop := signals(kctx.Command() == "remote")
 	defer stop()
 	kctx.Bind(hup)
+	kctx.Bind(verbosity{verbose: cli.Verbose, quiet: cli.Quiet})
 	kctx.BindTo(ctx, (*context.Context)(nil))
 	if err := kctx.Run(log); err != nil {
 		// Ctrl-C in a terminal reaches ssh too, which may die (and end
@@ -116,6 +118,9 @@ func run(args []string) int {
 	}
 	return 0
 }
+
+// verbosity is -v and -q.
+type verbosity struct{ verbose, quiet bool }
 
 // hangup delivers when SIGHUP asks the client to reconnect at once.
 type hangup <-chan struct{}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sshvpn/sshvpn"
 	"github.com/sshvpn/sshvpn/hook"
+	"github.com/sshvpn/sshvpn/notify"
 	"github.com/sshvpn/sshvpn/registry"
 	"github.com/sshvpn/sshvpn/router"
 	"github.com/sshvpn/sshvpn/spawn"
@@ -44,9 +45,14 @@ type connectCmd struct {
 	DeadAfter      time.Duration `default:"45s" help:"Give up on a peer silent this long."`
 
 	Destination string `arg:"" help:"[user@]host, as ssh takes it (a Host alias from ssh_config works)."`
+
+	ready bool         // systemd was told READY
+	log   *slog.Logger // for notifyState
 }
 
-func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, hup hangup) error {
+func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, hup hangup, v verbosity) error {
+	c.log = log
+	defer notify.Stopping()
 	p, err := c.plan()
 	if err != nil {
 		return err
@@ -64,18 +70,27 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, hup hangup) erro
 	s := c.session(dev, log)
 	defer s.close()
 	s.sweep()
+	stats := new(sshvpn.Stats)
+	m := newMonitor(s, stats, log, v.verbose)
+	m.onState = c.notifyState
+	defer m.start()()
 	link := sshvpn.NewLink(dev, sshvpn.LinkConfig{
 		Router: router.New(dev, router.Options{Logger: log, Record: s.routes, Shared: s.shared}),
 		Routes: prefixes(c.Route), DefaultRoute: c.DefaultRoute, Bridge: c.Bridge, MAC: p.mac,
 		Hooks: &hook.Runner{Up: c.Up, Down: c.Down, Timeout: c.HookTimeout, Log: log},
-		Env:   hook.Env{Side: "local"}, Rehook: c.Rehook, OnUp: s.tunnel, Logger: log,
+		Env:   hook.Env{Side: "local"}, Rehook: c.Rehook, Logger: log, Stats: stats,
+		OnUp: func(t sshvpn.Tunnel) error {
+			s.tunnel(t)
+			m.up(t, fmt.Sprintf("tunnel up: %s %s to %s, server %s", dev.Name(), joinPrefixes(t.Addrs), joinPrefixes(t.PeerAddrs), c.Destination))
+			return nil
+		},
 	})
 	defer link.Close()
 	return sshvpn.Connect(ctx, dialer, sshvpn.ClientConfig{
 		Mode: p.mode, MTU: c.MTU, Addrs: p.addrs, PeerAddrs: p.peers, RemoteDev: c.RemoteDev, RemoteRoutes: prefixes(c.RemoteRoute),
-		Nets: nets, Link: link, Resume: resumeToken(),
+		Nets: nets, Link: link, Resume: resumeToken(), Server: c.Destination,
 		Keepalive: c.Keepalive, DeadAfter: c.DeadAfter, Logger: log,
-	}, sshvpn.Reconnect{Enabled: c.Reconnect || c.ReconnectTries > 0, Tries: c.ReconnectTries, Hangup: hup})
+	}, sshvpn.Reconnect{Enabled: c.Reconnect || c.ReconnectTries > 0, Tries: c.ReconnectTries, Hangup: hup, Retrying: m.retrying})
 }
 
 // plan is what the client's flags ask for, checked.
@@ -244,4 +259,19 @@ func localNets(dev string) ([]router.Net, error) {
 		}
 	}
 	return out, nil
+}
+
+// notifyState tells systemd, when it started sshvpn (Type=notify), how the
+// tunnel is: READY once it is first up, STATUS lines after.
+func (c *connectCmd) notifyState(state, line string) {
+	var err error
+	if state == registry.StateUp && !c.ready {
+		c.ready = true
+		err = notify.Ready(line)
+	} else {
+		err = notify.Status(line)
+	}
+	if err != nil {
+		c.log.Debug("telling systemd", "err", err)
+	}
 }

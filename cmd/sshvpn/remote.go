@@ -140,10 +140,14 @@ func (r *remoteCmd) serveOn(ctx context.Context, conn spawn.Conn, log *slog.Logg
 			lease.Release() // after Serve has closed the link: the device's name and addresses are the lease's until then
 		}
 	}()
+	stats := new(sshvpn.Stats)
+	m := newMonitor(s, stats, log, false)
+	stopMonitor := func() {}
+	defer func() { stopMonitor() }()
 	cfg := sshvpn.ServerConfig{
 		Mode: pol.mode, MTU: r.MTU, Addrs: pol.addrs, PeerAddrs: pol.peers, Dev: r.Dev,
 		AllowSources: pol.allow, AllowRoutes: pol.allowRoutes, Pool: pol.pool, Nets: router.Nets, ClientAddr: client, Rate: pol.rate,
-		Keepalive: r.Keepalive, DeadAfter: r.DeadAfter, Logger: log,
+		Keepalive: r.Keepalive, DeadAfter: r.DeadAfter, Logger: log, Stats: stats,
 	}
 	cfg.Admit = func(t sshvpn.Tunnel) error {
 		// The same client reconnecting ends its older session first.
@@ -200,10 +204,15 @@ func (r *remoteCmd) serveOn(ctx context.Context, conn spawn.Conn, log *slog.Logg
 			// Hooks get a clean environment on this side: what the client
 			// could send (SSH_ORIGINAL_COMMAND, AcceptEnv variables) stays
 			// out of it. Their output is the admin's business.
-			Hooks:  &hook.Runner{Up: r.Up, Down: r.Down, Timeout: r.HookTimeout, Log: log.With(sshvpn.AdminOnly), BaseEnv: remoteHookEnv()},
-			Env:    env,
-			OnUp:   s.tunnel,
-			Logger: log,
+			Hooks: &hook.Runner{Up: r.Up, Down: r.Down, Timeout: r.HookTimeout, Log: log.With(sshvpn.AdminOnly), BaseEnv: remoteHookEnv()},
+			Env:   env,
+			OnUp: func(t sshvpn.Tunnel) error {
+				s.tunnel(t)
+				m.up(t, "")
+				stopMonitor = m.start() // the record exists by now
+				return nil
+			},
+			Logger: log, Stats: stats,
 		}), nil
 	}
 	err = sshvpn.Serve(ctx, conn, cfg)

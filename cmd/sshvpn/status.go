@@ -1,0 +1,178 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sshvpn/sshvpn/internal/proc"
+	"github.com/sshvpn/sshvpn/registry"
+)
+
+// statusCmd lists the tunnels running on this machine, both sides.
+type statusCmd struct {
+	JSON bool `name:"json" help:"Print the sessions as a JSON array, for scripts: the registry records as they are (see README, Status)."`
+}
+
+func (c *statusCmd) Run() error {
+	recs, err := allSessions()
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		if recs == nil {
+			recs = []registry.Record{}
+		}
+		return enc.Encode(recs)
+	}
+	printStatus(os.Stdout, recs, time.Now())
+	return nil
+}
+
+// allSessions lists the live sessions this account can see, in every
+// network namespace: its own registry and, for root, every account's.
+func allSessions() ([]registry.Record, error) {
+	dirs := []string{registryDir()}
+	if os.Geteuid() == 0 {
+		dirs = append(dirs, otherRegistries()...)
+	}
+	var recs []registry.Record
+	for _, d := range dirs {
+		reg, err := registry.OpenExisting(d)
+		if err != nil {
+			continue // no session ever ran here
+		}
+		more, err := reg.ListAll()
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, more...)
+	}
+	slices.SortStableFunc(recs, func(a, b registry.Record) int { return a.Started.Compare(b.Started) })
+	return recs, nil
+}
+
+// printStatus writes one block per session, for a person.
+func printStatus(w io.Writer, recs []registry.Record, now time.Time) {
+	if len(recs) == 0 {
+		fmt.Fprintln(w, "no sshvpn tunnels are running")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	here := proc.NetNS()
+	for i, r := range recs {
+		if i > 0 {
+			fmt.Fprintln(tw)
+		}
+		title := fmt.Sprintf("%s %s", r.Side, orDash(r.Dev))
+		if r.Profile != "" {
+			title += " (profile " + r.Profile + ")"
+		}
+		fmt.Fprintf(tw, "%s\tpid %d\n", title, r.PID)
+		if r.NetNS != here {
+			fmt.Fprintf(tw, "  netns\t%s (another network namespace)\n", r.NetNS)
+		}
+		peer := "server"
+		if r.Side == registry.SideRemote {
+			peer = "client"
+		}
+		who := orDash(r.Peer)
+		if r.User != "" {
+			who += " as " + r.User
+		}
+		if r.Key != "" {
+			who += ", key " + r.Key
+		}
+		fmt.Fprintf(tw, "  %s\t%s\n", peer, who)
+		fmt.Fprintf(tw, "  addresses\t%s ⇄ %s\n", orDash(joinPrefixes(r.Addrs)), orDash(joinPrefixes(r.PeerAddrs)))
+		if r.Lease > 0 {
+			fmt.Fprintf(tw, "  lease\t%d\n", r.Lease-1)
+		}
+		var routes []string
+		for _, rt := range r.Added {
+			routes = append(routes, rt.Dst.String())
+		}
+		if len(routes) > 0 {
+			fmt.Fprintf(tw, "  routes\t%s\n", strings.Join(routes, ", "))
+		}
+		st := r.Status
+		if st == nil {
+			fmt.Fprintf(tw, "  state\tstarting (since %s)\n", ago(now, r.Started))
+			continue
+		}
+		state := st.State
+		switch st.State {
+		case registry.StateUp:
+			state = "up " + ago(now, st.Since)
+		case registry.StateReconnecting:
+			state = fmt.Sprintf("reconnecting, attempt %d, for %s: %s", st.Attempt, ago(now, st.Since), st.Reason)
+		}
+		fmt.Fprintf(tw, "  state\t%s\n", state)
+		fmt.Fprintf(tw, "  running\t%s, %d reconnects\n", ago(now, r.Started), st.Reconnects)
+		if st.RTT > 0 {
+			fmt.Fprintf(tw, "  rtt\t%s (last keepalive)\n", st.RTT.Round(time.Microsecond))
+		}
+		if st.MTU > 0 {
+			fmt.Fprintf(tw, "  mtu\t%d, offloads %s\n", st.MTU, orDash(st.Offloads))
+		}
+		fmt.Fprintf(tw, "  sent\t%s in %d packets\n", bytesHuman(st.BytesOut), st.PacketsOut)
+		fmt.Fprintf(tw, "  received\t%s in %d packets\n", bytesHuman(st.BytesIn), st.PacketsIn)
+		if len(st.Drops) > 0 {
+			var d []string
+			for _, k := range slices.Sorted(mapKeys(st.Drops)) {
+				d = append(d, fmt.Sprintf("%s %d", strings.ReplaceAll(k, "_", " "), st.Drops[k]))
+			}
+			fmt.Fprintf(tw, "  dropped\t%s\n", strings.Join(d, ", "))
+		}
+		if age := now.Sub(st.Updated); age > 3*recordEvery {
+			fmt.Fprintf(tw, "  note\tlast refreshed %s ago: the process may be stuck\n", age.Round(time.Second))
+		}
+	}
+	tw.Flush()
+}
+
+func mapKeys(m map[string]uint64) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// ago says how long ago t was, to the second.
+func ago(now, t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return now.Sub(t).Round(time.Second).String()
+}
+
+// bytesHuman writes n bytes with a binary unit.
+func bytesHuman(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

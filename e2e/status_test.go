@@ -1,0 +1,161 @@
+package e2e
+
+import (
+	"encoding/json"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sshvpn/sshvpn/registry"
+)
+
+// statusOf runs "sshvpn status --json" in the root namespace and returns
+// the sessions of this lab's client and server (by their pids).
+//
+// The lab's sshd and its sessions have a /run of their own: the server's
+// admin is played by "sshvpn status" run in sshd's mount namespace.
+func (l *lab) statusOf(clientPID int) (client, remote *registry.Record) {
+	l.t.Helper()
+	recs := l.status(exec.Command(l.Bin, "status", "--json"))
+	recs = append(recs, l.status(exec.Command("nsenter", "-t", l.env["LAB_SSHD_PID"], "-m", l.Bin, "status", "--json"))...)
+	for i, r := range recs {
+		if r.Side == registry.SideClient && r.PID == clientPID {
+			client = &recs[i]
+		}
+	}
+	for i, r := range recs {
+		// The remote session is the one whose client has the client's
+		// tunnel address, in another namespace.
+		if r.Side == registry.SideRemote && client != nil && r.NetNS != client.NetNS && len(r.PeerAddrs) > 0 &&
+			len(client.Addrs) > 0 && r.PeerAddrs[0] == client.Addrs[0] {
+			remote = &recs[i]
+		}
+	}
+	return client, remote
+}
+
+// TestStatus: sshvpn status shows both sides of a running tunnel with its
+// addresses, state, RTT and counters; a reconnecting client says so, with
+// its attempt; SIGUSR1 logs the counters.
+func TestStatus(t *testing.T) {
+	l := newLab(t)
+	v := l.up(append(tunnelArgs, "--dev", "vpn0", "--keepalive", "1s", "--dead-after", "3s", "--reconnect", "root@server")...)
+	if err := l.ping(l.Client, serverV4); err != nil {
+		t.Fatal(err)
+	}
+	pid := v.cmd.Process.Pid
+	var c, r *registry.Record
+	if !eventually(10*time.Second, func() bool {
+		c, r = l.statusOf(pid)
+		return c != nil && r != nil && c.Status != nil && r.Status != nil && c.Status.RTT > 0 && c.Status.PacketsIn >= 3 && r.Status.PacketsIn >= 3
+	}) {
+		t.Fatalf("status: client %+v, remote %+v", c, r)
+	}
+	if c.Status.State != registry.StateUp || c.Dev != "vpn0" || c.Peer != "root@server" || c.Addrs[0].String() != clientV4+"/30" {
+		t.Errorf("client record %+v, status %+v", c, c.Status)
+	}
+	if r.Status.State != registry.StateUp || r.PeerAddrs[0].String() != clientV4+"/30" || !strings.HasPrefix(r.Peer, "192.0.2.1") {
+		t.Errorf("remote record %+v, status %+v", r, r.Status)
+	}
+	out, err := exec.Command(l.Bin, "status").Output()
+	if err != nil || !strings.Contains(string(out), "client vpn0") || !strings.Contains(string(out), "state      up") {
+		t.Errorf("sshvpn status: %v\n%s", err, out)
+	}
+
+	v.cmd.Process.Signal(syscall.SIGUSR1)
+	if !eventually(5*time.Second, func() bool { return strings.Contains(v.log.String(), "counters (SIGUSR1)") }) {
+		t.Errorf("no counters after SIGUSR1:\n%s", v.log)
+	}
+
+	// The server goes away (its sshvpn dies, its network is cut): the
+	// client says it is reconnecting.
+	l.mustIn(l.Server, "ip", "link", "set", "wan0", "down")
+	for _, pid := range l.pidsOf(l.Server, "sshvpn") {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	if !eventually(20*time.Second, func() bool {
+		c, _ = l.statusOf(pid)
+		return c != nil && c.Status != nil && c.Status.State == registry.StateReconnecting && c.Status.Attempt >= 1
+	}) {
+		t.Fatalf("status while the server is gone: %+v", c)
+	}
+	l.mustIn(l.Server, "ip", "link", "set", "wan0", "up")
+	if !eventually(30*time.Second, func() bool {
+		c, _ = l.statusOf(pid)
+		return c != nil && c.Status != nil && c.Status.State == registry.StateUp && c.Status.Reconnects == 1
+	}) {
+		t.Errorf("status after the server came back: %+v", c.Status)
+	}
+}
+
+func (l *lab) status(cmd *exec.Cmd) []registry.Record {
+	l.t.Helper()
+	out, err := cmd.Output()
+	if err != nil {
+		l.t.Fatalf("%v: %v", cmd.Args, err)
+	}
+	var recs []registry.Record
+	if err := json.Unmarshal(out, &recs); err != nil {
+		l.t.Fatalf("%v: %v\n%s", cmd.Args, err, out)
+	}
+	return recs
+}
+
+// TestSystemdNotify: under systemd (NOTIFY_SOCKET, played by the test),
+// the client says READY once the tunnel is up, a STATUS line while it
+// reconnects and when it is back, and STOPPING as it exits.
+func TestSystemdNotify(t *testing.T) {
+	l := newLab(t)
+	sock := filepath.Join(l.dir, "notify.sock")
+	pc, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	msgs := make(chan string, 20)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := pc.Read(buf)
+			if err != nil {
+				close(msgs)
+				return
+			}
+			msgs <- string(buf[:n])
+		}
+	}()
+	next := func(what string) string {
+		t.Helper()
+		select {
+		case m := <-msgs:
+			return m
+		case <-time.After(30 * time.Second):
+			t.Fatalf("no notification %s", what)
+			return ""
+		}
+	}
+	l.Env = []string{"NOTIFY_SOCKET=" + sock}
+	v := l.up(append(tunnelArgs, "--dev", "vpn0", "--reconnect", "root@server")...)
+	if m := next("when up"); !strings.HasPrefix(m, "READY=1\nSTATUS=tunnel up: vpn0 198.18.0.1/30") {
+		t.Errorf("first notification %q, want READY=1 and the tunnel", m)
+	}
+	for _, pid := range l.pidsOf(l.Server, "sshvpn") {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	if m := next("while reconnecting"); !strings.HasPrefix(m, "STATUS=reconnecting (attempt 1") {
+		t.Errorf("notification %q, want the reconnect", m)
+	}
+	if m := next("when back"); !strings.HasPrefix(m, "STATUS=tunnel up: vpn0") {
+		t.Errorf("notification %q, want the tunnel up again", m)
+	}
+	if err, log := v.stop(t); err != nil {
+		t.Fatalf("exit %v:\n%s", err, log)
+	}
+	if m := next("at exit"); m != "STOPPING=1" {
+		t.Errorf("last notification %q, want STOPPING=1", m)
+	}
+}
