@@ -71,7 +71,6 @@ func run(args []string) int {
 	parser, err := kong.New(&cli,
 		kong.Name("sshvpn"),
 		kong.Description(description),
-		kong.UsageOnError(),
 		kong.Vars{"version": "sshvpn " + versionString()},
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 	)
@@ -79,9 +78,18 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "sshvpn:", err)
 		return 2
 	}
+	if err := mistyped(args, parser.Model.Children); err != nil {
+		fmt.Fprintln(os.Stderr, "sshvpn:", err)
+		return 2
+	}
 	kctx, err := parser.Parse(remoteFlag(args))
 	if err != nil {
-		parser.FatalIfErrorf(err)
+		fmt.Fprintln(os.Stderr, "sshvpn:", err)
+		if hint := flagHint(err); hint != "" {
+			fmt.Fprintln(os.Stderr, hint)
+		}
+		fmt.Fprintln(os.Stderr, `Run "sshvpn --help" for usage.`)
+		return 2
 	}
 	sshvpn.Software = "sshvpn " + versionString()
 	var log *slog.Logger
