@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -157,5 +159,73 @@ func TestSystemdNotify(t *testing.T) {
 	}
 	if m := next("at exit"); m != "STOPPING=1" {
 		t.Errorf("last notification %q, want STOPPING=1", m)
+	}
+}
+
+// TestProfileUpDown: "sshvpn up NAME" brings up the tunnel a profile
+// describes, flags after NAME override it, sshvpn status names the
+// profile, and "sshvpn down NAME" ends it and waits until it has cleaned
+// up.
+func TestProfileUpDown(t *testing.T) {
+	l := newLab(t)
+	home := filepath.Join(l.dir, "home")
+	if err := os.MkdirAll(filepath.Join(home, ".config", "sshvpn"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	prof := fmt.Sprintf(`# written by hand
+destination = "root@server"
+ssh-cmd = "ssh -F %s"
+addr = ["%s/30", "%s/126"]
+peer-addr = ["%s/30", "%s/126"]
+dev = "vpn0"
+mtu = 1300
+`, l.SSHConfig, clientV4, clientV6, serverV4, serverV6)
+	if err := os.WriteFile(filepath.Join(home, ".config", "sshvpn", "lab.conf"), []byte(prof), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("ip", "netns", "exec", l.Client, l.Bin, "up", "lab", "--mtu", "1400")
+	cmd.Env = append(os.Environ(), "HOME="+home)
+	out := new(syncBuffer)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	defer func() {
+		cmd.Process.Kill()
+		<-done
+	}()
+	if !eventually(20*time.Second, func() bool { return strings.Count(out.String(), "tunnel up") >= 2 }) {
+		t.Fatalf("sshvpn up lab: no tunnel:\n%s", out)
+	}
+	if err := l.ping(l.Client, serverV4); err != nil {
+		t.Error(err)
+	}
+	if link := l.mustIn(l.Client, "ip", "link", "show", "vpn0"); !strings.Contains(link, "mtu 1400") {
+		t.Errorf("--mtu after the profile's name did not win:\n%s", link)
+	}
+	st, err := exec.Command(l.Bin, "status").Output()
+	if err != nil || !strings.Contains(string(st), "client vpn0 (profile lab)") {
+		t.Errorf("sshvpn status: %v\n%s", err, st)
+	}
+	down := exec.Command(l.Bin, "down", "lab")
+	if o, err := down.CombinedOutput(); err != nil {
+		t.Fatalf("sshvpn down lab: %v\n%s", err, o)
+	}
+	select {
+	case err := <-done:
+		done <- err
+		if err != nil {
+			t.Errorf("sshvpn up lab exited with %v after down:\n%s", err, out)
+		}
+	default:
+		t.Fatalf("sshvpn down returned while the tunnel still runs:\n%s", out)
+	}
+	if _, err := l.in(l.Client, "ip", "link", "show", "vpn0"); err == nil {
+		t.Error("vpn0 is still there after sshvpn down")
+	}
+	if o, err := exec.Command(l.Bin, "down", "lab").CombinedOutput(); err == nil || !strings.Contains(string(o), "no tunnel of profile lab") {
+		t.Errorf("a second down: %v %s", err, o)
 	}
 }

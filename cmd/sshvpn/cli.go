@@ -63,17 +63,27 @@ type CLI struct {
 
 	AuthorizedKey authorizedKeyCmd `cmd:"" name:"authorized-key" help:"Print an authorized_keys line that lets a key run only \"sshvpn --remote\" with the given policy."`
 	Status        statusCmd        `cmd:"" help:"List the tunnels running on this machine, client and server sides: addresses, state, RTT, traffic, drops."`
+	Up            upCmd            `cmd:"" help:"Bring up the tunnel of a profile: /etc/sshvpn/NAME.conf or ~/.config/sshvpn/NAME.conf (see README, Profiles). Flags after NAME override the profile."`
+	Down          downCmd          `cmd:"" help:"End the tunnel that \"sshvpn up NAME\" started, and wait until it has cleaned up."`
 }
 
 // run parses args, runs the command and returns the exit status.
-func run(args []string) int {
+func run(args []string) int { return runWith(args, nil) }
+
+// runWith is run with a profile (sshvpn up NAME): its values are the
+// defaults of the flags the command line does not give.
+func runWith(args []string, prof *profile) int {
 	var cli CLI
-	parser, err := kong.New(&cli,
+	opts := []kong.Option{
 		kong.Name("sshvpn"),
 		kong.Description(description),
 		kong.Vars{"version": "sshvpn " + versionString()},
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
-	)
+	}
+	if prof != nil {
+		opts = append(opts, kong.Resolvers(prof))
+	}
+	parser, err := kong.New(&cli, opts...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sshvpn:", err)
 		return 2
@@ -90,6 +100,12 @@ func run(args []string) int {
 		}
 		fmt.Fprintln(os.Stderr, `Run "sshvpn --help" for usage.`)
 		return 2
+	}
+	if strings.HasPrefix(kctx.Command(), "up ") {
+		return cli.Up.run(args, cli.Verbose, cli.Quiet)
+	}
+	if prof != nil {
+		cli.Connect.profile = prof.name
 	}
 	sshvpn.Software = "sshvpn " + versionString()
 	var log *slog.Logger

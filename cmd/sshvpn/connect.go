@@ -46,8 +46,9 @@ type connectCmd struct {
 
 	Destination string `arg:"" help:"[user@]host, as ssh takes it (a Host alias from ssh_config works)."`
 
-	ready bool         // systemd was told READY
-	log   *slog.Logger // for notifyState
+	ready   bool         // systemd was told READY
+	log     *slog.Logger // for notifyState
+	profile string       // the profile it was started from (sshvpn up)
 }
 
 func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, hup hangup, v verbosity) error {
@@ -231,7 +232,7 @@ func (c *connectCmd) session(dev tun.Device, log *slog.Logger) *session {
 		return nil
 	}
 	s := &session{reg: reg, log: log}
-	if s.entry, err = reg.Add(registry.Record{Side: registry.SideClient, Dev: dev.Name(), Ifindex: dev.Index(), Peer: c.Destination}); err != nil {
+	if s.entry, err = reg.Add(registry.Record{Side: registry.SideClient, Dev: dev.Name(), Ifindex: dev.Index(), Peer: c.Destination, Profile: c.profile}); err != nil {
 		log.Debug("not recording the session", "err", err)
 	}
 	return s

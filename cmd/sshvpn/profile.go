@@ -1,0 +1,208 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/alecthomas/kong"
+
+	"github.com/sshvpn/sshvpn/registry"
+)
+
+// A profile is a tunnel written down: the flags of "sshvpn connect" as
+// TOML keys (their long names: addr = ["198.18.0.1/30"], default-route =
+// true, ssh-cmd = "ssh -p 2222"), and destination = "user@host". It serves
+// as a kong Resolver: what the command line does not give comes from the
+// profile.
+type profile struct {
+	name   string
+	path   string
+	values map[string]any
+}
+
+// profileDirs are where "sshvpn up NAME" looks for NAME.conf, in order:
+// the user's own (the invoking user's under sudo), then the system's.
+func profileDirs() []string {
+	var dirs []string
+	if home := invokingHome(); home != "" {
+		dirs = append(dirs, filepath.Join(home, ".config", "sshvpn"))
+	}
+	return append(dirs, "/etc/sshvpn")
+}
+
+// invokingHome is the home directory of the user who ran sshvpn: under
+// sudo, SUDO_USER's, not root's.
+func invokingHome() string {
+	if name := os.Getenv("SUDO_USER"); name != "" && os.Geteuid() == 0 {
+		if u, err := user.Lookup(name); err == nil {
+			return u.HomeDir
+		}
+	}
+	home, _ := os.UserHomeDir()
+	return home
+}
+
+// checkProfileName refuses names that could reach outside the profile
+// directories.
+func checkProfileName(name string) error {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\\\x00") || strings.HasPrefix(name, "-") {
+		return fmt.Errorf("profile name %q: use letters, digits, '-', '_' or '.', without '/'", name)
+	}
+	return nil
+}
+
+// loadProfile finds and reads profile name.
+func loadProfile(name string) (*profile, error) {
+	if err := checkProfileName(name); err != nil {
+		return nil, err
+	}
+	var tried []string
+	for _, d := range profileDirs() {
+		path := filepath.Join(d, name+".conf")
+		b, err := os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			tried = append(tried, path)
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("profile %s: %w", name, err)
+		}
+		p := &profile{name: name, path: path, values: map[string]any{}}
+		_, err = toml.Decode(string(b), &p.values)
+		if err != nil {
+			return nil, fmt.Errorf("profile %s: %w", path, err)
+		}
+		return p, nil
+	}
+	return nil, fmt.Errorf("no profile %q: none of %s exists (see README, Profiles)", name, strings.Join(tried, ", "))
+}
+
+// key finds a flag's value: by its long name, or with '_' for '-'.
+func (p *profile) key(name string) (any, bool) {
+	if v, ok := p.values[name]; ok {
+		return v, true
+	}
+	v, ok := p.values[strings.ReplaceAll(name, "-", "_")]
+	return v, ok
+}
+
+// Validate refuses keys that are not flags of sshvpn connect (a typo would
+// otherwise be ignored) and values of the wrong shape.
+func (p *profile) Validate(app *kong.Application) error {
+	known := map[string]bool{"destination": true}
+	for _, c := range app.Children {
+		if c.Name != "connect" {
+			continue
+		}
+		for _, f := range c.AllFlags(false) {
+			for _, fl := range f {
+				known[fl.Name], known[strings.ReplaceAll(fl.Name, "-", "_")] = true, true
+			}
+		}
+	}
+	for _, f := range app.Flags {
+		known[f.Name] = true
+	}
+	for k := range p.values {
+		if !known[k] {
+			return fmt.Errorf("profile %s: %q is not a flag of sshvpn connect", p.path, k)
+		}
+	}
+	return nil
+}
+
+// Resolve gives a flag its value from the profile.
+func (p *profile) Resolve(_ *kong.Context, _ *kong.Path, flag *kong.Flag) (any, error) {
+	v, ok := p.key(flag.Name)
+	if !ok {
+		return nil, nil
+	}
+	switch x := v.(type) {
+	case []any:
+		out := make([]string, len(x))
+		for i, e := range x {
+			out[i] = fmt.Sprint(e)
+		}
+		return strings.Join(out, ","), nil
+	case int64, float64, bool, string:
+		return fmt.Sprint(x), nil
+	}
+	return nil, fmt.Errorf("profile %s: %s: a value kong cannot take (%T)", p.path, flag.Name, v)
+}
+
+// upCmd is "sshvpn up NAME [flags]".
+type upCmd struct {
+	Name string   `arg:"" help:"The profile: NAME.conf in ~/.config/sshvpn or /etc/sshvpn."`
+	Args []string `arg:"" optional:"" passthrough:"" help:"Flags of sshvpn connect, which override the profile's."`
+}
+
+// run loads the profile and runs sshvpn connect with it.
+func (u *upCmd) run(_ []string, verbose, quiet bool) int {
+	prof, err := loadProfile(u.Name)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sshvpn:", err)
+		return 2
+	}
+	dest, _ := prof.key("destination")
+	d, ok := dest.(string)
+	if !ok || d == "" {
+		fmt.Fprintf(os.Stderr, "sshvpn: profile %s: destination = \"user@host\" is missing\n", prof.path)
+		return 2
+	}
+	args := []string{"connect"}
+	if verbose {
+		args = append(args, "-v")
+	}
+	if quiet {
+		args = append(args, "-q")
+	}
+	args = append(append(args, u.Args...), "--", d)
+	return runWith(args, prof)
+}
+
+// downCmd is "sshvpn down NAME".
+type downCmd struct {
+	Name    string        `arg:"" help:"The profile whose tunnel to end."`
+	Timeout time.Duration `default:"20s" help:"How long to wait for it to clean up."`
+}
+
+func (c *downCmd) Run() error {
+	if err := checkProfileName(c.Name); err != nil {
+		return err
+	}
+	recs, err := allSessions()
+	if err != nil {
+		return err
+	}
+	var mine []registry.Record
+	for _, r := range recs {
+		if r.Side == registry.SideClient && r.Profile == c.Name {
+			mine = append(mine, r)
+		}
+	}
+	if len(mine) == 0 {
+		return fmt.Errorf("no tunnel of profile %s is running (sshvpn status lists them)", c.Name)
+	}
+	for _, r := range mine {
+		if err := syscall.Kill(r.PID, syscall.SIGTERM); err != nil {
+			return fmt.Errorf("ending pid %d: %w", r.PID, err)
+		}
+	}
+	deadline := time.Now().Add(c.Timeout)
+	for time.Now().Before(deadline) {
+		if !slices.ContainsFunc(mine, func(r registry.Record) bool { return r.Holder().Alive() }) {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("the tunnel of profile %s did not end within %v", c.Name, c.Timeout)
+}
