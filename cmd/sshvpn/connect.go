@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -21,17 +22,20 @@ import (
 	"github.com/sshvpn/sshvpn/router"
 	"github.com/sshvpn/sshvpn/spawn"
 	"github.com/sshvpn/sshvpn/tun"
+	"github.com/sshvpn/sshvpn/upload"
 	"golang.org/x/term"
 )
 
 type connectCmd struct {
-	SSHCmd     string `short:"e" name:"ssh-cmd" default:"ssh" placeholder:"CMD" help:"The ssh command and its options, split like a shell would (e.g. \"ssh -p 2222 -F ./ssh_config\")."`
-	RemoteCmd  string `default:"sshvpn --remote" placeholder:"CMD" help:"The command ssh runs on the server."`
-	Native     bool   `help:"Speak SSH in this process (golang.org/x/crypto/ssh) instead of running ssh. It reads the same configuration (HostName, User, Port, IdentityFile, ProxyJump, ServerAlive*, known_hosts, StrictHostKeyChecking, HostKeyAlias, ConnectTimeout), uses the ssh-agent first, then the identity files."`
-	SSHConfig  string `short:"F" name:"ssh-config" placeholder:"FILE" help:"The ssh configuration file instead of ~/.ssh/config and /etc/ssh/ssh_config (passed on to a spawned ssh as -F)."`
-	AcceptNew  bool   `help:"With --native: record an unknown server's host key and connect (like StrictHostKeyChecking=accept-new). A changed host key is always refused."`
-	Subsystem  string `placeholder:"NAME" help:"With --native: ask sshd for this Subsystem instead of running --remote-cmd (sshd_config: \"Subsystem sshvpn /usr/local/bin/sshvpn --remote\"): no shell, so no startup files and no banners."`
-	OpenSSHTun bool   `name:"openssh-tun" help:"With --native: the server has no sshvpn; use OpenSSH's own tun@openssh.com channel (what ssh -w uses; the server needs PermitTunnel). --remote-dev N picks its tunN; its addresses are the server admin's business."`
+	SSHCmd       string `short:"e" name:"ssh-cmd" default:"ssh" placeholder:"CMD" help:"The ssh command and its options, split like a shell would (e.g. \"ssh -p 2222 -F ./ssh_config\")."`
+	RemoteCmd    string `default:"sshvpn --remote" placeholder:"CMD" help:"The command ssh runs on the server."`
+	Native       bool   `help:"Speak SSH in this process (golang.org/x/crypto/ssh) instead of running ssh. It reads the same configuration (HostName, User, Port, IdentityFile, ProxyJump, ServerAlive*, known_hosts, StrictHostKeyChecking, HostKeyAlias, ConnectTimeout), uses the ssh-agent first, then the identity files."`
+	SSHConfig    string `short:"F" name:"ssh-config" placeholder:"FILE" help:"The ssh configuration file instead of ~/.ssh/config and /etc/ssh/ssh_config (passed on to a spawned ssh as -F)."`
+	AcceptNew    bool   `help:"With --native: record an unknown server's host key and connect (like StrictHostKeyChecking=accept-new). A changed host key is always refused."`
+	Subsystem    string `placeholder:"NAME" help:"With --native: ask sshd for this Subsystem instead of running --remote-cmd (sshd_config: \"Subsystem sshvpn /usr/local/bin/sshvpn --remote\"): no shell, so no startup files and no banners."`
+	OpenSSHTun   bool   `name:"openssh-tun" help:"With --native: the server has no sshvpn; use OpenSSH's own tun@openssh.com channel (what ssh -w uses; the server needs PermitTunnel). --remote-dev N picks its tunN; its addresses are the server admin's business."`
+	Upload       bool   `help:"Copy this sshvpn to the server over ssh (to ~/.cache/sshvpn/sshvpn-VERSION, checked by size and SHA-256, skipped when an identical copy is there) and run that copy instead of the first word of --remote-cmd: nothing to install on the server. The server's system and architecture must match the binary's."`
+	UploadBinary string `placeholder:"FILE" help:"With --upload: copy FILE instead of this sshvpn (a build for the server's architecture: CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build ./cmd/sshvpn)."`
 	tunnelFlags
 	Mode        string `default:"tun" enum:"tun,tap" help:"tun carries IP packets; tap carries Ethernet frames (the server must allow it)."`
 	RemoteDev   string `placeholder:"NAME" help:"Ask the server for this device name (granted only if its policy names the same)."`
@@ -67,6 +71,12 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, hup hangup, v ve
 	dev, nets, err := c.open(p, log)
 	if err != nil {
 		return err
+	}
+	if c.Upload || c.UploadBinary != "" {
+		if dialer, err = c.upload(ctx, log); err != nil {
+			dev.Close()
+			return err
+		}
 	}
 	s := c.session(dev, log)
 	defer s.close()
@@ -275,4 +285,47 @@ func (c *connectCmd) notifyState(state, line string) {
 	if err != nil {
 		c.log.Debug("telling systemd", "err", err)
 	}
+}
+
+// upload copies sshvpn to the server (--upload) and returns the dialer that
+// runs that copy: --remote-cmd with its first word replaced.
+func (c *connectCmd) upload(ctx context.Context, log *slog.Logger) (spawn.Dialer, error) {
+	if c.Native {
+		return nil, errors.New("--upload works with the ssh binary, not yet with --native")
+	}
+	d, err := c.dialer(log)
+	if err != nil {
+		return nil, err
+	}
+	opts := d.(spawn.Options)
+	words, err := spawn.SplitCommand(c.RemoteCmd)
+	if err != nil || len(words) == 0 {
+		return nil, fmt.Errorf("--remote-cmd %q: %v", c.RemoteCmd, err)
+	}
+	probe := opts
+	probe.RemoteCommand = ""
+	argv, err := probe.Args()
+	if err != nil {
+		return nil, err
+	}
+	argv = argv[:len(argv)-1] // the empty remote command: Runner adds its own
+	res, err := upload.Ensure(ctx, upload.ExecRunner(argv), upload.Options{
+		Binary: c.UploadBinary, Version: versionString(), Logf: func(f string, a ...any) { log.Debug(fmt.Sprintf(f, a...)) }})
+	if err != nil {
+		return nil, err
+	}
+	if res.Copied {
+		log.Info("copied sshvpn to the server", "path", res.Path)
+	} else {
+		log.Debug("the server has this sshvpn already", "path", res.Path)
+	}
+	if res.Note != "" {
+		log.Warn(res.Note)
+	}
+	quoted := []string{shellQuote(res.Path)}
+	for _, w := range words[1:] {
+		quoted = append(quoted, shellQuote(w))
+	}
+	opts.RemoteCommand = strings.Join(quoted, " ")
+	return opts, nil
 }

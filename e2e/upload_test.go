@@ -1,0 +1,72 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestUpload: --upload copies this sshvpn into the account's
+// ~/.cache/sshvpn on a server and runs that copy, which serves the tunnel;
+// the next run finds the copy there and does not copy again; a binary for
+// another architecture is refused with the reason.
+func TestUpload(t *testing.T) {
+	user := userName()
+	l := newLab(t, "LAB_USER="+user)
+	l.mustIn(l.Server, "ip", "tuntap", "add", "dev", "svpn0", "mode", "tun", "user", user)
+	l.mustIn(l.Server, "ip", "addr", "add", serverV4+"/30", "dev", "svpn0")
+	l.mustIn(l.Server, "ip", "link", "set", "svpn0", "up")
+	args := []string{"--upload", "--remote-cmd", "no-such-sshvpn --remote --dev svpn0 --addr " + serverV4 + "/30 --peer-addr " + clientV4 + "/30",
+		"--addr", clientV4 + "/30", "--peer-addr", serverV4 + "/30", user + "@server"}
+	cache := filepath.Join(l.dir, "home", user, ".cache", "sshvpn")
+
+	v := l.up(args...)
+	if !strings.Contains(v.log.String(), "copied sshvpn to the server") {
+		t.Errorf("no copy reported:\n%s", v.log)
+	}
+	if err := l.ping(l.Client, serverV4); err != nil {
+		t.Error(err)
+	}
+	// The remote's process is the copy (its name is sshvpn-VERSION).
+	var exe string
+	out, _ := exec.Command("ip", "netns", "pids", l.Server).Output()
+	for _, pid := range strings.Fields(string(out)) {
+		if e, _ := os.Readlink(filepath.Join("/proc", pid, "exe")); strings.HasPrefix(e, cache+"/sshvpn-") {
+			exe = e
+		}
+	}
+	if exe == "" || len(l.pidsOf(l.Server, "sshvpn")) != 0 {
+		t.Fatalf("no remote process runs the copy in %s (sshvpn: %v)", cache, l.pidsOf(l.Server, "sshvpn"))
+	}
+	mine, _ := os.ReadFile(l.Bin)
+	theirs, _ := os.ReadFile(exe)
+	if len(mine) == 0 || string(mine) != string(theirs) {
+		t.Errorf("the copy (%d bytes) differs from the client's binary (%d bytes)", len(theirs), len(mine))
+	}
+	if err, log := v.stop(t); err != nil {
+		t.Fatalf("exit %v:\n%s", err, log)
+	}
+
+	v = l.up(args...)
+	if log := v.log.String(); strings.Contains(log, "copied sshvpn") || !strings.Contains(log, "has this sshvpn already") {
+		t.Errorf("second run copied again or did not say why not:\n%s", log)
+	}
+	if err, log := v.stop(t); err != nil {
+		t.Fatalf("exit %v:\n%s", err, log)
+	}
+
+	// A build for arm64 (its ELF header says so) is not for this server.
+	arm := filepath.Join(l.dir, "sshvpn-arm64")
+	b := append([]byte(nil), mine...)
+	b[18], b[19] = 183, 0 // e_machine: EM_AARCH64
+	if err := os.WriteFile(arm, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	v = l.start(append([]string{"--upload-binary", arm}, args...)...)
+	err, log := v.wait(t, 30e9)
+	if last := lastLine(log); err == nil || !strings.Contains(last, "arm64") || !strings.Contains(last, "amd64") {
+		t.Errorf("upload of an arm64 build: exit %v, last line %q", err, last)
+	}
+}
