@@ -42,6 +42,9 @@ type Native struct {
 	// it; nil where there is no terminal (then encrypted keys are skipped,
 	// and no password is asked for).
 	Prompt func(prompt string) (string, error)
+	// As, if set, is the account whose ssh configuration, keys and
+	// known_hosts to use instead of this process's (sshvpn under sudo).
+	As *User
 }
 
 // handshakeTimeout bounds the SSH handshake and login when ConnectTimeout
@@ -113,7 +116,7 @@ func (n *Native) Dial(ctx context.Context) (Conn, error) {
 
 // reach resolves the destination's configuration and connects to it.
 func (n *Native) reach(ctx context.Context) (*client, error) {
-	cfg, err := ResolveSSHConfig(n.ConfigFile, n.Destination)
+	cfg, err := resolveSSHConfig(n.ConfigFile, n.Destination, n.As)
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +149,7 @@ func (n *Native) connect(ctx context.Context, cfg SSHConfig) (*client, error) {
 	c := &client{logf: n.logf, dead: make(chan struct{}), done: make(chan struct{}), exited: make(chan struct{})}
 	hops := make([]SSHConfig, 0, len(cfg.ProxyJump)+1)
 	for _, hop := range cfg.ProxyJump {
-		h, err := ResolveSSHConfig(n.ConfigFile, hop)
+		h, err := resolveSSHConfig(n.ConfigFile, hop, n.As)
 		if err != nil {
 			return nil, err
 		}
@@ -471,8 +474,8 @@ func recordHost(files []string, host string, key ssh.PublicKey) error {
 // its passphrase only when the server accepts it. Keyboard-interactive and
 // password come last, on a terminal and without BatchMode only.
 func (n *Native) auth(h SSHConfig) ([]ssh.AuthMethod, func()) {
-	home, _ := os.UserHomeDir()
-	tokens := map[byte]string{'h': h.HostName, 'n': h.Host, 'p': strconv.Itoa(h.Port), 'r': h.User, 'u': localUser(), 'd': home}
+	home := homeOf(n.As)
+	tokens := map[byte]string{'h': h.HostName, 'n': h.Host, 'p': strconv.Itoa(h.Port), 'r': h.User, 'u': userOf(n.As), 'd': home}
 	var paths []string
 	for _, f := range h.IdentityFiles {
 		paths = append(paths, ExpandPath(f, tokens, home))

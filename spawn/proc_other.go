@@ -3,7 +3,9 @@
 package spawn
 
 import (
+	"errors"
 	"os"
+	"os/exec"
 	"syscall"
 )
 
@@ -13,3 +15,8 @@ func dieWithParent() *syscall.SysProcAttr { return &syscall.SysProcAttr{} }
 
 // growPipe does nothing here.
 func growPipe(*os.File) {}
+
+// runAs is not supported here.
+func runAs(*exec.Cmd, *User) error {
+	return errors.New("spawn: running ssh as another user is supported on Linux only")
+}

@@ -57,6 +57,10 @@ type Options struct {
 	Stderr io.Writer
 	// Logf, if set, logs the command line and exit status.
 	Logf func(format string, args ...any)
+	// As, if set, runs ssh as that account, with its HOME, USER and
+	// LOGNAME (sshvpn under sudo: the invoking user's keys, configuration
+	// and known_hosts, not root's).
+	As *User
 }
 
 // Process is a running ssh child, a Conn: reads and writes go to the remote
@@ -162,6 +166,11 @@ func Start(o Options) (*Process, error) {
 	// Die with us: an sshvpn killed hard must not leave ssh holding the
 	// remote tunnel open.
 	cmd.SysProcAttr = dieWithParent()
+	if o.As != nil {
+		if err := runAs(cmd, o.As); err != nil {
+			return nil, err
+		}
+	}
 	// A process ssh leaves behind (a ProxyCommand, a ControlPersist
 	// master) may hold its stderr open; do not wait for it past ssh's exit.
 	cmd.WaitDelay = waitDelay

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -53,11 +54,17 @@ var systemConfig = "/etc/ssh/ssh_config"
 // configuration file configFile, or with ~/.ssh/config and the system's
 // file when configFile is empty.
 func ResolveSSHConfig(configFile, destination string) (SSHConfig, error) {
+	return resolveSSHConfig(configFile, destination, nil)
+}
+
+// resolveSSHConfig is ResolveSSHConfig for account as (nil: this process's).
+func resolveSSHConfig(configFile, destination string, as *User) (SSHConfig, error) {
+	home, local := homeOf(as), userOf(as)
 	var files []string
 	if configFile != "" {
 		files = []string{configFile}
 	} else {
-		if home, err := os.UserHomeDir(); err == nil {
+		if home != "" {
 			files = append(files, filepath.Join(home, ".ssh", "config"))
 		}
 		files = append(files, systemConfig)
@@ -84,10 +91,12 @@ func ResolveSSHConfig(configFile, destination string) (SSHConfig, error) {
 		}
 		cfgs = append(cfgs, c)
 	}
-	return resolve(cfgs, destination)
+	return resolve(cfgs, destination, home, local)
 }
 
-func resolve(cfgs []*ssh_config.Config, destination string) (SSHConfig, error) {
+// resolve resolves destination with cfgs for the account of home and
+// local (its name).
+func resolve(cfgs []*ssh_config.Config, destination, home, local string) (SSHConfig, error) {
 	userPart, host, portPart, err := splitDestination(destination)
 	if err != nil {
 		return SSHConfig{}, err
@@ -124,7 +133,6 @@ func resolve(cfgs []*ssh_config.Config, destination string) (SSHConfig, error) {
 	if r.User == "" {
 		r.User = get("User")
 	}
-	local := localUser()
 	if r.User == "" {
 		r.User = local
 	}
@@ -135,7 +143,6 @@ func resolve(cfgs []*ssh_config.Config, destination string) (SSHConfig, error) {
 	if r.Port, err = strconv.Atoi(port); err != nil || r.Port < 1 || r.Port > 65535 {
 		return SSHConfig{}, fmt.Errorf("spawn: bad port %q for %s", port, host)
 	}
-	home, _ := os.UserHomeDir()
 	hostname := get("HostName")
 	if hostname == "" {
 		hostname = host
@@ -255,6 +262,35 @@ func localUser() string {
 		return u.Username
 	}
 	return os.Getenv("USER")
+}
+
+// User is an account to run ssh as, and whose configuration, keys and
+// known_hosts to use: under sudo, the invoking user rather than root.
+type User struct {
+	Name     string
+	UID, GID uint32
+	Groups   []uint32
+	Home     string
+}
+
+// Apply makes cmd, not yet started, run as u (Linux only).
+func (u *User) Apply(cmd *exec.Cmd) error { return runAs(cmd, u) }
+
+// homeOf is as's home directory, or this process's.
+func homeOf(as *User) string {
+	if as != nil {
+		return as.Home
+	}
+	home, _ := os.UserHomeDir()
+	return home
+}
+
+// userOf is as's name, or this process's user's.
+func userOf(as *User) string {
+	if as != nil {
+		return as.Name
+	}
+	return localUser()
 }
 
 // splitDestination splits [user@]host[:port], with [v6addr]:port too.

@@ -27,7 +27,11 @@ const (
 // MiB of stdout; if the command fails, the error quotes the end of its
 // stderr, with control characters removed. A child that keeps ssh's pipes
 // open after ssh exits (a ControlPersist master) does not hold it up.
-func ExecRunner(sshArgv []string) Runner {
+func ExecRunner(sshArgv []string) Runner { return ExecRunnerWith(sshArgv, nil) }
+
+// ExecRunnerWith is ExecRunner with prepare, if not nil, called on each
+// command before it starts (to run ssh as another account, say).
+func ExecRunnerWith(sshArgv []string, prepare func(*exec.Cmd) error) Runner {
 	argv := slices.Clone(sshArgv)
 	return func(ctx context.Context, command string, stdin io.Reader) ([]byte, error) {
 		if len(argv) == 0 {
@@ -38,6 +42,11 @@ func ExecRunner(sshArgv []string) Runner {
 		stdout, stderr := &tailBuffer{max: maxStdout}, &tailBuffer{max: keepStderr}
 		cmd.Stdout, cmd.Stderr = stdout, stderr
 		cmd.WaitDelay = waitDelay
+		if prepare != nil {
+			if err := prepare(cmd); err != nil {
+				return nil, err
+			}
+		}
 		err := cmd.Run()
 		name := filepath.Base(argv[0])
 		var ee *exec.ExitError

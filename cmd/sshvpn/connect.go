@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
+	"os/user"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,6 +37,7 @@ type connectCmd struct {
 	Subsystem    string `placeholder:"NAME" help:"With --native: ask sshd for this Subsystem instead of running --remote-cmd (sshd_config: \"Subsystem sshvpn /usr/local/bin/sshvpn --remote\"): no shell, so no startup files and no banners."`
 	OpenSSHTun   bool   `name:"openssh-tun" help:"With --native: the server has no sshvpn; use OpenSSH's own tun@openssh.com channel (what ssh -w uses; the server needs PermitTunnel). --remote-dev N picks its tunN; its addresses are the server admin's business."`
 	Upload       bool   `help:"Copy this sshvpn to the server over ssh (to ~/.cache/sshvpn/sshvpn-VERSION, checked by size and SHA-256, skipped when an identical copy is there) and run that copy instead of the first word of --remote-cmd: nothing to install on the server. The server's system and architecture must match the binary's."`
+	AsRootSSH    bool   `name:"as-root-ssh" help:"Under sudo, use root's ssh keys, configuration and known_hosts; by default ssh runs as the user who ran sudo (SUDO_UID), with that user's, while the device and routes stay root's."`
 	UploadBinary string `placeholder:"FILE" help:"With --upload: copy FILE instead of this sshvpn (a build for the server's architecture: CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build ./cmd/sshvpn)."`
 	tunnelFlags
 	Mode        string `default:"tun" enum:"tun,tap" help:"tun carries IP packets; tap carries Ethernet frames (the server must allow it)."`
@@ -53,6 +56,7 @@ type connectCmd struct {
 	ready   bool         // systemd was told READY
 	log     *slog.Logger // for notifyState
 	profile string       // the profile it was started from (sshvpn up)
+	as      *spawn.User  // under sudo: the account ssh runs as
 }
 
 func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, hup hangup, v verbosity) error {
@@ -61,6 +65,12 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, hup hangup, v ve
 	p, err := c.plan()
 	if err != nil {
 		return err
+	}
+	if c.as, err = invokingUser(c.AsRootSSH); err != nil {
+		return err
+	}
+	if c.as != nil {
+		log.Debug("under sudo: ssh runs as the invoking user", "user", c.as.Name, "home", c.as.Home)
 	}
 	dialer, err := c.dialer(log)
 	if err != nil {
@@ -188,13 +198,13 @@ func (c *connectCmd) dialer(log *slog.Logger) (spawn.Dialer, error) {
 		if c.SSHConfig != "" {
 			sshArgv = append(slices.Clone(sshArgv), "-F", c.SSHConfig)
 		}
-		return spawn.Options{SSH: sshArgv, Destination: c.Destination, RemoteCommand: c.RemoteCmd, Logf: logf}, nil
+		return spawn.Options{SSH: sshArgv, Destination: c.Destination, RemoteCommand: c.RemoteCmd, Logf: logf, As: c.as}, nil
 	}
 	if c.SSHCmd != "ssh" {
 		return nil, fmt.Errorf("--ssh-cmd goes with the ssh binary, not --native: put its options in the ssh configuration (-F FILE)")
 	}
 	n := spawn.Native{ConfigFile: c.SSHConfig, Destination: c.Destination, RemoteCommand: c.RemoteCmd,
-		Subsystem: c.Subsystem, AcceptNew: c.AcceptNew, Logf: logf, Prompt: terminalPrompt()}
+		Subsystem: c.Subsystem, AcceptNew: c.AcceptNew, Logf: logf, Prompt: terminalPrompt(), As: c.as}
 	if !c.OpenSSHTun {
 		return &n, nil
 	}
@@ -309,7 +319,11 @@ func (c *connectCmd) upload(ctx context.Context, log *slog.Logger) (spawn.Dialer
 		return nil, err
 	}
 	argv = argv[:len(argv)-1] // the empty remote command: Runner adds its own
-	res, err := upload.Ensure(ctx, upload.ExecRunner(argv), upload.Options{
+	var prepare func(*exec.Cmd) error
+	if c.as != nil {
+		prepare = c.as.Apply
+	}
+	res, err := upload.Ensure(ctx, upload.ExecRunnerWith(argv, prepare), upload.Options{
 		Binary: c.UploadBinary, Version: versionString(), Logf: func(f string, a ...any) { log.Debug(fmt.Sprintf(f, a...)) }})
 	if err != nil {
 		return nil, err
@@ -328,4 +342,31 @@ func (c *connectCmd) upload(ctx context.Context, log *slog.Logger) (spawn.Dialer
 	}
 	opts.RemoteCommand = strings.Join(quoted, " ")
 	return opts, nil
+}
+
+// invokingUser is the user who ran sshvpn through sudo (SUDO_UID), whose
+// ssh keys, configuration and known_hosts the connection should use; nil
+// when not under sudo, for root itself, or with --as-root-ssh.
+func invokingUser(asRoot bool) (*spawn.User, error) {
+	id := os.Getenv("SUDO_UID")
+	if asRoot || os.Geteuid() != 0 || id == "" || id == "0" {
+		return nil, nil
+	}
+	u, err := user.LookupId(id)
+	if err != nil {
+		return nil, fmt.Errorf("under sudo, the invoking user (SUDO_UID=%s) is unknown: %w (--as-root-ssh uses root's ssh setup instead)", id, err)
+	}
+	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+	if err1 != nil || err2 != nil {
+		return nil, fmt.Errorf("under sudo: user %s has a uid or gid that is not a number", u.Username)
+	}
+	a := &spawn.User{Name: u.Username, UID: uint32(uid), GID: uint32(gid), Home: u.HomeDir}
+	ids, _ := u.GroupIds()
+	for _, g := range ids {
+		if n, err := strconv.ParseUint(g, 10, 32); err == nil {
+			a.Groups = append(a.Groups, uint32(n))
+		}
+	}
+	return a, nil
 }
