@@ -1,0 +1,310 @@
+package nat
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/sshvpn/sshvpn/internal/proc"
+	"github.com/vishvananda/netns"
+)
+
+// Gateway is one session's share of the gateway: its rules, and its claim
+// on the forwarding sysctls.
+type Gateway struct {
+	id      session
+	clients []netip.Prefix
+	dir     string
+	logf    func(string, ...any)
+	ns      netns.NsHandle // the network namespace it changed
+	nsKey   string         // that namespace as proc.NetNS names it
+
+	mu     sync.Mutex
+	closed bool
+}
+
+// session identifies a session: its process and its device.
+type session struct {
+	PID   int    `json:"pid"`
+	Start string `json:"start"`
+	Dev   string `json:"dev"`
+}
+
+func (s session) alive() bool { return proc.Holder{PID: s.PID, Start: s.Start}.Alive() }
+
+func (s session) String() string { return fmt.Sprintf("%s (pid %d)", s.Dev, s.PID) }
+
+// Enable adds the rules of the session cfg describes and turns forwarding
+// on, in the network namespace of the calling thread. Enabling a session
+// again replaces its rules. The error says what is missing, such as a
+// default route.
+func Enable(cfg Config) (*Gateway, error) {
+	logf := cfg.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	if cfg.Dev == "" || len(cfg.Dev) > 15 || strings.ContainsAny(cfg.Dev, "/ \t\n") {
+		return nil, fmt.Errorf("nat: %q is not a device name", cfg.Dev)
+	}
+	if cfg.StateDir == "" {
+		return nil, errors.New("nat: no state directory")
+	}
+	clients, err := normalize(cfg.Clients)
+	if err != nil {
+		return nil, err
+	}
+	h := cfg.Holder
+	if h == (proc.Holder{}) {
+		h = proc.Self()
+	}
+	if h.PID <= 0 || h.Start == "" || strings.ContainsAny(h.Start, " \t\n") {
+		return nil, fmt.Errorf("nat: %v does not identify a process", h)
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+		return nil, fmt.Errorf("nat: state directory: %w", err)
+	}
+
+	// Netlink sockets and /proc/sys belong to the namespace of the thread
+	// that opens them: stay on one.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	ns, err := netns.Get()
+	if err != nil {
+		return nil, fmt.Errorf("nat: network namespace: %w", err)
+	}
+	g := &Gateway{
+		id:      session{PID: h.PID, Start: h.Start, Dev: cfg.Dev},
+		clients: clients,
+		dir:     cfg.StateDir,
+		logf:    logf,
+		ns:      ns,
+		nsKey:   proc.NetNS(),
+	}
+	up, err := uplinks(ns, families(clients))
+	if err != nil {
+		ns.Close()
+		return nil, err
+	}
+	unlock, err := lockState(g.dir)
+	if err != nil {
+		ns.Close()
+		return nil, err
+	}
+	defer unlock()
+	if err := g.enable(up); err != nil {
+		if rerr := g.release(); rerr != nil {
+			logf("nat: undoing what %s did: %v", g.id, rerr)
+		}
+		ns.Close()
+		return nil, err
+	}
+	return g, nil
+}
+
+// Close removes the session's rules and its claim on the forwarding
+// sysctls: the last session out puts the sysctls back and deletes the
+// table. Closing twice is harmless.
+func (g *Gateway) Close() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return nil
+	}
+	g.closed = true
+	defer g.ns.Close()
+
+	runtime.LockOSThread()
+	cur, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("nat: network namespace: %w", err)
+	}
+	defer cur.Close()
+	if !cur.Equal(g.ns) {
+		// Called from another namespace: go to the gateway's for the
+		// time it takes, and back.
+		if err := netns.Set(g.ns); err != nil {
+			runtime.UnlockOSThread()
+			return fmt.Errorf("nat: entering the gateway's network namespace: %w", err)
+		}
+		defer func() {
+			if err := netns.Set(cur); err != nil {
+				return // the thread stays locked and goes away with its goroutine
+			}
+			runtime.UnlockOSThread()
+		}()
+	} else {
+		defer runtime.UnlockOSThread()
+	}
+
+	unlock, err := lockState(g.dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return g.release()
+}
+
+// Cleanup removes what sessions whose processes are gone left behind in the
+// calling thread's network namespace: their rules, and their claim on the
+// forwarding sysctls, which go back to their old values if no live session
+// needs them. Enable and Close do the same in passing.
+func Cleanup(stateDir string, logf func(string, ...any)) error {
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	ns, err := netns.Get()
+	if err != nil {
+		return fmt.Errorf("nat: network namespace: %w", err)
+	}
+	defer ns.Close()
+	if _, err := os.Stat(stateDir); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	unlock, err := lockState(stateDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	// A gateway of no session: release removes nothing of a live one.
+	g := &Gateway{dir: stateDir, logf: logf, ns: ns, nsKey: proc.NetNS()}
+	return g.release()
+}
+
+// enable does Enable's work under the state lock. On error, release undoes
+// it.
+func (g *Gateway) enable(up map[int][]uplink) error {
+	keys := sysctlsFor(families(g.clients))
+	st, err := loadState(g.dir)
+	if err != nil {
+		return err
+	}
+	nss := st.namespace(g.nsKey)
+	g.prune(nss)
+	nss.remove(g.id)
+	nss.Sessions = append(nss.Sessions, sessionState{session: g.id, Sysctls: keys})
+	var turnOn []string
+	for _, k := range keys {
+		v, err := readSysctl(k)
+		if err != nil {
+			return err
+		}
+		if _, ok := nss.Saved[k]; !ok {
+			nss.Saved[k] = v
+		}
+		if v != "1" {
+			turnOn = append(turnOn, k)
+		}
+	}
+	// What to put back is on disk before anything changes.
+	if err := st.save(g.dir); err != nil {
+		return err
+	}
+
+	if err := g.syncRules(g.rules(up)); err != nil {
+		return err
+	}
+	for _, k := range turnOn {
+		if k == sysctlIPv6 {
+			warnRA(up[6], g.logf)
+		}
+		if err := writeSysctl(k, "1"); err != nil {
+			return err
+		}
+		g.logf("nat: turned on %s (it was %s)", k, nss.Saved[k])
+	}
+	var names []string
+	for _, fam := range []int{4, 6} {
+		for _, u := range up[fam] {
+			if !slices.Contains(names, u.name) {
+				names = append(names, u.name)
+			}
+		}
+	}
+	g.logf("nat: %s masquerades %v out of %s", g.id.Dev, g.clients, strings.Join(names, ", "))
+	warnForwardDrop(g.ns, g.logf)
+
+	// Sysctls only sessions now gone needed go back.
+	err = settle(nss, g.logf)
+	return errors.Join(err, st.save(g.dir))
+}
+
+// release removes the session's rules and its claim on the sysctls, and
+// whatever sessions whose processes are gone left, under the state lock.
+func (g *Gateway) release() error {
+	var errs []error
+	st, err := loadState(g.dir)
+	if err != nil {
+		errs = append(errs, err)
+	} else {
+		if nss := st.Namespaces[g.nsKey]; nss != nil {
+			nss.remove(g.id)
+			g.prune(nss)
+			errs = append(errs, settle(nss, g.logf))
+			if len(nss.Sessions) == 0 && len(nss.Saved) == 0 {
+				delete(st.Namespaces, g.nsKey)
+			}
+			errs = append(errs, st.save(g.dir))
+		}
+	}
+	errs = append(errs, g.syncRules(nil))
+	return errors.Join(errs...)
+}
+
+// prune drops the sessions whose processes are gone.
+func (g *Gateway) prune(nss *nsState) {
+	nss.Sessions = slices.DeleteFunc(nss.Sessions, func(s sessionState) bool {
+		if s.alive() {
+			return false
+		}
+		g.logf("nat: session %s is gone; dropping its claim on forwarding", s.session)
+		return true
+	})
+}
+
+// normalize checks the client prefixes and masks them.
+func normalize(in []netip.Prefix) ([]netip.Prefix, error) {
+	if len(in) == 0 {
+		return nil, errors.New("nat: no client address to masquerade")
+	}
+	var out []netip.Prefix
+	for _, p := range in {
+		if !p.IsValid() {
+			return nil, fmt.Errorf("nat: %v is not a client prefix", p)
+		}
+		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+		}
+		p = p.Masked()
+		if p.Addr().Zone() != "" {
+			p = netip.PrefixFrom(p.Addr().WithZone(""), p.Bits())
+		}
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// families are the IP versions (4, 6) of ps.
+func families(ps []netip.Prefix) []int {
+	var out []int
+	for _, p := range ps {
+		f := 6
+		if p.Addr().Is4() {
+			f = 4
+		}
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
