@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -99,7 +100,11 @@ type ServerConfig struct {
 	Nets func() ([]router.Net, error)
 	// Rate caps each direction of the session's traffic.
 	Rate RateLimit
-	Open Opener
+	// Forwarding, if set, tells whether this machine forwards IPv4 and
+	// IPv6 ("ipv4", "ipv6"), asked once the link is up; the answer
+	// carries it, so that a client routing networks here can warn.
+	Forwarding func() map[string]bool
+	Open       Opener
 
 	Keepalive time.Duration
 	DeadAfter time.Duration
@@ -319,6 +324,9 @@ func runClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) (
 	}
 	log.Info("tunnel up", "dev", cfg.Link.dev.Name(), "local", t.Addrs, "remote", t.PeerAddrs, "mtu", t.MTU,
 		"server", cfg.Server, "remote_dev", h.Dev, "offloads", offload)
+	if msg := noForwarding(cfg.Link.cfg, t.Addrs, h.Forward); msg != "" {
+		log.Warn(msg)
+	}
 	return true, p.run(ctx)
 }
 
@@ -394,6 +402,9 @@ func Serve(ctx context.Context, conn io.ReadWriteCloser, cfg ServerConfig) error
 	answer := &framing.Hello{Role: "server", Software: Software, Mode: string(t.Mode), MTU: t.MTU,
 		Addrs: t.Addrs, PeerAddrs: t.PeerAddrs, Dev: link.dev.Name()}
 	answer.Offloads, answer.MaxFrame = offer(link.dev, t.Mode)
+	if cfg.Forwarding != nil && t.Mode == tun.ModeTUN {
+		answer.Forward = cfg.Forwarding()
+	}
 	if err := w.WriteHello(answer); err == nil {
 		err = w.Flush()
 	}
@@ -466,4 +477,35 @@ func writeHello(w *framing.Writer, h *framing.Hello) error {
 
 func isClosed(err error) bool {
 	return errors.Is(err, os.ErrClosed) || errors.Is(err, syscall.EBADF) || errors.Is(err, io.ErrClosedPipe)
+}
+
+// noForwarding is a warning when the client routes networks into the
+// tunnel (--route, or --default-route for the families of its addresses
+// addrs) that the server will not forward: the packets would vanish there.
+// forward is the server's report; nil is unknown (an older server).
+func noForwarding(cfg LinkConfig, addrs []netip.Prefix, forward map[string]bool) string {
+	if forward == nil {
+		return ""
+	}
+	var fams []string
+	for _, fam := range []struct {
+		name string
+		v4   bool
+	}{{"ipv4", true}, {"ipv6", false}} {
+		ofFam := func(p netip.Prefix) bool { return p.Addr().Is4() == fam.v4 }
+		routed := slices.ContainsFunc(cfg.Routes, ofFam) || (cfg.DefaultRoute && slices.ContainsFunc(addrs, ofFam))
+		if on, known := forward[fam.name]; routed && known && !on {
+			fams = append(fams, fam.name)
+		}
+	}
+	if len(fams) == 0 {
+		return ""
+	}
+	what := "--route"
+	if cfg.DefaultRoute {
+		what = "--default-route"
+	}
+	return fmt.Sprintf("the server does not forward %s packets, so what %s sends into the tunnel beyond the server itself goes nowhere: "+
+		"the server's admin can add --nat to its sshvpn --remote (or enable forwarding: sysctl net.ipv4.ip_forward=1, net.ipv6.conf.all.forwarding=1)",
+		strings.Join(fams, " and "), what)
 }

@@ -35,6 +35,10 @@ type Hello struct {
 	// MaxFrame is the largest frame payload the sender takes; 0 means
 	// MaxPayload. Offload frames need MaxOffloadPayload from both.
 	MaxFrame int `json:"max_frame,omitempty"`
+	// Forward is, in the server's answer, whether it forwards packets
+	// of each family ("ipv4", "ipv6"): a client that routes networks into
+	// the tunnel warns when it does not. Absent: unknown.
+	Forward map[string]bool `json:"forward,omitempty"`
 }
 
 // MinResume and MaxResume bound the length of a resume token: at least 128

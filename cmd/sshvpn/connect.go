@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/sshvpn/sshvpn"
+	"github.com/sshvpn/sshvpn/dns"
 	"github.com/sshvpn/sshvpn/hook"
 	"github.com/sshvpn/sshvpn/notify"
 	"github.com/sshvpn/sshvpn/registry"
@@ -44,6 +45,7 @@ type connectCmd struct {
 	RemoteDev   string `placeholder:"NAME" help:"Ask the server for this device name (granted only if its policy names the same)."`
 	RemoteRoute []cidr `placeholder:"CIDR" help:"Ask the server to route this network, which is behind this machine, into the tunnel (granted only inside the server's --allow-route networks)."`
 	linkFlags
+	DNS            []netip.Addr  `name:"dns" placeholder:"ADDR" help:"Use this DNS server (reached through the tunnel, say a resolver on the server's network) while the tunnel is up, for all names: through systemd-resolved when it runs, else resolvconf; undone on exit. Repeatable."`
 	DefaultRoute   bool          `help:"Send all traffic through the tunnel: the two half-default routes for each family the tunnel has, after pinning the route to the SSH server outside it. All removed on exit; with --reconnect they stay while the tunnel is down, so nothing leaks past it."`
 	Reconnect      bool          `help:"When the connection dies (ssh exits, the server stops answering or restarts), dial again with backoff (1s doubling to 60s), keeping the device, its addresses and routes, and open TCP connections. SIGHUP reconnects at once."`
 	ReconnectTries int           `placeholder:"N" help:"Give up after N failed attempts in a row (implies --reconnect; default: no limit)."`
@@ -93,6 +95,14 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, hup hangup, v ve
 	s.sweep()
 	stats := new(sshvpn.Stats)
 	m := newMonitor(s, stats, log, v.verbose)
+	var undoDNS func() error
+	defer func() {
+		if undoDNS != nil {
+			if err := undoDNS(); err != nil {
+				log.Error(err.Error())
+			}
+		}
+	}()
 	m.onState = c.notifyState
 	defer m.start()()
 	link := sshvpn.NewLink(dev, sshvpn.LinkConfig{
@@ -102,6 +112,15 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, hup hangup, v ve
 		Env:   hook.Env{Side: "local"}, Rehook: c.Rehook, Logger: log, Stats: stats,
 		OnUp: func(t sshvpn.Tunnel) error {
 			s.tunnel(t)
+			if len(c.DNS) > 0 && undoDNS == nil {
+				undo, err := dns.Apply(dev.Name(), c.DNS, func(f string, a ...any) { log.Debug(fmt.Sprintf(f, a...)) })
+				if err != nil {
+					log.Error(err.Error()) // the tunnel works without it
+				} else {
+					undoDNS = undo
+					log.Info("DNS through the tunnel", "servers", c.DNS)
+				}
+			}
 			m.up(t, fmt.Sprintf("tunnel up: %s %s to %s, server %s", dev.Name(), joinPrefixes(t.Addrs), joinPrefixes(t.PeerAddrs), c.Destination))
 			return nil
 		},

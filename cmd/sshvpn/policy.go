@@ -28,6 +28,7 @@ type policyFlags struct {
 	AllowRoute  []cidr   `placeholder:"CIDR" help:"Networks inside which the client may ask (--remote-route) for routes on this server into its tunnel; granted routes also pass the source check. They may not overlap --pool or the tunnel addresses."`
 	MaxSessions int      `placeholder:"N" help:"How many sessions of this key may run at once (default: 1 with fixed addresses, the pool's size with --pool, no limit when the client proposes the addresses). Sessions are counted per key when sshd's ExposeAuthInfo is on, else per account and command line."`
 	Replace     bool     `help:"A new session of this key takes over from an older one that holds its addresses or exceeds --max-sessions (as after a client's reboot, before the old session is known to be dead); the old one is told and ends. Default: the new session is refused. (The same client reconnecting always takes over from its own older session.)"`
+	NAT         bool     `name:"nat" help:"Make this server the client's gateway: forward the tunnel's traffic and masquerade the client's tunnel addresses out of the default route's interface (IPv4 and IPv6), with nftables rules in a table of sshvpn's own (inet sshvpn) that go when the session ends; the forwarding sysctls are put back as they were when the last session that needed them ends."`
 	Rate        []string `placeholder:"RATE" help:"Limit each direction of a session: bits (20Mbit), bytes (2.5MB) or packets (5000pps) per second; give it twice for bytes and packets. Packets over the limit are dropped."`
 }
 
@@ -69,6 +70,9 @@ func (p *policyFlags) args() []string {
 	}
 	if p.Replace {
 		a = append(a, "--replace")
+	}
+	if p.NAT {
+		a = append(a, "--nat")
 	}
 	add("rate", p.Rate...)
 	return a

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/sshvpn/sshvpn"
 	"github.com/sshvpn/sshvpn/hook"
+	"github.com/sshvpn/sshvpn/nat"
 	"github.com/sshvpn/sshvpn/pool"
 	"github.com/sshvpn/sshvpn/registry"
 	"github.com/sshvpn/sshvpn/router"
@@ -142,12 +144,20 @@ func (r *remoteCmd) serveOn(ctx context.Context, conn spawn.Conn, log *slog.Logg
 	}()
 	stats := new(sshvpn.Stats)
 	m := newMonitor(s, stats, log, false)
+	var gw *nat.Gateway
+	defer func() {
+		if gw != nil {
+			if err := gw.Close(); err != nil {
+				log.Error(err.Error(), sshvpn.AdminOnly)
+			}
+		}
+	}()
 	stopMonitor := func() {}
 	defer func() { stopMonitor() }()
 	cfg := sshvpn.ServerConfig{
 		Mode: pol.mode, MTU: r.MTU, Addrs: pol.addrs, PeerAddrs: pol.peers, Dev: r.Dev,
 		AllowSources: pol.allow, AllowRoutes: pol.allowRoutes, Pool: pol.pool, Nets: router.Nets, ClientAddr: client, Rate: pol.rate,
-		Keepalive: r.Keepalive, DeadAfter: r.DeadAfter, Logger: log, Stats: stats,
+		Keepalive: r.Keepalive, DeadAfter: r.DeadAfter, Logger: log, Stats: stats, Forwarding: forwarding,
 	}
 	cfg.Admit = func(t sshvpn.Tunnel) error {
 		// The same client reconnecting ends its older session first.
@@ -208,6 +218,15 @@ func (r *remoteCmd) serveOn(ctx context.Context, conn spawn.Conn, log *slog.Logg
 			Env:   env,
 			OnUp: func(t sshvpn.Tunnel) error {
 				s.tunnel(t)
+				if r.NAT && gw == nil {
+					var err error
+					gw, err = nat.Enable(nat.Config{Dev: dev.Name(), Clients: hosts(t.PeerAddrs), StateDir: stateDir(r.StateDir),
+						Logf: func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...), sshvpn.AdminOnly) }})
+					if err != nil {
+						return err
+					}
+					log.Info("gateway for the client: forwarding and masquerading its addresses", "client", t.PeerAddrs)
+				}
 				m.up(t, "")
 				stopMonitor = m.start() // the record exists by now
 				return nil
@@ -241,4 +260,25 @@ func stateDir(flag string) string {
 		return flag
 	}
 	return registryDir()
+}
+
+// hosts turns each prefix into its address alone.
+func hosts(ps []netip.Prefix) []netip.Prefix {
+	out := make([]netip.Prefix, len(ps))
+	for i, p := range ps {
+		out[i] = netip.PrefixFrom(p.Addr(), p.Addr().BitLen())
+	}
+	return out
+}
+
+// forwarding reports whether this machine forwards IPv4 and IPv6, from its
+// sysctls.
+func forwarding() map[string]bool {
+	out := map[string]bool{}
+	for fam, path := range map[string]string{"ipv4": "/proc/sys/net/ipv4/ip_forward", "ipv6": "/proc/sys/net/ipv6/conf/all/forwarding"} {
+		if b, err := os.ReadFile(path); err == nil {
+			out[fam] = strings.TrimSpace(string(b)) == "1"
+		}
+	}
+	return out
 }
