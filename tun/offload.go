@@ -134,8 +134,8 @@ func (h VnetHdr) Plain() bool {
 }
 
 // maxSegments caps how many segments one super-packet may turn into: 64 KiB
-// at the smallest MSS the handshake's MTU range allows is about 130.
-const maxSegments = 256
+// at the smallest MSS Linux accepts from a peer (tcp_min_snd_mss, 48).
+const maxSegments = 65536/48 + 1
 
 // ErrBadVnetHdr is wrapped by CheckVnet's errors.
 var ErrBadVnetHdr = errors.New("tun: bad virtio-net header")
@@ -214,8 +214,27 @@ func CheckVnet(b []byte, agreed Offload) error {
 	if (need == OffloadTSO4 || need == OffloadUSO4) != (version == 4) {
 		return fmt.Errorf("%w: GSO type %d on an IPv%d packet", ErrBadVnetHdr, gso, version)
 	}
-	if version == 4 && pkt[9] != proto {
-		return fmt.Errorf("%w: GSO type %d on IP protocol %d", ErrBadVnetHdr, gso, pkt[9])
+	// The transport header follows the IP header directly (Linux's tun
+	// hands out no super-packets with IPv6 extension headers), the
+	// checksum is where that protocol keeps it, and the IP length is the
+	// packet's: what recent kernels check in virtio_net_hdr_to_skb, and
+	// older ones did not.
+	next, iplen := pkt[9], int(binary.BigEndian.Uint16(pkt[2:]))
+	if version == 6 {
+		next, iplen = pkt[6], 40+int(binary.BigEndian.Uint16(pkt[4:]))
+	}
+	if next != proto {
+		return fmt.Errorf("%w: GSO type %d on IP protocol %d", ErrBadVnetHdr, gso, next)
+	}
+	if iplen != len(pkt) {
+		return fmt.Errorf("%w: IP length %d for a %d-byte super-packet", ErrBadVnetHdr, iplen, len(pkt))
+	}
+	wantOffset := uint16(16) // TCP
+	if proto == 17 {
+		wantOffset = 6 // UDP
+	}
+	if int(h.CsumStart) != ipHdr || h.CsumOffset != wantOffset {
+		return fmt.Errorf("%w: checksum at %d+%d, not in the transport header at %d", ErrBadVnetHdr, h.CsumStart, h.CsumOffset, ipHdr)
 	}
 	if h.Flags&vnetNeedsCsum == 0 {
 		return fmt.Errorf("%w: a super-packet without checksum offload", ErrBadVnetHdr)

@@ -22,6 +22,7 @@ func udp6(n int) []byte {
 	VnetHdr{Flags: vnetNeedsCsum, GSOType: GSOUDPL4, HdrLen: 48, GSOSize: 1200, CsumStart: 40, CsumOffset: 6}.Encode(b)
 	p := b[VnetHdrLen:]
 	p[0], p[6] = 0x60, 17
+	binary.BigEndian.PutUint16(p[4:], uint16(n-40))
 	return b
 }
 
@@ -69,6 +70,12 @@ func TestCheckVnet(t *testing.T) {
 		{"csum beyond", edit(tcp4(3000), func(h *VnetHdr, _ []byte) { h.CsumStart = 2990 }), all, false},
 		{"csum inside the IP header", edit(tcp4(3000), func(h *VnetHdr, _ []byte) { h.CsumStart = 4 }), all, false},
 		{"truncated IPv4 header", edit(plain[:VnetHdrLen+10], func(*VnetHdr, []byte) {}), all, false},
+		{"csum_start past the TCP header", edit(tcp4(3000), func(h *VnetHdr, _ []byte) { h.CsumStart, h.CsumOffset = 1000, 0 }), all, false},
+		{"TCP checksum offset for UDP", edit(udp6(3000), func(h *VnetHdr, _ []byte) { h.CsumOffset = 16 }), all, false},
+		{"uso6 on TCP", edit(udp6(3000), func(_ *VnetHdr, p []byte) { p[6] = 6 }), all, false},
+		{"IPv4 length not the packet's", edit(tcp4(3000), func(_ *VnetHdr, p []byte) { p[2], p[3] = 0, 100 }), all, false},
+		{"IPv6 extension header", edit(udp6(3000), func(_ *VnetHdr, p []byte) { p[6] = 0 }), all, false},
+		{"small MSS", edit(tcp4(65000), func(h *VnetHdr, _ []byte) { h.GSOSize = 48 }), all, true},
 	}
 	for _, tt := range tests {
 		err := CheckVnet(tt.b, tt.agreed)

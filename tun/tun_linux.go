@@ -61,6 +61,10 @@ func Open(cfg Config) (Device, error) {
 			return nil, err
 		}
 		d.persistent = true
+		// Offloads belong to the device, not to the open file: what an
+		// earlier run (or another program) enabled on this persistent
+		// device would hand this plain reader super-packets.
+		d.setOffload(0)
 		return d, nil
 	}
 	wc := water.Config{DeviceType: water.TUN}
@@ -115,6 +119,16 @@ const (
 // until SetOffload. It reports whether checksum offload, on which the
 // others depend, is among them.
 func (d *device) probe() bool {
+	// A previous owner of a persistent device (QEMU, say) may have
+	// changed the header's size.
+	size := VnetHdrLen
+	var errno syscall.Errno
+	d.rc.Control(func(fd uintptr) {
+		_, _, errno = unix.Syscall(unix.SYS_IOCTL, fd, unix.TUNSETVNETHDRSZ, uintptr(unsafe.Pointer(&size)))
+	})
+	if errno != 0 {
+		return false
+	}
 	for _, o := range []Offload{OffloadCSUM | OffloadTSO4 | OffloadTSO6 | OffloadUSO4 | OffloadUSO6, OffloadCSUM | OffloadTSO4 | OffloadTSO6, OffloadCSUM} {
 		if d.setOffload(o) == nil {
 			d.offloads = o
@@ -270,7 +284,15 @@ func (d *device) BatchSize() int   { return 1 }
 func (d *device) Name() string     { return d.name }
 func (d *device) Index() int       { return d.index }
 func (d *device) Persistent() bool { return d.persistent }
-func (d *device) Close() error     { return d.f.Close() }
+
+// Close closes the device; a persistent one gets its offloads turned off
+// first, as they outlive the file.
+func (d *device) Close() error {
+	if d.persistent && d.offloads != 0 {
+		d.setOffload(0)
+	}
+	return d.f.Close()
+}
 
 // MTU reads the interface's MTU, which Configure or the admin may have set
 // since Open.

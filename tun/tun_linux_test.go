@@ -163,3 +163,63 @@ func TestOffloadKernel(t *testing.T) {
 		}
 	})
 }
+
+// TestPersistentOffloadsReset: offloads belong to the device, so a run
+// that enabled them on an admin's persistent device must not leave them
+// for the next, plain reader.
+func TestPersistentOffloadsReset(t *testing.T) {
+	inNewNetns(t, func() {
+		if out, err := exec.Command("ip", "tuntap", "add", "dev", "ptun0", "mode", "tun").CombinedOutput(); err != nil {
+			t.Errorf("ip tuntap add: %v %s", err, out)
+			return
+		}
+		dev, err := Open(Config{Name: "ptun0", Offload: true})
+		if err != nil || dev.Offloads() == 0 {
+			t.Errorf("open with offloads: %v, %v", err, dev)
+			return
+		}
+		if err := dev.SetOffload(dev.Offloads()); err != nil {
+			t.Error(err)
+		}
+		dev.Close()
+		dev, err = Open(Config{Name: "ptun0"})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer dev.Close()
+		for _, args := range [][]string{{"addr", "add", "198.18.0.1/24", "dev", "ptun0"}, {"link", "set", "ptun0", "up"}} {
+			if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+				t.Errorf("ip %v: %v %s", args, err, out)
+				return
+			}
+		}
+		c, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(198, 18, 0, 2), Port: 9})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close()
+		rc, _ := c.SyscallConn()
+		rc.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_SEGMENT, 1000) })
+		if _, err := c.Write(make([]byte, 5000)); err != nil {
+			t.Error(err)
+			return
+		}
+		buf := make([]byte, 65536)
+		for range 50 {
+			n, err := dev.Read([][]byte{buf}, []int{0}, 0)
+			if err != nil || n != 1 {
+				t.Error(err)
+				return
+			}
+			if buf[0]>>4 == 4 && buf[9] == 17 {
+				if l := binary.BigEndian.Uint16(buf[2:]); l != 1028 {
+					t.Errorf("a plain reader got a UDP packet of %d bytes: offloads left on the device", l)
+				}
+				return
+			}
+		}
+		t.Error("no UDP packet read")
+	})
+}
