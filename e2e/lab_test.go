@@ -259,7 +259,8 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// start runs "sshvpn -v -e 'ssh -F cfg' ARGS..." in the client namespace.
+// start runs "sshvpn -v --log-format logfmt -e 'ssh -F cfg' ARGS..." in
+// the client namespace.
 // The client is stopped at the end of the test if still running.
 func (l *lab) start(args ...string) *vpn {
 	l.t.Helper()
@@ -270,6 +271,9 @@ func (l *lab) start(args ...string) *vpn {
 func (l *lab) startIn(ns string, args ...string) *vpn {
 	l.t.Helper()
 	argv := []string{"netns", "exec", ns, l.Bin, "-v"}
+	if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--log-format") }) {
+		argv = append(argv, "--log-format", "logfmt") // what the tests match
+	}
 	if !slices.Contains(args, "--native") { // --native takes -F itself; -e is the ssh binary's
 		argv = append(argv, "-e", "ssh -F "+l.SSHConfig)
 	}

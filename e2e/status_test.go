@@ -229,3 +229,47 @@ mtu = 1300
 		t.Errorf("a second down: %v %s", err, o)
 	}
 }
+
+// TestOutput: by default the client writes short lines for a person; the
+// server's lines reach it once, marked "server:", at the client's
+// verbosity (-q hides them, -v shows the server's details, also through a
+// forced command); a local hook's failure is not marked as the server's.
+func TestOutput(t *testing.T) {
+	l := newLab(t)
+	lines := func(v *vpn) []string { return strings.Split(strings.TrimSpace(v.log.String()), "\n") }
+	count := func(ls []string, prefix string) int {
+		n := 0
+		for _, line := range ls {
+			if strings.HasPrefix(line, prefix) {
+				n++
+			}
+		}
+		return n
+	}
+	v := l.start(append(tunnelArgs, "--log-format", "text", "root@server")...)
+	if !eventually(20*time.Second, func() bool { return strings.Count(v.log.String(), "tunnel up dev=") >= 2 }) {
+		t.Fatalf("no tunnel:\n%s", v.log)
+	}
+	v.stop(t)
+	ls := lines(v)
+	if count(ls, "server: tunnel up dev=") != 1 || count(ls, "tunnel up dev=") != 1 || count(ls, "level=") != 0 {
+		t.Errorf("default output:\n%s", v.log)
+	}
+	if count(ls, "server: debug: handshake: client hello") != 1 {
+		t.Errorf("-v did not reach the server:\n%s", v.log)
+	}
+
+	// A forced command: the client's -v still reaches the server's log
+	// lines it sees; -q hides the server's info lines.
+	l.setKeys("root", "--addr", serverV4+"/30", "--peer-addr", clientV4+"/30")
+	v = l.start("--log-format", "text", "--addr", clientV4+"/30", "--peer-addr", serverV4+"/30", "root@server")
+	if !eventually(20*time.Second, func() bool { return strings.Contains(v.log.String(), "server: debug: handshake: client hello") }) {
+		t.Errorf("-v through a forced command:\n%s", v.log)
+	}
+	v.stop(t)
+	cmd := exec.Command("ip", "netns", "exec", l.Client, l.Bin, "-q", "-e", "ssh -F "+l.SSHConfig, "--addr", clientV4+"/30", "--peer-addr", serverV4+"/30", "--up", "/bin/false", "root@server")
+	out, err := cmd.CombinedOutput()
+	if err == nil || strings.Contains(string(out), "server:") || !strings.Contains(string(out), "sshvpn: hook: up script /bin/false failed") {
+		t.Errorf("-q with a failing local hook: %v\n%s", err, out)
+	}
+}

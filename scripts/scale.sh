@@ -208,7 +208,7 @@ start_client() {
 		exec 7>&-
 		flock -s 8
 		exec 8<&-
-		exec ip netns exec "$ns" "$LAB_BIN" -e "ssh -F $LAB_SSH_CONFIG" --dev vpn0 root@server
+		exec ip netns exec "$ns" "$LAB_BIN" --log-format logfmt -e "ssh -F $LAB_SSH_CONFIG" --dev vpn0 root@server
 	) 8<"$BARRIER" </dev/null >"${LOGF[k]}" 2>&1 &
 	PID[k]=$!
 }

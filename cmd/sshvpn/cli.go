@@ -54,9 +54,10 @@ Examples:
 
 // CLI is the command line.
 type CLI struct {
-	Verbose bool             `short:"v" help:"Show details: the ssh command, the handshake, frames dropped, traffic counters."`
-	Quiet   bool             `short:"q" help:"Show only errors."`
-	Version kong.VersionFlag `help:"Print the version and exit."`
+	Verbose   bool             `short:"v" help:"Show details: the ssh command, the handshake, frames dropped, traffic counters."`
+	Quiet     bool             `short:"q" help:"Show only errors."`
+	LogFormat string           `name:"log-format" default:"text" enum:"text,logfmt,json" help:"How log lines look: text (short lines for a person; the server's start with \"server:\"), logfmt (key=value, with side=remote on the server's) or json."`
+	Version   kong.VersionFlag `help:"Print the version and exit."`
 
 	Connect connectCmd `cmd:"" default:"withargs" help:"Connect to DESTINATION and bring the tunnel up (the default command)."`
 	Remote  remoteCmd  `cmd:"" help:"Serve one tunnel over stdin/stdout; sshd runs this as \"sshvpn --remote\". Its flags are the server's policy."`
@@ -113,10 +114,14 @@ func runWith(args []string, prof *profile) int {
 		// The server's admin reads the system log; the client reads
 		// stderr, through sshd.
 		id := remoteIdentity(args)
-		log = newRemoteLogger(os.Stderr, openSyslog(), cli.Verbose, cli.Quiet, id.attrs())
+		clientLevel := level(cli.Verbose, cli.Quiet)
+		if !cli.Verbose && !cli.Quiet {
+			clientLevel = level(clientAsks(os.Getenv("SSH_ORIGINAL_COMMAND")))
+		}
+		log = newRemoteLogger(os.Stderr, openSyslog(), cli.Verbose, clientLevel, id.attrs())
 		kctx.Bind(id)
 	} else {
-		log = newLogger(os.Stderr, cli.Verbose, cli.Quiet)
+		log = newLogger(os.Stderr, cli.Verbose, cli.Quiet, cli.LogFormat)
 	}
 	ctx, hup, stop := signals(kctx.Command() == "remote")
 	defer stop()
@@ -214,4 +219,20 @@ func remoteFlag(args []string) []string {
 		}
 	}
 	return args
+}
+
+// clientAsks reads -v or -q from the command the client sent, which sshd
+// passes in SSH_ORIGINAL_COMMAND when a forced command replaced it: the
+// client's wish for how much of the server's log it sees, which a forced
+// command that says -v or -q itself overrides. Nothing else of it is read.
+func clientAsks(original string) (verbose, quiet bool) {
+	for _, w := range strings.Fields(original) {
+		switch w {
+		case "-v", "--verbose":
+			verbose = true
+		case "-q", "--quiet":
+			quiet = true
+		}
+	}
+	return verbose, quiet
 }

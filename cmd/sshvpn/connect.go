@@ -58,11 +58,15 @@ type connectCmd struct {
 	ready   bool         // systemd was told READY
 	log     *slog.Logger // for notifyState
 	profile string       // the profile it was started from (sshvpn up)
-	as      *spawn.User  // under sudo: the account ssh runs as
+	relay   *relay       // where ssh's stderr goes
+	verb    verbosity
+	as      *spawn.User // under sudo: the account ssh runs as
 }
 
 func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, hup hangup, v verbosity) error {
-	c.log = log
+	c.log, c.verb = log, v
+	c.relay = &relay{log: log, raw: os.Stderr}
+	defer c.relay.Flush()
 	defer notify.Stopping()
 	p, err := c.plan()
 	if err != nil {
@@ -217,12 +221,12 @@ func (c *connectCmd) dialer(log *slog.Logger) (spawn.Dialer, error) {
 		if c.SSHConfig != "" {
 			sshArgv = append(slices.Clone(sshArgv), "-F", c.SSHConfig)
 		}
-		return spawn.Options{SSH: sshArgv, Destination: c.Destination, RemoteCommand: c.RemoteCmd, Logf: logf, As: c.as}, nil
+		return spawn.Options{SSH: sshArgv, Destination: c.Destination, RemoteCommand: c.remoteCmd(), Logf: logf, As: c.as, Stderr: c.relay}, nil
 	}
 	if c.SSHCmd != "ssh" {
 		return nil, fmt.Errorf("--ssh-cmd goes with the ssh binary, not --native: put its options in the ssh configuration (-F FILE)")
 	}
-	n := spawn.Native{ConfigFile: c.SSHConfig, Destination: c.Destination, RemoteCommand: c.RemoteCmd,
+	n := spawn.Native{ConfigFile: c.SSHConfig, Destination: c.Destination, RemoteCommand: c.remoteCmd(), Stderr: c.relay,
 		Subsystem: c.Subsystem, AcceptNew: c.AcceptNew, Logf: logf, Prompt: terminalPrompt(), As: c.as}
 	if !c.OpenSSHTun {
 		return &n, nil
@@ -327,7 +331,7 @@ func (c *connectCmd) upload(ctx context.Context, log *slog.Logger) (spawn.Dialer
 		return nil, err
 	}
 	opts := d.(spawn.Options)
-	words, err := spawn.SplitCommand(c.RemoteCmd)
+	words, err := spawn.SplitCommand(opts.RemoteCommand)
 	if err != nil || len(words) == 0 {
 		return nil, fmt.Errorf("--remote-cmd %q: %v", c.RemoteCmd, err)
 	}
@@ -388,4 +392,17 @@ func invokingUser(asRoot bool) (*spawn.User, error) {
 		}
 	}
 	return a, nil
+}
+
+// remoteCmd is --remote-cmd with -v or -q added when given here: the
+// server's log lines the client sees follow the client's verbosity (a
+// forced command's own -v or -q wins on the server).
+func (c *connectCmd) remoteCmd() string {
+	switch {
+	case c.verb.verbose:
+		return c.RemoteCmd + " -v"
+	case c.verb.quiet:
+		return c.RemoteCmd + " -q"
+	}
+	return c.RemoteCmd
 }

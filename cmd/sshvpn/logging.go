@@ -14,9 +14,22 @@ import (
 	"github.com/sshvpn/sshvpn"
 )
 
-// newLogger logs human-readable lines to w (stderr): the client's log.
-func newLogger(w io.Writer, verbose, quiet bool) *slog.Logger {
-	return slog.New(textHandler(w, level(verbose, quiet)))
+// newLogger logs to w (stderr), the client's log, in format (formatText,
+// formatLogfmt or formatJSON).
+func newLogger(w io.Writer, verbose, quiet bool, format string) *slog.Logger {
+	lvl := level(verbose, quiet)
+	switch format {
+	case formatLogfmt:
+		return slog.New(textHandler(w, lvl))
+	case formatJSON:
+		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl, ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if a.Key == sshvpn.AdminOnlyKey {
+				return slog.Attr{}
+			}
+			return a
+		}}))
+	}
+	return slog.New(newHumanHandler(w, lvl))
 }
 
 func level(verbose, quiet bool) slog.Level {
@@ -42,8 +55,13 @@ func textHandler(w io.Writer, lvl slog.Level) slog.Handler {
 // log (sys, if the server has one) with the session's identity, for the
 // server's admin; stderr, which sshd passes to the client, gets only what
 // the client may see: no record marked sshvpn.AdminOnly, no identity.
-func newRemoteLogger(stderr io.Writer, sys *syslog.Writer, verbose, quiet bool, identity []any) *slog.Logger {
-	h := &splitHandler{client: textHandler(stderr, level(verbose, quiet)).WithAttrs([]slog.Attr{slog.String("side", "remote")})}
+//
+// The client's stderr always gets logfmt lines with side=remote, which the
+// client parses and shows in its own format (see relay), at clientLevel:
+// the client may ask for -v or -q, the admin's log follows the server's
+// own verbose alone.
+func newRemoteLogger(stderr io.Writer, sys *syslog.Writer, verbose bool, clientLevel slog.Level, identity []any) *slog.Logger {
+	h := &splitHandler{client: textHandler(stderr, clientLevel).WithAttrs([]slog.Attr{slog.String(sideKey, "remote")})}
 	if sys != nil {
 		lvl := slog.LevelInfo
 		if verbose {

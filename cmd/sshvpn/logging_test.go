@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -46,4 +47,54 @@ func TestAuthKey(t *testing.T) {
 	if got := authKey(dir + "/missing"); got != "" {
 		t.Errorf("authKey(a missing file) = %q, want nothing", got)
 	}
+}
+
+// TestRelay: the server's logfmt lines on ssh's stderr are shown once, in
+// the client's format, marked as the server's and at the client's level;
+// ssh's own lines pass through as they are; control characters from the
+// server are defused.
+func TestRelay(t *testing.T) {
+	var out, raw strings.Builder
+	r := &relay{log: newLogger(&out, false, false, formatText), raw: &raw}
+	io.WriteString(r, `level=INFO msg="tunnel up" side=remote dev=tun0 local="[198.18.0.2/30 fd00::2/64]" mtu=1500`+"\n")
+	io.WriteString(r, "level=DEBUG msg=hidden side=remote\nWarning: Permanently added 'server' to the list of known hosts.\n")
+	io.WriteString(r, `level=WARN msg="evil\x1b[2J" side=remote note="a b"`)
+	r.Flush()
+	want := "server: tunnel up dev=tun0 local=198.18.0.2/30,fd00::2/64 mtu=1500\nserver: warning: evil?[2J note=\"a b\"\n"
+	if out.String() != want {
+		t.Errorf("relayed:\n%q\nwant\n%q", out.String(), want)
+	}
+	if raw.String() != "Warning: Permanently added 'server' to the list of known hosts.\n" {
+		t.Errorf("passed through: %q", raw.String())
+	}
+}
+
+func TestClientAsks(t *testing.T) {
+	if v, q := clientAsks("sshvpn --remote -v"); !v || q {
+		t.Error("-v")
+	}
+	if v, q := clientAsks("sshvpn --remote --quiet"); v || !q {
+		t.Error("--quiet")
+	}
+	if v, q := clientAsks("sshvpn --remote --dev=-v"); v || q {
+		t.Error("a flag value")
+	}
+}
+
+// FuzzRelay: whatever the server writes on stderr, the relay does not
+// panic, and writes only printable text for its lines.
+func FuzzRelay(f *testing.F) {
+	f.Add([]byte(`level=INFO msg="tunnel up" side=remote dev=tun0` + "\n"))
+	f.Add([]byte("level=ERROR side=remote msg=\"\\x00\" k=\"unterminated\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var out strings.Builder
+		r := &relay{log: newLogger(&out, true, false, formatText), raw: io.Discard}
+		r.Write(b)
+		r.Flush()
+		for _, c := range out.String() {
+			if c < 0x20 && c != '\n' && c != '\t' {
+				t.Fatalf("control character %q in %q", c, out.String())
+			}
+		}
+	})
 }
