@@ -3,6 +3,7 @@ package sshvpn
 import (
 	"bytes"
 	"encoding/binary"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -118,18 +119,26 @@ func expectPacket(t *testing.T, what string, c <-chan []byte, want []byte) {
 	}
 }
 
+// offloadServer starts Serve over a socketpair with a fake device that has
+// every offload, and returns the device's opener, the server's counters,
+// the client's end and Serve's result.
+func offloadServer(t *testing.T) (*opener, *Stats, net.Conn, <-chan error) {
+	so := newOpener("server0")
+	so.dev.Offload = allOffloads
+	stats := new(Stats)
+	cc, sc := socketPair(t)
+	srvDone := goErr(func() error {
+		return Serve(t.Context(), sc, ServerConfig{Open: so.Open, Stats: stats, Logger: testLogger(t)})
+	})
+	return so, stats, cc, srvDone
+}
+
 // TestOldPeerNeverGetsOffloads: a client whose Hello offers no offloads
 // (an older sshvpn) gets only Data frames within MaxPayload, even from a
 // server whose device hands out super-packets.
 func TestOldPeerNeverGetsOffloads(t *testing.T) {
 	checkLeaks(t)
-	so := newOpener("server0")
-	so.dev.Offload = allOffloads
-	var stats Stats
-	cc, sc := socketPair(t)
-	srvDone := goErr(func() error {
-		return Serve(t.Context(), sc, ServerConfig{Open: so.Open, Stats: &stats, Logger: testLogger(t)})
-	})
+	so, stats, cc, srvDone := offloadServer(t)
 	r, w := rawClient(t, cc)
 	defer func() {
 		w.WriteFrame(framing.TypeClose, nil)
@@ -167,13 +176,7 @@ func TestOldPeerNeverGetsOffloads(t *testing.T) {
 // goes on.
 func TestOffloadBadHeaders(t *testing.T) {
 	checkLeaks(t)
-	so := newOpener("server0")
-	so.dev.Offload = allOffloads
-	var stats Stats
-	cc, sc := socketPair(t)
-	srvDone := goErr(func() error {
-		return Serve(t.Context(), sc, ServerConfig{Open: so.Open, Stats: &stats, Logger: testLogger(t)})
-	})
+	so, stats, cc, srvDone := offloadServer(t)
 	r, w := framing.NewReader(cc), framing.NewWriter(cc)
 	w.WritePreamble()
 	w.WriteHello(&framing.Hello{Role: "client", Mode: "tun", Addrs: pfx("10.9.0.2/24"), PeerAddrs: pfx("10.9.0.1/24"),

@@ -277,8 +277,15 @@ func (l *lab) startIn(ns string, args ...string) *vpn {
 	if !slices.Contains(args, "--native") { // --native takes -F itself; -e is the ssh binary's
 		argv = append(argv, "-e", "ssh -F "+l.SSHConfig)
 	}
-	argv = append(argv, args...)
-	v := &vpn{cmd: exec.Command("ip", argv...), log: new(syncBuffer), done: make(chan struct{})}
+	return l.exec(ns, append(argv[3:], args...)...)
+}
+
+// exec runs exactly "ARGV..." in namespace ns (argv[0] is the sshvpn
+// binary, or another program), with the lab's extra environment l.Env,
+// and stops it at the end of the test if it still runs.
+func (l *lab) exec(ns string, argv ...string) *vpn {
+	l.t.Helper()
+	v := &vpn{cmd: exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...), log: new(syncBuffer), done: make(chan struct{})}
 	v.cmd.Stdout, v.cmd.Stderr = v.log, v.log
 	v.cmd.Env = append(os.Environ(), l.Env...)
 	// Its own process group, like a job in a shell: Ctrl-C reaches

@@ -197,9 +197,7 @@ func TestAntiSpoofing(t *testing.T) {
 func TestUnprivilegedRemote(t *testing.T) {
 	user := userName()
 	l := newLab(t, "LAB_USER="+user)
-	l.mustIn(l.Server, "ip", "tuntap", "add", "dev", "svpn0", "mode", "tun", "user", user)
-	l.mustIn(l.Server, "ip", "addr", "add", serverV4+"/30", "dev", "svpn0")
-	l.mustIn(l.Server, "ip", "link", "set", "svpn0", "up")
+	l.userDevice(user)
 
 	// Without a device of its own, the account gets an error naming the fix.
 	l.setKeys(user, "--addr", "198.18.0.10/30", "--peer-addr", "198.18.0.9/30")
@@ -356,4 +354,13 @@ func childPID(t *testing.T, parent int, comm string) int {
 	}
 	pid, _ := strconv.Atoi(f[0])
 	return pid
+}
+
+// userDevice makes svpn0 on the server for account user, with the
+// server's tunnel address, as an admin would for an unprivileged remote.
+func (l *lab) userDevice(user string) {
+	l.t.Helper()
+	l.mustIn(l.Server, "ip", "tuntap", "add", "dev", "svpn0", "mode", "tun", "user", user)
+	l.mustIn(l.Server, "ip", "addr", "add", serverV4+"/30", "dev", "svpn0")
+	l.mustIn(l.Server, "ip", "link", "set", "svpn0", "up")
 }

@@ -183,21 +183,10 @@ mtu = 1300
 	if err := os.WriteFile(filepath.Join(home, ".config", "sshvpn", "lab.conf"), []byte(prof), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("ip", "netns", "exec", l.Client, l.Bin, "up", "lab", "--mtu", "1400")
-	cmd.Env = append(os.Environ(), "HOME="+home)
-	out := new(syncBuffer)
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	defer func() {
-		cmd.Process.Kill()
-		<-done
-	}()
-	if !eventually(20*time.Second, func() bool { return strings.Count(out.String(), "tunnel up") >= 2 }) {
-		t.Fatalf("sshvpn up lab: no tunnel:\n%s", out)
+	l.Env = []string{"HOME=" + home}
+	v := l.exec(l.Client, l.Bin, "up", "lab", "--mtu", "1400")
+	if !eventually(20*time.Second, func() bool { return strings.Count(v.log.String(), "tunnel up") >= 2 }) {
+		t.Fatalf("sshvpn up lab: no tunnel:\n%s", v.log)
 	}
 	if err := l.ping(l.Client, serverV4); err != nil {
 		t.Error(err)
@@ -214,13 +203,12 @@ mtu = 1300
 		t.Fatalf("sshvpn down lab: %v\n%s", err, o)
 	}
 	select {
-	case err := <-done:
-		done <- err
-		if err != nil {
-			t.Errorf("sshvpn up lab exited with %v after down:\n%s", err, out)
+	case <-v.done:
+		if v.err != nil {
+			t.Errorf("sshvpn up lab exited with %v after down:\n%s", v.err, v.log)
 		}
-	default:
-		t.Fatalf("sshvpn down returned while the tunnel still runs:\n%s", out)
+	case <-time.After(time.Second): // (Wait returns a moment after the exit)
+		t.Fatalf("sshvpn down returned while the tunnel still runs:\n%s", v.log)
 	}
 	if _, err := l.in(l.Client, "ip", "link", "show", "vpn0"); err == nil {
 		t.Error("vpn0 is still there after sshvpn down")

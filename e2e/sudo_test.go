@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -54,40 +55,19 @@ func TestSudo(t *testing.T) {
 	os.Chown(dotssh, uid, gid)
 	// The server side: the user's own account there, on a device made
 	// for it (the key is the lab's, authorized for the account).
-	l.mustIn(l.Server, "ip", "tuntap", "add", "dev", "svpn0", "mode", "tun", "user", name)
-	l.mustIn(l.Server, "ip", "addr", "add", serverV4+"/30", "dev", "svpn0")
-	l.mustIn(l.Server, "ip", "link", "set", "svpn0", "up")
+	l.userDevice(name)
 	l.setKeys(name, "--dev", "svpn0", "--addr", serverV4+"/30", "--peer-addr", clientV4+"/30")
 
-	sudoEnv := []string{"SUDO_UID=" + u.Uid, "SUDO_GID=" + u.Gid, "SUDO_USER=" + name, "HOME=/root"}
-	run := func(args ...string) (*exec.Cmd, *syncBuffer, chan error) {
-		cmd := exec.Command("ip", append([]string{"netns", "exec", l.Client, l.Bin, "-v"}, args...)...)
-		cmd.Env = append(os.Environ(), sudoEnv...)
-		out := new(syncBuffer)
-		cmd.Stdout, cmd.Stderr = out, out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		t.Cleanup(func() {
-			cmd.Process.Kill()
-			select {
-			case <-done:
-			case <-time.After(5 * time.Second):
-			}
-			t.Logf("sshvpn %v:\n%s", args, out)
-		})
-		return cmd, out, done
-	}
+	l.Env = []string{"SUDO_UID=" + u.Uid, "SUDO_GID=" + u.Gid, "SUDO_USER=" + name, "HOME=/root"}
+	run := func(args ...string) *vpn { return l.exec(l.Client, append([]string{l.Bin, "-v"}, args...)...) }
 	for _, extra := range [][]string{nil, {"--native"}} {
 		args := append(append([]string{"--addr", clientV4 + "/30", "--peer-addr", serverV4 + "/30", "--dev", "vpn0"}, extra...), "server")
-		cmd, out, done := run(args...)
-		if !eventually(20*time.Second, func() bool { return strings.Count(out.String(), "tunnel up") >= 2 }) {
-			t.Fatalf("%v: no tunnel under sudo:\n%s", extra, out)
+		v := run(args...)
+		if !eventually(20*time.Second, func() bool { return strings.Count(v.log.String(), "tunnel up") >= 2 }) {
+			t.Fatalf("%v: no tunnel under sudo:\n%s", extra, v.log)
 		}
 		if extra == nil {
-			ssh := childPID(t, cmd.Process.Pid, "ssh")
+			ssh := childPID(t, v.cmd.Process.Pid, "ssh")
 			if got := uidOf(t, ssh); got != uid {
 				t.Errorf("ssh runs as uid %d, want the invoking user's %d", got, uid)
 			}
@@ -98,23 +78,53 @@ func TestSudo(t *testing.T) {
 		if link := l.mustIn(l.Client, "ip", "-o", "addr", "show", "vpn0"); !strings.Contains(link, clientV4) {
 			t.Errorf("the device lacks its address:\n%s", link)
 		}
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case err := <-done:
-			done <- err
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%v: the client did not stop", extra)
+		if err, log := v.stop(t); err != nil {
+			t.Fatalf("%v: exit %v:\n%s", extra, err, log)
 		}
 	}
+	// The user's agent, when sudo keeps SSH_AUTH_SOCK: the user's ssh
+	// finds no key file now, only the agent's key.
+	agentDir := filepath.Join(home, "agent")
+	if err := os.Mkdir(agentDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(agentDir, uid, gid)
+	sock := filepath.Join(agentDir, "sock")
+	asUser := &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	agent := exec.Command("ssh-agent", "-D", "-a", sock)
+	agent.SysProcAttr = asUser
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { agent.Process.Kill(); agent.Wait() })
+	if !eventually(5*time.Second, func() bool { _, err := os.Stat(sock); return err == nil }) {
+		t.Fatal("ssh-agent did not start")
+	}
+	add := exec.Command("ssh-add", filepath.Join(dotssh, "id_ed25519"))
+	add.SysProcAttr, add.Env = asUser, []string{"SSH_AUTH_SOCK=" + sock}
+	if out, err := add.CombinedOutput(); err != nil {
+		t.Fatalf("ssh-add: %v\n%s", err, out)
+	}
+	if err := os.Remove(filepath.Join(dotssh, "id_ed25519")); err != nil {
+		t.Fatal(err)
+	}
+	agentCfg := strings.ReplaceAll(mine, "IdentitiesOnly yes", "IdentitiesOnly no")
+	if err := os.WriteFile(filepath.Join(dotssh, "config"), []byte(agentCfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l.Env = append(l.Env, "SSH_AUTH_SOCK="+sock)
+	v := run("--addr", clientV4+"/30", "--peer-addr", serverV4+"/30", "--dev", "vpn0", "server")
+	if !eventually(20*time.Second, func() bool { return strings.Count(v.log.String(), "tunnel up") >= 2 }) {
+		t.Fatalf("no tunnel with the user's agent:\n%s", v.log)
+	}
+	if err, log := v.stop(t); err != nil {
+		t.Fatalf("exit %v:\n%s", err, log)
+	}
+	l.Env = l.Env[:len(l.Env)-1]
+
 	// root's own ssh setup knows no host "server".
-	_, out, done := run("--as-root-ssh", "--addr", clientV4+"/30", "--peer-addr", serverV4+"/30", "server")
-	select {
-	case err := <-done:
-		done <- err
-		if err == nil || !strings.Contains(out.String(), "server") || strings.Contains(out.String(), "tunnel up") {
-			t.Errorf("--as-root-ssh: exit %v:\n%s", err, out)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("--as-root-ssh: still running:\n%s", out)
+	v = run("--as-root-ssh", "--addr", clientV4+"/30", "--peer-addr", serverV4+"/30", "server")
+	if err, log := v.wait(t, 30*time.Second); err == nil || !strings.Contains(log, "server") || strings.Contains(log, "tunnel up") {
+		t.Errorf("--as-root-ssh: exit %v:\n%s", err, log)
 	}
 }

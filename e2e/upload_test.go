@@ -15,9 +15,7 @@ import (
 func TestUpload(t *testing.T) {
 	user := userName()
 	l := newLab(t, "LAB_USER="+user)
-	l.mustIn(l.Server, "ip", "tuntap", "add", "dev", "svpn0", "mode", "tun", "user", user)
-	l.mustIn(l.Server, "ip", "addr", "add", serverV4+"/30", "dev", "svpn0")
-	l.mustIn(l.Server, "ip", "link", "set", "svpn0", "up")
+	l.userDevice(user)
 	args := []string{"--upload", "--remote-cmd", "no-such-sshvpn --remote --dev svpn0 --addr " + serverV4 + "/30 --peer-addr " + clientV4 + "/30",
 		"--addr", clientV4 + "/30", "--peer-addr", serverV4 + "/30", user + "@server"}
 	cache := filepath.Join(l.dir, "home", user, ".cache", "sshvpn")
