@@ -10,8 +10,9 @@ import (
 
 // TestUpload: --upload copies this sshvpn into the account's
 // ~/.cache/sshvpn on a server and runs that copy, which serves the tunnel;
-// the next run finds the copy there and does not copy again; a binary for
-// another architecture is refused with the reason.
+// the next run finds the copy there and does not copy again, nor does
+// --native, which checks over its own connection; a binary for another
+// architecture is refused with the reason.
 func TestUpload(t *testing.T) {
 	user := userName()
 	l := newLab(t, "LAB_USER="+user)
@@ -50,6 +51,18 @@ func TestUpload(t *testing.T) {
 	v = l.up(args...)
 	if log := v.log.String(); strings.Contains(log, "copied sshvpn") || !strings.Contains(log, "has this sshvpn already") {
 		t.Errorf("second run copied again or did not say why not:\n%s", log)
+	}
+	if err, log := v.stop(t); err != nil {
+		t.Fatalf("exit %v:\n%s", err, log)
+	}
+
+	// --native checks the copy over its own connection.
+	v = l.up(append([]string{"--native", "-F", l.SSHConfig}, args...)...)
+	if log := v.log.String(); strings.Contains(log, "copied sshvpn") || !strings.Contains(log, "has this sshvpn already") {
+		t.Errorf("--native --upload copied again or did not check:\n%s", log)
+	}
+	if err := l.ping(l.Client, serverV4); err != nil {
+		t.Error(err)
 	}
 	if err, log := v.stop(t); err != nil {
 		t.Fatalf("exit %v:\n%s", err, log)

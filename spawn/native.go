@@ -1,6 +1,7 @@
 package spawn
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -45,6 +46,10 @@ type Native struct {
 	// As, if set, is the account whose ssh configuration, keys and
 	// known_hosts to use instead of this process's (sshvpn under sudo).
 	As *User
+	// Prepare, if set, runs on each connection before the remote command
+	// starts, with a Runner for commands on the server, and returns the
+	// remote command to run instead of RemoteCommand (--upload).
+	Prepare func(ctx context.Context, run Runner) (string, error)
 }
 
 // handshakeTimeout bounds the SSH handshake and login when ConnectTimeout
@@ -75,6 +80,13 @@ func (n *Native) Dial(ctx context.Context) (Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	remote := n.RemoteCommand
+	if n.Prepare != nil {
+		if remote, err = n.Prepare(ctx, c.run); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
 	s, err := c.client.NewSession()
 	if err != nil {
 		c.Close()
@@ -92,7 +104,7 @@ func (n *Native) Dial(ctx context.Context) (Conn, error) {
 	}
 	c.stderr = &stderrWatch{w: w}
 	s.Stderr = c.stderr
-	c.session, c.stdin, c.stdout, c.remote = s, stdin, stdout, n.RemoteCommand
+	c.session, c.stdin, c.stdout, c.remote = s, stdin, stdout, remote
 	if n.Subsystem != "" {
 		c.remote = "subsystem " + n.Subsystem
 		if err := s.RequestSubsystem(n.Subsystem); err != nil {
@@ -102,9 +114,9 @@ func (n *Native) Dial(ctx context.Context) (Conn, error) {
 			}
 			return nil, fmt.Errorf("spawn: the server has no subsystem %q (add \"Subsystem %s /usr/local/bin/sshvpn --remote\" to its sshd_config): %w", n.Subsystem, n.Subsystem, err)
 		}
-	} else if err := s.Start(n.RemoteCommand); err != nil {
+	} else if err := s.Start(remote); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("spawn: running %q on the server: %w", n.RemoteCommand, err)
+		return nil, fmt.Errorf("spawn: running %q on the server: %w", remote, err)
 	}
 	c.started = true
 	go func() {
@@ -664,3 +676,43 @@ func containsAny(s string, subs ...string) bool {
 }
 
 var _ Conn = (*client)(nil)
+
+// Runner runs a shell command on the server with stdin (nil: none) and
+// returns its stdout; a failure carries the end of its stderr.
+type Runner func(ctx context.Context, cmd string, stdin io.Reader) ([]byte, error)
+
+// run runs cmd in a session of its own on the connection.
+func (c *client) run(ctx context.Context, cmd string, stdin io.Reader) ([]byte, error) {
+	s, err := c.client.NewSession()
+	if err != nil {
+		return nil, fmt.Errorf("opening a session: %w", err)
+	}
+	defer s.Close()
+	var out, errb bytes.Buffer
+	s.Stdin, s.Stdout, s.Stderr = stdin, &out, &limitWriter{w: &errb, n: 4096}
+	stop := context.AfterFunc(ctx, func() { s.Close() })
+	defer stop()
+	if err := s.Run(cmd); err != nil {
+		msg := strings.TrimSpace(sanitizeLine(errb.String()))
+		if len(msg) > 300 {
+			msg = msg[len(msg)-300:]
+		}
+		return nil, fmt.Errorf("%w: %s", err, msg)
+	}
+	return out.Bytes(), nil
+}
+
+// limitWriter keeps the first n bytes written to it.
+type limitWriter struct {
+	w io.Writer
+	n int
+}
+
+func (l *limitWriter) Write(p []byte) (int, error) {
+	if l.n > 0 {
+		k := min(len(p), l.n)
+		l.w.Write(p[:k])
+		l.n -= k
+	}
+	return len(p), nil
+}

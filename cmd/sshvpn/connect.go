@@ -37,7 +37,7 @@ type connectCmd struct {
 	AcceptNew    bool   `help:"With --native: record an unknown server's host key and connect (like StrictHostKeyChecking=accept-new). A changed host key is always refused."`
 	Subsystem    string `placeholder:"NAME" help:"With --native: ask sshd for this Subsystem instead of running --remote-cmd (sshd_config: \"Subsystem sshvpn /usr/local/bin/sshvpn --remote\"): no shell, so no startup files and no banners."`
 	OpenSSHTun   bool   `name:"openssh-tun" help:"With --native: the server has no sshvpn; use OpenSSH's own tun@openssh.com channel (what ssh -w uses; the server needs PermitTunnel). --remote-dev N picks its tunN; its addresses are the server admin's business."`
-	Upload       bool   `help:"Copy this sshvpn to the server over ssh (to ~/.cache/sshvpn/sshvpn-VERSION, checked by size and SHA-256, skipped when an identical copy is there) and run that copy instead of the first word of --remote-cmd: nothing to install on the server. The server's system and architecture must match the binary's."`
+	Upload       bool   `help:"Copy this sshvpn to the server over ssh (to ~/.cache/sshvpn/sshvpn-VERSION, checked by size and SHA-256, skipped when an identical copy is there) and run that copy instead of the first word of --remote-cmd: nothing to install on the server. Works with the ssh binary and --native. The server's system and architecture must match the binary's."`
 	AsRootSSH    bool   `name:"as-root-ssh" help:"Under sudo, use root's ssh keys, configuration and known_hosts; by default ssh runs as the user who ran sudo (SUDO_UID), with that user's, while the device and routes stay root's."`
 	UploadBinary string `placeholder:"FILE" help:"With --upload: copy FILE instead of this sshvpn (a build for the server's architecture: CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build ./cmd/sshvpn)."`
 	tunnelFlags
@@ -321,35 +321,55 @@ func (c *connectCmd) notifyState(state, line string) {
 }
 
 // upload copies sshvpn to the server (--upload) and returns the dialer that
-// runs that copy: --remote-cmd with its first word replaced.
+// runs that copy: --remote-cmd with its first word replaced. The ssh binary
+// uploads once, before the first connection; --native checks (and, if
+// need be, copies) on each connection, over that connection.
 func (c *connectCmd) upload(ctx context.Context, log *slog.Logger) (spawn.Dialer, error) {
-	if c.Native {
-		return nil, errors.New("--upload works with the ssh binary, not yet with --native")
-	}
 	d, err := c.dialer(log)
 	if err != nil {
 		return nil, err
 	}
-	opts := d.(spawn.Options)
-	words, err := spawn.SplitCommand(opts.RemoteCommand)
+	switch d := d.(type) {
+	case *spawn.Native:
+		remote := d.RemoteCommand
+		if d.Subsystem != "" {
+			return nil, errors.New("--upload runs the copy as the remote command: leave --subsystem out")
+		}
+		d.Prepare = func(ctx context.Context, run spawn.Runner) (string, error) {
+			return c.uploadTo(ctx, upload.Runner(run), remote, log)
+		}
+		return d, nil
+	case spawn.Options:
+		probe := d
+		probe.RemoteCommand = ""
+		argv, err := probe.Args()
+		if err != nil {
+			return nil, err
+		}
+		argv = argv[:len(argv)-1] // the empty remote command: the Runner adds its own
+		var prepare func(*exec.Cmd) error
+		if c.as != nil {
+			prepare = c.as.Apply
+		}
+		if d.RemoteCommand, err = c.uploadTo(ctx, upload.ExecRunnerWith(argv, prepare), d.RemoteCommand, log); err != nil {
+			return nil, err
+		}
+		return d, nil
+	}
+	return nil, errors.New("--upload needs sshvpn on the server's side of the connection: not with --openssh-tun")
+}
+
+// uploadTo makes sure the server has this sshvpn, through run, and returns
+// remote with its first word replaced by the copy's path.
+func (c *connectCmd) uploadTo(ctx context.Context, run upload.Runner, remote string, log *slog.Logger) (string, error) {
+	words, err := spawn.SplitCommand(remote)
 	if err != nil || len(words) == 0 {
-		return nil, fmt.Errorf("--remote-cmd %q: %v", c.RemoteCmd, err)
+		return "", fmt.Errorf("--remote-cmd %q: %v", c.RemoteCmd, err)
 	}
-	probe := opts
-	probe.RemoteCommand = ""
-	argv, err := probe.Args()
-	if err != nil {
-		return nil, err
-	}
-	argv = argv[:len(argv)-1] // the empty remote command: Runner adds its own
-	var prepare func(*exec.Cmd) error
-	if c.as != nil {
-		prepare = c.as.Apply
-	}
-	res, err := upload.Ensure(ctx, upload.ExecRunnerWith(argv, prepare), upload.Options{
+	res, err := upload.Ensure(ctx, run, upload.Options{
 		Binary: c.UploadBinary, Version: versionString(), Logf: func(f string, a ...any) { log.Debug(fmt.Sprintf(f, a...)) }})
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	if res.Copied {
 		log.Info("copied sshvpn to the server", "path", res.Path)
@@ -363,8 +383,7 @@ func (c *connectCmd) upload(ctx context.Context, log *slog.Logger) (spawn.Dialer
 	for _, w := range words[1:] {
 		quoted = append(quoted, shellQuote(w))
 	}
-	opts.RemoteCommand = strings.Join(quoted, " ")
-	return opts, nil
+	return strings.Join(quoted, " "), nil
 }
 
 // invokingUser is the user who ran sshvpn through sudo (SUDO_UID), whose
