@@ -8,10 +8,9 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/sshvpn/sshvpn/framing"
+	"github.com/sshvpn/sshvpn/internal/text"
 	"github.com/sshvpn/sshvpn/tun"
 )
 
@@ -136,23 +135,13 @@ func plural(s string) string {
 	return s + "s"
 }
 
-// printable trims and sanitises text from the peer for logs and errors.
+// printable trims and sanitises text from the peer for logs and errors:
+// one line of at most 1024 bytes.
 func printable(b []byte) string {
 	if len(b) > 1024 {
 		b = b[:1024]
 	}
-	out := make([]rune, 0, len(b))
-	for _, r := range string(b) {
-		switch {
-		case r == '\n' || r == '\t':
-			out = append(out, ' ')
-		case unicode.IsGraphic(r) && !unicode.Is(unicode.Bidi_Control, r) && r != utf8.RuneError:
-			out = append(out, r)
-		default: // C0/C1 controls (terminal escapes), bidi overrides
-			out = append(out, '?')
-		}
-	}
-	return string(out)
+	return text.Clean(string(b), false)
 }
 
 // sameSet reports whether a and b hold the same prefixes in any order.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/skeema/knownhosts"
+	"github.com/sshvpn/sshvpn/internal/text"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 	xknownhosts "golang.org/x/crypto/ssh/knownhosts"
@@ -635,14 +636,7 @@ func (l *lazySigner) SignWithAlgorithm(rand io.Reader, data []byte, algorithm st
 }
 
 // sanitizeLine keeps a server's prompt text from carrying terminal escapes.
-func sanitizeLine(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			return '?'
-		}
-		return r
-	}, s)
-}
+func sanitizeLine(s string) string { return text.Clean(s, false) }
 
 // publicKeys reads the public halves of identity files (from FILE.pub, or
 // from an unencrypted private key), as wire-format strings.

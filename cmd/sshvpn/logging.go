@@ -9,9 +9,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"unicode"
 
 	"github.com/sshvpn/sshvpn"
+	"github.com/sshvpn/sshvpn/internal/text"
 )
 
 // newLogger logs to w (stderr), the client's log, in format (formatText,
@@ -196,16 +196,5 @@ func openSyslog() *syslog.Writer {
 }
 
 // sanitize makes text that may come from the network safe for a terminal or
-// a log: control characters (terminal escapes) and bidi overrides become
-// '?'; newlines and tabs stay.
-func sanitize(s string) string {
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r == '\n' || r == '\t':
-			return r
-		case r == unicode.ReplacementChar || unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r):
-			return '?'
-		}
-		return r
-	}, s)
-}
+// a log; newlines and tabs stay.
+func sanitize(s string) string { return text.Clean(s, true) }

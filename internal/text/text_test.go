@@ -1,0 +1,25 @@
+package text
+
+import "testing"
+
+func TestClean(t *testing.T) {
+	for _, tt := range []struct {
+		in         string
+		lines, one string
+	}{
+		{"plain text", "plain text", "plain text"},
+		{"a\nb\tc", "a\nb\tc", "a b c"},
+		{"\x1b[31mred\x1b[0m", "?[31mred?[0m", "?[31mred?[0m"},
+		{"bidi \u202eevil", "bidi ?evil", "bidi ?evil"},
+		{"bad \xff byte", "bad ? byte", "bad ? byte"},
+		{"c1 \u009b2J", "c1 ?2J", "c1 ?2J"},
+		{"grüße 東京", "grüße 東京", "grüße 東京"},
+	} {
+		if got := Clean(tt.in, true); got != tt.lines {
+			t.Errorf("Clean(%q, true) = %q, want %q", tt.in, got, tt.lines)
+		}
+		if got := Clean(tt.in, false); got != tt.one {
+			t.Errorf("Clean(%q, false) = %q, want %q", tt.in, got, tt.one)
+		}
+	}
+}
