@@ -43,9 +43,13 @@ type LinkConfig struct {
 	Rehook bool
 	// OnUp, if set, is told of every tunnel the link is brought to, after
 	// the router and before the hooks; an error fails the bring-up.
-	OnUp   func(Tunnel) error
-	Logger *slog.Logger
-	Stats  *Stats // counters for the whole run; allocated when nil
+	OnUp func(Tunnel) error
+	// OnReady, if set, is told of every tunnel the link was brought up
+	// to, once the up hook (if it ran) has succeeded: the tunnel is
+	// usable.
+	OnReady func(Tunnel)
+	Logger  *slog.Logger
+	Stats   *Stats // counters for the whole run; allocated when nil
 }
 
 // A Link is this side's end of the tunnel for a whole run: the device, the
@@ -163,6 +167,7 @@ func (l *Link) Up(t Tunnel, server netip.Addr) error {
 			l.cfg.Hooks.Update(env) // the down hook at the end gets the tunnel as it is then
 		}
 		l.up = true
+		l.ready(t)
 		return nil
 	}
 	env.Context = "init"
@@ -173,7 +178,14 @@ func (l *Link) Up(t Tunnel, server netip.Addr) error {
 		return err
 	}
 	l.up = true
+	l.ready(t)
 	return nil
+}
+
+func (l *Link) ready(t Tunnel) {
+	if l.cfg.OnReady != nil {
+		l.cfg.OnReady(t)
+	}
 }
 
 // Detached says that the connection is gone and another may follow: with

@@ -279,3 +279,35 @@ func TestLinkRouterConfig(t *testing.T) {
 		t.Errorf("pins %v, %v; want the covered server, then none", cfgs[0].Pin, cfgs[1].Pin)
 	}
 }
+
+// TestLinkReady: OnReady comes after the up hook, and not at all when the
+// hook fails (systemd must not hear READY for a tunnel that failed).
+func TestLinkReady(t *testing.T) {
+	dir := t.TempDir()
+	log := dir + "/log"
+	for _, tt := range []struct {
+		script string
+		want   string
+	}{
+		{"#!/bin/sh\necho hook >> " + log + "\n", "hook\nready\n"},
+		{"#!/bin/sh\necho hook >> " + log + "\nexit 3\n", "hook\n"},
+	} {
+		os.Remove(log)
+		script := dir + "/up.sh"
+		if err := os.WriteFile(script, []byte(tt.script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		link := NewLink(tuntest.New("tun0", 1500), LinkConfig{Env: hook.Env{Side: "local"},
+			Hooks: &hook.Runner{Up: script, Log: testLogger(t)},
+			OnReady: func(Tunnel) {
+				f, _ := os.OpenFile(log, os.O_APPEND|os.O_WRONLY, 0)
+				f.WriteString("ready\n")
+				f.Close()
+			}})
+		link.Up(Tunnel{Mode: "tun", MTU: 1500, Addrs: pfx("10.9.0.2/24"), PeerAddrs: pfx("10.9.0.1/24")}, netip.Addr{})
+		link.Close()
+		if b, _ := os.ReadFile(log); string(b) != tt.want {
+			t.Errorf("%q: %q, want %q", tt.script, b, tt.want)
+		}
+	}
+}

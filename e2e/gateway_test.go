@@ -90,8 +90,12 @@ func TestGateway(t *testing.T) {
 	// Without --nat: a warning with the fix.
 	l.setKeys("root", args...)
 	v := l.up(append(tunnelArgs, "--default-route", "root@server")...)
-	if log := v.log.String(); !strings.Contains(log, "does not forward ipv4 and ipv6 packets") || !strings.Contains(log, "--nat") {
-		t.Errorf("no warning that the server does not forward:\n%s", log)
+	// (The warning follows the "tunnel up" line.)
+	if !eventually(5*time.Second, func() bool {
+		log := v.log.String()
+		return strings.Contains(log, "does not forward ipv4 and ipv6 packets") && strings.Contains(log, "--nat")
+	}) {
+		t.Errorf("no warning that the server does not forward:\n%s", v.log)
 	}
 	if err, log := v.stop(t); err != nil {
 		t.Fatalf("exit %v:\n%s", err, log)

@@ -17,7 +17,7 @@ func TestUpload(t *testing.T) {
 	user := userName()
 	l := newLab(t, "LAB_USER="+user)
 	l.userDevice(user)
-	args := []string{"--upload", "--remote-cmd", "no-such-sshvpn --remote --dev svpn0 --addr " + serverV4 + "/30 --peer-addr " + clientV4 + "/30",
+	args := []string{"--upload", "--remote-cmd", "/opt/no-such/sshvpn --remote --dev svpn0 --addr " + serverV4 + "/30 --peer-addr " + clientV4 + "/30",
 		"--addr", clientV4 + "/30", "--peer-addr", serverV4 + "/30", user + "@server"}
 	cache := filepath.Join(l.dir, "home", user, ".cache", "sshvpn")
 

@@ -132,10 +132,11 @@ func Open(dir string) (*Registry, error) {
 }
 
 // OpenExisting returns the registry in dir without creating it, for reading
-// another account's sessions.
+// another account's sessions: the directory may belong to that account,
+// but no one else may write to it.
 func OpenExisting(dir string) (*Registry, error) {
-	if err := CheckDir(dir); err != nil {
-		return nil, err
+	if err := statedir.CheckOther(dir); err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
 	}
 	return &Registry{dir: dir}, nil
 }

@@ -127,3 +127,25 @@ func TestLock(t *testing.T) {
 	unlock()
 	<-got
 }
+
+// TestOpenExisting: root reads another account's registry, which that
+// account owns, but not one that others could write to.
+func TestOpenExisting(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make a directory of another account")
+	}
+	dir := filepath.Join(t.TempDir(), "sshvpn-65534")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenExisting(dir); err != nil {
+		t.Errorf("another account's registry: %v", err)
+	}
+	os.Chmod(dir, 0o777)
+	if _, err := OpenExisting(dir); err == nil {
+		t.Error("a registry anyone can write to was accepted")
+	}
+}

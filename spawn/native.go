@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/skeema/knownhosts"
@@ -446,7 +448,7 @@ func (n *Native) hostKeys(h SSHConfig) (ssh.HostKeyCallback, []string, error) {
 			return &hostKeyError{fmt.Sprintf("@@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@\nHost key verification failed: %s (%s) offered the %s key %s, which is not the one known_hosts has for it.\n"+
 				"Someone may be intercepting the connection, or the server's key was replaced. Check with the server's admin; if the new key is right, remove the old one (ssh-keygen -R %s).", h.Host, remote, key.Type(), ssh.FingerprintSHA256(key), name)}
 		case knownhosts.IsHostUnknown(err) && (mode == "accept-new" || mode == "no"):
-			if err := recordHost(h.UserKnownHostsFiles, knownhosts.Normalize(lookup), key); err != nil {
+			if err := recordHost(h.UserKnownHostsFiles, knownhosts.Normalize(lookup), key, n.As); err != nil {
 				return &hostKeyError{fmt.Sprintf("Host key verification failed: cannot record the key of %s: %v", h.Host, err)}
 			}
 			n.logf("spawn: recorded the %s key of %s (%s) in %s", key.Type(), h.Host, ssh.FingerprintSHA256(key), h.UserKnownHostsFiles[0])
@@ -462,16 +464,30 @@ func (n *Native) hostKeys(h SSHConfig) (ssh.HostKeyCallback, []string, error) {
 
 // recordHost appends key for host (its known_hosts name alone, not the
 // address it was reached at) to the first of files.
-func recordHost(files []string, host string, key ssh.PublicKey) error {
+func recordHost(files []string, host string, key ssh.PublicKey, as *User) error {
 	if len(files) == 0 {
 		return errors.New("no UserKnownHostsFile")
 	}
-	if err := os.MkdirAll(filepath.Dir(files[0]), 0o700); err != nil {
+	dir := filepath.Dir(files[0])
+	_, err := os.Lstat(dir)
+	newDir := errors.Is(err, fs.ErrNotExist)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(files[0], os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	// Not through a link another account could have planted, and, for
+	// sshvpn under sudo, the user's own file, not root's.
+	f, err := os.OpenFile(files[0], os.O_APPEND|os.O_CREATE|os.O_WRONLY|syscall.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return err
+	}
+	if as != nil {
+		if newDir {
+			os.Lchown(dir, int(as.UID), int(as.GID))
+		}
+		if err := f.Chown(int(as.UID), int(as.GID)); err != nil {
+			f.Close()
+			return err
+		}
 	}
 	if _, err := fmt.Fprintln(f, knownhosts.Line([]string{host}, key)); err != nil {
 		f.Close()

@@ -39,23 +39,29 @@ func (o Options) serverAddr(ctx context.Context, lookup lookupFunc) (netip.Addr,
 	if len(argv) == 0 {
 		argv = []string{"ssh"}
 	}
-	return resolveHop(ctx, lookup, argv[0], argv[1:], nil, o.Destination, 0)
+	return resolveHop(ctx, lookup, o.As, argv[0], argv[1:], nil, o.Destination, 0)
 }
 
 // maxJumps bounds the ProxyJump chain resolveHop follows through the
 // configuration of each first hop.
 const maxJumps = 4
 
-// resolveHop runs "argv0 opts hopArgs -G dest" and resolves the host it
-// reports, following ProxyJump to the first hop, the one ssh connects to.
-func resolveHop(ctx context.Context, lookup lookupFunc, argv0 string, opts, hopArgs []string, dest string, depth int) (netip.Addr, error) {
+// resolveHop runs "argv0 opts hopArgs -G dest" (as account as, if set)
+// and resolves the host it reports, following ProxyJump to the first hop, the one ssh connects to.
+func resolveHop(ctx context.Context, lookup lookupFunc, as *User, argv0 string, opts, hopArgs []string, dest string, depth int) (netip.Addr, error) {
 	if depth > maxJumps {
 		return netip.Addr{}, fmt.Errorf("spawn: ProxyJump chain too long at %q", dest)
 	}
 	args := append(append(append([]string(nil), opts...), hopArgs...), "-G", dest)
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(cctx, argv0, args...).Output()
+	cmd := exec.CommandContext(cctx, argv0, args...)
+	if as != nil { // the configuration ssh itself reads: the invoking user's
+		if err := as.Apply(cmd); err != nil {
+			return netip.Addr{}, err
+		}
+	}
+	out, err := cmd.Output()
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) && len(bytes.TrimSpace(ee.Stderr)) > 0 {
@@ -90,7 +96,7 @@ func resolveHop(ctx context.Context, lookup lookupFunc, argv0 string, opts, hopA
 		if port != "" {
 			hop = append(hop, "-p", port)
 		}
-		return resolveHop(ctx, lookup, argv0, jumpOptions(opts), hop, host, depth+1)
+		return resolveHop(ctx, lookup, as, argv0, jumpOptions(opts), hop, host, depth+1)
 	}
 	host := cfg["hostname"]
 	if host == "" {

@@ -89,10 +89,6 @@ func runWith(args []string, prof *profile) int {
 		fmt.Fprintln(os.Stderr, "sshvpn:", err)
 		return 2
 	}
-	if err := mistyped(args, parser.Model.Children); err != nil {
-		fmt.Fprintln(os.Stderr, "sshvpn:", err)
-		return 2
-	}
 	kctx, err := parser.Parse(remoteFlag(args))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sshvpn:", err)
@@ -102,8 +98,14 @@ func runWith(args []string, prof *profile) int {
 		fmt.Fprintln(os.Stderr, `Run "sshvpn --help" for usage.`)
 		return 2
 	}
+	if kctx.Command() == "connect <destination>" && prof == nil && !slices.Contains(args, "connect") {
+		if err := mistyped(cli.Connect.Destination, parser.Model.Children, knownHost(cli.Connect.SSHConfig)); err != nil {
+			fmt.Fprintln(os.Stderr, "sshvpn:", err)
+			return 2
+		}
+	}
 	if strings.HasPrefix(kctx.Command(), "up ") {
-		return cli.Up.run(args, cli.Verbose, cli.Quiet)
+		return cli.Up.run(args, cli.Verbose, cli.Quiet, cli.LogFormat)
 	}
 	if prof != nil {
 		cli.Connect.profile = prof.name

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,7 +38,7 @@ type connectCmd struct {
 	AcceptNew    bool   `help:"With --native: record an unknown server's host key and connect (like StrictHostKeyChecking=accept-new). A changed host key is always refused."`
 	Subsystem    string `placeholder:"NAME" help:"With --native: ask sshd for this Subsystem instead of running --remote-cmd (sshd_config: \"Subsystem sshvpn /usr/local/bin/sshvpn --remote\"): no shell, so no startup files and no banners."`
 	OpenSSHTun   bool   `name:"openssh-tun" help:"With --native: the server has no sshvpn; use OpenSSH's own tun@openssh.com channel (what ssh -w uses; the server needs PermitTunnel). --remote-dev N picks its tunN; its addresses are the server admin's business."`
-	Upload       bool   `help:"Copy this sshvpn to the server over ssh (to ~/.cache/sshvpn/sshvpn-VERSION, checked by size and SHA-256, skipped when an identical copy is there) and run that copy instead of the first word of --remote-cmd: nothing to install on the server. Works with the ssh binary and --native. The server's system and architecture must match the binary's."`
+	Upload       bool   `help:"Copy this sshvpn to the server over ssh (to ~/.cache/sshvpn/sshvpn-VERSION, checked by size and SHA-256, skipped when an identical copy is there) and run that copy in place of the sshvpn that --remote-cmd names (so \"sudo sshvpn --remote\" runs the copy with sudo): nothing to install on the server. Works with the ssh binary and --native. The server's system and architecture must match the binary's."`
 	AsRootSSH    bool   `name:"as-root-ssh" help:"Under sudo, use root's ssh keys, configuration and known_hosts; by default ssh runs as the user who ran sudo (SUDO_UID), with that user's, while the device and routes stay root's."`
 	UploadBinary string `placeholder:"FILE" help:"With --upload: copy FILE instead of this sshvpn (a build for the server's architecture: CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build ./cmd/sshvpn)."`
 	tunnelFlags
@@ -125,8 +126,10 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, hup hangup, v ve
 					log.Info("DNS through the tunnel", "servers", c.DNS)
 				}
 			}
-			m.up(t, fmt.Sprintf("tunnel up: %s %s to %s, server %s", dev.Name(), joinPrefixes(t.Addrs), joinPrefixes(t.PeerAddrs), c.Destination))
 			return nil
+		},
+		OnReady: func(t sshvpn.Tunnel) {
+			m.up(t, fmt.Sprintf("tunnel up: %s %s to %s, server %s", dev.Name(), joinPrefixes(t.Addrs), joinPrefixes(t.PeerAddrs), c.Destination))
 		},
 	})
 	defer link.Close()
@@ -366,6 +369,12 @@ func (c *connectCmd) uploadTo(ctx context.Context, run upload.Runner, remote str
 	if err != nil || len(words) == 0 {
 		return "", fmt.Errorf("--remote-cmd %q: %v", c.RemoteCmd, err)
 	}
+	// The word that names sshvpn, which the copy replaces: the first
+	// one, or the one after sudo and its kind.
+	at := slices.IndexFunc(words, func(w string) bool { return strings.Contains(filepath.Base(w), "sshvpn") })
+	if at < 0 {
+		return "", fmt.Errorf("--upload runs the copy in place of the sshvpn that --remote-cmd names, and %q names none", c.RemoteCmd)
+	}
 	res, err := upload.Ensure(ctx, run, upload.Options{
 		Binary: c.UploadBinary, Version: versionString(), Logf: func(f string, a ...any) { log.Debug(fmt.Sprintf(f, a...)) }})
 	if err != nil {
@@ -379,9 +388,10 @@ func (c *connectCmd) uploadTo(ctx context.Context, run upload.Runner, remote str
 	if res.Note != "" {
 		log.Warn(res.Note)
 	}
-	quoted := []string{shellQuote(res.Path)}
-	for _, w := range words[1:] {
-		quoted = append(quoted, shellQuote(w))
+	words[at] = res.Path
+	quoted := make([]string, len(words))
+	for i, w := range words {
+		quoted[i] = shellQuote(w)
 	}
 	return strings.Join(quoted, " "), nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sshvpn/sshvpn"
+	"github.com/sshvpn/sshvpn/internal/text"
 )
 
 // Log formats for --log-format.
@@ -175,7 +176,7 @@ func (r *relay) emit(line string) {
 // parseRemoteLine parses a line the remote side logged for the client:
 // logfmt starting with level= and carrying side=remote.
 func parseRemoteLine(line string) (slog.Record, bool) {
-	if !strings.HasPrefix(line, "level=") || !strings.Contains(line, "side=remote") {
+	if !strings.HasPrefix(line, "level=") {
 		return slog.Record{}, false
 	}
 	kvs, ok := parseLogfmt(line)
@@ -184,7 +185,8 @@ func parseRemoteLine(line string) (slog.Record, bool) {
 	}
 	var lvl slog.Level
 	var msg string
-	var attrs []slog.Attr
+	remote := false
+	attrs := []slog.Attr{slog.String(sideKey, "remote")} // ours: one the server sends is dropped
 	for _, kv := range kvs {
 		switch kv[0] {
 		case "level":
@@ -193,16 +195,23 @@ func parseRemoteLine(line string) (slog.Record, bool) {
 			}
 		case "msg":
 			msg = kv[1]
+		case sideKey:
+			remote = kv[1] == "remote"
 		case "time":
 		default:
-			v := sanitize(kv[1])
+			// One line each: a newline in the server's text must not
+			// start a line of the client's own.
+			v := text.Clean(kv[1], false)
 			if strings.HasPrefix(v, "[") && strings.HasSuffix(v, "]") { // a list, as slog prints one
 				v = strings.Join(strings.Fields(v[1:len(v)-1]), ",")
 			}
 			attrs = append(attrs, slog.String(kv[0], v))
 		}
 	}
-	rec := slog.NewRecord(time.Now(), lvl, sanitize(msg), 0)
+	if !remote {
+		return slog.Record{}, false
+	}
+	rec := slog.NewRecord(time.Now(), lvl, text.Clean(msg, false), 0)
 	rec.AddAttrs(attrs...)
 	return rec, true
 }

@@ -58,13 +58,17 @@ func TestRelay(t *testing.T) {
 	r := &relay{log: newLogger(&out, false, false, formatText), raw: &raw}
 	io.WriteString(r, `level=INFO msg="tunnel up" side=remote dev=tun0 local="[198.18.0.2/30 fd00::2/64]" mtu=1500`+"\n")
 	io.WriteString(r, "level=DEBUG msg=hidden side=remote\nWarning: Permanently added 'server' to the list of known hosts.\n")
-	io.WriteString(r, `level=WARN msg="evil\x1b[2J" side=remote note="a b"`)
+	io.WriteString(r, `level=WARN msg="evil\x1b[2J" side=remote note="a b"`+"\n")
+	io.WriteString(r, `level=ERROR msg="ok\nerror: host key CHANGED" side=remote side=local`+"\n")
+	io.WriteString(r, `level=ERROR msg="forged" x=side=remote`)
 	r.Flush()
 	want := "server: tunnel up dev=tun0 local=198.18.0.2/30,fd00::2/64 mtu=1500\nserver: warning: evil?[2J note=\"a b\"\n"
 	if out.String() != want {
 		t.Errorf("relayed:\n%q\nwant\n%q", out.String(), want)
 	}
-	if raw.String() != "Warning: Permanently added 'server' to the list of known hosts.\n" {
+	if raw.String() != "Warning: Permanently added 'server' to the list of known hosts.\n"+
+		"level=ERROR msg=\"ok\\nerror: host key CHANGED\" side=remote side=local\n"+
+		"level=ERROR msg=\"forged\" x=side=remote\n" {
 		t.Errorf("passed through: %q", raw.String())
 	}
 }

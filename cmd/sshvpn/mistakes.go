@@ -1,39 +1,57 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"strings"
+	"time"
 
 	"github.com/alecthomas/kong"
+
+	"github.com/sshvpn/sshvpn/spawn"
 )
 
 // mistyped catches a destination that is really a mistyped command
 // ("sshvpn stauts"), which would otherwise be taken for a host name and
-// cost an ssh attempt: a lone word without '@', '.' or ':' within two
-// edits of a command's name.
-func mistyped(args []string, cmds []*kong.Node) error {
-	var words []string
-	for _, a := range args {
-		if a == "--" {
-			return nil
-		}
-		if !strings.HasPrefix(a, "-") {
-			words = append(words, a)
-		}
-	}
-	if len(words) != 1 || strings.ContainsAny(words[0], "@.:") {
+// cost an ssh attempt: a word without '@', '.' or ':', close to the name of
+// a command of four letters or more (one edit for short words, two for
+// longer ones), that is neither a Host of the ssh configuration nor a name
+// the resolver knows.
+func mistyped(dest string, cmds []*kong.Node, known func(string) bool) error {
+	if strings.ContainsAny(dest, "@.:") || len(dest) < 3 {
 		return nil
 	}
-	w := words[0]
 	for _, c := range cmds {
-		if c.Hidden || c.Name == w {
+		if c.Hidden || c.Name == dest || len(c.Name) < 4 {
 			continue
 		}
-		if d := distance(w, c.Name); d > 0 && d <= 2 && len(w) > 2 {
-			return fmt.Errorf("%q is not a command; did you mean %q? (To connect to a host called %s, write \"sshvpn connect %s\".)", w, c.Name, w, w)
+		limit := 2
+		if len(dest) <= 5 {
+			limit = 1
+		}
+		if d := distance(dest, c.Name); d > 0 && d <= limit {
+			if known != nil && known(dest) {
+				return nil
+			}
+			return fmt.Errorf("%q is not a command; did you mean %q? (To connect to a host called %s, write \"sshvpn connect %s\".)", dest, c.Name, dest, dest)
 		}
 	}
 	return nil
+}
+
+// knownHost reports whether name is a Host of the ssh configuration (its
+// HostName differs) or resolves.
+func knownHost(sshConfig string) func(string) bool {
+	return func(name string) bool {
+		if cfg, err := spawn.ResolveSSHConfig(sshConfig, name); err == nil && cfg.HostName != name {
+			return true
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		addrs, err := net.DefaultResolver.LookupHost(ctx, name)
+		return err == nil && len(addrs) > 0
+	}
 }
 
 // flagHint explains flags that users of other tools reach for.
@@ -48,23 +66,28 @@ func flagHint(err error) string {
 	return ""
 }
 
-// distance is the Levenshtein distance between a and b.
+// distance is the edit distance between a and b, a swap of two adjacent
+// letters counting as one edit (optimal string alignment).
 func distance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
 	}
 	for i := 1; i <= len(a); i++ {
-		cur[0] = i
 		for j := 1; j <= len(b); j++ {
 			cost := 1
 			if a[i-1] == b[j-1] {
 				cost = 0
 			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
 		}
-		prev, cur = cur, prev
 	}
-	return prev[len(b)]
+	return d[len(a)][len(b)]
 }

@@ -14,23 +14,37 @@ func TestMistyped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	known := func(name string) bool { return name == "stats" }
 	for _, tt := range []struct {
-		args []string
+		dest string
 		want string // substring of the error; "" for none
 	}{
-		{[]string{"stauts"}, `did you mean "status"`},
-		{[]string{"-v", "remot"}, `did you mean "remote"`},
-		{[]string{"statsu", "--json"}, `did you mean "status"`},
-		{[]string{"status"}, ""},
-		{[]string{"root@stauts"}, ""},
-		{[]string{"stauts.example.org"}, ""},
-		{[]string{"connect", "stauts"}, ""},
-		{[]string{"gw"}, ""},
-		{[]string{"--", "stauts"}, ""},
+		{"stauts", `did you mean "status"`},
+		{"remot", `did you mean "remote"`},
+		{"statsu", `did you mean "status"`},
+		{"stats", ""}, // a host of that name exists
+		{"status", ""},
+		{"root@stauts", ""},
+		{"stauts.example.org", ""},
+		{"gw", ""},
+		{"tap", ""}, // "up" is too short to be mistyped
+		{"vpn", ""},
+		{"dwn", `did you mean "down"`},
+		{"donw", `did you mean "down"`},
 	} {
-		err := mistyped(tt.args, parser.Model.Children)
+		err := mistyped(tt.dest, parser.Model.Children, known)
 		if (err == nil) != (tt.want == "") || (err != nil && !strings.Contains(err.Error(), tt.want)) {
-			t.Errorf("mistyped(%q) = %v, want %q", tt.args, err, tt.want)
+			t.Errorf("mistyped(%q) = %v, want %q", tt.dest, err, tt.want)
+		}
+	}
+	// Through the command line: a flag's value is no destination, and a
+	// forced command is no typo.
+	for _, args := range [][]string{{"--remote", "--mode", "tap"}, {"remote", "--dev", "stauts"}} {
+		var c CLI
+		p, _ := kong.New(&c)
+		kctx, err := p.Parse(remoteFlag(args))
+		if err != nil || kctx.Command() != "remote" {
+			t.Errorf("%q: %v, %q", args, err, kctx.Command())
 		}
 	}
 }
@@ -42,7 +56,7 @@ func TestFlagHint(t *testing.T) {
 	if h := flagHint(errors.New(`unknown flag --reconnect-trie, did you mean "--reconnect-tries"?`)); h != "" {
 		t.Errorf("hint for a typo of --reconnect-tries: %q", h)
 	}
-	if distance("stauts", "status") != 2 || distance("", "ab") != 2 || distance("same", "same") != 0 {
+	if distance("stauts", "status") != 1 || distance("", "ab") != 2 || distance("same", "same") != 0 || distance("donw", "down") != 1 {
 		t.Error("distance")
 	}
 }

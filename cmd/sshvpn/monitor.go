@@ -69,7 +69,10 @@ func (m *monitor) up(t sshvpn.Tunnel, line string) {
 // retrying is told of every wait before a reconnect.
 func (m *monitor) retrying(attempt int, wait time.Duration, reason string) {
 	m.mu.Lock()
-	m.st.State, m.st.Attempt, m.st.Reason, m.st.Since = registry.StateReconnecting, attempt, reason, time.Now().UTC()
+	if m.st.State != registry.StateReconnecting {
+		m.st.Since = time.Now().UTC() // the outage began: not reset by each attempt
+	}
+	m.st.State, m.st.Attempt, m.st.Reason = registry.StateReconnecting, attempt, reason
 	f := m.onState
 	m.mu.Unlock()
 	m.write()

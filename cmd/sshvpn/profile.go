@@ -30,22 +30,26 @@ type profile struct {
 }
 
 // profileDirs are where "sshvpn up NAME" looks for NAME.conf, in order:
-// the user's own (the invoking user's under sudo), then the system's.
+// the account's own, then the system's. A profile can run hooks and name
+// keys, so root (sudo included) reads only root's and the system's: a
+// user's profile must not run anything as root.
 func profileDirs() []string {
 	var dirs []string
-	if home := invokingHome(); home != "" {
+	if home := ownHome(); home != "" {
 		dirs = append(dirs, filepath.Join(home, ".config", "sshvpn"))
 	}
 	return append(dirs, "/etc/sshvpn")
 }
 
-// invokingHome is the home directory of the user who ran sshvpn: under
-// sudo, SUDO_USER's, not root's.
-func invokingHome() string {
-	if name := os.Getenv("SUDO_USER"); name != "" && os.Geteuid() == 0 {
-		if u, err := user.Lookup(name); err == nil {
+// ownHome is the home directory of the account sshvpn runs as: $HOME, but
+// under sudo root's from the password database (sudo may keep the user's
+// HOME).
+func ownHome() string {
+	if os.Geteuid() == 0 && os.Getenv("SUDO_UID") != "" {
+		if u, err := user.Current(); err == nil {
 			return u.HomeDir
 		}
+		return ""
 	}
 	home, _ := os.UserHomeDir()
 	return home
@@ -146,7 +150,7 @@ type upCmd struct {
 }
 
 // run loads the profile and runs sshvpn connect with it.
-func (u *upCmd) run(_ []string, verbose, quiet bool) int {
+func (u *upCmd) run(_ []string, verbose, quiet bool, format string) int {
 	prof, err := loadProfile(u.Name)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sshvpn:", err)
@@ -165,7 +169,12 @@ func (u *upCmd) run(_ []string, verbose, quiet bool) int {
 	if quiet {
 		args = append(args, "-q")
 	}
-	args = append(append(args, u.Args...), "--", d)
+	args = append(args, "--log-format", format)
+	rest := u.Args
+	if len(rest) > 0 && rest[0] == "--" {
+		rest = rest[1:] // "sshvpn up NAME -- --mtu 1400"
+	}
+	args = append(append(args, rest...), "--", d)
 	return runWith(args, prof)
 }
 

@@ -13,7 +13,7 @@ func writeProfile(t *testing.T, name, text string) {
 	t.Helper()
 	home := t.TempDir()
 	t.Setenv("HOME", home)
-	t.Setenv("SUDO_USER", "")
+	t.Setenv("SUDO_UID", "")
 	dir := filepath.Join(home, ".config", "sshvpn")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -75,5 +75,18 @@ ssh-cmd = "ssh -p 2222"
 	}
 	if _, err := loadProfile("missing"); err == nil || !strings.Contains(err.Error(), "missing.conf") {
 		t.Errorf("a missing profile: %v", err)
+	}
+}
+
+// TestProfileUnderSudo: root under sudo does not read the invoking user's
+// profiles (they could run hooks as root), even when sudo keeps HOME.
+func TestProfileUnderSudo(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	writeProfile(t, "mine", "destination = \"gw\"\nup = \"/tmp/evil\"\n")
+	t.Setenv("SUDO_UID", "1000")
+	if p, err := loadProfile("mine"); err == nil {
+		t.Errorf("root under sudo read %s", p.path)
 	}
 }

@@ -112,7 +112,7 @@ func (r *remoteCmd) serveOn(ctx context.Context, conn spawn.Conn, log *slog.Logg
 	if err != nil {
 		return setupError{err}
 	}
-	s := &session{reg: reg, log: log}
+	s := &session{reg: reg, log: log.With(sshvpn.AdminOnly)} // the machine's business, not the client's
 	defer s.close()
 	s.sweep(sshvpn.AdminOnly)
 	log.Info("session started", "command", sanitize(strings.Join(os.Args[1:], " ")), sshvpn.AdminOnly)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sshvpn/sshvpn/internal/proc"
+	"github.com/sshvpn/sshvpn/internal/text"
 	"github.com/sshvpn/sshvpn/registry"
 )
 
@@ -70,6 +71,15 @@ func printStatus(w io.Writer, recs []registry.Record, now time.Time) {
 	for i, r := range recs {
 		if i > 0 {
 			fmt.Fprintln(tw)
+		}
+		// Records are files anyone of their account could have written,
+		// and carry text from the network (the reason a connection
+		// ended): nothing of them reaches the terminal raw.
+		r.Profile, r.Peer, r.User, r.Key, r.Dev, r.NetNS = clean(r.Profile), clean(r.Peer), clean(r.User), clean(r.Key), clean(r.Dev), clean(r.NetNS)
+		if r.Status != nil {
+			st := *r.Status
+			st.Reason, st.Offloads, st.State = clean(st.Reason), clean(st.Offloads), clean(st.State)
+			r.Status = &st
 		}
 		title := fmt.Sprintf("%s %s", r.Side, orDash(r.Dev))
 		if r.Profile != "" {
@@ -176,3 +186,5 @@ func bytesHuman(n uint64) string {
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
+
+func clean(s string) string { return text.Clean(s, false) }

@@ -40,3 +40,20 @@ func Check(dir, fix string) error {
 	}
 	return nil
 }
+
+// CheckOther refuses dir, another account's state directory that root
+// reads, unless it is a real directory that no one but its owner (whoever
+// that is) can write to.
+func CheckOther(dir string) error {
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	switch {
+	case fi.Mode()&os.ModeSymlink != 0, !fi.IsDir():
+		return fmt.Errorf("state directory %s is not a real directory", dir)
+	case fi.Mode().Perm()&0o022 != 0:
+		return fmt.Errorf("state directory %s is writable by others (mode %04o)", dir, fi.Mode().Perm())
+	}
+	return nil
+}
