@@ -129,7 +129,7 @@ func orDefault(d, def time.Duration) time.Duration {
 // newPump joins link and the framed transport, read through r, with the
 // keepalive defaults for zero durations and the offloads agreed in the
 // handshake enabled on the device.
-func newPump(link *Link, conn io.ReadWriteCloser, r *framing.Reader, offload tun.Offload,
+func newPump(link *Link, conn io.ReadWriteCloser, tw *lockedWriter, r *framing.Reader, offload tun.Offload,
 	keepalive, deadAfter time.Duration, log *slog.Logger, stats *Stats) (*pump, error) {
 	if stats == nil {
 		stats = link.stats
@@ -139,7 +139,6 @@ func newPump(link *Link, conn io.ReadWriteCloser, r *framing.Reader, offload tun
 			return nil, err
 		}
 	}
-	tw := &lockedWriter{w: conn}
 	p := &pump{link: link, dev: link.dev, conn: conn, r: r, tw: tw, log: log, stats: stats, offload: offload,
 		dw: framing.NewWriterSize(tw, dataWriterSize), cw: framing.NewWriterSize(tw, 512), werr: make(chan error, 1),
 		keepalive: orDefault(keepalive, DefaultKeepalive), deadAfter: orDefault(deadAfter, DefaultDeadAfter),
@@ -202,7 +201,10 @@ func runClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) (
 		mode = tun.ModeTUN
 	}
 	r := framing.NewReader(conn)
-	w := framing.NewWriter(conn)
+	// Every write goes through tw, which the pump's writers share: a
+	// refusal after the link came up cannot tear a data frame.
+	tw := &lockedWriter{w: conn}
+	w := framing.NewWriter(tw)
 	hello := &framing.Hello{Role: "client", Software: Software, Mode: string(mode), MTU: cfg.MTU,
 		Addrs: cfg.Addrs, PeerAddrs: cfg.PeerAddrs, WantDev: cfg.RemoteDev, Routes: cfg.RemoteRoutes, Resume: cfg.Resume}
 	hello.Offloads, hello.MaxFrame = offer(cfg.Link.dev, mode)
@@ -311,15 +313,12 @@ func runClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) (
 		server = a
 	}
 	offload := agree(cfg.Link.dev.Offloads(), mode, h)
-	p, err := newPump(cfg.Link, conn, r, offload, cfg.Keepalive, cfg.DeadAfter, log, cfg.Stats)
+	p, err := newPump(cfg.Link, conn, tw, r, offload, cfg.Keepalive, cfg.DeadAfter, log, cfg.Stats)
 	if err != nil {
 		return false, refuse(w, localError{err})
 	}
 	t.Offload = offload
 	if err := upAttached(cfg.Link, p, t, server); err != nil {
-		// The device reader may still flush what it framed.
-		p.tw.mu.Lock()
-		defer p.tw.mu.Unlock()
 		return false, refuse(w, localError{err})
 	}
 	log.Info("tunnel up", "dev", cfg.Link.dev.Name(), "local", t.Addrs, "remote", t.PeerAddrs, "mtu", t.MTU,
@@ -378,7 +377,10 @@ func Serve(ctx context.Context, conn io.ReadWriteCloser, cfg ServerConfig) error
 	}
 	defer link.Close()
 	offload := agree(link.dev.Offloads(), t.Mode, h)
-	p, err := newPump(link, conn, r, offload, cfg.Keepalive, cfg.DeadAfter, log, cfg.Stats)
+	// The server writes its answer straight to conn while it holds tw's
+	// lock (below), so that no data frame goes before it.
+	tw := &lockedWriter{w: conn}
+	p, err := newPump(link, conn, tw, r, offload, cfg.Keepalive, cfg.DeadAfter, log, cfg.Stats)
 	if err != nil {
 		return refuse(w, err)
 	}
@@ -393,10 +395,10 @@ func Serve(ctx context.Context, conn io.ReadWriteCloser, cfg ServerConfig) error
 	}
 	// Packets the device reads once the link is up must not reach the
 	// client before the answer: the pump's writers wait for the lock.
-	p.tw.mu.Lock()
+	tw.mu.Lock()
 	if err := upAttached(link, p, t, netip.Addr{}); err != nil {
 		err = refuse(w, err)
-		p.tw.mu.Unlock()
+		tw.mu.Unlock()
 		return err
 	}
 	answer := &framing.Hello{Role: "server", Software: Software, Mode: string(t.Mode), MTU: t.MTU,
@@ -405,10 +407,11 @@ func Serve(ctx context.Context, conn io.ReadWriteCloser, cfg ServerConfig) error
 	if cfg.Forwarding != nil && t.Mode == tun.ModeTUN {
 		answer.Forward = cfg.Forwarding()
 	}
-	if err := w.WriteHello(answer); err == nil {
+	err = w.WriteHello(answer)
+	if err == nil {
 		err = w.Flush()
 	}
-	p.tw.mu.Unlock()
+	tw.mu.Unlock()
 	if err != nil {
 		p.conn.Close()
 		p.stop()
