@@ -328,26 +328,22 @@ func (l *Link) handle(buf []byte, in *pump) *pump {
 	}
 	typ, payload, pkt := framing.TypeData, buf, buf
 	if l.vnet {
-		if len(buf) <= tun.VnetHdrLen {
+		h, ok := tun.ParseVnetHdr(buf)
+		if !ok || len(buf) == tun.VnetHdrLen {
+			p.stats.DroppedOut.Add(1)
 			return nil
 		}
-		h, _ := tun.ParseVnetHdr(buf)
 		pkt = buf[tun.VnetHdrLen:]
-		switch {
-		case p.offload != 0:
-			// The sender checks what the receiver will: a
-			// super-packet left from offloads since turned off is
-			// not sent.
-			if tun.CheckVnet(buf, p.offload) != nil {
-				p.stats.DroppedOut.Add(1)
-				return nil
-			}
-			typ = framing.TypeOffload
-		case !h.Plain():
-			p.stats.DroppedOut.Add(1) // the peer cannot take it
+		// What the peer did not agree to take is not sent: a
+		// super-packet left from offloads since turned off, say.
+		if h.Needs(pkt[0]>>4 == 6)&^p.offload != 0 {
+			p.stats.DroppedOut.Add(1)
 			return nil
-		default:
-			payload = pkt
+		}
+		if p.offload != 0 {
+			typ = framing.TypeOffload
+		} else {
+			payload = pkt // plain: the header stays behind
 		}
 	}
 	if p.acceptOut != nil && !p.acceptOut(pkt) {

@@ -47,7 +47,7 @@ type Stats struct {
 	PacketsOut, BytesOut atomic.Uint64 // device -> transport
 	PacketsIn, BytesIn   atomic.Uint64 // transport -> device
 	Dropped              atomic.Uint64 // packets from the peer refused by the filter or the device
-	DroppedOut           atomic.Uint64 // packets to the peer refused by the filter
+	DroppedOut           atomic.Uint64 // packets to the peer refused by the filter, or needing offloads the peer did not agree to
 	DroppedRate          atomic.Uint64 // packets either way over the session's rate limit
 	DroppedDetached      atomic.Uint64 // packets read from the device while no connection was attached
 	Malformed            atomic.Uint64 // offload frames from the peer whose virtio-net header failed the check

@@ -133,6 +133,34 @@ func (h VnetHdr) Plain() bool {
 	return h.GSOType == GSONone && h.Flags&vnetNeedsCsum == 0
 }
 
+// Needs is the offloads the receiver of the packet behind h must have
+// agreed to: CSUM for a checksum to complete, TSO4, TSO6, USO4 or USO6
+// (by v6, the packet's IP version) for a super-packet; every bit for a
+// GSO type Linux does not produce. It is the sender's cheap test;
+// CheckVnet is the receiver's full one.
+func (h VnetHdr) Needs(v6 bool) Offload {
+	var o Offload
+	if h.Flags&vnetNeedsCsum != 0 {
+		o |= OffloadCSUM
+	}
+	switch h.GSOType &^ GSOECN {
+	case GSONone:
+	case GSOTCPv4:
+		o |= OffloadTSO4
+	case GSOTCPv6:
+		o |= OffloadTSO6
+	case GSOUDPL4:
+		if v6 {
+			o |= OffloadUSO6
+		} else {
+			o |= OffloadUSO4
+		}
+	default:
+		o = ^Offload(0)
+	}
+	return o
+}
+
 // maxSegments caps how many segments one super-packet may turn into: 64 KiB
 // at the smallest MSS Linux accepts from a peer (tcp_min_snd_mss, 48).
 const maxSegments = 65536/48 + 1
@@ -143,9 +171,10 @@ var ErrBadVnetHdr = errors.New("tun: bad virtio-net header")
 // CheckVnet validates b, a virtio_net_hdr followed by an IP packet, before
 // it is handed to the kernel, against the offloads agreed with the peer:
 // only known flags; a GSO type the agreement includes and that matches the
-// packet's IP version (and, for IPv4, its protocol); for a super-packet a
-// segment size and header length that fit the packet and a sane number of
-// segments; and a checksum position inside the packet. It reads nothing
+// packet's IP version and protocol; for a super-packet a segment size and
+// header length that fit the packet, a sane number of segments, the IP
+// length equal to the packet's and the checksum in the transport header;
+// and a checksum position inside the packet. It reads nothing
 // past b and never panics.
 func CheckVnet(b []byte, agreed Offload) error {
 	h, ok := ParseVnetHdr(b)

@@ -129,3 +129,24 @@ func FuzzCheckVnet(f *testing.F) {
 		}
 	})
 }
+
+func TestNeeds(t *testing.T) {
+	for _, tt := range []struct {
+		h    VnetHdr
+		v6   bool
+		want Offload
+	}{
+		{VnetHdr{}, false, 0},
+		{VnetHdr{Flags: vnetDataValid}, false, 0},
+		{VnetHdr{Flags: vnetNeedsCsum}, false, OffloadCSUM},
+		{VnetHdr{Flags: vnetNeedsCsum, GSOType: GSOTCPv4 | GSOECN}, false, OffloadCSUM | OffloadTSO4},
+		{VnetHdr{Flags: vnetNeedsCsum, GSOType: GSOTCPv6}, true, OffloadCSUM | OffloadTSO6},
+		{VnetHdr{Flags: vnetNeedsCsum, GSOType: GSOUDPL4}, true, OffloadCSUM | OffloadUSO6},
+		{VnetHdr{Flags: vnetNeedsCsum, GSOType: GSOUDPL4}, false, OffloadCSUM | OffloadUSO4},
+		{VnetHdr{GSOType: GSOUDP}, false, ^Offload(0)},
+	} {
+		if got := tt.h.Needs(tt.v6); got != tt.want {
+			t.Errorf("%+v: Needs = %v, want %v", tt.h, got, tt.want)
+		}
+	}
+}
