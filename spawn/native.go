@@ -698,31 +698,32 @@ func (c *client) run(ctx context.Context, cmd string, stdin io.Reader) ([]byte, 
 		return nil, fmt.Errorf("opening a session: %w", err)
 	}
 	defer s.Close()
-	var out, errb bytes.Buffer
-	s.Stdin, s.Stdout, s.Stderr = stdin, &out, &limitWriter{w: &errb, n: 4096}
+	var out bytes.Buffer
+	errb := &tailWriter{max: 4096}
+	s.Stdin, s.Stdout, s.Stderr = stdin, &out, errb
 	stop := context.AfterFunc(ctx, func() { s.Close() })
 	defer stop()
 	if err := s.Run(cmd); err != nil {
-		msg := strings.TrimSpace(sanitizeLine(errb.String()))
+		// The end of stderr says why; a login banner comes first.
+		msg := []rune(strings.TrimSpace(sanitizeLine(string(errb.b))))
 		if len(msg) > 300 {
-			msg = msg[len(msg)-300:]
+			msg = append([]rune("…"), msg[len(msg)-300:]...)
 		}
-		return nil, fmt.Errorf("%w: %s", err, msg)
+		return nil, fmt.Errorf("%w: %s", err, string(msg))
 	}
 	return out.Bytes(), nil
 }
 
-// limitWriter keeps the first n bytes written to it.
-type limitWriter struct {
-	w io.Writer
-	n int
+// tailWriter keeps the last max bytes written to it.
+type tailWriter struct {
+	b   []byte
+	max int
 }
 
-func (l *limitWriter) Write(p []byte) (int, error) {
-	if l.n > 0 {
-		k := min(len(p), l.n)
-		l.w.Write(p[:k])
-		l.n -= k
+func (t *tailWriter) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if len(t.b) > t.max {
+		t.b = t.b[len(t.b)-t.max:]
 	}
 	return len(p), nil
 }
