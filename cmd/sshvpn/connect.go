@@ -90,7 +90,7 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, hup hangup, v ve
 		return err
 	}
 	if c.Upload || c.UploadBinary != "" {
-		if dialer, err = c.upload(ctx, log); err != nil {
+		if dialer, err = c.upload(ctx, dialer, log); err != nil {
 			dev.Close()
 			return err
 		}
@@ -323,15 +323,11 @@ func (c *connectCmd) notifyState(state, line string) {
 	}
 }
 
-// upload copies sshvpn to the server (--upload) and returns the dialer that
-// runs that copy: --remote-cmd with its first word replaced. The ssh binary
+// upload copies sshvpn to the server (--upload) and returns d changed to
+// run that copy: --remote-cmd with its first word replaced. The ssh binary
 // uploads once, before the first connection; --native checks (and, if
 // need be, copies) on each connection, over that connection.
-func (c *connectCmd) upload(ctx context.Context, log *slog.Logger) (spawn.Dialer, error) {
-	d, err := c.dialer(log)
-	if err != nil {
-		return nil, err
-	}
+func (c *connectCmd) upload(ctx context.Context, d spawn.Dialer, log *slog.Logger) (spawn.Dialer, error) {
 	switch d := d.(type) {
 	case *spawn.Native:
 		remote := d.RemoteCommand

@@ -227,9 +227,11 @@ func (r *remoteCmd) serveOn(ctx context.Context, conn spawn.Conn, log *slog.Logg
 					}
 					log.Info("gateway for the client: forwarding and masquerading its addresses", "client", t.PeerAddrs)
 				}
+				return nil
+			},
+			OnReady: func(t sshvpn.Tunnel) {
 				m.up(t, "")
 				stopMonitor = m.start() // the record exists by now
-				return nil
 			},
 			Logger: log, Stats: stats,
 		}), nil
