@@ -322,11 +322,19 @@ func (l *lab) up(args ...string) *vpn {
 func (l *lab) upIn(ns string, args ...string) *vpn {
 	l.t.Helper()
 	v := l.startIn(ns, args...)
+	l.waitUp(v, `msg="tunnel up"`)
+	return v
+}
+
+// waitUp waits until v's log has two lines with up (the client's tunnel up
+// and the server's), failing the test if v exits first or 20 s pass.
+func (l *lab) waitUp(v *vpn, up string) {
+	l.t.Helper()
 	deadline := time.After(20 * time.Second)
 	for {
 		s := v.log.String()
-		if strings.Count(s, `msg="tunnel up"`) >= 2 {
-			return v
+		if strings.Count(s, up) >= 2 {
+			return
 		}
 		select {
 		case <-v.done:

@@ -185,9 +185,7 @@ mtu = 1300
 	}
 	l.Env = []string{"HOME=" + home}
 	v := l.exec(l.Client, l.Bin, "up", "lab", "--mtu", "1400")
-	if !eventually(20*time.Second, func() bool { return strings.Count(v.log.String(), "tunnel up") >= 2 }) {
-		t.Fatalf("sshvpn up lab: no tunnel:\n%s", v.log)
-	}
+	l.waitUp(v, "tunnel up")
 	if err := l.ping(l.Client, serverV4); err != nil {
 		t.Error(err)
 	}
@@ -235,9 +233,7 @@ func TestOutput(t *testing.T) {
 		return n
 	}
 	v := l.start(append(tunnelArgs, "--log-format", "text", "root@server")...)
-	if !eventually(20*time.Second, func() bool { return strings.Count(v.log.String(), "tunnel up dev=") >= 2 }) {
-		t.Fatalf("no tunnel:\n%s", v.log)
-	}
+	l.waitUp(v, "tunnel up dev=")
 	v.stop(t)
 	ls := lines(v)
 	if count(ls, "server: tunnel up dev=") != 1 || count(ls, "tunnel up dev=") != 1 || count(ls, "level=") != 0 {

@@ -63,9 +63,7 @@ func TestSudo(t *testing.T) {
 	for _, extra := range [][]string{nil, {"--native"}} {
 		args := append(append([]string{"--addr", clientV4 + "/30", "--peer-addr", serverV4 + "/30", "--dev", "vpn0"}, extra...), "server")
 		v := run(args...)
-		if !eventually(20*time.Second, func() bool { return strings.Count(v.log.String(), "tunnel up") >= 2 }) {
-			t.Fatalf("%v: no tunnel under sudo:\n%s", extra, v.log)
-		}
+		l.waitUp(v, "tunnel up")
 		if extra == nil {
 			ssh := childPID(t, v.cmd.Process.Pid, "ssh")
 			if got := uidOf(t, ssh); got != uid {
@@ -114,9 +112,7 @@ func TestSudo(t *testing.T) {
 	}
 	l.Env = append(l.Env, "SSH_AUTH_SOCK="+sock)
 	v := run("--addr", clientV4+"/30", "--peer-addr", serverV4+"/30", "--dev", "vpn0", "server")
-	if !eventually(20*time.Second, func() bool { return strings.Count(v.log.String(), "tunnel up") >= 2 }) {
-		t.Fatalf("no tunnel with the user's agent:\n%s", v.log)
-	}
+	l.waitUp(v, "tunnel up")
 	if err, log := v.stop(t); err != nil {
 		t.Fatalf("exit %v:\n%s", err, log)
 	}
