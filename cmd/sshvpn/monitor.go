@@ -77,7 +77,7 @@ func (m *monitor) retrying(attempt int, wait time.Duration, reason string) {
 	m.mu.Unlock()
 	m.write()
 	if f != nil {
-		f(registry.StateReconnecting, "reconnecting (attempt "+itoa(attempt)+" in "+wait.Round(time.Second).String()+"): "+reason)
+		f(registry.StateReconnecting, "reconnecting (attempt "+strconv.Itoa(attempt)+" in "+wait.Round(time.Second).String()+"): "+reason)
 	}
 }
 
@@ -164,8 +164,6 @@ func (m *monitor) start() (stop func()) {
 	go func() { defer close(done); m.run(ctx) }()
 	return func() { cancel(); <-done }
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
 
 // joinPrefixes lists prefixes for a person: "198.18.0.1/30, fd00::1/64".
 func joinPrefixes(ps []netip.Prefix) string {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -136,7 +137,7 @@ func printStatus(w io.Writer, recs []registry.Record, now time.Time) {
 		fmt.Fprintf(tw, "  received\t%s in %d packets\n", bytesHuman(st.BytesIn), st.PacketsIn)
 		if len(st.Drops) > 0 {
 			var d []string
-			for _, k := range slices.Sorted(mapKeys(st.Drops)) {
+			for _, k := range slices.Sorted(maps.Keys(st.Drops)) {
 				d = append(d, fmt.Sprintf("%s %d", strings.ReplaceAll(k, "_", " "), st.Drops[k]))
 			}
 			fmt.Fprintf(tw, "  dropped\t%s\n", strings.Join(d, ", "))
@@ -146,16 +147,6 @@ func printStatus(w io.Writer, recs []registry.Record, now time.Time) {
 		}
 	}
 	tw.Flush()
-}
-
-func mapKeys(m map[string]uint64) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 func orDash(s string) string {
