@@ -48,6 +48,8 @@ Examples:
   sshvpn -e "ssh -p 2222 -i ~/.ssh/vpn" --addr 192.0.2.1/30 --peer-addr 192.0.2.2/30 gw
   sshvpn --remote-cmd "sudo /usr/local/bin/sshvpn --remote" gw
   sshvpn --route 198.51.100.0/24 --up ./dns-up.sh --down ./dns-down.sh gw
+  sshvpn --default-route --dns 10.20.0.53 gw    # the server's forced command has --nat
+  sshvpn up office; sshvpn status; sshvpn down office
 
 "sshvpn connect --help" lists the client's flags (routes, default route, hooks, tap mode);
 "sshvpn remote --help" the server's policy flags; README.md has walkthroughs.`
@@ -64,7 +66,7 @@ type CLI struct {
 
 	AuthorizedKey authorizedKeyCmd `cmd:"" name:"authorized-key" help:"Print an authorized_keys line that lets a key run only \"sshvpn --remote\" with the given policy."`
 	Status        statusCmd        `cmd:"" help:"List the tunnels running on this machine, client and server sides: addresses, state, RTT, traffic, drops."`
-	Up            upCmd            `cmd:"" help:"Bring up the tunnel of a profile: /etc/sshvpn/NAME.conf or ~/.config/sshvpn/NAME.conf (see README, Profiles). Flags after NAME override the profile."`
+	Up            upCmd            `cmd:"" help:"Bring up the tunnel of a profile: ~/.config/sshvpn/NAME.conf, else /etc/sshvpn/NAME.conf (under sudo, root's, never the invoking user's). Flags after NAME override the profile; see README, Profiles."`
 	Down          downCmd          `cmd:"" help:"End the tunnel that \"sshvpn up NAME\" started, and wait until it has cleaned up."`
 }
 

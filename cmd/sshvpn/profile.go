@@ -145,7 +145,7 @@ func (p *profile) Resolve(_ *kong.Context, _ *kong.Path, flag *kong.Flag) (any, 
 
 // upCmd is "sshvpn up NAME [flags]".
 type upCmd struct {
-	Name string   `arg:"" help:"The profile: NAME.conf in ~/.config/sshvpn or /etc/sshvpn."`
+	Name string   `arg:"" help:"The profile: NAME.conf in ~/.config/sshvpn, else in /etc/sshvpn."`
 	Args []string `arg:"" optional:"" passthrough:"" help:"Flags of sshvpn connect, which override the profile's."`
 }
 
