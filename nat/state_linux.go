@@ -13,7 +13,6 @@ import (
 	"syscall"
 
 	"github.com/sshvpn/sshvpn/internal/statedir"
-	"golang.org/x/sys/unix"
 )
 
 const (
@@ -129,16 +128,11 @@ func lockState(dir string) (unlock func(), err error) {
 	if err := statedir.Check(dir, "use a directory owned by the account running sshvpn, writable by it alone"); err != nil {
 		return nil, fmt.Errorf("nat: %w", err)
 	}
-	name := filepath.Join(dir, lockFile)
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	unlock, err = statedir.Lock(dir, lockFile)
 	if err != nil {
-		return nil, fmt.Errorf("nat: lock file: %w", err)
+		return nil, fmt.Errorf("nat: %w", err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("nat: locking %s: %w", name, err)
-	}
-	return func() { unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
+	return unlock, nil
 }
 
 // loadState reads the state in dir; a missing file is an empty state.

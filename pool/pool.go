@@ -36,7 +36,6 @@ import (
 
 	"github.com/sshvpn/sshvpn/internal/proc"
 	"github.com/sshvpn/sshvpn/internal/statedir"
-	"golang.org/x/sys/unix"
 )
 
 // maxLeaseSize caps how much of a lease file is read; a holder record
@@ -142,19 +141,11 @@ func (p *Pool) Acquire() (*Lease, error) { return p.AcquirePreferring(netip.Addr
 // free (a reconnecting client asks for the address it had), else the lowest
 // free lease.
 func (p *Pool) AcquirePreferring(prefer netip.Addr) (*Lease, error) {
-	name := filepath.Join(p.dir, "pool.lock")
-	lock, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	unlock, err := statedir.Lock(p.dir, "pool.lock")
 	if err != nil {
-		return nil, fmt.Errorf("pool: lock file: %w", err)
+		return nil, fmt.Errorf("pool: %w", err)
 	}
-	defer lock.Close()
-	if err := regular(lock); err != nil {
-		return nil, err
-	}
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
-		return nil, fmt.Errorf("pool: locking %s: %w", name, err)
-	}
-	defer unix.Flock(int(lock.Fd()), unix.LOCK_UN)
+	defer unlock()
 	me := holder(os.Getpid())
 	var unreadable []error
 	order := make([]int, 0, p.size+1)

@@ -32,7 +32,6 @@ import (
 
 	"github.com/sshvpn/sshvpn/internal/proc"
 	"github.com/sshvpn/sshvpn/internal/statedir"
-	"golang.org/x/sys/unix"
 )
 
 // DefaultDir is the state directory of root's sessions.
@@ -158,16 +157,11 @@ func CheckDir(dir string) error {
 // say and acting on it without a concurrent session doing the same. It waits
 // for the lock; unlock releases it.
 func (r *Registry) Lock() (unlock func(), err error) {
-	name := filepath.Join(r.dir, "registry.lock")
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	unlock, err = statedir.Lock(r.dir, "registry.lock")
 	if err != nil {
-		return nil, fmt.Errorf("registry: lock file: %w", err)
+		return nil, fmt.Errorf("registry: %w", err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("registry: locking %s: %w", name, err)
-	}
-	return func() { unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
+	return unlock, nil
 }
 
 // List returns the records of live sessions in the calling thread's network

@@ -6,6 +6,7 @@ package statedir
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -56,4 +57,24 @@ func CheckOther(dir string) error {
 		return fmt.Errorf("state directory %s is writable by others (mode %04o)", dir, fi.Mode().Perm())
 	}
 	return nil
+}
+
+// Lock takes the exclusive lock of file name in dir (created if missing,
+// never through a link, and refused unless a regular file), waiting for
+// it; unlock releases it.
+func Lock(dir, name string) (unlock func(), err error) {
+	path := filepath.Join(dir, name)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock file: %w", err)
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("lock file %s is not a regular file", path)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	return func() { unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
 }
