@@ -214,13 +214,9 @@ func runBash(t *testing.T, script string) *exec.Cmd {
 // inner one (the trailing command keeps bash from exec'ing it).
 func nest(script string, n int) string {
 	for range n {
-		script = "bash -c " + shellQuote(script) + "; exit $?"
+		script = "bash -c " + QuoteWord(script) + "; exit $?"
 	}
 	return script
-}
-
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func TestPeerOfPID(t *testing.T) {

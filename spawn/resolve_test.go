@@ -78,7 +78,7 @@ func fakeSSHG(t *testing.T, configs map[string][]string) (path string, calls fun
 	t.Helper()
 	log := filepath.Join(t.TempDir(), "argv.log")
 	var b strings.Builder
-	b.WriteString(`printf '%s\037' "$@" >>` + shellQuote(log) + "\nprintf '\\n' >>" + shellQuote(log) + "\n")
+	b.WriteString(`printf '%s\037' "$@" >>` + QuoteWord(log) + "\nprintf '\\n' >>" + QuoteWord(log) + "\n")
 	b.WriteString("for last; do :; done\n")
 	b.WriteString("[ \"$last\" = srv ] || for a; do case \"$a\" in -J*|-*[!-]J*|*[Pp][Rr][Oo][Xx][Yy][Jj][Uu][Mm][Pp]*) echo 'jumphost loop' >&2; exit 255;; esac; done\n")
 	b.WriteString("case \"$last\" in\n")
@@ -88,9 +88,9 @@ func fakeSSHG(t *testing.T, configs map[string][]string) (path string, calls fun
 	}
 	sort.Strings(hosts)
 	for _, h := range hosts {
-		b.WriteString(shellQuote(h) + ") printf '%s\\n'")
+		b.WriteString(QuoteWord(h) + ") printf '%s\\n'")
 		for _, l := range configs[h] {
-			b.WriteString(" " + shellQuote(l))
+			b.WriteString(" " + QuoteWord(l))
 		}
 		b.WriteString(";;\n")
 	}

@@ -61,3 +61,12 @@ func SplitCommand(s string) ([]string, error) {
 	}
 	return words, nil
 }
+
+// QuoteWord quotes s as one word for a POSIX shell, when it needs quoting:
+// SplitCommand in reverse.
+func QuoteWord(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=/.,:%+@") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

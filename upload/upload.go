@@ -29,6 +29,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/sshvpn/sshvpn/spawn"
 )
 
 // Runner runs a shell command on the server, as "ssh host CMD" would,
@@ -99,9 +101,9 @@ func Ensure(ctx context.Context, run Runner, opt Options) (Result, error) {
 	}
 
 	// Round trip 1: what is the server, and what does it have?
-	fileExpr := shellQuote(path.Join(absDir, name))
+	fileExpr := spawn.QuoteWord(path.Join(absDir, name))
 	if absDir == "" {
-		fileExpr = `"$HOME"/` + shellQuote(path.Join(relDir, name))
+		fileExpr = `"$HOME"/` + spawn.QuoteWord(path.Join(relDir, name))
 	}
 	out, err := run(ctx, probeScript(marker, fileExpr), nil)
 	if err != nil {
@@ -193,9 +195,9 @@ func uploadScript(marker, dir, file, tmp string, size int64, sum string) string 
 	n := strconv.FormatInt(size, 10)
 	return `printf '\n'
 m=` + marker + `
-` + hashFunc + `d=` + shellQuote(dir) + `
-f=` + shellQuote(file) + `
-t=` + shellQuote(tmp) + `
+` + hashFunc + `d=` + spawn.QuoteWord(dir) + `
+f=` + spawn.QuoteWord(file) + `
+t=` + spawn.QuoteWord(tmp) + `
 umask 077
 trap 'rm -f "$t"' EXIT
 trap 'rm -f "$t"; exit 1' HUP INT TERM
@@ -457,14 +459,6 @@ func newMarker() (string, error) {
 		return "", fmt.Errorf("upload: %w", err)
 	}
 	return "sshvpn-upload-" + hex.EncodeToString(b[:]), nil
-}
-
-// shellQuote quotes s as one word for a POSIX shell.
-func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=/.,:%+@") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func hasControl(s string) bool {

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/sshvpn/sshvpn/spawn"
 )
 
 // server is "the server" of a test: this machine, reached by running
@@ -38,7 +40,7 @@ func newServer(t *testing.T, uname string) *server {
 
 func (s *server) setUname(t *testing.T, uname string) {
 	t.Helper()
-	script := fmt.Sprintf("#!/bin/sh\nprintf '%%s\\n' %s\n", shellQuote(uname))
+	script := fmt.Sprintf("#!/bin/sh\nprintf '%%s\\n' %s\n", spawn.QuoteWord(uname))
 	if err := os.WriteFile(filepath.Join(s.bin, "uname"), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -506,9 +508,9 @@ func TestUnameArch(t *testing.T) {
 func TestShellQuote(t *testing.T) {
 	sh := lookPath(t, "sh")
 	for _, s := range []string{"", "plain/path-1.0", "it's", "'", "''", `a "b" $c`, "`x`", `\`, "a\nb", " lead", "*", "~", "-n", "$(echo hi)"} {
-		out, err := exec.Command(sh, "-c", "printf %s "+shellQuote(s)).Output()
+		out, err := exec.Command(sh, "-c", "printf %s "+spawn.QuoteWord(s)).Output()
 		if err != nil || string(out) != s {
-			t.Errorf("sh printf %s = %q, %v; want %q", shellQuote(s), out, err, s)
+			t.Errorf("sh printf %s = %q, %v; want %q", spawn.QuoteWord(s), out, err, s)
 		}
 	}
 }

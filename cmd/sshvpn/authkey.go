@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/sshvpn/sshvpn/spawn"
 )
 
 type authorizedKeyCmd struct {
@@ -58,9 +60,9 @@ func (c *authorizedKeyCmd) line() (string, error) {
 	if len(opts) > 0 || len(bytes.TrimSpace(rest)) > 0 {
 		return "", fmt.Errorf("%s: give one bare public key (no options, one line)", c.PubkeyFile)
 	}
-	words := []string{shellQuote(c.Sshvpn), "--remote"}
+	words := []string{spawn.QuoteWord(c.Sshvpn), "--remote"}
 	for _, a := range append(c.policyFlags.args(), c.linkFlags.args()...) {
-		words = append(words, shellQuote(a))
+		words = append(words, spawn.QuoteWord(a))
 	}
 	cmd := strings.Join(words, " ")
 	// Inside the quoted command= option sshd un-escapes \" and nothing

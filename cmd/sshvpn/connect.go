@@ -387,7 +387,7 @@ func (c *connectCmd) uploadTo(ctx context.Context, run upload.Runner, remote str
 	words[at] = res.Path
 	quoted := make([]string, len(words))
 	for i, w := range words {
-		quoted[i] = shellQuote(w)
+		quoted[i] = spawn.QuoteWord(w)
 	}
 	return strings.Join(quoted, " "), nil
 }
