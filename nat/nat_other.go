@@ -17,3 +17,6 @@ func (*Gateway) Close() error { return nil }
 
 // Cleanup does nothing.
 func Cleanup(string, func(string, ...any)) error { return nil }
+
+// Forwarding reports nothing: unknown here.
+func Forwarding() map[string]bool { return nil }

@@ -198,3 +198,15 @@ func (st *state) save(dir string) error {
 	}
 	return nil
 }
+
+// Forwarding reports whether this network namespace forwards IPv4 and IPv6
+// ("ipv4", "ipv6"), as its sysctls say; a family it cannot read is left out.
+func Forwarding() map[string]bool {
+	out := map[string]bool{}
+	for fam, name := range map[string]string{"ipv4": sysctlIPv4, "ipv6": sysctlIPv6} {
+		if v, err := readSysctl(name); err == nil {
+			out[fam] = v == "1"
+		}
+	}
+	return out
+}

@@ -157,7 +157,7 @@ func (r *remoteCmd) serveOn(ctx context.Context, conn spawn.Conn, log *slog.Logg
 	cfg := sshvpn.ServerConfig{
 		Mode: pol.mode, MTU: r.MTU, Addrs: pol.addrs, PeerAddrs: pol.peers, Dev: r.Dev,
 		AllowSources: pol.allow, AllowRoutes: pol.allowRoutes, Pool: pol.pool, Nets: router.Nets, ClientAddr: client, Rate: pol.rate,
-		Keepalive: r.Keepalive, DeadAfter: r.DeadAfter, Logger: log, Stats: stats, Forwarding: forwarding,
+		Keepalive: r.Keepalive, DeadAfter: r.DeadAfter, Logger: log, Stats: stats, Forwarding: nat.Forwarding,
 	}
 	cfg.Admit = func(t sshvpn.Tunnel) error {
 		// The same client reconnecting ends its older session first.
@@ -269,18 +269,6 @@ func hosts(ps []netip.Prefix) []netip.Prefix {
 	out := make([]netip.Prefix, len(ps))
 	for i, p := range ps {
 		out[i] = netip.PrefixFrom(p.Addr(), p.Addr().BitLen())
-	}
-	return out
-}
-
-// forwarding reports whether this machine forwards IPv4 and IPv6, from its
-// sysctls.
-func forwarding() map[string]bool {
-	out := map[string]bool{}
-	for fam, path := range map[string]string{"ipv4": "/proc/sys/net/ipv4/ip_forward", "ipv6": "/proc/sys/net/ipv6/conf/all/forwarding"} {
-		if b, err := os.ReadFile(path); err == nil {
-			out[fam] = strings.TrimSpace(string(b)) == "1"
-		}
 	}
 	return out
 }
