@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -75,18 +74,6 @@ func Ready(status string) error {
 // Line breaks in s become spaces.
 func Status(s string) error {
 	_, err := Send("STATUS=" + oneLine(s))
-	return err
-}
-
-// Reloading tells systemd that the service is reloading:
-// "RELOADING=1\nMONOTONIC_USEC=..." (the CLOCK_MONOTONIC time in
-// microseconds, which Type=notify-reload requires). Send Ready when done.
-func Reloading() error {
-	state := "RELOADING=1"
-	if usec, ok := monotonicUsec(); ok {
-		state += "\nMONOTONIC_USEC=" + strconv.FormatInt(usec, 10)
-	}
-	_, err := Send(state)
 	return err
 }
 

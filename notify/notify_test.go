@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -94,17 +93,6 @@ func TestHelpers(t *testing.T) {
 	}
 }
 
-func TestReloading(t *testing.T) {
-	conn := listen(t, filepath.Join(t.TempDir(), "notify.sock"))
-	if err := Reloading(); err != nil {
-		t.Fatal(err)
-	}
-	got := recv(t, conn)
-	if !regexp.MustCompile(`^RELOADING=1\nMONOTONIC_USEC=[1-9][0-9]*$`).MatchString(got) {
-		t.Errorf("received %q, want RELOADING=1 and MONOTONIC_USEC=<microseconds>", got)
-	}
-}
-
 // Outside systemd, NOTIFY_SOCKET unset or empty, every call is a no-op.
 func TestUnset(t *testing.T) {
 	for _, unset := range []bool{true, false} {
@@ -115,7 +103,7 @@ func TestUnset(t *testing.T) {
 		if sent, err := Send("READY=1"); sent || err != nil {
 			t.Errorf("unset=%v: Send = %v, %v; want false, nil", unset, sent, err)
 		}
-		for _, f := range []func() error{func() error { return Ready("up") }, func() error { return Status("x") }, Reloading, Stopping} {
+		for _, f := range []func() error{func() error { return Ready("up") }, func() error { return Status("x") }, Stopping} {
 			if err := f(); err != nil {
 				t.Errorf("unset=%v: %v", unset, err)
 			}

@@ -107,7 +107,7 @@ func runWith(args []string, prof *profile) int {
 		}
 	}
 	if strings.HasPrefix(kctx.Command(), "up ") {
-		return cli.Up.run(args, cli.Verbose, cli.Quiet, cli.LogFormat)
+		return cli.Up.run(cli.Verbose, cli.Quiet, cli.LogFormat)
 	}
 	if prof != nil {
 		cli.Connect.profile = prof.name

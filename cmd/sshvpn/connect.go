@@ -129,7 +129,7 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, hup hangup, v ve
 			return nil
 		},
 		OnReady: func(t sshvpn.Tunnel) {
-			m.up(t, fmt.Sprintf("tunnel up: %s %s to %s, server %s", dev.Name(), joinPrefixes(t.Addrs), joinPrefixes(t.PeerAddrs), c.Destination))
+			m.up(t, fmt.Sprintf("tunnel up: %s %s to %s, server %s", dev.Name(), joinStrings(t.Addrs, ", "), joinStrings(t.PeerAddrs, ", "), c.Destination))
 		},
 	})
 	defer link.Close()

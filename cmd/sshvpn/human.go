@@ -92,9 +92,9 @@ func humanValue(v slog.Value) string {
 	var s string
 	switch x := v.Resolve().Any().(type) {
 	case []netip.Prefix:
-		s = joinStrings(x)
+		s = joinStrings(x, ",")
 	case []netip.Addr:
-		s = joinStrings(x)
+		s = joinStrings(x, ",")
 	case []string:
 		s = strings.Join(x, ",")
 	default:
@@ -106,12 +106,13 @@ func humanValue(v slog.Value) string {
 	return s
 }
 
-func joinStrings[T fmt.Stringer](xs []T) string {
+// joinStrings joins the text of xs with sep.
+func joinStrings[T fmt.Stringer](xs []T, sep string) string {
 	s := make([]string, len(xs))
 	for i, x := range xs {
 		s[i] = x.String()
 	}
-	return strings.Join(s, ",")
+	return strings.Join(s, sep)
 }
 
 func (h *humanHandler) WithAttrs(as []slog.Attr) slog.Handler {

@@ -3,11 +3,9 @@ package main
 import (
 	"context"
 	"log/slog"
-	"net/netip"
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -26,9 +24,8 @@ type monitor struct {
 	log   *slog.Logger
 	every time.Duration // log the counters this often; 0: only on SIGUSR1
 
-	mu  sync.Mutex
-	st  registry.Status
-	ups int
+	mu sync.Mutex
+	st registry.Status
 	// onState, if set, is told of every change of state, with a line for
 	// a person (systemd's STATUS).
 	onState func(state, line string)
@@ -52,10 +49,9 @@ func newMonitor(s *session, stats *sshvpn.Stats, log *slog.Logger, verbose bool)
 // up is told of every tunnel the link is brought up to.
 func (m *monitor) up(t sshvpn.Tunnel, line string) {
 	m.mu.Lock()
-	if m.ups > 0 {
-		m.st.Reconnects = m.ups
+	if m.st.State != registry.StateConnecting {
+		m.st.Reconnects++ // up before: this is a reconnect
 	}
-	m.ups++
 	m.st.State, m.st.Attempt, m.st.Reason = registry.StateUp, 0, ""
 	m.st.Since, m.st.MTU, m.st.Offloads = time.Now().UTC(), t.MTU, t.Offload.String()
 	f := m.onState
@@ -163,13 +159,4 @@ func (m *monitor) start() (stop func()) {
 	done := make(chan struct{})
 	go func() { defer close(done); m.run(ctx) }()
 	return func() { cancel(); <-done }
-}
-
-// joinPrefixes lists prefixes for a person: "198.18.0.1/30, fd00::1/64".
-func joinPrefixes(ps []netip.Prefix) string {
-	s := make([]string, len(ps))
-	for i, p := range ps {
-		s[i] = p.String()
-	}
-	return strings.Join(s, ", ")
 }

@@ -150,7 +150,7 @@ type upCmd struct {
 }
 
 // run loads the profile and runs sshvpn connect with it.
-func (u *upCmd) run(_ []string, verbose, quiet bool, format string) int {
+func (u *upCmd) run(verbose, quiet bool, format string) int {
 	prof, err := loadProfile(u.Name)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sshvpn:", err)

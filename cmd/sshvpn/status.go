@@ -102,7 +102,7 @@ func printStatus(w io.Writer, recs []registry.Record, now time.Time) {
 			who += ", key " + r.Key
 		}
 		fmt.Fprintf(tw, "  %s\t%s\n", peer, who)
-		fmt.Fprintf(tw, "  addresses\t%s ⇄ %s\n", orDash(joinPrefixes(r.Addrs)), orDash(joinPrefixes(r.PeerAddrs)))
+		fmt.Fprintf(tw, "  addresses\t%s ⇄ %s\n", orDash(joinStrings(r.Addrs, ", ")), orDash(joinStrings(r.PeerAddrs, ", ")))
 		if r.Lease > 0 {
 			fmt.Fprintf(tw, "  lease\t%d\n", r.Lease-1)
 		}
