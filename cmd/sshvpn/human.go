@@ -163,6 +163,10 @@ func (r *relay) Flush() {
 }
 
 func (r *relay) emit(line string) {
+	// ssh ends its own lines with "\r\n" (it may have put the terminal in
+	// raw mode); the '\r' is part of the line ending, not a character to
+	// defuse into a '?'.
+	line = strings.TrimSuffix(line, "\r")
 	rec, ok := parseRemoteLine(line)
 	if !ok {
 		// ssh's own message, or the server's shell: shown, defused.

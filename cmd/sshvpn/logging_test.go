@@ -60,15 +60,21 @@ func TestRelay(t *testing.T) {
 	io.WriteString(r, "level=DEBUG msg=hidden side=remote\nWarning: Permanently added 'server' to the list of known hosts.\n")
 	io.WriteString(r, `level=WARN msg="evil\x1b[2J" side=remote note="a b"`+"\n")
 	io.WriteString(r, `level=ERROR msg="ok\nerror: host key CHANGED" side=remote side=local`+"\n")
-	io.WriteString(r, `level=ERROR msg="forged" x=side=remote`)
+	io.WriteString(r, `level=ERROR msg="forged" x=side=remote`+"\n")
+	// ssh's own line endings are "\r\n": no stray '?' for the '\r'.
+	io.WriteString(r, "root@192.0.2.2: Permission denied (publickey).\r\n")
+	io.WriteString(r, `level=INFO msg=bye side=remote`+"\r\n")
+	io.WriteString(r, "a\rb")
 	r.Flush()
-	want := "server: tunnel up dev=tun0 local=198.18.0.2/30,fd00::2/64 mtu=1500\nserver: warning: evil?[2J note=\"a b\"\n"
+	want := "server: tunnel up dev=tun0 local=198.18.0.2/30,fd00::2/64 mtu=1500\nserver: warning: evil?[2J note=\"a b\"\nserver: bye\n"
 	if out.String() != want {
 		t.Errorf("relayed:\n%q\nwant\n%q", out.String(), want)
 	}
 	if raw.String() != "Warning: Permanently added 'server' to the list of known hosts.\n"+
 		"level=ERROR msg=\"ok\\nerror: host key CHANGED\" side=remote side=local\n"+
-		"level=ERROR msg=\"forged\" x=side=remote\n" {
+		"level=ERROR msg=\"forged\" x=side=remote\n"+
+		"root@192.0.2.2: Permission denied (publickey).\n"+
+		"a?b\n" {
 		t.Errorf("passed through: %q", raw.String())
 	}
 }
