@@ -13,7 +13,12 @@
 // registry says about the machine holds its lock (Lock) while deciding.
 //
 // The state directory must belong to the account that runs sshvpn (or to
-// root) and be writable by no one else; Open refuses any other.
+// root) and be writable by no one else; Open refuses any other, and makes
+// it 0700 and its records 0600: a record names keys, addresses and
+// accounts that are no one else's business. A record is trusted only where
+// its file, its directory and the process it names all belong to the same
+// account (the registry's owner); anything else in the directory is junk
+// and is removed, as are the records of processes that are gone.
 package registry
 
 import (
@@ -116,28 +121,38 @@ func (r *Record) Holder() proc.Holder { return proc.Holder{PID: r.PID, Start: r.
 
 // Registry is one state directory.
 type Registry struct {
-	dir string
+	dir   string
+	owner int // the account whose records it holds
 }
 
-// Open returns the registry in dir, creating dir (mode 0755) if missing.
+// Open returns the registry of the effective user in dir, creating dir
+// (mode 0700) if missing and taking group and other access away from one
+// that an older sshvpn made 0755.
 func Open(dir string) (*Registry, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("registry: state directory: %w", err)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("registry: state directory %s (where sshvpn keeps its session records): %w", dir, err)
 	}
 	if err := CheckDir(dir); err != nil {
 		return nil, err
 	}
-	return &Registry{dir: dir}, nil
+	euid := os.Geteuid()
+	if fi, err := os.Lstat(dir); err == nil && statedir.Owner(fi) == euid && fi.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("registry: %w", err)
+		}
+	}
+	return &Registry{dir: dir, owner: euid}, nil
 }
 
-// OpenExisting returns the registry in dir without creating it, for reading
-// another account's sessions: the directory may belong to that account,
-// but no one else may write to it.
-func OpenExisting(dir string) (*Registry, error) {
-	if err := statedir.CheckOther(dir); err != nil {
+// OpenOther returns the registry of account uid in dir without creating
+// it, for root to read that account's sessions: dir must be a real
+// directory that uid owns and no one else can write to, and only records
+// of uid's own processes in files of uid's count.
+func OpenOther(dir string, uid int) (*Registry, error) {
+	if err := statedir.CheckOther(dir, uid); err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
-	return &Registry{dir: dir}, nil
+	return &Registry{dir: dir, owner: uid}, nil
 }
 
 // Dir is the state directory.
@@ -181,7 +196,10 @@ func (r *Registry) List() ([]Record, error) {
 	return out, nil
 }
 
-// ListAll is List for every network namespace.
+// ListAll is List for every network namespace. Records whose process is
+// gone, and files that are not records of the registry's owner (unreadable,
+// misnamed, another account's file, or naming another account's process),
+// are removed: they are never trusted, and never listed again.
 func (r *Registry) ListAll() ([]Record, error) {
 	names, err := filepath.Glob(filepath.Join(r.dir, "session-*.json"))
 	if err != nil {
@@ -189,12 +207,14 @@ func (r *Registry) ListAll() ([]Record, error) {
 	}
 	var out []Record
 	for _, name := range names {
-		rec, err := readRecord(name)
-		if err != nil {
-			continue // being written, or not ours to read: not a live session we can judge
+		rec, err := r.readRecord(name)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // removed since the listing: its session ended
 		}
-		if !rec.Holder().Alive() {
-			os.Remove(name) // stale: its process was killed outright
+		if err != nil || !rec.Holder().OwnedBy(r.owner) {
+			// Junk, or stale: its process was killed outright (a record
+			// of a live process of another account is a lie).
+			os.Remove(name)
 			continue
 		}
 		out = append(out, rec)
@@ -203,7 +223,9 @@ func (r *Registry) ListAll() ([]Record, error) {
 	return out, nil
 }
 
-func readRecord(name string) (Record, error) {
+// readRecord reads the record in file name, which must be a regular file
+// of the registry's owner that names its own process.
+func (r *Registry) readRecord(name string) (Record, error) {
 	var rec Record
 	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
 	if err != nil {
@@ -216,6 +238,9 @@ func readRecord(name string) (Record, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		return rec, fmt.Errorf("registry: %s is not a regular file", name)
+	}
+	if owner := statedir.Owner(fi); owner != r.owner {
+		return rec, fmt.Errorf("registry: %s belongs to uid %d, not to uid %d", name, owner, r.owner)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxRecordSize))
 	if err != nil {
@@ -294,7 +319,7 @@ func (e *Entry) write() error {
 		tmp.Close()
 		return fmt.Errorf("registry: writing %s: %w", tmp.Name(), err)
 	}
-	if err := tmp.Chmod(0o644); err != nil {
+	if err := tmp.Chmod(0o600); err != nil {
 		tmp.Close()
 		return fmt.Errorf("registry: %w", err)
 	}

@@ -253,13 +253,12 @@ do_down() {
 	fi
 
 	if [[ -f $LAB_DIR/lab_user ]]; then
-		local user uid
+		local user
 		user=$(<"$LAB_DIR/lab_user")
 		if [[ -n $user ]] && id "$user" >/dev/null 2>&1; then
 			pkill -KILL -u "$user" 2>/dev/null || true
-			# The session registry sshvpn keeps for an account without /run/user.
-			uid=$(id -u "$user")
-			[[ $uid =~ ^[0-9]+$ && -d /tmp/sshvpn-$uid && ! -L /tmp/sshvpn-$uid ]] && rm -rf -- "/tmp/sshvpn-$uid"
+			# (Its session registry, ~/.local/state/sshvpn, is in its home
+			# under $LAB_DIR, removed with it.)
 			log "removing user $user"
 			userdel "$user" 2>/dev/null || log "warning: could not remove user $user"
 		fi

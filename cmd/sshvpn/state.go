@@ -7,10 +7,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/user"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/sshvpn/sshvpn"
+	"github.com/sshvpn/sshvpn/internal/statedir"
 	"github.com/sshvpn/sshvpn/registry"
 	"github.com/sshvpn/sshvpn/router"
 )
@@ -26,31 +30,96 @@ type session struct {
 
 // registryDir is where the registry of this account lives: /run/sshvpn for
 // root; an account that cannot write there (a setcap'd sshvpn, an
-// unprivileged remote) keeps its own under /run/user/UID or /tmp.
+// unprivileged remote) keeps its own in /run/user/UID/sshvpn where its
+// login session has that directory, else in ~/.local/state/sshvpn. Never
+// in /tmp: a name there is anyone's to take first.
 func registryDir() string {
-	if os.Geteuid() == 0 {
+	euid := os.Geteuid()
+	if euid == 0 {
 		return registry.DefaultDir
 	}
-	if d := fmt.Sprintf("/run/user/%d", os.Geteuid()); isDir(d) {
+	if d := fmt.Sprintf("/run/user/%d", euid); ownedDir(d, euid) {
 		return filepath.Join(d, "sshvpn")
 	}
-	return filepath.Join(os.TempDir(), fmt.Sprintf("sshvpn-%d", os.Geteuid()))
+	home, err := os.UserHomeDir()
+	if err != nil {
+		if u, uerr := user.Current(); uerr == nil {
+			home = u.HomeDir
+		}
+	}
+	return filepath.Join(home, homeStateDir)
+}
+
+// homeStateDir is the registry's place under an account's home directory.
+const homeStateDir = ".local/state/sshvpn"
+
+// account is another account's registry directory, as root finds it.
+type account struct {
+	dir string
+	uid int
 }
 
 // otherRegistries are the registries of other accounts that root can read:
-// their sessions' routes are theirs, not leftovers.
-func otherRegistries() []string {
-	var dirs []string
-	for _, pattern := range []string{"/run/user/*/sshvpn", filepath.Join(os.TempDir(), "sshvpn-*")} {
-		m, _ := filepath.Glob(pattern)
-		dirs = append(dirs, m...)
+// their sessions' routes are theirs, not leftovers. Each is where that
+// account's own sessions put it, under a directory that only the account
+// (or root) can create: /run/user/UID, or the home directory the password
+// database gives it.
+func otherRegistries() []account {
+	var out []account
+	seen := map[string]bool{}
+	add := func(dir string, uid int) {
+		if uid > 0 && !seen[dir] && isDir(dir) {
+			seen[dir] = true
+			out = append(out, account{dir, uid})
+		}
 	}
-	return dirs
+	m, _ := filepath.Glob("/run/user/*/sshvpn")
+	for _, d := range m {
+		if uid, err := strconv.Atoi(filepath.Base(filepath.Dir(d))); err == nil {
+			add(d, uid)
+		}
+	}
+	for _, u := range passwd("/etc/passwd") {
+		if u.home != "" && u.home != "/" {
+			add(filepath.Join(u.home, homeStateDir), u.uid)
+		}
+	}
+	return out
+}
+
+type passwdEntry struct {
+	uid  int
+	home string
+}
+
+// passwd reads the accounts of a passwd(5) file.
+func passwd(file string) []passwdEntry {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil
+	}
+	var out []passwdEntry
+	for line := range strings.Lines(string(b)) {
+		f := strings.Split(strings.TrimSpace(line), ":")
+		if len(f) < 7 {
+			continue
+		}
+		if uid, err := strconv.Atoi(f[2]); err == nil && filepath.IsAbs(f[5]) {
+			out = append(out, passwdEntry{uid, filepath.Clean(f[5])})
+		}
+	}
+	return out
 }
 
 func isDir(d string) bool {
 	fi, err := os.Stat(d)
 	return err == nil && fi.IsDir()
+}
+
+// ownedDir reports whether d is a real directory of account uid.
+func ownedDir(d string, uid int) bool {
+	fi, err := os.Lstat(d)
+	return err == nil && fi.IsDir() && statedir.Owner(fi) == uid
 }
 
 // routes records the routes the router holds.
@@ -98,8 +167,8 @@ func (s *session) shared(r router.Route) bool {
 func (s *session) live() []registry.Record {
 	recs, _ := s.reg.List()
 	if os.Geteuid() == 0 {
-		for _, d := range otherRegistries() {
-			if r, err := registry.OpenExisting(d); err == nil {
+		for _, a := range otherRegistries() {
+			if r, err := registry.OpenOther(a.dir, a.uid); err == nil {
 				more, _ := r.List()
 				recs = append(recs, more...)
 			}

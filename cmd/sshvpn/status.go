@@ -39,18 +39,26 @@ func (c *statusCmd) Run() error {
 }
 
 // allSessions lists the live sessions this account can see, in every
-// network namespace: its own registry and, for root, every account's.
+// network namespace: its own registry and, for root, every account's, each
+// read only through records that account wrote of its own processes.
 func allSessions() ([]registry.Record, error) {
-	dirs := []string{registryDir()}
+	var regs []*registry.Registry
+	if _, err := os.Lstat(registryDir()); err == nil {
+		reg, err := registry.Open(registryDir())
+		if err != nil {
+			return nil, err
+		}
+		regs = append(regs, reg)
+	}
 	if os.Geteuid() == 0 {
-		dirs = append(dirs, otherRegistries()...)
+		for _, a := range otherRegistries() {
+			if reg, err := registry.OpenOther(a.dir, a.uid); err == nil {
+				regs = append(regs, reg)
+			}
+		}
 	}
 	var recs []registry.Record
-	for _, d := range dirs {
-		reg, err := registry.OpenExisting(d)
-		if err != nil {
-			continue // no session ever ran here
-		}
+	for _, reg := range regs {
 		more, err := reg.ListAll()
 		if err != nil {
 			return nil, err

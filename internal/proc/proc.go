@@ -76,3 +76,33 @@ func NetNS() string {
 	}
 	return s
 }
+
+// UIDs are the real and effective user ids of process pid, from
+// /proc/PID/status; ok is false if the process does not exist.
+func UIDs(pid int) (real, effective int, ok bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, false
+	}
+	for line := range strings.Lines(string(b)) {
+		rest, found := strings.CutPrefix(line, "Uid:")
+		if !found {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) < 2 {
+			return 0, 0, false
+		}
+		r, err1 := strconv.Atoi(f[0])
+		e, err2 := strconv.Atoi(f[1])
+		return r, e, err1 == nil && err2 == nil
+	}
+	return 0, 0, false
+}
+
+// OwnedBy reports whether the process h describes still runs as account
+// uid, really and effectively.
+func (h Holder) OwnedBy(uid int) bool {
+	r, e, ok := UIDs(h.PID)
+	return ok && r == uid && e == uid && h.Alive()
+}

@@ -42,10 +42,11 @@ func Check(dir, fix string) error {
 	return nil
 }
 
-// CheckOther refuses dir, another account's state directory that root
-// reads, unless it is a real directory that no one but its owner (whoever
-// that is) can write to.
-func CheckOther(dir string) error {
+// CheckOther refuses dir, the state directory of account uid that root
+// reads, unless it is a real directory that uid owns and no one else can
+// write to: a directory of any other owner could have been made by anyone
+// to plant records in it.
+func CheckOther(dir string, uid int) error {
 	fi, err := os.Lstat(dir)
 	if err != nil {
 		return fmt.Errorf("state directory: %w", err)
@@ -56,7 +57,23 @@ func CheckOther(dir string) error {
 	case fi.Mode().Perm()&0o022 != 0:
 		return fmt.Errorf("state directory %s is writable by others (mode %04o)", dir, fi.Mode().Perm())
 	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fmt.Errorf("state directory %s: cannot read its owner", dir)
+	}
+	if int(st.Uid) != uid {
+		return fmt.Errorf("state directory %s is owned by uid %d, not by uid %d whose it is", dir, st.Uid, uid)
+	}
 	return nil
+}
+
+// Owner is the uid that owns the file fi describes, or -1 where it
+// cannot be read.
+func Owner(fi os.FileInfo) int {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return int(st.Uid)
+	}
+	return -1
 }
 
 // Lock takes the exclusive lock of file name in dir (created if missing,
