@@ -3,11 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/user"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/alecthomas/kong"
 
+	"github.com/sshvpn/sshvpn/internal/statedir"
 	"github.com/sshvpn/sshvpn/registry"
 )
 
@@ -72,7 +75,7 @@ func loadProfile(name string) (*profile, error) {
 	var tried []string
 	for _, d := range profileDirs() {
 		path := filepath.Join(d, name+".conf")
-		b, err := os.ReadFile(path)
+		b, err := readProfile(path)
 		if errors.Is(err, fs.ErrNotExist) {
 			tried = append(tried, path)
 			continue
@@ -88,6 +91,57 @@ func loadProfile(name string) (*profile, error) {
 		return p, nil
 	}
 	return nil, fmt.Errorf("no profile %q: none of %s exists (see README, Profiles)", name, strings.Join(tried, ", "))
+}
+
+// readProfile reads a profile file, refusing one that another account could
+// have written: a profile runs hooks and names keys as whoever runs
+// sshvpn. As OpenSSH does for its configuration files, the file and its
+// directory must be owned by root or by the account running sshvpn, and
+// writable by no one else.
+func readProfile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	if err := safeOwner(path, fi); err != nil {
+		return nil, err
+	}
+	dir := filepath.Dir(path)
+	di, err := os.Stat(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := safeOwner(dir, di); err != nil {
+		return nil, err
+	}
+	return io.ReadAll(io.LimitReader(f, 1<<20))
+}
+
+// safeOwner refuses a file or directory that is not root's or the running
+// account's, or that its group or others can write.
+func safeOwner(path string, fi fs.FileInfo) error {
+	euid := os.Geteuid()
+	owner := statedir.Owner(fi)
+	what := "chown " + strconv.Itoa(euid)
+	if euid == 0 {
+		what = "chown root"
+	}
+	switch {
+	case owner != 0 && owner != euid:
+		return fmt.Errorf("bad owner or permissions on %s: owned by uid %d, not by root or uid %d, which runs sshvpn (%s %s, or copy it to a profile directory of your own)",
+			path, owner, euid, what, path)
+	case fi.Mode().Perm()&0o022 != 0:
+		return fmt.Errorf("bad owner or permissions on %s: mode %04o lets others change it (chmod go-w %s)", path, fi.Mode().Perm(), path)
+	}
+	return nil
 }
 
 // key finds a flag's value: by its long name, or with '_' for '-'.

@@ -81,12 +81,58 @@ ssh-cmd = "ssh -p 2222"
 // TestProfileUnderSudo: root under sudo does not read the invoking user's
 // profiles (they could run hooks as root), even when sudo keeps HOME.
 func TestProfileUnderSudo(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	needRoot(t)
 	writeProfile(t, "mine", "destination = \"gw\"\nup = \"/tmp/evil\"\n")
 	t.Setenv("SUDO_UID", "1000")
 	if p, err := loadProfile("mine"); err == nil {
 		t.Errorf("root under sudo read %s", p.path)
+	}
+}
+
+// needRoot skips a test that needs root, except in CI (which runs as
+// root), where it fails.
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("CI runs as root; this test needs it")
+	}
+	t.Skip("needs root")
+}
+
+// TestProfilePermissions: a profile (or its directory) that another
+// account owns or that others can write is refused, as OpenSSH refuses
+// such configuration files: it would run its hooks as root. Root running
+// with a user's HOME and no SUDO_UID (as "su -m" leaves it) is the case
+// the probe found.
+func TestProfilePermissions(t *testing.T) {
+	needRoot(t)
+	writeProfile(t, "ww", "destination = \"gw\"\nup = \"/tmp/evil\"\n")
+	home := os.Getenv("HOME")
+	dir := filepath.Join(home, ".config", "sshvpn")
+	file := filepath.Join(dir, "ww.conf")
+	if _, err := loadProfile("ww"); err != nil {
+		t.Fatalf("root's own profile: %v", err)
+	}
+	os.Chmod(file, 0o666)
+	if _, err := loadProfile("ww"); err == nil || !strings.Contains(err.Error(), "bad owner or permissions on "+file) || !strings.Contains(err.Error(), "chmod go-w") {
+		t.Errorf("a 0666 profile: %v", err)
+	}
+	os.Chmod(file, 0o644)
+	os.Chown(file, 1000, 1000) // a user's, read by root with the user's HOME
+	if _, err := loadProfile("ww"); err == nil || !strings.Contains(err.Error(), "owned by uid 1000") {
+		t.Errorf("a profile of uid 1000 read by root: %v", err)
+	}
+	os.Chown(file, 0, 0)
+	os.Chmod(dir, 0o777)
+	if _, err := loadProfile("ww"); err == nil || !strings.Contains(err.Error(), "bad owner or permissions on "+dir) {
+		t.Errorf("a profile in a directory anyone can write: %v", err)
+	}
+	os.Chmod(dir, 0o755)
+	os.Chown(dir, 1000, 1000)
+	if _, err := loadProfile("ww"); err == nil || !strings.Contains(err.Error(), "owned by uid 1000") {
+		t.Errorf("a profile in a directory of uid 1000: %v", err)
 	}
 }
