@@ -298,7 +298,7 @@ func TestRefusals(t *testing.T) {
 		{name: "device policy",
 			client: func(c *ClientConfig) { c.RemoteDev = "evil0" },
 			server: func(s *ServerConfig) { s.Dev = "tun7" },
-			want:   "policy"},
+			want:   `chooses the device; the client may not ask for "evil0"`},
 		{name: "device when the server names none",
 			client: func(c *ClientConfig) { c.RemoteDev = "tun7" },
 			want:   `may not ask for "tun7"`},
@@ -499,11 +499,26 @@ func TestCancelDuringHandshake(t *testing.T) {
 		t.Run(tr.name, func(t *testing.T) {
 			checkLeaks(t)
 			cc, sc := tr.make(t)
-			drained := goErr(func() error { _, err := io.Copy(io.Discard, sc); return err })
+			// The server never answers; its first read of the client's
+			// hello says the client waits for the answer by now.
+			heard := make(chan struct{})
+			drained := goErr(func() error {
+				var b [1]byte
+				if _, err := io.ReadFull(sc, b[:]); err != nil {
+					return err
+				}
+				close(heard)
+				_, err := io.Copy(io.Discard, sc)
+				return err
+			})
 			ctx, cancel := context.WithCancel(t.Context())
 			co := newOpener("client0")
 			cliDone := goErr(func() error { return RunClient(ctx, cc, clientConfig(t, co)) })
-			time.Sleep(20 * time.Millisecond)
+			select {
+			case <-heard:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the client sent no hello")
+			}
 			cancel()
 			if err := wait(t, "RunClient", cliDone, 5*time.Second); err != nil {
 				t.Errorf("RunClient: %v, want nil", err)

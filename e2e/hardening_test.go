@@ -178,10 +178,16 @@ func TestRouteCoversServer(t *testing.T) {
 	if out := l.mustIn(l.Client, "ip", "route", "show", "192.0.2.2"); !strings.Contains(out, "192.0.2.2 dev wan0") {
 		t.Errorf("the server's route is not pinned outside the tunnel:\n%s", out)
 	}
-	time.Sleep(3 * time.Second) // long enough for the SSH connection to fail if it were captured
+	// Were the SSH connection captured, its next packet would go into
+	// the tunnel it carries: the kernel's choice for it, and data
+	// crossing the tunnel (so the connection), show that it is not.
+	if out := l.mustIn(l.Client, "ip", "route", "get", "192.0.2.2"); !strings.Contains(out, "dev wan0") {
+		t.Errorf("the SSH server is reached through %q, not wan0", out)
+	}
 	if err := l.ping(l.Client, serverV4); err != nil {
 		t.Errorf("the tunnel is down: %v", err)
 	}
+	l.transferBothWays(serverV4, 1<<20)
 	if err, log := v.stop(t); err != nil {
 		t.Errorf("exit %v:\n%s", err, log)
 	}
@@ -205,7 +211,13 @@ func TestStaleRoutes(t *testing.T) {
 	if out := l.mustIn(l.Client, "ip", "route", "show", "192.0.2.2"); !strings.Contains(out, "192.0.2.2 dev wan0") {
 		t.Fatalf("no stale pinned route after kill -9 (the test needs one):\n%s", out)
 	}
-	time.Sleep(time.Second) // the killed client's ssh and server side go away
+	// The killed client's ssh and server side go away (the server's
+	// sshvpn on the client's EOF), freeing the tunnel's addresses.
+	if !eventually(15*time.Second, func() bool {
+		return len(l.pidsOf(l.Server, "sshvpn")) == 0 && len(l.pidsOf(l.Client, "ssh")) == 0
+	}) {
+		t.Fatalf("the killed session's ssh or server side is still there")
+	}
 
 	v = l.up(append(tunnelArgs, "--default-route", "root@server")...)
 	if !strings.Contains(v.log.String(), "removed a route that an earlier sshvpn session left behind") {

@@ -85,7 +85,7 @@ func TestPolicyRefusals(t *testing.T) {
 		want string
 	}{
 		{[]string{"--mode", "tap"}, "tun mode only"},
-		{[]string{"--remote-dev", "eth0"}, "policy"},
+		{[]string{"--remote-dev", "eth0"}, `the client may not ask for "eth0"`},
 		{[]string{"--remote-route", "10.99.0.0/24"}, "--allow-route"},
 	} {
 		v := l.start(append(c.args, "root@server")...)
@@ -238,7 +238,10 @@ func TestUnprivilegedRemote(t *testing.T) {
 	if err, log := v.stop(t); err != nil {
 		t.Errorf("client exit %v:\n%s", err, log)
 	}
-	time.Sleep(500 * time.Millisecond)
+	// The remote side lets go of the device as it exits.
+	if !eventually(10*time.Second, func() bool { return len(l.pidsOf(l.Server, "sshvpn")) == 0 }) {
+		t.Errorf("the remote sshvpn did not exit: %v", l.pidsOf(l.Server, "sshvpn"))
+	}
 	out := l.mustIn(l.Server, "ip", "-d", "addr", "show", "svpn0")
 	if !strings.Contains(out, "persist on") || !strings.Contains(out, serverV4+"/30") {
 		t.Errorf("the admin's device lost its persistence or address:\n%s", out)

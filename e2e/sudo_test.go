@@ -120,7 +120,7 @@ func TestSudo(t *testing.T) {
 
 	// root's own ssh setup knows no host "server".
 	v = run("--as-root-ssh", "--addr", clientV4+"/30", "--peer-addr", serverV4+"/30", "server")
-	if err, log := v.wait(t, 30*time.Second); err == nil || !strings.Contains(log, "server") || strings.Contains(log, "tunnel up") {
+	if err, log := v.wait(t, 30*time.Second); err == nil || !strings.Contains(log, "Could not resolve hostname server") || strings.Contains(log, "tunnel up") {
 		t.Errorf("--as-root-ssh: exit %v:\n%s", err, log)
 	}
 }

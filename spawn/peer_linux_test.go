@@ -259,7 +259,15 @@ func TestPeerOfPIDUnknown(t *testing.T) {
 			if strings.Contains(tt.script, "/dev/tcp/") {
 				acceptOne(t, ln)
 			} else {
-				time.Sleep(50 * time.Millisecond)
+				// The script's last word is exec sleep: once the
+				// process is sleep, it holds the files it keeps.
+				deadline := time.Now().Add(5 * time.Second)
+				for comm(cmd.Process.Pid) != "sleep" {
+					if time.Now().After(deadline) {
+						t.Fatalf("the script did not reach its exec: comm %q", comm(cmd.Process.Pid))
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
 			}
 			got, err := peerOfPID(cmd.Process.Pid)
 			if !errors.Is(err, ErrPeerUnknown) {
@@ -347,4 +355,10 @@ func TestPeerAddrRealSSH(t *testing.T) {
 			}
 		})
 	}
+}
+
+// comm is the command name of process pid ("" if it is gone).
+func comm(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	return strings.TrimSpace(string(b))
 }

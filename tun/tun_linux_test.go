@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +29,15 @@ func TestCloseUnblocksRead(t *testing.T) {
 			_, err := dev.Read([][]byte{make([]byte, 2000)}, make([]int, 1), 0)
 			errc <- err
 		}()
-		time.Sleep(100 * time.Millisecond)
+		// Close once the reader waits in Read (parked on the poller):
+		// the case Close must end.
+		deadline := time.Now().Add(5 * time.Second)
+		for !readerParked() {
+			if time.Now().After(deadline) {
+				t.Fatal("the reader never waited in Read")
+			}
+			time.Sleep(time.Millisecond)
+		}
 		dev.Close()
 		select {
 		case err := <-errc:
@@ -222,4 +231,17 @@ func TestPersistentOffloadsReset(t *testing.T) {
 		}
 		t.Error("no UDP packet read")
 	})
+}
+
+// readerParked reports whether a goroutine waits in (*device).Read for the
+// poller to say the file is readable.
+func readerParked() bool {
+	buf := make([]byte, 1<<20)
+	stacks := string(buf[:runtime.Stack(buf, true)])
+	for _, g := range strings.Split(stacks, "\n\n") {
+		if strings.Contains(g, "(*device).Read(") && strings.Contains(g, "waitRead") {
+			return true
+		}
+	}
+	return false
 }
