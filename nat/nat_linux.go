@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -41,8 +42,7 @@ func (s session) String() string { return fmt.Sprintf("%s (pid %d)", s.Dev, s.PI
 
 // Enable adds the rules of the session cfg describes and turns forwarding
 // on, in the network namespace of the calling thread. Enabling a session
-// again replaces its rules. The error says what is missing, such as a
-// default route.
+// again replaces its rules.
 func Enable(cfg Config) (*Gateway, error) {
 	logf := cfg.Logf
 	if logf == nil {
@@ -85,18 +85,13 @@ func Enable(cfg Config) (*Gateway, error) {
 		ns:      ns,
 		nsKey:   proc.NetNS(),
 	}
-	up, err := uplinks(ns, families(clients))
-	if err != nil {
-		ns.Close()
-		return nil, err
-	}
 	unlock, err := lockState(g.dir)
 	if err != nil {
 		ns.Close()
 		return nil, err
 	}
 	defer unlock()
-	if err := g.enable(up); err != nil {
+	if err := g.enable(); err != nil {
 		if rerr := g.release(); rerr != nil {
 			logf("nat: undoing what %s did: %v", g.id, rerr)
 		}
@@ -150,10 +145,13 @@ func (g *Gateway) Close() error {
 	return g.release()
 }
 
-// Cleanup removes what sessions whose processes are gone left behind in the
-// calling thread's network namespace: their rules, and their claim on the
-// forwarding sysctls, which go back to their old values if no live session
-// needs them. Enable and Close do the same in passing.
+// Cleanup removes what sessions whose processes are gone (kill -9, a crash)
+// left behind in the calling thread's network namespace: their rules, and
+// their claim on the forwarding sysctls, which go back to their old values
+// if no live session needs them, and then their guards and nat.json entry.
+// Enable and Close do the same in passing; sshvpn calls it at every session
+// start, as it sweeps stale routes. With no nat.json in stateDir and no
+// table, it does nothing, not even take the lock.
 func Cleanup(stateDir string, logf func(string, ...any)) error {
 	if logf == nil {
 		logf = func(string, ...any) {}
@@ -168,6 +166,13 @@ func Cleanup(stateDir string, logf func(string, ...any)) error {
 	if _, err := os.Stat(stateDir); errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
+	// Nothing recorded and no table: nothing to do, and no lock file
+	// made for it. (A session records its state before it adds a rule.)
+	if _, err := os.Lstat(filepath.Join(stateDir, stateFile)); errors.Is(err, os.ErrNotExist) {
+		if exists, err := tableExists(ns); err == nil && !exists {
+			return nil
+		}
+	}
 	unlock, err := lockState(stateDir)
 	if err != nil {
 		return err
@@ -180,7 +185,7 @@ func Cleanup(stateDir string, logf func(string, ...any)) error {
 
 // enable does Enable's work under the state lock. On error, release undoes
 // it.
-func (g *Gateway) enable(up map[int][]uplink) error {
+func (g *Gateway) enable() error {
 	keys := sysctlsFor(families(g.clients))
 	st, err := loadState(g.dir)
 	if err != nil {
@@ -203,59 +208,76 @@ func (g *Gateway) enable(up map[int][]uplink) error {
 			turnOn = append(turnOn, k)
 		}
 	}
+	// Sysctls only sessions now gone needed go back, before the guards
+	// that went with them.
+	settleErr := settle(nss, g.logf)
 	// What to put back is on disk before anything changes.
 	if err := st.save(g.dir); err != nil {
 		return err
 	}
 
-	if err := g.syncRules(g.rules(up)); err != nil {
+	// The guards are in place before forwarding goes on.
+	if err := g.syncRules(g.rules(), guards(nss)); err != nil {
 		return err
 	}
 	for _, k := range turnOn {
 		if k == sysctlIPv6 {
-			warnRA(up[6], g.logf)
+			warnRA(raDefaults(g.ns), g.logf)
 		}
 		if err := writeSysctl(k, "1"); err != nil {
 			return err
 		}
 		g.logf("nat: turned on %s (it was %s)", k, nss.Saved[k])
 	}
-	var names []string
-	for _, fam := range []int{4, 6} {
-		for _, u := range up[fam] {
-			if !slices.Contains(names, u.name) {
-				names = append(names, u.name)
-			}
-		}
-	}
-	g.logf("nat: %s masquerades %v out of %s", g.id.Dev, g.clients, strings.Join(names, ", "))
+	g.logf("nat: %s: forwarding what comes in from it to any interface but a tunnel, and the replies; masquerading %v out of any interface but a tunnel", g.id.Dev, g.clients)
 	warnForwardDrop(g.ns, g.logf)
-
-	// Sysctls only sessions now gone needed go back.
-	err = settle(nss, g.logf)
-	return errors.Join(err, st.save(g.dir))
+	return settleErr
 }
 
 // release removes the session's rules and its claim on the sysctls, and
 // whatever sessions whose processes are gone left, under the state lock.
 func (g *Gateway) release() error {
 	var errs []error
+	var gs map[int]bool // nil: the guards stay as they are
 	st, err := loadState(g.dir)
 	if err != nil {
 		errs = append(errs, err)
 	} else {
+		gs = map[int]bool{}
 		if nss := st.Namespaces[g.nsKey]; nss != nil {
 			nss.remove(g.id)
 			g.prune(nss)
 			errs = append(errs, settle(nss, g.logf))
+			gs = guards(nss)
 			if len(nss.Sessions) == 0 && len(nss.Saved) == 0 {
 				delete(st.Namespaces, g.nsKey)
 			}
 			errs = append(errs, st.save(g.dir))
 		}
 	}
-	errs = append(errs, g.syncRules(nil))
+	errs = append(errs, g.syncRules(nil, gs))
 	return errors.Join(errs...)
+}
+
+// guards are the IP versions whose forwarding sshvpn turned on and has not
+// put back yet: a sysctl saved as anything but "1". (settle forgets a
+// saved value once no session needs it and it is back.) A family whose
+// forwarding was on before sshvpn came has no guard: the admin's rules
+// decide what is forwarded.
+func guards(nss *nsState) map[int]bool {
+	out := map[int]bool{}
+	for k, v := range nss.Saved {
+		if v == "1" {
+			continue
+		}
+		switch k {
+		case sysctlIPv4:
+			out[4] = true
+		case sysctlIPv6:
+			out[6] = true
+		}
+	}
+	return out
 }
 
 // prune drops the sessions whose processes are gone.

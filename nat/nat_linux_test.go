@@ -122,7 +122,8 @@ func setSysctl(t *testing.T, name, v string) {
 }
 
 // ruleset lists the rules of table inet sshvpn as "chain: rule # comment",
-// sorted; nil if the table does not exist.
+// chain by chain (postrouting, forward, sessions), in their order; nil if
+// the table does not exist.
 func ruleset(t *testing.T) []string {
 	t.Helper()
 	c, err := nftables.New()
@@ -137,16 +138,19 @@ func ruleset(t *testing.T) []string {
 		return nil
 	}
 	out := []string{}
-	for _, ch := range []*nftables.Chain{postrouting, forward} {
+	for _, ch := range []*nftables.Chain{postrouting, forward, sessions} {
 		rules, err := c.GetRules(table, ch)
 		if err != nil {
 			t.Fatalf("rules of %s: %v", ch.Name, err)
 		}
 		for _, r := range rules {
-			out = append(out, fmt.Sprintf("%s: %s # %s", ch.Name, render(r.Exprs), comment(r.UserData)))
+			line := fmt.Sprintf("%s: %s", ch.Name, render(r.Exprs))
+			if cm := comment(r.UserData); cm != "" {
+				line += " # " + cm
+			}
+			out = append(out, line)
 		}
 	}
-	slices.Sort(out)
 	return out
 }
 
@@ -157,7 +161,7 @@ func render(exprs []expr.Any) string {
 	for _, e := range exprs {
 		switch e := e.(type) {
 		case *expr.Meta:
-			lhs = map[expr.MetaKey]string{expr.MetaKeyNFPROTO: "meta nfproto", expr.MetaKeyIIFNAME: "iifname", expr.MetaKeyOIFNAME: "oifname"}[e.Key]
+			lhs = map[expr.MetaKey]string{expr.MetaKeyNFPROTO: "meta nfproto", expr.MetaKeyIIFNAME: "iifname", expr.MetaKeyOIFNAME: "oifname", metaKeyOIFKIND: "meta oifkind"}[e.Key]
 			mask = nil
 		case *expr.Payload:
 			lhs = fmt.Sprintf("payload@%d/%d", e.Offset, e.Len)
@@ -183,9 +187,16 @@ func render(exprs []expr.Any) string {
 		case *expr.Masq:
 			out = append(out, "masquerade")
 		case *expr.Verdict:
-			if e.Kind == expr.VerdictAccept {
+			switch e.Kind {
+			case expr.VerdictAccept:
 				out = append(out, "accept")
-			} else {
+			case expr.VerdictDrop:
+				out = append(out, "drop")
+			case expr.VerdictReturn:
+				out = append(out, "return")
+			case expr.VerdictJump:
+				out = append(out, "jump "+e.Chain)
+			default:
 				out = append(out, fmt.Sprintf("verdict %d", e.Kind))
 			}
 		default:
@@ -203,7 +214,7 @@ func value(lhs string, e *expr.Cmp, mask []byte) string {
 	switch lhs {
 	case "meta nfproto":
 		return op + map[byte]string{unix.NFPROTO_IPV4: "ipv4", unix.NFPROTO_IPV6: "ipv6"}[e.Data[0]]
-	case "iifname", "oifname":
+	case "iifname", "oifname", "meta oifkind":
 		return op + fmt.Sprintf("%q", string(bytes.TrimRight(e.Data, "\x00")))
 	case "ip saddr", "ip6 saddr":
 		a, _ := netip.AddrFromSlice(e.Data)
@@ -242,33 +253,50 @@ func same(t *testing.T, what string, got, want []string) {
 	}
 }
 
-// rulesOf are the rules Enable adds for a session of this process on dev,
-// masquerading out of up0.
-func rulesOf(dev string, clients ...string) []string {
+// sessionRules are a session's rules in postrouting and in sessions.
+type sessionRules struct{ post, fwd []string }
+
+// rulesOf are the rules Enable adds for a session of this process on dev.
+func rulesOf(dev string, clients ...string) sessionRules {
 	tag := session{PID: os.Getpid(), Start: proc.Self().Start, Dev: dev}.tag()
 	return rulesTagged(tag, dev, clients...)
 }
 
-func rulesTagged(tag, dev string, clients ...string) []string {
-	var out []string
+func rulesTagged(tag, dev string, clients ...string) sessionRules {
+	var r sessionRules
 	for _, c := range clients {
 		p := netip.MustParsePrefix(c)
 		fam, ip := "ipv4", "ip"
 		if p.Addr().Is6() {
 			fam, ip = "ipv6", "ip6"
 		}
-		out = append(out, fmt.Sprintf(`postrouting: meta nfproto %s %s saddr %s oifname "up0" counter masquerade # %s`, fam, ip, p, tag))
+		r.post = append(r.post,
+			fmt.Sprintf(`postrouting: meta nfproto %s %s saddr %s meta oifkind "tun" counter return # %s`, fam, ip, p, tag),
+			fmt.Sprintf(`postrouting: meta nfproto %s %s saddr %s counter masquerade # %s`, fam, ip, p, tag),
+		)
 	}
-	out = append(out,
-		fmt.Sprintf(`forward: iifname %q counter accept # %s`, dev, tag),
-		fmt.Sprintf(`forward: oifname %q ct state established,related counter accept # %s`, dev, tag),
-	)
-	return out
+	r.fwd = []string{
+		fmt.Sprintf(`sessions: iifname %q meta oifkind "tun" counter return # %s`, dev, tag),
+		fmt.Sprintf(`sessions: iifname %q counter accept # %s`, dev, tag),
+		fmt.Sprintf(`sessions: oifname %q ct state established,related counter accept # %s`, dev, tag),
+	}
+	return r
 }
 
-func sorted(parts ...[]string) []string {
-	out := slices.Concat(parts...)
-	slices.Sort(out)
+// tableOf is the whole table, as ruleset lists it, with the guards of IP
+// versions guards and the rules of sessions ss, oldest first.
+func tableOf(guards []int, ss ...sessionRules) []string {
+	var out []string
+	for _, s := range ss {
+		out = append(out, s.post...)
+	}
+	out = append(out, "forward: jump sessions")
+	for _, g := range guards {
+		out = append(out, fmt.Sprintf("forward: meta nfproto ipv%d counter drop # sshvpn nat guard ipv%d", g, g))
+	}
+	for _, s := range ss {
+		out = append(out, s.fwd...)
+	}
 	return out
 }
 
@@ -307,7 +335,8 @@ func TestEnableClose(t *testing.T) {
 			t.Fatal(err)
 		}
 		one := rulesOf("tun0", "198.18.0.2/32", "2001:db8:1::2/128")
-		same(t, "after the first session", ruleset(t), sorted(one))
+		// sshvpn turned forwarding on: the guards keep it to the session.
+		same(t, "after the first session", ruleset(t), tableOf([]int{4, 6}, one))
 		if got := sysctl(t, sysctlIPv4) + sysctl(t, sysctlIPv6); got != "11" {
 			t.Errorf("forwarding is %q, want on for both", got)
 		}
@@ -316,10 +345,14 @@ func TestEnableClose(t *testing.T) {
 			for _, want := range []string{
 				"type nat hook postrouting priority srcnat; policy accept;",
 				"type filter hook forward priority filter; policy accept;",
-				`ip saddr 198.18.0.2 oifname "up0" counter packets 0 bytes 0 masquerade comment "sshvpn nat `,
-				`ip6 saddr 2001:db8:1::2 oifname "up0" counter packets 0 bytes 0 masquerade`,
-				`iifname "tun0" counter packets 0 bytes 0 accept`,
-				`oifname "tun0" ct state established,related counter packets 0 bytes 0 accept`,
+				`ip saddr 198.18.0.2 meta oifkind "tun" counter packets 0 bytes 0 return comment "sshvpn nat `,
+				`ip saddr 198.18.0.2 counter packets 0 bytes 0 masquerade comment "sshvpn nat `,
+				`ip6 saddr 2001:db8:1::2 meta oifkind "tun" counter packets 0 bytes 0 return comment "sshvpn nat `,
+				`ip6 saddr 2001:db8:1::2 counter packets 0 bytes 0 masquerade comment "sshvpn nat `,
+				"policy accept;\n\t\tjump sessions\n\t\tmeta nfproto ipv4 counter packets 0 bytes 0 drop comment \"sshvpn nat guard ipv4\"\n\t\tmeta nfproto ipv6 counter packets 0 bytes 0 drop comment \"sshvpn nat guard ipv6\"\n\t}",
+				"chain sessions {\n\t\tiifname \"tun0\" meta oifkind \"tun\" counter packets 0 bytes 0 return comment",
+				`iifname "tun0" counter packets 0 bytes 0 accept comment "sshvpn nat `,
+				`oifname "tun0" ct state established,related counter packets 0 bytes 0 accept comment "sshvpn nat `,
 			} {
 				if !strings.Contains(text, want) {
 					t.Errorf("nft does not show %q", want)
@@ -332,24 +365,26 @@ func TestEnableClose(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		same(t, "after enabling the first session again", ruleset(t), sorted(one))
+		same(t, "after enabling the first session again", ruleset(t), tableOf([]int{4, 6}, one))
 
-		// A second session, IPv4 only, with a /30.
+		// A second session, IPv4 only, with a /30: its rules come before
+		// the guards too.
 		g2, err := Enable(Config{Dev: "tun1", Clients: prefixes("198.18.0.5/30"), StateDir: dir, Logf: t.Logf})
 		if err != nil {
 			t.Fatal(err)
 		}
 		two := rulesOf("tun1", "198.18.0.4/30")
-		same(t, "with two sessions", ruleset(t), sorted(one, two))
+		same(t, "with two sessions", ruleset(t), tableOf([]int{4, 6}, one, two))
 
-		// The first goes: IPv6 forwarding, which only it needed, goes back.
+		// The first goes: IPv6 forwarding, which only it needed, goes back,
+		// and its guard with it.
 		if err := g1.Close(); err != nil {
 			t.Fatal(err)
 		}
 		if err := g1b.Close(); err != nil {
 			t.Errorf("closing the same session twice: %v", err)
 		}
-		same(t, "after the first session left", ruleset(t), sorted(two))
+		same(t, "after the first session left", ruleset(t), tableOf([]int{4}, two))
 		if got := sysctl(t, sysctlIPv4) + sysctl(t, sysctlIPv6); got != "10" {
 			t.Errorf("forwarding is %q, want IPv4 on and IPv6 back off", got)
 		}
@@ -373,15 +408,33 @@ func TestEnableClose(t *testing.T) {
 	})
 }
 
+// Forwarding the admin had on stays theirs: no guard for that family (only
+// for the one sshvpn turns on), and it stays on after the session.
 func TestKeepsForwardingThatWasOn(t *testing.T) {
 	netnstest.Run(t, func() {
-		uplinkNS(t, true, false, "tun0")
+		uplinkNS(t, true, false, "tun0", "tun1")
 		dir := t.TempDir()
 		setSysctl(t, sysctlIPv4, "1")
 		g, err := Enable(Config{Dev: "tun0", Clients: prefixes("198.18.0.2/32"), StateDir: dir, Logf: t.Logf})
 		if err != nil {
 			t.Fatal(err)
 		}
+		one := rulesOf("tun0", "198.18.0.2/32")
+		same(t, "with IPv4 forwarding on before", ruleset(t), tableOf(nil, one))
+
+		// A dual-stack session: IPv6 forwarding was off, sshvpn turns it
+		// on, and guards that family alone.
+		g2, err := Enable(Config{Dev: "tun1", Clients: prefixes("198.18.0.6/32", "2001:db8:1::6/128"), StateDir: dir, Logf: t.Logf})
+		if err != nil {
+			t.Fatal(err)
+		}
+		two := rulesOf("tun1", "198.18.0.6/32", "2001:db8:1::6/128")
+		same(t, "with IPv6 turned on by sshvpn", ruleset(t), tableOf([]int{6}, one, two))
+		if err := g2.Close(); err != nil {
+			t.Fatal(err)
+		}
+		same(t, "after the dual-stack session", ruleset(t), tableOf(nil, one))
+
 		if err := g.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -389,7 +442,10 @@ func TestKeepsForwardingThatWasOn(t *testing.T) {
 			t.Errorf("ip_forward is %s after Close, want it left on as found", got)
 		}
 		if got := sysctl(t, sysctlIPv6); got != "0" {
-			t.Errorf("IPv6 forwarding is %s, want untouched", got)
+			t.Errorf("IPv6 forwarding is %s, want back off", got)
+		}
+		if rs := ruleset(t); rs != nil {
+			t.Errorf("the table is still there: %q", rs)
 		}
 	})
 }
@@ -413,7 +469,7 @@ func TestDeadSession(t *testing.T) {
 			t.Fatal(err)
 		}
 		deadTag := session{PID: dead.PID, Start: dead.Start, Dev: "tun0"}.tag()
-		same(t, "with the doomed session", ruleset(t), sorted(rulesTagged(deadTag, "tun0", "198.18.0.2/32", "2001:db8:1::2/128")))
+		same(t, "with the doomed session", ruleset(t), tableOf([]int{4, 6}, rulesTagged(deadTag, "tun0", "198.18.0.2/32", "2001:db8:1::2/128")))
 		sleeper.Process.Kill()
 		sleeper.Wait()
 
@@ -421,7 +477,7 @@ func TestDeadSession(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		same(t, "after the next session came", ruleset(t), sorted(rulesOf("tun1", "198.18.0.6/32")))
+		same(t, "after the next session came", ruleset(t), tableOf([]int{4}, rulesOf("tun1", "198.18.0.6/32")))
 		if got := sysctl(t, sysctlIPv4) + sysctl(t, sysctlIPv6); got != "10" {
 			t.Errorf("forwarding is %q, want IPv4 on and IPv6 (only the dead session's) back off", got)
 		}
@@ -437,19 +493,32 @@ func TestDeadSession(t *testing.T) {
 	})
 }
 
+// Cleanup, which every session start calls, removes a dead session's rules,
+// guards, sysctls and record, leaves a live session's alone, and makes
+// nothing where there is nothing.
 func TestCleanup(t *testing.T) {
 	netnstest.Run(t, func() {
-		uplinkNS(t, true, false, "tun0")
+		uplinkNS(t, true, false, "tun0", "tun1")
 		dir := t.TempDir()
 		if err := Cleanup(dir, t.Logf); err != nil {
 			t.Fatalf("Cleanup with nothing to do: %v", err)
 		}
+		if _, err := os.Stat(filepath.Join(dir, lockFile)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("Cleanup with nothing to do made a lock file: %v", err)
+		}
+		if err := Cleanup(filepath.Join(dir, "none"), t.Logf); err != nil {
+			t.Errorf("Cleanup of a missing directory: %v", err)
+		}
+
 		// A pid no process has, start time and all.
 		dead := proc.Holder{PID: 1 << 30, Start: "1"}
-		if _, err := Enable(Config{Dev: "tun0", Clients: prefixes("198.18.0.2/32"), StateDir: dir, Logf: t.Logf, Holder: dead}); err != nil {
+		if _, err := Enable(Config{Dev: "tun0", Clients: prefixes("198.18.0.2/32", "2001:db8:1::2/128"), StateDir: dir, Logf: t.Logf, Holder: dead}); err != nil {
 			t.Fatal(err)
 		}
-		if sysctl(t, sysctlIPv4) != "1" || ruleset(t) == nil {
+		deadTag := session{PID: dead.PID, Start: dead.Start, Dev: "tun0"}.tag()
+		deadRules := rulesTagged(deadTag, "tun0", "198.18.0.2/32", "2001:db8:1::2/128")
+		same(t, "with the dead session", ruleset(t), tableOf([]int{4, 6}, deadRules))
+		if sysctl(t, sysctlIPv4)+sysctl(t, sysctlIPv6) != "11" {
 			t.Fatal("Enable did not enable")
 		}
 		if err := Cleanup(dir, t.Logf); err != nil {
@@ -458,34 +527,67 @@ func TestCleanup(t *testing.T) {
 		if rs := ruleset(t); rs != nil {
 			t.Errorf("the table is still there: %q", rs)
 		}
-		if got := sysctl(t, sysctlIPv4); got != "0" {
-			t.Errorf("ip_forward is %s, want back off", got)
+		if got := sysctl(t, sysctlIPv4) + sysctl(t, sysctlIPv6); got != "00" {
+			t.Errorf("forwarding is %q, want both back off", got)
+		}
+		if _, err := os.Stat(filepath.Join(dir, stateFile)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the dead session's record is still there: %v", err)
+		}
+
+		// A live session and a dead one: Cleanup takes the dead one's and
+		// what only it needed (IPv6), and leaves the live one's, guard and
+		// all.
+		g, err := Enable(Config{Dev: "tun1", Clients: prefixes("198.18.0.6/32"), StateDir: dir, Logf: t.Logf})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Enable(Config{Dev: "tun0", Clients: prefixes("198.18.0.2/32", "2001:db8:1::2/128"), StateDir: dir, Logf: t.Logf, Holder: dead}); err != nil {
+			t.Fatal(err)
+		}
+		live := rulesOf("tun1", "198.18.0.6/32")
+		same(t, "with a live and a dead session", ruleset(t), tableOf([]int{4, 6}, live, deadRules))
+		if err := Cleanup(dir, t.Logf); err != nil {
+			t.Fatal(err)
+		}
+		same(t, "after Cleanup", ruleset(t), tableOf([]int{4}, live))
+		if got := sysctl(t, sysctlIPv4) + sysctl(t, sysctlIPv6); got != "10" {
+			t.Errorf("forwarding is %q, want IPv4 on (the live session) and IPv6 back off", got)
+		}
+		if err := g.Close(); err != nil {
+			t.Fatal(err)
+		}
+
+		// A table left without a record (a Close cut short between the
+		// two): Cleanup removes it.
+		if _, err := Enable(Config{Dev: "tun0", Clients: prefixes("198.18.0.2/32"), StateDir: dir, Logf: t.Logf, Holder: dead}); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(filepath.Join(dir, stateFile)); err != nil {
+			t.Fatal(err)
+		}
+		setSysctl(t, sysctlIPv4, "0")
+		if err := Cleanup(dir, t.Logf); err != nil {
+			t.Fatal(err)
+		}
+		if rs := ruleset(t); rs != nil {
+			t.Errorf("the table is still there: %q", rs)
 		}
 	})
 }
 
+// Without a default route, or with the way to a network elsewhere, --nat
+// works: the masquerade names no interface.
 func TestNoDefaultRoute(t *testing.T) {
 	netnstest.Run(t, func() {
 		uplinkNS(t, false, false, "tun0")
 		dir := t.TempDir()
-		_, err := Enable(Config{Dev: "tun0", Clients: prefixes("198.18.0.2/32"), StateDir: dir, Logf: t.Logf})
-		want := "nat: the server has no default IPv4 route; --nat needs one to send the client's traffic out"
-		if err == nil || err.Error() != want {
-			t.Fatalf("err = %v, want %q", err, want)
+		g, err := Enable(Config{Dev: "tun0", Clients: prefixes("198.18.0.2/32", "2001:db8:1::2/128"), StateDir: dir, Logf: t.Logf})
+		if err != nil {
+			t.Fatalf("Enable without a default route: %v", err)
 		}
-
-		// IPv4 only: an IPv6 client has no way out.
-		defaultVia(t, here(t), "198.51.100.2")
-		_, err = Enable(Config{Dev: "tun0", Clients: prefixes("198.18.0.2/32", "2001:db8:1::2/128"), StateDir: dir, Logf: t.Logf})
-		want = "nat: the server has no default IPv6 route; --nat needs one to send the client's traffic out"
-		if err == nil || err.Error() != want {
-			t.Fatalf("err = %v, want %q", err, want)
-		}
-		if rs := ruleset(t); rs != nil {
-			t.Errorf("a table was left: %q", rs)
-		}
-		if got := sysctl(t, sysctlIPv4) + sysctl(t, sysctlIPv6); got != "00" {
-			t.Errorf("forwarding is %q, want untouched", got)
+		same(t, "without a default route", ruleset(t), tableOf([]int{4, 6}, rulesOf("tun0", "198.18.0.2/32", "2001:db8:1::2/128")))
+		if err := g.Close(); err != nil {
+			t.Fatal(err)
 		}
 	})
 }
@@ -505,6 +607,68 @@ func TestBadConfig(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestMasqueradeOnDeviceWithoutKind: a physical NIC has no rtnl kind, and
+// "meta oifkind" cannot be read for it, which ends a rule as not matching
+// whatever the comparison. lo, the one such device a test can use, stands
+// for it: what the client sends out of it is masqueraded.
+func TestMasqueradeOnDeviceWithoutKind(t *testing.T) {
+	netnstest.Run(t, func() {
+		setUp(t, here(t), "lo", "198.18.0.2/32", "198.18.0.3/32")
+		g, err := Enable(Config{Dev: "tun0", Clients: prefixes("198.18.0.2/32"), StateDir: t.TempDir(), Logf: t.Logf})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Close()
+		srv, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP("198.18.0.3"), Port: 7000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer srv.Close()
+		cli, err := net.DialUDP("udp4", &net.UDPAddr{IP: net.ParseIP("198.18.0.2")}, &net.UDPAddr{IP: net.ParseIP("198.18.0.3"), Port: 7000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cli.Close()
+		if _, err := cli.Write([]byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+		srv.SetReadDeadline(time.Now().Add(3 * time.Second))
+		if _, _, err := srv.ReadFromUDP(make([]byte, 16)); err != nil {
+			t.Fatalf("the datagram did not arrive: %v", err)
+		}
+		got := packets(t, postrouting)
+		if got["masquerade"] == 0 || got["return"] != 0 {
+			t.Errorf("postrouting counted %v; want the datagram masqueraded, not returned as if lo were a tunnel", got)
+		}
+	})
+}
+
+// packets counts the packets of chain ch's rules by their verdict or
+// statement (masquerade, return, accept, drop).
+func packets(t *testing.T, ch *nftables.Chain) map[string]uint64 {
+	t.Helper()
+	c, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules, err := c.GetRules(table, ch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]uint64{}
+	for _, r := range rules {
+		var n uint64
+		for _, e := range r.Exprs {
+			if ctr, ok := e.(*expr.Counter); ok {
+				n = ctr.Packets
+			}
+		}
+		f := strings.Fields(render(r.Exprs))
+		out[f[len(f)-1]] += n
+	}
+	return out
 }
 
 // newNS makes a network namespace and comes back to back.
@@ -535,59 +699,97 @@ func in(t *testing.T, ns, back netns.NsHandle, f func()) {
 	f()
 }
 
-// TestTraffic routes a client (namespace A) through the gateway (this
-// namespace, B) to a host (namespace C) that has no route back to the
-// client's addresses: only masquerading gets an answer back.
-func TestTraffic(t *testing.T) {
-	netnstest.Run(t, func() {
-		b, err := netns.Get()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer b.Close()
-		a, c := newNS(t, b), newNS(t, b)
-		hb := here(t)
-		ha, err := netlink.NewHandleAt(a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ha.Close()
-		hc, err := netlink.NewHandleAt(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer hc.Close()
+// gwNet is a small network around the gateway, B (the calling thread's
+// namespace), each namespace on a veth of its own to B:
+//
+//	A  a0 198.18.0.1/15   2001:db8:18::1/64   b0 198.18.0.2/15   2001:db8:18::2/64   the session's client
+//	C  c0 198.51.100.2/24 2001:db8:100::2/64  b1 198.51.100.1/24 2001:db8:100::1/64  a LAN host
+//	E  e0 203.0.113.1/24  2001:db8:113::1/64  b2 203.0.113.2/24  2001:db8:113::2/64  a host with no session
+//	D  d0 192.0.2.2/24    2001:db8:200::2/64  b3 192.0.2.1/24    2001:db8:200::1/64  B's default route
+//
+// A and E route everything through B. C and D know only their own links:
+// an answer to anything but B's own addresses goes nowhere.
+type gwNet struct {
+	t          *testing.T
+	b          netns.NsHandle
+	a, c, d, e netns.NsHandle
+	port       int // the last port a try used
+}
 
-		addLink(t, hb, &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "b0"}, PeerName: "a0", PeerNamespace: netlink.NsFd(a)})
-		addLink(t, hb, &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "b1"}, PeerName: "c0", PeerNamespace: netlink.NsFd(c)})
-		setUp(t, ha, "lo")
-		setUp(t, hb, "lo")
-		setUp(t, hc, "lo")
-		setUp(t, ha, "a0", "198.18.0.1/15", "2001:db8:18::1/64")
-		setUp(t, hb, "b0", "198.18.0.2/15", "2001:db8:18::2/64")
-		setUp(t, hb, "b1", "198.51.100.1/24", "2001:db8:100::1/64")
-		setUp(t, hc, "c0", "198.51.100.2/24", "2001:db8:100::2/64")
-		defaultVia(t, ha, "198.18.0.2")
-		defaultVia(t, ha, "2001:db8:18::2")
-		defaultVia(t, hb, "198.51.100.2")
-		defaultVia(t, hb, "2001:db8:100::2")
-		// C has no default route, and no route to 198.18.0.0/15.
+// A dest is an address to try, the namespace it is in, and the address of
+// B that a masqueraded packet has on the way there.
+type dest struct {
+	network, addr string
+	ns            netns.NsHandle
+	masq          string
+}
 
-		type path struct {
-			network    string
-			server     string // C's address
-			masquerade string // B's address on the way to C
+func (g *gwNet) toC() []dest {
+	return []dest{{"udp4", "198.51.100.2", g.c, "198.51.100.1"}, {"udp6", "2001:db8:100::2", g.c, "2001:db8:100::1"}}
+}
+
+func (g *gwNet) toD() []dest {
+	return []dest{{"udp4", "192.0.2.2", g.d, "192.0.2.1"}, {"udp6", "2001:db8:200::2", g.d, "2001:db8:200::1"}}
+}
+
+// client are A's addresses, the session's client.
+var client = map[string]string{"udp4": "198.18.0.1", "udp6": "2001:db8:18::1"}
+
+func newGwNet(t *testing.T) *gwNet {
+	t.Helper()
+	b, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	g := &gwNet{t: t, b: b, port: 7000}
+	g.a, g.c, g.e, g.d = newNS(t, b), newNS(t, b), newNS(t, b), newNS(t, b)
+	hb := here(t)
+	setUp(t, hb, "lo")
+	type end struct {
+		ns     netns.NsHandle
+		h      *netlink.Handle
+		name   string
+		addrs  []string
+		bName  string
+		bAddrs []string
+	}
+	var ends []end
+	for _, l := range []struct {
+		ns            netns.NsHandle
+		name, bName   string
+		addrs, bAddrs []string
+	}{
+		{g.a, "a0", "b0", []string{"198.18.0.1/15", "2001:db8:18::1/64"}, []string{"198.18.0.2/15", "2001:db8:18::2/64"}},
+		{g.c, "c0", "b1", []string{"198.51.100.2/24", "2001:db8:100::2/64"}, []string{"198.51.100.1/24", "2001:db8:100::1/64"}},
+		{g.e, "e0", "b2", []string{"203.0.113.1/24", "2001:db8:113::1/64"}, []string{"203.0.113.2/24", "2001:db8:113::2/64"}},
+		{g.d, "d0", "b3", []string{"192.0.2.2/24", "2001:db8:200::2/64"}, []string{"192.0.2.1/24", "2001:db8:200::1/64"}},
+	} {
+		h, err := netlink.NewHandleAt(l.ns)
+		if err != nil {
+			t.Fatal(err)
 		}
-		paths := []path{
-			{"udp4", "198.51.100.2", "198.51.100.1"},
-			{"udp6", "2001:db8:100::2", "2001:db8:100::1"},
-		}
-		// Links come up (carrier, qdisc) a moment after they are set up;
-		// before, packets wait for their neighbours or are lost.
+		t.Cleanup(h.Close)
+		addLink(t, hb, &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: l.bName}, PeerName: l.name, PeerNamespace: netlink.NsFd(l.ns)})
+		setUp(t, h, "lo")
+		setUp(t, h, l.name, l.addrs...)
+		setUp(t, hb, l.bName, l.bAddrs...)
+		ends = append(ends, end{l.ns, h, l.name, l.addrs, l.bName, l.bAddrs})
+	}
+	defaultVia(t, ends[0].h, "198.18.0.2")
+	defaultVia(t, ends[0].h, "2001:db8:18::2")
+	defaultVia(t, ends[2].h, "203.0.113.2")
+	defaultVia(t, ends[2].h, "2001:db8:113::2")
+	defaultVia(t, hb, "192.0.2.2")
+	defaultVia(t, hb, "2001:db8:200::2")
+
+	// Links come up (carrier, qdisc) a moment after they are set up;
+	// before, packets wait for their neighbours or are lost.
+	for _, e := range ends {
 		for _, l := range []struct {
 			h    *netlink.Handle
 			name string
-		}{{ha, "a0"}, {hb, "b0"}, {hb, "b1"}, {hc, "c0"}} {
+		}{{e.h, e.name}, {hb, e.bName}} {
 			for i := 0; ; i++ {
 				link, err := l.h.LinkByName(l.name)
 				if err != nil {
@@ -602,84 +804,191 @@ func TestTraffic(t *testing.T) {
 				time.Sleep(20 * time.Millisecond)
 			}
 		}
-
-		// Each neighbour learns the other's addresses, so that the tries
-		// below do not wait on neighbour discovery.
-		for _, hop := range []struct {
-			from, to netns.NsHandle
-			network  string
-			addr     string
-		}{
-			{a, b, "udp4", "198.18.0.2"}, {a, b, "udp6", "2001:db8:18::2"},
-			{b, a, "udp4", "198.18.0.1"}, {b, a, "udp6", "2001:db8:18::1"},
-			{b, c, "udp4", "198.51.100.2"}, {b, c, "udp6", "2001:db8:100::2"},
-			{c, b, "udp4", "198.51.100.1"}, {c, b, "udp6", "2001:db8:100::1"},
-		} {
-			var srv, cli *net.UDPConn
-			in(t, hop.to, b, func() { srv, err = net.ListenUDP(hop.network, &net.UDPAddr{IP: net.ParseIP(hop.addr), Port: 6000}) })
-			if err != nil {
-				t.Fatal(err)
-			}
-			in(t, hop.from, b, func() { cli, err = net.DialUDP(hop.network, nil, &net.UDPAddr{IP: net.ParseIP(hop.addr), Port: 6000}) })
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := false
-			for i := 0; i < 50 && !got; i++ {
-				cli.Write([]byte("hello"))
-				srv.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-				_, _, err := srv.ReadFromUDP(make([]byte, 16))
-				got = err == nil
-			}
-			srv.Close()
-			cli.Close()
-			if !got {
-				t.Fatalf("%s: no packet to %s across the link", hop.network, hop.addr)
-			}
+	}
+	// Each neighbour learns the other's addresses, so that the tries
+	// below do not wait on neighbour discovery.
+	for _, e := range ends {
+		for i, network := range []string{"udp4", "udp6"} {
+			addr := func(p string) string { return strings.Split(p, "/")[0] }
+			g.hello(e.ns, b, network, addr(e.bAddrs[i]))
+			g.hello(b, e.ns, network, addr(e.addrs[i]))
 		}
+	}
+	return g
+}
 
-		// try sends from A to C; it returns the source C saw, if C got
-		// it, and whether C's answer came back. Every try has a port of
-		// its own, so that a straggler of an earlier one cannot pass for
-		// it.
-		port := 7000
-		try := func(p path, arrive, answer time.Duration) (src netip.Addr, answered bool) {
-			t.Helper()
-			port++
-			var srv, cli *net.UDPConn
-			in(t, c, b, func() {
-				srv, err = net.ListenUDP(p.network, &net.UDPAddr{IP: net.ParseIP(p.server), Port: port})
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer srv.Close()
-			in(t, a, b, func() {
-				cli, err = net.DialUDP(p.network, nil, &net.UDPAddr{IP: net.ParseIP(p.server), Port: port})
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cli.Close()
-			if _, err := cli.Write([]byte("ping")); err != nil {
-				t.Fatal(err)
-			}
-			buf := make([]byte, 64)
-			srv.SetReadDeadline(time.Now().Add(arrive))
-			n, from, err := srv.ReadFromUDPAddrPort(buf)
-			if err != nil || string(buf[:n]) != "ping" {
-				return netip.Addr{}, false
-			}
-			srv.WriteToUDPAddrPort([]byte("pong"), from)
-			cli.SetReadDeadline(time.Now().Add(answer))
-			n, err = cli.Read(buf)
-			return from.Addr().Unmap(), err == nil && string(buf[:n]) == "pong"
+// hello sends datagrams from namespace from to addr in namespace to until
+// one arrives.
+func (g *gwNet) hello(from, to netns.NsHandle, network, addr string) {
+	t := g.t
+	t.Helper()
+	var srv, cli *net.UDPConn
+	var err error
+	in(t, to, g.b, func() { srv, err = net.ListenUDP(network, &net.UDPAddr{IP: net.ParseIP(addr), Port: 6000}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	in(t, from, g.b, func() { cli, err = net.DialUDP(network, nil, &net.UDPAddr{IP: net.ParseIP(addr), Port: 6000}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	for range 50 {
+		cli.Write([]byte("hello"))
+		srv.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if _, _, err := srv.ReadFromUDP(make([]byte, 16)); err == nil {
+			return
 		}
+	}
+	t.Fatalf("%s: no packet to %s across the link", network, addr)
+}
+
+// try sends a datagram from namespace from to d; it returns the source d
+// saw, if it got it within arrive, and whether d's answer came back within
+// answer. Every try has a port of its own, so that a straggler of an
+// earlier one cannot pass for it.
+func (g *gwNet) try(from netns.NsHandle, d dest, arrive, answer time.Duration) (src netip.Addr, answered bool) {
+	t := g.t
+	t.Helper()
+	g.port++
+	var srv, cli *net.UDPConn
+	var err error
+	in(t, d.ns, g.b, func() { srv, err = net.ListenUDP(d.network, &net.UDPAddr{IP: net.ParseIP(d.addr), Port: g.port}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	in(t, from, g.b, func() { cli, err = net.DialUDP(d.network, nil, &net.UDPAddr{IP: net.ParseIP(d.addr), Port: g.port}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	if _, err := cli.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	srv.SetReadDeadline(time.Now().Add(arrive))
+	n, peer, err := srv.ReadFromUDPAddrPort(buf)
+	if err != nil || string(buf[:n]) != "ping" {
+		return netip.Addr{}, false
+	}
+	srv.WriteToUDPAddrPort([]byte("pong"), peer)
+	cli.SetReadDeadline(time.Now().Add(answer))
+	n, err = cli.Read(buf)
+	return peer.Addr().Unmap(), err == nil && string(buf[:n]) == "pong"
+}
+
+// arrives is the source d saw of a datagram from namespace from, if one
+// arrived within a short wait: for what should not.
+func (g *gwNet) arrives(from netns.NsHandle, d dest) netip.Addr {
+	g.t.Helper()
+	src, _ := g.try(from, d, 500*time.Millisecond, 0)
+	return src
+}
+
+// masqueraded checks that a datagram from A reaches each of ds as from B's
+// address on the way, and that the answer comes back.
+func (g *gwNet) masqueraded(what string, ds ...dest) {
+	g.t.Helper()
+	for _, d := range ds {
+		src, answered := g.try(g.a, d, 3*time.Second, 3*time.Second)
+		if src.String() != d.masq || !answered {
+			g.t.Errorf("%s: %s to %s: the host saw the client as %v (want %s), answer came back: %v", what, d.network, d.addr, src, d.masq, answered)
+		}
+	}
+}
+
+// tunnel opens tun device name in B, up, with routes to 100.64.0.0/24 and
+// 2001:db8:64::/64: a tunnel of another session. It goes when the test
+// ends.
+func (g *gwNet) tunnel(name string) *os.File {
+	t := g.t
+	t.Helper()
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		unix.Close(fd)
+		t.Fatalf("TUNSETIFF %s: %v", name, err)
+	}
+	f := os.NewFile(uintptr(fd), name)
+	t.Cleanup(func() { f.Close() })
+	h := here(t)
+	setUp(t, h, name)
+	l, err := h.LinkByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dst := range []string{"100.64.0.0/24", "2001:db8:64::/64"} {
+		_, n, _ := net.ParseCIDR(dst)
+		if err := h.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: n}); err != nil {
+			t.Fatalf("route to %s: %v", dst, err)
+		}
+	}
+	return f
+}
+
+// toTunnel sends a datagram from A to addr, behind the tunnel f, and
+// returns its source if it came out of f.
+func (g *gwNet) toTunnel(f *os.File, network, addr string) netip.Addr {
+	t := g.t
+	t.Helper()
+	g.port++
+	var cli *net.UDPConn
+	var err error
+	in(t, g.a, g.b, func() { cli, err = net.DialUDP(network, nil, &net.UDPAddr{IP: net.ParseIP(addr), Port: g.port}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	if _, err := cli.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2048)
+	f.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	for {
+		n, err := f.Read(buf)
+		if err != nil {
+			return netip.Addr{}
+		}
+		p := buf[:n]
+		var src netip.Addr
+		var udp []byte
+		switch {
+		case n >= 20 && p[0]>>4 == 4 && p[9] == unix.IPPROTO_UDP:
+			src, udp = netip.AddrFrom4([4]byte(p[12:16])), p[int(p[0]&0xf)*4:]
+		case n >= 40 && p[0]>>4 == 6 && p[6] == unix.IPPROTO_UDP:
+			src, udp = netip.AddrFrom16([16]byte(p[8:24])), p[40:]
+		default:
+			continue // the kernel's own (MLD, router solicitations)
+		}
+		if len(udp) >= 4 && int(binary.BigEndian.Uint16(udp[2:4])) == g.port {
+			return src
+		}
+	}
+}
+
+// TestTraffic routes a client (A) through the gateway (B) to hosts that
+// have no route back to it: C, on an interface of B that is not the one
+// of its default route, and D, on that one. Only masquerading gets an
+// answer back. While the session is up, a host without one (E) reaches
+// nothing through B, and the client reaches no tunnel device.
+func TestTraffic(t *testing.T) {
+	netnstest.Run(t, func() {
+		g := newGwNet(t)
+		ds := append(g.toC(), g.toD()...)
 
 		// Without the gateway, B does not forward.
-		for _, p := range paths {
-			if src, _ := try(p, 300*time.Millisecond, 0); src.IsValid() {
-				t.Fatalf("%s: C got a packet from %s before the gateway was on", p.network, src)
+		for _, d := range ds {
+			if src := g.arrives(g.a, d); src.IsValid() {
+				t.Fatalf("%s: %s got a packet from %s before the gateway was on", d.network, d.addr, src)
 			}
 		}
 
@@ -687,35 +996,106 @@ func TestTraffic(t *testing.T) {
 		// answer it.
 		setSysctl(t, sysctlIPv4, "1")
 		setSysctl(t, sysctlIPv6, "1")
-		for _, p := range paths {
-			src, answered := try(p, 3*time.Second, 300*time.Millisecond)
-			if want := map[string]string{"udp4": "198.18.0.1", "udp6": "2001:db8:18::1"}[p.network]; src.String() != want || answered {
-				t.Fatalf("%s, routed without the gateway: C saw the client as %v (want %s), answer came back: %v", p.network, src, want, answered)
+		for _, d := range g.toC() {
+			src, answered := g.try(g.a, d, 3*time.Second, 300*time.Millisecond)
+			if src.String() != client[d.network] || answered {
+				t.Fatalf("%s, routed without the gateway: C saw the client as %v (want %s), answer came back: %v", d.network, src, client[d.network], answered)
 			}
 		}
 		setSysctl(t, sysctlIPv4, "0")
 		setSysctl(t, sysctlIPv6, "0")
 
-		g, err := Enable(Config{Dev: "b0", Clients: prefixes("198.18.0.1/32", "2001:db8:18::1/128"), StateDir: t.TempDir(), Logf: t.Logf})
+		gw, err := Enable(Config{Dev: "b0", Clients: prefixes("198.18.0.1/32", "2001:db8:18::1/128"), StateDir: t.TempDir(), Logf: t.Logf})
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, p := range paths {
-			src, answered := try(p, 3*time.Second, 3*time.Second)
-			if src.String() != p.masquerade || !answered {
-				t.Errorf("%s: C saw the client as %v (want %s), answer came back: %v", p.network, src, p.masquerade, answered)
+		g.masqueraded("with the gateway", ds...)
+
+		// The guard: E has no session, and gets nowhere through B.
+		for _, d := range ds {
+			if src := g.arrives(g.e, d); src.IsValid() {
+				t.Errorf("%s: a host without a session reached %s through the gateway, as %s", d.network, d.addr, src)
 			}
 		}
-		if err := g.Close(); err != nil {
-			t.Fatal(err)
+		// Nor does the client get into another tunnel.
+		tun := g.tunnel("tun9")
+		for network, addr := range map[string]string{"udp4": "100.64.0.5", "udp6": "2001:db8:64::5"} {
+			if src := g.toTunnel(tun, network, addr); src.IsValid() {
+				t.Errorf("%s: the client reached a tunnel device through the gateway, as %s", network, src)
+			}
+		}
+		if got := packets(t, forward); got["drop"] == 0 {
+			t.Errorf("the guards dropped nothing: %v", got)
 		}
 
+		if err := gw.Close(); err != nil {
+			t.Fatal(err)
+		}
 		// Closed: no forwarding again.
-		for _, p := range paths {
-			if src, _ := try(p, 300*time.Millisecond, 0); src.IsValid() {
-				t.Errorf("%s: C got a packet from %s after the gateway closed", p.network, src)
+		for _, d := range ds {
+			if src := g.arrives(g.a, d); src.IsValid() {
+				t.Errorf("%s: %s got a packet from %s after the gateway closed", d.network, d.addr, src)
 			}
 		}
+	})
+}
+
+// TestTrafficAdminForwards: where the admin had forwarding on, sshvpn adds
+// no guard: a host without a session is forwarded as before (unmasqueraded,
+// the admin's business), and the client's packets into a tunnel are
+// forwarded but not masqueraded.
+func TestTrafficAdminForwards(t *testing.T) {
+	netnstest.Run(t, func() {
+		g := newGwNet(t)
+		setSysctl(t, sysctlIPv4, "1")
+		setSysctl(t, sysctlIPv6, "1")
+		gw, err := Enable(Config{Dev: "b0", Clients: prefixes("198.18.0.1/32", "2001:db8:18::1/128"), StateDir: t.TempDir(), Logf: t.Logf})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer gw.Close()
+		same(t, "the table", ruleset(t), tableOf(nil, rulesOf("b0", "198.18.0.1/32", "2001:db8:18::1/128")))
+		g.masqueraded("with the admin's forwarding", g.toC()...)
+		for _, d := range g.toC() {
+			want := map[string]string{"udp4": "203.0.113.1", "udp6": "2001:db8:113::1"}[d.network]
+			if src := g.arrives(g.e, d); src.String() != want {
+				t.Errorf("%s: a host without a session, forwarded by the admin's choice, reached C as %v, want %s", d.network, src, want)
+			}
+		}
+		tun := g.tunnel("tun9")
+		for network, addr := range map[string]string{"udp4": "100.64.0.5", "udp6": "2001:db8:64::5"} {
+			if src := g.toTunnel(tun, network, addr); src.String() != client[network] {
+				t.Errorf("%s: into a tunnel the client's packet came out as from %v, want %s (not masqueraded)", network, src, client[network])
+			}
+		}
+	})
+}
+
+// TestTrafficNoDefaultRoute: with no default route at all, the client
+// still reaches C, masqueraded out of the interface the route to C takes.
+func TestTrafficNoDefaultRoute(t *testing.T) {
+	netnstest.Run(t, func() {
+		g := newGwNet(t)
+		h := here(t)
+		for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+			routes, err := h.RouteList(nil, fam)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range routes {
+				if isDefault(r) {
+					if err := h.RouteDel(&r); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+		gw, err := Enable(Config{Dev: "b0", Clients: prefixes("198.18.0.1/32", "2001:db8:18::1/128"), StateDir: t.TempDir(), Logf: t.Logf})
+		if err != nil {
+			t.Fatalf("Enable without a default route: %v", err)
+		}
+		defer gw.Close()
+		g.masqueraded("without a default route", g.toC()...)
 	})
 }
 

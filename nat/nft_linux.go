@@ -1,7 +1,6 @@
 package nat
 
 import (
-	"cmp"
 	"fmt"
 	"net/netip"
 	"os"
@@ -17,61 +16,38 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// uplink is an interface a default route goes out of.
-type uplink struct {
-	name   string
-	metric int
-	ra     bool // the route came from a router advertisement
-}
-
-// uplinks finds, for each IP version in fams, the interfaces of the default
-// routes of the main table, best first.
-func uplinks(ns netns.NsHandle, fams []int) (map[int][]uplink, error) {
+// raDefaults are the interfaces of the main table's IPv6 default routes
+// that came from router advertisements, as far as they can be listed:
+// they are only warned about.
+func raDefaults(ns netns.NsHandle) []string {
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {
-		return nil, fmt.Errorf("nat: netlink: %w", err)
+		return nil
 	}
 	defer h.Close()
-	out := map[int][]uplink{}
-	for _, fam := range fams {
-		family := netlink.FAMILY_V4
-		if fam == 6 {
-			family = netlink.FAMILY_V6
+	routes, err := h.RouteListFiltered(netlink.FAMILY_V6, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return nil
+	}
+	var names []string
+	for _, r := range routes {
+		if r.Protocol != unix.RTPROT_RA || !isDefault(r) {
+			continue
 		}
-		routes, err := h.RouteListFiltered(family, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
-		if err != nil {
-			return nil, fmt.Errorf("nat: listing the IPv%d routes: %w", fam, err)
+		idx := []int{r.LinkIndex}
+		for _, nh := range r.MultiPath {
+			idx = append(idx, nh.LinkIndex)
 		}
-		slices.SortStableFunc(routes, func(a, b netlink.Route) int { return cmp.Compare(a.Priority, b.Priority) })
-		var ups []uplink
-		for _, r := range routes {
-			if !isDefault(r) {
+		for _, i := range idx {
+			if i <= 0 {
 				continue
 			}
-			idx := []int{r.LinkIndex}
-			for _, nh := range r.MultiPath {
-				idx = append(idx, nh.LinkIndex)
-			}
-			for _, i := range idx {
-				if i <= 0 {
-					continue
-				}
-				l, err := h.LinkByIndex(i)
-				if err != nil {
-					continue
-				}
-				name := l.Attrs().Name
-				if !slices.ContainsFunc(ups, func(u uplink) bool { return u.name == name }) {
-					ups = append(ups, uplink{name: name, metric: r.Priority, ra: r.Protocol == unix.RTPROT_RA})
-				}
+			if l, err := h.LinkByIndex(i); err == nil && !slices.Contains(names, l.Attrs().Name) {
+				names = append(names, l.Attrs().Name)
 			}
 		}
-		if len(ups) == 0 {
-			return nil, fmt.Errorf("nat: the server has no default IPv%d route; --nat needs one to send the client's traffic out", fam)
-		}
-		out[fam] = ups
 	}
-	return out, nil
+	return names
 }
 
 // isDefault reports whether r is a default route that sends packets out of
@@ -107,10 +83,27 @@ var (
 		Priority: nftables.ChainPriorityFilter,
 		Policy:   &policyAccept,
 	}
+	// sessions holds the sessions' forward rules; forward jumps to it
+	// before its guards.
+	sessions = &nftables.Chain{Name: "sessions", Table: table}
 )
+
+// metaKeyOIFKIND is NFT_META_OIFKIND of the kernel's uapi (linux/netfilter/
+// nf_tables.h), "meta oifkind" in nft(8): the rtnl kind of the output
+// device, "tun" for tun and tap devices. nftables v0.3.0's expr does not
+// name it.
+//
+// The kernel cannot tell the kind of a device that has none (a physical
+// NIC, lo): there the expression ends the rule as not matching, whatever
+// the comparison, so "meta oifkind != tun" would miss a server's real
+// uplink. The rules test for "tun" and return instead.
+const metaKeyOIFKIND expr.MetaKey = 27
 
 // tagPrefix begins the comment of every rule of a session.
 const tagPrefix = "sshvpn nat "
+
+// guardTag is the comment of the guard of IP version fam.
+func guardTag(fam int) string { return fmt.Sprintf("%sguard ipv%d", tagPrefix, fam) }
 
 // tag is the comment that marks the rules of session s.
 func (s session) tag() string { return fmt.Sprintf("%s%d %s %s", tagPrefix, s.PID, s.Start, s.Dev) }
@@ -153,22 +146,23 @@ func userdata(c string) []byte {
 	return append([]byte{0, byte(len(b))}, b...)
 }
 
-// rules are the session's rules: a masquerade per client prefix and uplink
-// of its family, and the two forward rules.
-func (g *Gateway) rules(up map[int][]uplink) []*nftables.Rule {
+// rules are the session's rules. In postrouting, per client prefix: what
+// goes out of a tunnel device returns unchanged, anything else is
+// masqueraded. In sessions: what comes in from the session's device
+// towards a tunnel device returns (to forward's guards), anything else it
+// sends is accepted, and so are the replies that go back out to it.
+func (g *Gateway) rules() []*nftables.Rule {
 	ud := userdata(g.id.tag())
 	var out []*nftables.Rule
 	for _, p := range g.clients {
-		fam := 4
-		if p.Addr().Is6() {
-			fam = 6
-		}
-		for _, u := range up[fam] {
-			e := append(saddr(p), ifname(expr.MetaKeyOIFNAME, u.name)...)
-			e = append(e, &expr.Counter{}, &expr.Masq{})
-			out = append(out, &nftables.Rule{Table: table, Chain: postrouting, Exprs: e, UserData: ud})
-		}
+		tun := slices.Concat(saddr(p), toTunnel(), []expr.Any{&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictReturn}})
+		masq := slices.Concat(saddr(p), []expr.Any{&expr.Counter{}, &expr.Masq{}})
+		out = append(out,
+			&nftables.Rule{Table: table, Chain: postrouting, Exprs: tun, UserData: ud},
+			&nftables.Rule{Table: table, Chain: postrouting, Exprs: masq, UserData: ud},
+		)
 	}
+	tun := slices.Concat(ifname(expr.MetaKeyIIFNAME, g.id.Dev), toTunnel(), []expr.Any{&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictReturn}})
 	in := append(ifname(expr.MetaKeyIIFNAME, g.id.Dev), &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictAccept})
 	back := append(ifname(expr.MetaKeyOIFNAME, g.id.Dev),
 		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
@@ -181,11 +175,40 @@ func (g *Gateway) rules(up map[int][]uplink) []*nftables.Rule {
 		&expr.Counter{},
 		&expr.Verdict{Kind: expr.VerdictAccept},
 	)
-	out = append(out,
-		&nftables.Rule{Table: table, Chain: forward, Exprs: in, UserData: ud},
-		&nftables.Rule{Table: table, Chain: forward, Exprs: back, UserData: ud},
+	return append(out,
+		&nftables.Rule{Table: table, Chain: sessions, Exprs: tun, UserData: ud},
+		&nftables.Rule{Table: table, Chain: sessions, Exprs: in, UserData: ud},
+		&nftables.Rule{Table: table, Chain: sessions, Exprs: back, UserData: ud},
 	)
-	return out
+}
+
+// jumpRule is forward's first rule: "jump sessions".
+func jumpRule() *nftables.Rule {
+	return &nftables.Rule{Table: table, Chain: forward, Exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: sessions.Name}}}
+}
+
+// isJump reports whether r is jumpRule.
+func isJump(r *nftables.Rule) bool {
+	if len(r.Exprs) != 1 {
+		return false
+	}
+	v, ok := r.Exprs[0].(*expr.Verdict)
+	return ok && v.Kind == expr.VerdictJump && v.Chain == sessions.Name
+}
+
+// guardRule drops, at the end of forward, every forwarded packet of IP
+// version fam that no session accepted: "meta nfproto ipv4 drop".
+func guardRule(fam int) *nftables.Rule {
+	proto := byte(unix.NFPROTO_IPV4)
+	if fam == 6 {
+		proto = unix.NFPROTO_IPV6
+	}
+	return &nftables.Rule{Table: table, Chain: forward, UserData: userdata(guardTag(fam)), Exprs: []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+		&expr.Counter{},
+		&expr.Verdict{Kind: expr.VerdictDrop},
+	}}
 }
 
 // saddr matches the source address against p: "ip saddr p" or "ip6 saddr
@@ -222,66 +245,106 @@ func ifname(key expr.MetaKey, name string) []expr.Any {
 	}
 }
 
-// syncRules replaces, in one transaction, the session's rules and those of
-// sessions whose processes are gone with add. With nothing to add and no
-// rule left, it deletes the table.
-func (g *Gateway) syncRules(add []*nftables.Rule) error {
+// toTunnel matches packets that go out of a tun or tap device: "meta
+// oifkind tun".
+func toTunnel() []expr.Any { return ifname(metaKeyOIFKIND, "tun") }
+
+// syncRules makes the table what the live sessions and the guards need, in
+// one transaction: the session's rules and those of sessions whose
+// processes are gone are replaced with add, and forward's guards are those
+// of the IP versions in guards (nil leaves them as they are). With no
+// session's rule and no guard left, it deletes the table.
+func (g *Gateway) syncRules(add []*nftables.Rule, guards map[int]bool) error {
 	c, err := nftables.New(nftables.WithNetNSFd(int(g.ns)))
 	if err != nil {
 		return fmt.Errorf("nat: nftables: %w", err)
 	}
-	if len(add) > 0 {
+	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return fmt.Errorf("nat: listing nftables tables: %w", err)
+	}
+	exists := slices.ContainsFunc(tables, func(t *nftables.Table) bool { return t.Name == Table })
+	if !exists && len(add) == 0 && !guards[4] && !guards[6] {
+		return nil
+	}
+
+	var (
+		del       []*nftables.Rule
+		gone      = map[session]bool{}
+		kept      = 0 // rules of live sessions (and of others) that stay
+		haveJump  = false
+		haveGuard = map[int]bool{}
+	)
+	if exists {
+		chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+		if err != nil {
+			return fmt.Errorf("nat: listing nftables chains: %w", err)
+		}
+		for _, ch := range chains {
+			if ch.Table == nil || ch.Table.Name != Table {
+				continue
+			}
+			rules, err := c.GetRules(table, ch)
+			if err != nil {
+				return fmt.Errorf("nat: listing the rules of chain %s: %w", ch.Name, err)
+			}
+			for _, r := range rules {
+				r.Table, r.Chain = table, &nftables.Chain{Name: ch.Name, Table: table}
+				tag := comment(r.UserData)
+				if ch.Name == forward.Name && isJump(r) {
+					haveJump = true
+					continue
+				}
+				if fam := guardFamily(tag); ch.Name == forward.Name && fam != 0 {
+					if guards != nil && !guards[fam] || haveGuard[fam] {
+						del = append(del, r)
+					} else {
+						haveGuard[fam] = true
+					}
+					continue
+				}
+				s, ok := parseTag(tag)
+				switch {
+				case ok && s == g.id:
+					del = append(del, r)
+				case ok && !s.alive():
+					gone[s] = true
+					del = append(del, r)
+				default:
+					kept++ // a live session's, or not sshvpn's: it stays
+				}
+			}
+		}
+	}
+	var addGuards []int
+	for _, fam := range []int{4, 6} {
+		if guards[fam] && !haveGuard[fam] {
+			addGuards = append(addGuards, fam)
+		}
+	}
+	final := guards
+	if final == nil {
+		final = haveGuard
+	}
+	drop := kept == 0 && len(add) == 0 && !final[4] && !final[6]
+
+	if drop {
+		c.DelTable(table)
+	} else {
 		c.AddTable(table)
 		c.AddChain(postrouting)
 		c.AddChain(forward)
-		if err := c.Flush(); err != nil {
-			return fmt.Errorf("nat: creating nftables table inet %s: %w", Table, err)
-		}
-	}
-	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
-	if err != nil {
-		return fmt.Errorf("nat: listing nftables chains: %w", err)
-	}
-	chains = slices.DeleteFunc(chains, func(ch *nftables.Chain) bool { return ch.Table == nil || ch.Table.Name != Table })
-	if len(chains) == 0 && len(add) == 0 {
-		tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
-		if err != nil {
-			return fmt.Errorf("nat: listing nftables tables: %w", err)
-		}
-		if !slices.ContainsFunc(tables, func(t *nftables.Table) bool { return t.Name == Table }) {
-			return nil
-		}
-	}
-	total := 0
-	var del []*nftables.Rule
-	gone := map[session]bool{}
-	for _, ch := range chains {
-		rules, err := c.GetRules(table, ch)
-		if err != nil {
-			return fmt.Errorf("nat: listing the rules of chain %s: %w", ch.Name, err)
-		}
-		total += len(rules)
-		for _, r := range rules {
-			s, ok := parseTag(comment(r.UserData))
-			if !ok {
-				continue
-			}
-			if s != g.id && !s.alive() {
-				gone[s] = true
-			} else if s != g.id {
-				continue
-			}
-			r.Table, r.Chain = table, &nftables.Chain{Name: ch.Name, Table: table}
-			del = append(del, r)
-		}
-	}
-	if len(add) == 0 && total == len(del) {
-		c.DelTable(table)
-	} else {
+		c.AddChain(sessions)
 		for _, r := range del {
 			if err := c.DelRule(r); err != nil {
 				return fmt.Errorf("nat: %w", err)
 			}
+		}
+		if !haveJump {
+			c.InsertRule(jumpRule()) // first: the guards come after it
+		}
+		for _, fam := range addGuards {
+			c.AddRule(guardRule(fam))
 		}
 		for _, r := range add {
 			c.AddRule(r)
@@ -293,10 +356,23 @@ func (g *Gateway) syncRules(add []*nftables.Rule) error {
 	for s := range gone {
 		g.logf("nat: removed the rules of session %s, whose process is gone", s)
 	}
-	if len(add) == 0 && total == len(del) {
+	for _, fam := range addGuards {
+		g.logf("nat: IPv%d forwarding, which sshvpn turned on, carries only its NAT sessions' packets and their replies; the rest is dropped", fam)
+	}
+	if drop {
 		g.logf("nat: deleted nftables table inet %s, no session uses it", Table)
 	}
 	return nil
+}
+
+// guardFamily is the IP version of the guard tagged t, or 0.
+func guardFamily(t string) int {
+	for _, fam := range []int{4, 6} {
+		if t == guardTag(fam) {
+			return fam
+		}
+	}
+	return 0
 }
 
 // warnForwardDrop tells of forward chains of other tables that drop by
@@ -337,18 +413,28 @@ func familyName(f nftables.TableFamily) string {
 	return strconv.Itoa(int(f))
 }
 
-// warnRA tells, before IPv6 forwarding goes on, of uplinks whose default
-// route comes from router advertisements that a router ignores unless
-// accept_ra is 2.
-func warnRA(ups []uplink, logf func(string, ...any)) {
-	for _, u := range ups {
-		if !u.ra {
-			continue
-		}
-		b, err := os.ReadFile("/proc/sys/net/ipv6/conf/" + u.name + "/accept_ra")
+// warnRA tells, before IPv6 forwarding goes on, of interfaces whose IPv6
+// default route comes from router advertisements, which a router ignores
+// unless accept_ra is 2.
+func warnRA(names []string, logf func(string, ...any)) {
+	for _, name := range names {
+		b, err := os.ReadFile("/proc/sys/net/ipv6/conf/" + name + "/accept_ra")
 		if err != nil || strings.TrimSpace(string(b)) != "1" {
 			continue
 		}
-		logf("nat: warning: the IPv6 default route via %s comes from router advertisements, which the kernel ignores once forwarding is on; set net.ipv6.conf.%s.accept_ra=2 to keep it", u.name, u.name)
+		logf("nat: warning: the IPv6 default route via %s comes from router advertisements, which the kernel ignores once forwarding is on; set net.ipv6.conf.%s.accept_ra=2 to keep it", name, name)
 	}
+}
+
+// tableExists reports whether the table exists in namespace ns.
+func tableExists(ns netns.NsHandle) (bool, error) {
+	c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
+	if err != nil {
+		return false, err
+	}
+	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return false, err
+	}
+	return slices.ContainsFunc(tables, func(t *nftables.Table) bool { return t.Name == Table }), nil
 }
