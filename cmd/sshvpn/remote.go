@@ -220,12 +220,17 @@ func (r *remoteCmd) serveOn(ctx context.Context, conn spawn.Conn, log *slog.Logg
 				s.tunnel(t)
 				if r.NAT && gw == nil {
 					var err error
-					gw, err = nat.Enable(nat.Config{Dev: dev.Name(), Clients: hosts(t.PeerAddrs), StateDir: stateDir(r.StateDir),
+					// NAT state in the registry's directory, whatever
+					// --state-dir says: the table and the sysctls are the
+					// namespace's, every --nat session must count in one
+					// nat.json, and the sweep at each session start
+					// (nat.Cleanup) looks there.
+					gw, err = nat.Enable(nat.Config{Dev: dev.Name(), Clients: hosts(t.PeerAddrs), StateDir: reg.Dir(),
 						Logf: func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...), sshvpn.AdminOnly) }})
 					if err != nil {
 						return err
 					}
-					log.Info("gateway for the client: forwarding and masquerading its addresses", "client", t.PeerAddrs)
+					log.Info("gateway for the client: forwarding its packets and their replies, masquerading its addresses", "client", t.PeerAddrs)
 				}
 				return nil
 			},
