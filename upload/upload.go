@@ -6,11 +6,20 @@
 // Ensure talks to the server through a Runner, a function that runs one
 // shell command there, so that it can be tested without ssh; ExecRunner is
 // the Runner that runs the system ssh client. It takes two round trips at
-// most: a probe that reports the server's system (uname -sm), $HOME and the
-// size and SHA-256 of a copy already there, and, unless that copy is the
-// same, the upload itself, which writes a temporary file, checks its size
-// and SHA-256 on the server and renames it into place. The binary's system
-// and architecture, read from its ELF header, must match the server's.
+// most: a probe that reports the server's system (uname -sm), $HOME, whether
+// the directory for the copy is safe and the size and SHA-256 of a copy
+// already there, and, unless that copy is the same, the upload itself, which
+// writes a temporary file, checks its size and SHA-256 on the server and
+// renames it into place. The binary's system and architecture, read from its
+// ELF header, must match the server's.
+//
+// What runs as the remote sshvpn must be what was uploaded, and nobody but
+// the account (and root) may be able to change it. So the directory that
+// holds the copy must be a directory, not a symbolic link, belong to the
+// account and be writable by it only, and the directories above it, up to
+// $HOME (or /), must belong to the account or root and be writable by their
+// owner only (or be sticky, as /tmp is): Ensure refuses any other, saying
+// what to mend, and creates missing ones with mode 0700.
 package upload
 
 import (
@@ -51,7 +60,8 @@ type Options struct {
 	// Dir is the directory on the server that holds the copy. Empty means
 	// ~/.cache/sshvpn. A path that starts with "~/" or "$HOME/", or is
 	// relative, is taken relative to the server's $HOME; missing
-	// directories are created with mode 0700, existing ones are left alone.
+	// directories are created with mode 0700. An existing one must be safe
+	// (see the package documentation), or Ensure fails.
 	Dir string
 	// Logf, if set, says what Ensure found and did.
 	Logf func(format string, args ...any)
@@ -101,11 +111,14 @@ func Ensure(ctx context.Context, run Runner, opt Options) (Result, error) {
 	}
 
 	// Round trip 1: what is the server, and what does it have?
-	fileExpr := spawn.QuoteWord(path.Join(absDir, name))
+	dirExpr, fileExpr := spawn.QuoteWord(absDir), spawn.QuoteWord(path.Join(absDir, name))
 	if absDir == "" {
-		fileExpr = `"$HOME"/` + spawn.QuoteWord(path.Join(relDir, name))
+		dirExpr, fileExpr = `"$HOME"`, `"$HOME"/`+spawn.QuoteWord(path.Join(relDir, name))
+		if relDir != "." {
+			dirExpr += "/" + spawn.QuoteWord(relDir)
+		}
 	}
-	out, err := run(ctx, probeScript(marker, fileExpr), nil)
+	out, err := run(ctx, probeScript(marker, dirExpr, fileExpr), nil)
 	if err != nil {
 		return Result{}, fmt.Errorf("upload: probing the server: %w", err)
 	}
@@ -124,8 +137,16 @@ func Ensure(ctx context.Context, run Runner, opt Options) (Result, error) {
 		}
 		dir = path.Join(home, relDir)
 	}
+	// The directory, or those above it, may belong to or be writable by
+	// another account, which could then swap the copy.
+	switch st := probe["dir"]; {
+	case strings.HasPrefix(st, "bad "):
+		return Result{}, errors.New("upload: " + strings.TrimPrefix(st, "bad "))
+	case st != "ok" && st != "missing":
+		return Result{}, fmt.Errorf("upload: the server did not say whether the directory for the copy is safe (%q)", st)
+	}
 	res := Result{Path: path.Join(dir, name)}
-	if probe["hasher"] != "none" && probe["size"] == strconv.FormatInt(bin.size, 10) && probe["exec"] == "yes" && hexIn(probe["sha256"]) == bin.sum {
+	if probe["dir"] == "ok" && probe["hasher"] != "none" && probe["size"] == strconv.FormatInt(bin.size, 10) && probe["exec"] == "yes" && hexIn(probe["sha256"]) == bin.sum {
 		logf("upload: the server already has this sshvpn at %s (%d bytes, sha256 %.16s…)", res.Path, bin.size, bin.sum)
 		return res, nil
 	}
@@ -169,40 +190,102 @@ for c in sha256sum openssl shasum; do if command -v "$c" >/dev/null 2>&1; then h
 sshvpn_hash() { case $h in sha256sum) sha256sum ;; openssl) openssl dgst -sha256 ;; shasum) shasum -a 256 ;; *) return 1 ;; esac; }
 `
 
-// probeScript reports the server's system, $HOME, SHA-256 tool and the
-// size, mode and SHA-256 of the file at fileExpr (a shell word) if any.
-// The first newline ends any unterminated line a startup file printed.
-func probeScript(marker, fileExpr string) string {
+// dirFunc is the shell code that defines sshvpn_dir DIR, which checks that
+// DIR (an absolute path) is safe to keep the copy in, or, if DIR is
+// missing, to create it in. If not, it sets $w to the end of a sentence
+// that starts "the directory DIR on the server", saying what is wrong and
+// what to do, and returns 1.
+//
+// DIR, if it exists, must be a directory, not a symbolic link, belong to
+// the account (id -u) and be writable by its owner only. The directories
+// above it (the first existing one, if DIR is missing, and those above
+// that), as they are after symbolic links, up to the account's $HOME or /,
+// must belong to the account or root and be writable by their owner only,
+// or be sticky. The owner and mode come from "ls -ldn", which POSIX has,
+// and busybox; stat has no portable options.
+const dirFunc = `sshvpn_ls() { set -f; set -- $(ls -ldn "$1" 2>/dev/null); set +f; p=${1:-} o=${3:-}; }
+sshvpn_up() {
+  sshvpn_ls "$1"
+  case $p in d*) ;; *) w="cannot be checked: ls -ldn $1 printed ${p:-nothing}"; return 1 ;; esac
+  if [ "$o" != "$u" ] && [ "$o" != 0 ]; then
+    w="is in $1, which belongs to uid $o, neither to uid $u that sshvpn logs in as nor to root: fix the owner of $1, or have root remove it"; return 1
+  fi
+  case $p in ?????w*|????????w*) case $p in ?????????[tT]*) ;; *)
+    w="is in $1, which others than its owner can write to ($p): chmod go-w $1"; return 1 ;; esac ;; esac
+}
+sshvpn_dir() {
+  u=$(id -u); w=; q=$1
+  while [ ! -e "$q" ] && [ ! -L "$q" ]; do q=${q%/*}; q=${q:-/}; done
+  if [ "$q" = "$1" ]; then
+    sshvpn_ls "$1"
+    case $p in
+    l*) w="is a symbolic link, which sshvpn does not follow for its copy: remove the link (sshvpn then creates the directory, mode 0700)"; return 1 ;;
+    d*) ;;
+    '') w="cannot be checked: ls -ldn $1 printed nothing"; return 1 ;;
+    *) w="is not a directory: remove it or move it away"; return 1 ;;
+    esac
+    if [ "$o" != "$u" ]; then
+      w="belongs to uid $o, not to uid $u that sshvpn logs in as: remove it, as root if need be (sshvpn then creates it, mode 0700)"; return 1
+    fi
+    case $p in ?????w*|????????w*)
+      w="is writable by others than its owner ($p): remove it, with whatever others may have put in it (sshvpn then creates it, mode 0700)"; return 1 ;;
+    esac
+  elif [ ! -d "$q" ]; then
+    w="cannot be created: $q is not a directory"; return 1
+  fi
+  r=$(cd -P "$q" 2>/dev/null && pwd -P) || { w="cannot be checked: cannot enter $q"; return 1; }
+  if [ "$q" != "$1" ]; then sshvpn_up "$r" || return 1; fi
+  hp=$(cd -P "$HOME" 2>/dev/null && pwd -P)
+  while [ "$r" != "$hp" ] && [ "$r" != / ]; do
+    r=${r%/*}; r=${r:-/}
+    sshvpn_up "$r" || return 1
+  done
+}
+`
+
+// probeScript reports the server's system, $HOME, SHA-256 tool, whether
+// the directory at dirExpr (a shell word) is safe, and the size, mode and
+// SHA-256 of the file at fileExpr (a shell word) if any. The first newline
+// ends any unterminated line a startup file printed.
+func probeScript(marker, dirExpr, fileExpr string) string {
 	return `printf '\n'
 m=` + marker + `
-` + hashFunc + `f=` + fileExpr + `
+` + hashFunc + dirFunc + `d=` + dirExpr + `
+f=` + fileExpr + `
 printf '%s uname=%s\n' "$m" "$(uname -sm 2>/dev/null)"
 printf '%s home=%s\n' "$m" "$HOME"
 printf '%s hasher=%s\n' "$m" "${h:-none}"
+if ! sshvpn_dir "$d"; then printf '%s dir=bad the directory %s on the server %s\n' "$m" "$d" "$w"
+elif [ -d "$d" ]; then printf '%s dir=ok\n' "$m"
+else printf '%s dir=missing\n' "$m"
+fi
 if [ -f "$f" ]; then
   s=$(wc -c <"$f"); printf '%s size=%s\n' "$m" "${s##* }"
-  if [ -x "$f" ]; then printf '%s exec=yes\n' "$m"; fi
+  if [ -x "$f" ] && [ ! -L "$f" ]; then printf '%s exec=yes\n' "$m"; fi
   if [ -n "$h" ]; then printf '%s sha256=%s\n' "$m" "$(sshvpn_hash <"$f")"; fi
 fi
 printf '%s end=ok\n' "$m"
 `
 }
 
-// uploadScript writes stdin to tmp, checks its size and SHA-256, makes it
-// executable and renames it to file; on any failure it removes tmp and
-// exits non-zero with a message on stderr.
+// uploadScript checks dir (as the probe did: it may have changed since),
+// creates it if missing, writes stdin to tmp, checks its size and SHA-256,
+// makes it executable and renames it to file; on any failure it removes
+// tmp and exits non-zero with a message on stderr.
 func uploadScript(marker, dir, file, tmp string, size int64, sum string) string {
 	n := strconv.FormatInt(size, 10)
 	return `printf '\n'
 m=` + marker + `
-` + hashFunc + `d=` + spawn.QuoteWord(dir) + `
+` + hashFunc + dirFunc + `d=` + spawn.QuoteWord(dir) + `
 f=` + spawn.QuoteWord(file) + `
 t=` + spawn.QuoteWord(tmp) + `
 umask 077
 trap 'rm -f "$t"' EXIT
 trap 'rm -f "$t"; exit 1' HUP INT TERM
 sshvpn_fail() { printf '%s\n' "$1" >&2; exit 1; }
+sshvpn_dir "$d" || sshvpn_fail "the directory $d on the server $w"
 mkdir -p "$d" || sshvpn_fail "cannot create the directory $d"
+sshvpn_dir "$d" || sshvpn_fail "the directory $d on the server $w"
 if [ -d "$f" ]; then sshvpn_fail "$f is a directory"; fi
 cat >"$t" || sshvpn_fail "cannot write $t"
 s=$(wc -c <"$t"); s=${s##* }

@@ -114,7 +114,7 @@ func checkCopy(t *testing.T, p, bin string) {
 	if !bytes.Equal(got, want) {
 		t.Fatalf("%s: %d bytes unlike the binary's %d", p, len(got), len(want))
 	}
-	st, err := os.Stat(p)
+	st, err := os.Lstat(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,20 +134,10 @@ func checkCopy(t *testing.T, p, bin string) {
 }
 
 func TestEnsureCopiesThenSkips(t *testing.T) {
-	shells := []string{"sh"}
-	for _, sh := range []string{"bash", "dash", "zsh", "ksh", "mksh", "busybox"} {
-		if _, err := exec.LookPath(sh); err == nil {
-			shells = append(shells, sh)
-		}
-	}
-	for _, sh := range shells {
+	for _, sh := range loginShells() {
 		t.Run(sh, func(t *testing.T) {
 			srv := newServer(t, "Linux x86_64")
-			srv.shell = lookPath(t, sh)
-			run := srv.runner()
-			if sh == "busybox" {
-				run = ExecRunner([]string{"env", "HOME=" + srv.home, "PATH=" + srv.bin + ":" + srv.path, srv.shell, "sh", "-c"})
-			}
+			run := ExecRunner(srv.argv(t, sh))
 			bin := fakeBinary(t, "amd64", 1<<20)
 			var l logs
 			opt := Options{Binary: bin, Version: "sshvpn 1.2.3", Logf: l.logf}
@@ -202,6 +192,13 @@ func TestEnsureReplacesBadCopies(t *testing.T) {
 			return err
 		}},
 		{"not executable", func(p string) error { return os.Chmod(p, 0o644) }},
+		{"a symbolic link to an identical copy", func(p string) error {
+			moved := filepath.Join(t.TempDir(), "moved")
+			if err := os.Rename(p, moved); err != nil {
+				return err
+			}
+			return os.Symlink(moved, p)
+		}},
 		{"missing", os.Remove},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -337,7 +334,7 @@ func TestEnsureHashTools(t *testing.T) {
 		t.Run(cmp.Or(hasher, "none"), func(t *testing.T) {
 			srv := newServer(t, "Linux x86_64")
 			tools := t.TempDir()
-			names := []string{"wc", "cat", "mkdir", "chmod", "mv", "rm"}
+			names := []string{"wc", "cat", "mkdir", "chmod", "mv", "rm", "ls", "id"}
 			if hasher != "" {
 				names = append(names, hasher)
 			}
@@ -415,17 +412,36 @@ func TestEnsureFailures(t *testing.T) {
 		t.Errorf("Ensure: %v\nwant: %s", err, want)
 	}
 
-	// The directory cannot be made: a file is in the way.
+	// The directory cannot be made: a file is in the way, which the probe
+	// sees.
 	srv := newServer(t, "Linux x86_64")
-	if err := os.WriteFile(filepath.Join(srv.home, "blocker"), nil, 0o644); err != nil {
+	blocker := filepath.Join(srv.home, "blocker")
+	if err := os.WriteFile(blocker, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// (A binary larger than a pipe's buffer: the script exits without
+	_, err = Ensure(context.Background(), srv.runner(), Options{Binary: bin, Dir: "blocker/sub"})
+	want = "upload: the directory " + blocker + "/sub on the server cannot be created: " + blocker + " is not a directory"
+	if err == nil || err.Error() != want {
+		t.Errorf("Ensure: %v\nwant: %s", err, want)
+	}
+	// Or a file that appears after the probe, which the upload sees. (A
+	// binary larger than a pipe's buffer: the script exits without
 	// reading it.)
-	_, err = Ensure(context.Background(), srv.runner(), Options{Binary: fakeBinary(t, "amd64", 1<<20), Dir: "blocker/sub"})
-	if err == nil || !strings.HasPrefix(err.Error(), "upload: copying ") || !strings.Contains(err.Error(), "cannot create the directory "+filepath.Join(srv.home, "blocker/sub")) {
+	os.Remove(blocker)
+	inner := srv.runner()
+	run = func(ctx context.Context, cmd string, stdin io.Reader) ([]byte, error) {
+		if stdin != nil {
+			if err := os.WriteFile(blocker, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return inner(ctx, cmd, stdin)
+	}
+	_, err = Ensure(context.Background(), run, Options{Binary: fakeBinary(t, "amd64", 1<<20), Dir: "blocker/sub"})
+	if err == nil || !strings.HasPrefix(err.Error(), "upload: copying ") || !strings.HasSuffix(err.Error(), "sub on the server cannot be created: "+blocker+" is not a directory") {
 		t.Errorf("Ensure: %v, want an error about the directory", err)
 	}
+	os.Remove(blocker)
 
 	// The login shell is not a POSIX shell: it ignores the command.
 	_, err = Ensure(context.Background(), ExecRunner([]string{"sh", "-c", "echo hello", "sh"}), Options{Binary: bin})
