@@ -2,6 +2,7 @@ package upload
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/sshvpn/sshvpn/spawn"
 )
 
 // otherUID is the account that plants things for the server's account to
@@ -276,5 +279,94 @@ func TestEnsureRechecksBeforeUpload(t *testing.T) {
 				t.Errorf("copies written: %v", found)
 			}
 		})
+	}
+}
+
+// TestVerified: the command from Result.Verified runs the copy Ensure made,
+// arguments and all, in every shell; once the copy has changed it refuses,
+// saying so, and runs nothing.
+func TestVerified(t *testing.T) {
+	for _, sh := range loginShells() {
+		t.Run(sh, func(t *testing.T) {
+			srv := newServer(t, "Linux x86_64")
+			run := ExecRunner(srv.argv(t, sh))
+			bin := fakeBinary(t, "amd64", 256<<10)
+			marker := filepath.Join(t.TempDir(), "ran")
+			for _, tc := range []struct {
+				name  string
+				spoil func(p string) error
+			}{
+				{"same size, other bytes", func(p string) error {
+					f, err := os.OpenFile(p, os.O_WRONLY, 0)
+					if err != nil {
+						return err
+					}
+					defer f.Close()
+					_, err = f.WriteAt([]byte("spoilt"), 5000)
+					return err
+				}},
+				{"truncated", func(p string) error { return os.Truncate(p, 1000) }},
+				{"a script in its place", func(p string) error {
+					return os.WriteFile(p, []byte("#!/bin/sh\ntouch "+spawn.QuoteWord(marker)+"\n"), 0o755)
+				}},
+				{"a symbolic link to an identical copy", func(p string) error {
+					moved := filepath.Join(filepath.Dir(marker), "moved")
+					if err := os.Rename(p, moved); err != nil {
+						return err
+					}
+					return os.Symlink(moved, p)
+				}},
+				{"missing", os.Remove},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					res, err := Ensure(context.Background(), run, Options{Binary: bin})
+					if err != nil {
+						t.Fatal(err)
+					}
+					checkCopy(t, res.Path, bin)
+					cmd := res.Verified(`printf '%s|' ran "it's" '$HOME'`)
+					if out, stderr, err := srv.runCmd(t, sh, cmd); err != nil || out != `ran|it's|$HOME|` || stderr != "" {
+						t.Fatalf("the command with the copy intact: %q, stderr %q, %v", out, stderr, err)
+					}
+
+					if err := tc.spoil(res.Path); err != nil {
+						t.Fatal(err)
+					}
+					for _, cmd := range []string{cmd, res.Verified(spawn.QuoteWord(res.Path) + " --remote")} {
+						out, stderr, err := srv.runCmd(t, sh, cmd)
+						want := "sshvpn --upload: " + res.Path + " on the server is not the copy of sshvpn uploaded there (262144 bytes, SHA-256 " + res.sum +
+							"): it was changed or replaced since, by someone else or by an upload of another build of this version, so it is not run; start sshvpn again to upload it afresh\n"
+						var ee *exec.ExitError
+						if !errors.As(err, &ee) || ee.ExitCode() != 1 || out != "" || stderr != want {
+							t.Errorf("the command with the copy %s: %q, stderr %q, %v\nwant exit status 1, stderr %q", tc.name, out, stderr, err, want)
+						}
+					}
+					if _, err := os.Stat(marker); err == nil {
+						t.Errorf("the script in place of the copy ran")
+					}
+				})
+			}
+		})
+	}
+}
+
+// TestVerifiedBySize: with no SHA-256 tool on the server, the command
+// checks the copy's size.
+func TestVerifiedBySize(t *testing.T) {
+	srv := newServer(t, "Linux x86_64")
+	p := filepath.Join(srv.home, "sshvpn-dev")
+	if err := os.WriteFile(p, []byte("0123456789"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := Result{Path: p, size: 10}.Verified("echo ran")
+	if out, stderr, err := srv.runCmd(t, "sh", cmd); err != nil || out != "ran\n" {
+		t.Fatalf("the command: %q, stderr %q, %v", out, stderr, err)
+	}
+	if err := os.WriteFile(p, []byte("012345678"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	want := "sshvpn --upload: " + p + " on the server is not the copy of sshvpn uploaded there (10 bytes): it was changed or replaced since, by someone else or by an upload of another build of this version, so it is not run; start sshvpn again to upload it afresh\n"
+	if out, stderr, err := srv.runCmd(t, "sh", cmd); err == nil || out != "" || stderr != want {
+		t.Fatalf("the command with the copy cut short: %q, stderr %q, %v\nwant stderr %q", out, stderr, err, want)
 	}
 }

@@ -19,7 +19,10 @@
 // account and be writable by it only, and the directories above it, up to
 // $HOME (or /), must belong to the account or root and be writable by their
 // owner only (or be sticky, as /tmp is): Ensure refuses any other, saying
-// what to mend, and creates missing ones with mode 0700.
+// what to mend, and creates missing ones with mode 0700. And since a copy
+// could still be replaced between an upload and a later run (a reconnect),
+// [Result.Verified] wraps the command that runs it in a check of its size
+// and SHA-256, made by the server right before each run.
 package upload
 
 import (
@@ -78,6 +81,10 @@ type Result struct {
 	// Note, if not empty, is a caveat worth telling the user, such as that
 	// the server could only check the copy's size.
 	Note string
+
+	size   int64  // of the copy
+	sum    string // its SHA-256, lower-case hex
+	hashed bool   // the server has a SHA-256 tool
 }
 
 const (
@@ -145,7 +152,7 @@ func Ensure(ctx context.Context, run Runner, opt Options) (Result, error) {
 	case st != "ok" && st != "missing":
 		return Result{}, fmt.Errorf("upload: the server did not say whether the directory for the copy is safe (%q)", st)
 	}
-	res := Result{Path: path.Join(dir, name)}
+	res := Result{Path: path.Join(dir, name), size: bin.size, sum: bin.sum, hashed: probe["hasher"] != "none"}
 	if probe["dir"] == "ok" && probe["hasher"] != "none" && probe["size"] == strconv.FormatInt(bin.size, 10) && probe["exec"] == "yes" && hexIn(probe["sha256"]) == bin.sum {
 		logf("upload: the server already has this sshvpn at %s (%d bytes, sha256 %.16s…)", res.Path, bin.size, bin.sum)
 		return res, nil
@@ -172,6 +179,7 @@ func Ensure(ctx context.Context, run Runner, opt Options) (Result, error) {
 	if got["size"] != strconv.FormatInt(bin.size, 10) {
 		return Result{}, fmt.Errorf("upload: the copy at %s on the server has %q bytes, not %d", res.Path, got["size"], bin.size)
 	}
+	res.hashed = got["hasher"] != "none"
 	if got["hasher"] == "none" {
 		res.Note = fmt.Sprintf("the server has none of %s, so the copy at %s was checked by its size only (and is copied again each time)", hashTools, res.Path)
 	} else if s := hexIn(got["sha256"]); s != bin.sum {
@@ -180,6 +188,29 @@ func Ensure(ctx context.Context, run Runner, opt Options) (Result, error) {
 	res.Copied = true
 	logf("upload: copied %d bytes to %s on the server and checked them", bin.size, res.Path)
 	return res, nil
+}
+
+// Verified returns a command line for the server's login shell that runs
+// cmd, the command line that runs the copy (a simple command: "PATH
+// --remote ...", or "sudo -n PATH --remote ..."), with exec, after checking
+// that the copy at r.Path is still the one Ensure left there: a regular file,
+// not a symbolic link, of the same size and, if the server has a SHA-256
+// tool, the same SHA-256. Otherwise it says why on stderr and exits with
+// status 1, which the client takes as a failure that connecting again
+// cannot mend. Use it for every run, reconnections included: the copy may
+// have been replaced since Ensure checked it.
+func (r Result) Verified(cmd string) string {
+	n := strconv.FormatInt(r.size, 10)
+	check := `[ -f "$sshvpn_f" ] && [ ! -L "$sshvpn_f" ] && sshvpn_s=$(wc -c <"$sshvpn_f") && [ "${sshvpn_s##* }" = ` + n + ` ]`
+	what := n + " bytes"
+	if r.hashed {
+		check += ` && case $( { sha256sum || openssl dgst -sha256 || shasum -a 256; } <"$sshvpn_f" 2>/dev/null) in *` + r.sum + `*) true ;; *) false ;; esac`
+		what += ", SHA-256 " + r.sum
+	}
+	msg := "sshvpn --upload: %s on the server is not the copy of sshvpn uploaded there (" + what +
+		"): it was changed or replaced since, by someone else or by an upload of another build of this version, so it is not run; start sshvpn again to upload it afresh\\n"
+	return `sshvpn_f=` + spawn.QuoteWord(r.Path) + `; if ` + check +
+		`; then exec ` + cmd + `; fi; printf ` + spawn.QuoteWord(msg) + ` "$sshvpn_f" >&2; exit 1`
 }
 
 // hashFunc is the shell code that picks the server's SHA-256 tool, sets $h

@@ -260,6 +260,11 @@ func TestEnsureDefaultBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkCopy(t, res.Path, self)
+	// The copy runs, checked first.
+	argv := append(srv.argv(t, "sh"), res.Verified(spawn.QuoteWord(res.Path)+" -test.run=^$"))
+	if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil || !strings.Contains(string(out), "PASS") {
+		t.Errorf("running the copy: %v\n%s", err, out)
+	}
 
 	other, otherUname := "arm64", "Linux aarch64"
 	if runtime.GOARCH == "arm64" {
