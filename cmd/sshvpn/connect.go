@@ -359,7 +359,8 @@ func (c *connectCmd) upload(ctx context.Context, d spawn.Dialer, log *slog.Logge
 }
 
 // uploadTo makes sure the server has this sshvpn, through run, and returns
-// remote with its first word replaced by the copy's path.
+// remote with its first word replaced by the copy's path, behind a check
+// that the copy is still the one uploaded, made before each run.
 func (c *connectCmd) uploadTo(ctx context.Context, run upload.Runner, remote string, log *slog.Logger) (string, error) {
 	words, err := spawn.SplitCommand(remote)
 	if err != nil || len(words) == 0 {
@@ -389,7 +390,7 @@ func (c *connectCmd) uploadTo(ctx context.Context, run upload.Runner, remote str
 	for i, w := range words {
 		quoted[i] = spawn.QuoteWord(w)
 	}
-	return strings.Join(quoted, " "), nil
+	return res.Verified(strings.Join(quoted, " ")), nil
 }
 
 // invokingUser is the user who ran sshvpn through sudo (SUDO_UID), whose
