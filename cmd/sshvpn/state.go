@@ -15,6 +15,7 @@ import (
 
 	"github.com/sshvpn/sshvpn"
 	"github.com/sshvpn/sshvpn/internal/statedir"
+	"github.com/sshvpn/sshvpn/nat"
 	"github.com/sshvpn/sshvpn/registry"
 	"github.com/sshvpn/sshvpn/router"
 )
@@ -184,7 +185,8 @@ func (s *session) close() {
 	}
 }
 
-// sweep removes the routes that sshvpn sessions added (router.RouteProtocol)
+// sweep removes the NAT state of sessions that are gone (see nat.Cleanup)
+// and the routes that sshvpn sessions added (router.RouteProtocol)
 // and that no live session in this network namespace holds: what a session
 // killed outright (kill -9, a crash) left behind, such as the pinned route
 // to its SSH server. Only root sweeps: it alone can see every account's
@@ -192,6 +194,12 @@ func (s *session) close() {
 func (s *session) sweep(admin ...any) {
 	if s == nil || s.reg == nil || os.Geteuid() != 0 {
 		return
+	}
+	// What a killed --nat session left (its rules, its claim on the
+	// forwarding sysctls) goes too, whether or not this session uses
+	// --nat: a non-NAT session must not be forwarded meanwhile.
+	if err := nat.Cleanup(s.reg.Dir(), func(f string, a ...any) { s.log.Info(fmt.Sprintf(f, a...), admin...) }); err != nil {
+		s.log.Warn("sweeping what --nat sessions left behind", append([]any{"err", err}, admin...)...)
 	}
 	unlock, err := s.reg.Lock()
 	if err != nil {
