@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"debug/elf"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -68,16 +70,21 @@ func TestUpload(t *testing.T) {
 		t.Fatalf("exit %v:\n%s", err, log)
 	}
 
-	// A build for arm64 (its ELF header says so) is not for this server.
-	arm := filepath.Join(l.dir, "sshvpn-arm64")
+	// A build for another architecture (its ELF header says so) is not
+	// for this server, which is of this machine's.
+	other, machine := "arm64", elf.EM_AARCH64
+	if runtime.GOARCH == "arm64" {
+		other, machine = "amd64", elf.EM_X86_64
+	}
+	foreign := filepath.Join(l.dir, "sshvpn-"+other)
 	b := append([]byte(nil), mine...)
-	b[18], b[19] = 183, 0 // e_machine: EM_AARCH64
-	if err := os.WriteFile(arm, b, 0o755); err != nil {
+	b[18], b[19] = byte(machine), byte(machine>>8) // e_machine (amd64 and arm64 are little-endian)
+	if err := os.WriteFile(foreign, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	v = l.start(append([]string{"--upload-binary", arm}, args...)...)
+	v = l.start(append([]string{"--upload-binary", foreign}, args...)...)
 	err, log := v.wait(t, 30e9)
-	if last := lastLine(log); err == nil || !strings.Contains(last, "arm64") || !strings.Contains(last, "amd64") {
-		t.Errorf("upload of an arm64 build: exit %v, last line %q", err, last)
+	if last := lastLine(log); err == nil || !strings.Contains(last, other) || !strings.Contains(last, runtime.GOARCH) {
+		t.Errorf("upload of a %s build: exit %v, last line %q", other, err, last)
 	}
 }
