@@ -120,6 +120,9 @@ set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 LAB=$SCRIPT_DIR/lab.sh
+ME=bench
+# shellcheck source=lib.sh
+. "$SCRIPT_DIR/lib.sh"
 
 export LAB_NAME=sshvpn-bench
 export LAB_DIR=/tmp/$LAB_NAME
@@ -161,10 +164,6 @@ RAW_CAL_BYTES=$((64 << 20))
 RAW_CAL_MAX=$((16 << 30))
 RAW_MIN_BYTES=$((64 << 20))
 
-log() { printf 'bench: %s\n' "$*"; }
-warn() { printf 'bench: %s\n' "$*" >&2; }
-die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
-
 [[ $ROUNDS =~ ^[1-9][0-9]?$ ]] || die "BENCH_ROUNDS must be 1..99"
 [[ $DURATION =~ ^[1-9][0-9]{0,2}$ ]] || die "BENCH_SECONDS must be 1..999"
 [[ $REVERSE == yes || $REVERSE == no ]] || die "BENCH_REVERSE must be yes or no"
@@ -200,18 +199,12 @@ out_path() {
 }
 OUT_MD=$(out_path BENCH_OUT_MD "$OUT_MD")
 OUT_JSON=$(out_path BENCH_OUT_JSON "$OUT_JSON")
-[[ $(id -u) -eq 0 ]] || die "must run as root (it creates network namespaces and starts sshd)"
+need_root "it creates network namespaces and starts sshd"
 if [[ $CIPHER != "$NATIVE_CIPHER" && " ${CONTENDERS[*]} " =~ \ (native|openssh-tun)\  ]]; then
 	warn "BENCH_CIPHER=$CIPHER: the OpenSSH clients use it, but native and openssh-tun still negotiate $NATIVE_CIPHER"
 fi
 
-if ! command -v iperf3 >/dev/null 2>&1; then
-	command -v apt-get >/dev/null 2>&1 || die "iperf3 is missing and there is no apt-get; install iperf3"
-	log "installing iperf3"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update
-	apt-get install -y iperf3
-fi
+need_tools iperf3:iperf3
 if [[ -z ${SSHVPN_BIN:-} ]]; then
 	command -v go >/dev/null 2>&1 || die "'go' is not on PATH; install Go or set SSHVPN_BIN"
 fi
@@ -223,26 +216,6 @@ LAB_STARTED=0
 SSHVPN_PID=
 SSHW_PID=
 IPERF_PID=
-
-# stop_pid PID SECONDS: SIGTERM, wait up to SECONDS, then SIGKILL; reaps it.
-# Sets STOP_RC to its exit status and STOP_KILLED=1 if it needed SIGKILL.
-STOP_RC=0
-STOP_KILLED=0
-stop_pid() {
-	local pid=$1 secs=$2 i
-	STOP_RC=0 STOP_KILLED=0
-	[[ -n $pid ]] || return 0
-	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < secs * 10; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -KILL "$pid" 2>/dev/null || true
-		STOP_KILLED=1
-	fi
-	wait "$pid" 2>/dev/null || STOP_RC=$?
-}
 
 cleanup() {
 	local rc=$?
@@ -291,13 +264,6 @@ SSHD_PID=${LAB_SSHD_PID:?}
 SSH_CMD=(ssh -F "$LAB_SSH_CONFIG" -c "$CIPHER")
 
 # ---------------------------------------------------------------- helpers
-
-# tun_devs NS: network devices in NS other than lo and the lab veths.
-tun_devs() {
-	ip -n "$1" -o link show 2>/dev/null |
-		awk -F': ' '{ sub(/@.*/, "", $2); print $2 }' |
-		grep -vxE 'lo|wan[0-9]*|lan0' || true
-}
 
 # wait_ping ADDR PID: until ADDR answers from the client namespace (15 s),
 # giving up early if PID exits.

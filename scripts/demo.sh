@@ -25,6 +25,9 @@ set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 LAB=$SCRIPT_DIR/lab.sh
+ME=demo
+# shellcheck source=lib.sh
+. "$SCRIPT_DIR/lib.sh"
 
 export LAB_NAME=sshvpn-demo
 export LAB_DIR=/tmp/$LAB_NAME
@@ -35,15 +38,7 @@ PEER_ADDR=198.18.0.2
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 say() { printf '    %s\n' "$*"; }
-die() { printf '\ndemo: error: %s\n' "$*" >&2; exit 1; }
 run() { printf '    $ %s\n' "$*"; "$@" 2>&1 | sed 's/^/      /'; }
-
-# tun_devs NS: network devices in NS other than lo and the lab veths.
-tun_devs() {
-	ip -n "$1" -o link show 2>/dev/null |
-		awk -F': ' '{ sub(/@.*/, "", $2); print $2 }' |
-		grep -vxE 'lo|wan0|lan0' || true
-}
 
 TMP=
 CLIENT_PID=
@@ -51,15 +46,7 @@ LAB_STARTED=0
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
-	if [[ -n $CLIENT_PID ]] && kill -0 "$CLIENT_PID" 2>/dev/null; then
-		kill -TERM "$CLIENT_PID" 2>/dev/null || true
-		for _ in $(seq 30); do
-			kill -0 "$CLIENT_PID" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$CLIENT_PID" 2>/dev/null || true
-		wait "$CLIENT_PID" 2>/dev/null || true
-	fi
+	stop_pid "$CLIENT_PID" 3
 	if ((LAB_STARTED)); then
 		step "Tearing down the lab"
 		"$LAB" down 2>&1 | sed 's/^/    /' || true
@@ -70,24 +57,11 @@ cleanup() {
 
 # ---------------------------------------------------------------- checks
 
-[[ $(id -u) -eq 0 ]] || die "please run as root (e.g. sudo $0): the demo creates network namespaces and starts sshd"
+need_root "e.g. sudo $0: the demo creates network namespaces and starts sshd"
 
 step "Checking required packages"
-missing=0
-for c in ip ping ssh ssh-keygen; do
-	command -v "$c" >/dev/null 2>&1 || missing=1
-done
-[[ -x /usr/sbin/sshd ]] || missing=1
-if ((missing)); then
-	command -v apt-get >/dev/null 2>&1 ||
-		die "missing tools and no apt-get; install openssh-server, iproute2 and iputils-ping yourself"
-	say "installing openssh-server iproute2 iputils-ping"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update
-	apt-get install -y openssh-server iproute2 iputils-ping
-else
-	say "openssh-server, iproute2 and iputils-ping are present"
-fi
+need_tools ip:iproute2 ping:iputils-ping ssh:openssh-client ssh-keygen:openssh-client /usr/sbin/sshd:openssh-server
+say "openssh-server, iproute2 and iputils-ping are present"
 
 if [[ -z ${SSHVPN_BIN:-} ]]; then
 	command -v go >/dev/null 2>&1 || die "the Go toolchain ('go') was not found on PATH.

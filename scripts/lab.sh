@@ -82,22 +82,24 @@ LAB_NAME=${LAB_NAME:-sshvpn-lab}
 LAB_DIR=${LAB_DIR:-/tmp/$LAB_NAME}
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ME=lab
+# shellcheck source=lib.sh
+. "$SCRIPT_DIR/lib.sh"
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
 
 LAB_CLIENTS=${LAB_CLIENTS:-1}
 if ! [[ $LAB_CLIENTS =~ ^[1-9][0-9]{0,2}$ ]] || ((LAB_CLIENTS > 250)); then
-	echo "lab: LAB_CLIENTS must be 1..250" >&2
-	exit 1
+	die "LAB_CLIENTS must be 1..250"
 fi
 LAB_MAX_STARTUPS=${LAB_MAX_STARTUPS:-}
 [[ -z $LAB_MAX_STARTUPS || $LAB_MAX_STARTUPS =~ ^[1-9][0-9]*(:[0-9]+:[1-9][0-9]*)?$ ]] ||
-	{ echo "lab: LAB_MAX_STARTUPS must be N or START:RATE:FULL (e.g. 300:30:600)" >&2; exit 1; }
+	die "LAB_MAX_STARTUPS must be N or START:RATE:FULL (e.g. 300:30:600)"
 LAB_SYSLOG_SOCKET=${LAB_SYSLOG_SOCKET:-}
 LAB_PERMIT_TUNNEL=${LAB_PERMIT_TUNNEL:-no}
 case $LAB_PERMIT_TUNNEL in
 yes) PERMIT_TUNNEL=point-to-point ;;
 no) PERMIT_TUNNEL=no ;;
-*) echo "lab: LAB_PERMIT_TUNNEL must be yes or no" >&2; exit 1 ;;
+*) die "LAB_PERMIT_TUNNEL must be yes or no" ;;
 esac
 CLIENT_NS=$LAB_NAME-client
 SERVER_NS=$LAB_NAME-server
@@ -116,8 +118,6 @@ LAN_HOST=198.51.100.2
 LAN_HOST6=2001:db8:2::2
 SYS_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
-log() { printf 'lab: %s\n' "$*"; }
-die() { printf 'lab: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
 	sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
@@ -152,27 +152,12 @@ check_syslog_socket() {
 	LAB_SYSLOG_SOCKET=$real
 }
 
-need_root() {
-	[[ $(id -u) -eq 0 ]] || die "must run as root (namespaces and sshd need it)"
-}
-
 ns_exists() { [[ -e /run/netns/$1 ]]; }
 
 in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
 ensure_packages() {
-	local missing=0 c
-	for c in ip ping ssh ssh-keygen; do
-		command -v "$c" >/dev/null 2>&1 || missing=1
-	done
-	[[ -x /usr/sbin/sshd ]] || missing=1
-	if ((missing)); then
-		command -v apt-get >/dev/null 2>&1 ||
-			die "missing tools (need openssh-server iproute2 iputils-ping) and no apt-get"
-		log "installing missing packages: openssh-server iproute2 iputils-ping"
-		DEBIAN_FRONTEND=noninteractive apt-get update
-		DEBIAN_FRONTEND=noninteractive apt-get install -y openssh-server iproute2 iputils-ping
-	fi
+	need_tools ip:iproute2 ping:iputils-ping ssh:openssh-client ssh-keygen:openssh-client /usr/sbin/sshd:openssh-server
 }
 
 # sshd_pid prints the pid from the pidfile if it is alive and is our sshd.

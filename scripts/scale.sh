@@ -48,6 +48,9 @@ set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 LAB_SH=$SCRIPT_DIR/lab.sh
+ME=scale LOG_STDERR=1 DIE_STATUS=2
+# shellcheck source=lib.sh
+. "$SCRIPT_DIR/lib.sh"
 
 export LAB_NAME=${LAB_NAME:-sshvpn-scale}
 export LAB_DIR=${LAB_DIR:-/tmp/$LAB_NAME}
@@ -57,8 +60,6 @@ POOL6=fd00:64::/64
 SERVER_TUN=198.18.64.1
 MAX_TRIES=4 # the first start and up to 3 restarts
 
-log() { printf 'scale: %s\n' "$*" >&2; }
-die() { printf 'scale: error: %s\n' "$*" >&2; exit 2; }
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'; }
 
 while getopts ':n:h' opt; do
@@ -77,10 +78,9 @@ TIMEOUT=${SCALE_TIMEOUT:-$((60 + N / 2))}
 PAR=${SCALE_PING_PARALLEL:-32}
 [[ $TIMEOUT =~ ^[1-9][0-9]*$ ]] || die "SCALE_TIMEOUT must be a positive number of seconds"
 [[ $PAR =~ ^[1-9][0-9]*$ ]] || die "SCALE_PING_PARALLEL must be a positive number"
-[[ $(id -u) -eq 0 ]] || die "must run as root (namespaces and sshd need it)"
+need_root
 [[ -x $LAB_SH ]] || die "$LAB_SH not found"
-command -v ping >/dev/null || die "ping is missing (apt-get install iputils-ping)"
-command -v flock >/dev/null || die "flock is missing (apt-get install util-linux)"
+need_tools ping:iputils-ping flock:util-linux
 
 if ip netns list 2>/dev/null | grep -q "^$LAB_NAME-" || [[ -e $LAB_DIR ]]; then
 	die "lab '$LAB_NAME' already exists; remove it with: LAB_NAME=$LAB_NAME LAB_DIR=$LAB_DIR $LAB_SH down"
