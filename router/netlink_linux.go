@@ -114,6 +114,9 @@ func DelRoute(r Route) error {
 
 func (r Route) netlink() (*netlink.Route, error) {
 	nr := &netlink.Route{Dst: prefixNet(r.Dst.Masked()), Protocol: RouteProtocol}
+	if r.Unreachable {
+		nr.Type = unix.RTN_UNREACHABLE
+	}
 	if r.Dev != "" {
 		l, err := netlink.LinkByName(r.Dev)
 		if err != nil {
@@ -175,6 +178,12 @@ func Routes(proto int) ([]Route, error) {
 		}
 		bits, _ := nr.Dst.Mask.Size()
 		r := Route{Dst: netip.PrefixFrom(ip.Unmap(), bits)}
+		if nr.Type == unix.RTN_UNREACHABLE {
+			// No device: the kernel shows IPv6's on lo, IPv4's on none.
+			r.Unreachable = true
+			out = append(out, r)
+			continue
+		}
 		if gw, ok := netip.AddrFromSlice(nr.Gw); ok && nr.Gw != nil {
 			r.Gw = gw.Unmap()
 		}

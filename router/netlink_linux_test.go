@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"net/netip"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 
@@ -210,4 +211,89 @@ func pfxs(ss ...string) []netip.Prefix {
 		out = append(out, netip.MustParsePrefix(s))
 	}
 	return out
+}
+
+// TestBlockedRoutes: Blocked networks get unreachable routes of sshvpn's
+// protocol, both families, which Routes lists without a device (as the
+// Router records them, so that a sweep tells a live session's from a
+// leftover) and DelRoute removes. Two sessions that block the same network
+// share the routes: the first to close leaves them to the other.
+func TestBlockedRoutes(t *testing.T) {
+	inNewNetns(t, func() {
+		exec.Command("ip", "link", "set", "lo", "up").Run()
+		var devs []tun.Device
+		for _, name := range []string{"bl0", "bl1"} {
+			dev, err := tun.Open(tun.Config{Name: name, Mode: tun.ModeTUN})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer dev.Close()
+			devs = append(devs, dev)
+		}
+		blocks := []Route{{Dst: netip.MustParsePrefix("::/1"), Unreachable: true}, {Dst: netip.MustParsePrefix("8000::/1"), Unreachable: true},
+			{Dst: netip.MustParsePrefix("0.0.0.0/1"), Unreachable: true}}
+		show := func() string {
+			out, _ := exec.Command("sh", "-c", "ip route show proto 115; ip -6 route show proto 115").CombinedOutput()
+			return string(out)
+		}
+		// The records of two sessions, and each one's view of the other.
+		records := make([][]Route, 2)
+		routers := make([]Router, 2)
+		for i, dev := range devs {
+			routers[i] = New(dev, Options{Record: func(rs []Route) { records[i] = rs },
+				Shared: func(rt Route) bool { return slices.Contains(records[1-i], rt) }})
+		}
+		cfg := Config{Addrs: pfxs("198.18.70.1/30"), Routes: pfxs("128.0.0.0/1"), Blocked: pfxs("::/1", "8000::/1", "0.0.0.0/1")}
+		if err := routers[0].Set(cfg); err != nil {
+			t.Errorf("Set: %v", err)
+			return
+		}
+		got := show()
+		for _, want := range []string{"unreachable 0.0.0.0/1", "unreachable ::/1", "unreachable 8000::/1", "128.0.0.0/1 dev bl0"} {
+			if !strings.Contains(got, want) {
+				t.Errorf("no %q in:\n%s", want, got)
+			}
+		}
+		listed, err := Routes(RouteProtocol)
+		for _, b := range blocks {
+			if !slices.Contains(listed, b) || !slices.Contains(records[0], b) {
+				t.Errorf("%v: listed %v (%v), recorded %v; want it in both", b, listed, err, records[0])
+			}
+		}
+		// A second session blocks the same: it shares the routes.
+		cfg.Addrs, cfg.Routes = pfxs("198.18.70.5/30"), nil
+		if err := routers[1].Set(cfg); err != nil {
+			t.Errorf("the second session's Set: %v", err)
+			return
+		}
+		for _, b := range blocks {
+			if !slices.Contains(records[1], b) {
+				t.Errorf("the second session does not hold %v: %v", b, records[1])
+			}
+		}
+		routers[0].Close()
+		if got := show(); strings.Count(got, "unreachable") != 3 || strings.Contains(got, "bl0") {
+			t.Errorf("after the first session closed:\n%s", got)
+		}
+		routers[1].Close()
+		if got := show(); got != "" {
+			t.Errorf("after both closed:\n%s", got)
+		}
+		// DelRoute removes what a killed session left, as a sweep finds it.
+		for _, b := range blocks {
+			if err := AddRoute(b); err != nil {
+				t.Error(err)
+			}
+		}
+		listed, _ = Routes(RouteProtocol)
+		for _, r := range listed {
+			if err := DelRoute(r); err != nil {
+				t.Error(err)
+			}
+		}
+		if got := show(); got != "" {
+			t.Errorf("after DelRoute of each listed route:\n%s", got)
+		}
+	})
 }

@@ -42,6 +42,12 @@ type Config struct {
 	// already is an error: a route this session alone may have (a pooled
 	// client's host route, a network behind the client).
 	Exclusive []netip.Prefix
+	// Blocked get unreachable routes: traffic to them fails at once
+	// instead of leaving by a wider route outside the tunnel (the family
+	// that --default-route's tunnel does not carry). One that has a route
+	// already yields to it (with a warning), unless that is another
+	// sshvpn session's block of the same network, which is shared.
+	Blocked []netip.Prefix
 	// Pin, if valid, is an address whose route the Router pins the way it
 	// goes before the tunnel's own addresses and routes are added (the SSH
 	// server's, so the connection that carries the tunnel stays outside it).
@@ -62,14 +68,17 @@ type Setup struct {
 	Addrs []netip.Prefix // addresses to add, IPv4 and IPv6
 }
 
-// Route is a route in the main table: to Dst, through Dev, via Gw if set.
-// AddRoute marks the routes it adds with RouteProtocol, so that sshvpn can
-// tell its own routes (and a killed session's leftovers) from everyone
-// else's.
+// Route is a route in the main table: to Dst, through Dev, via Gw if set;
+// or, with Unreachable (and neither Dev nor Gw), a route that refuses what
+// it would carry ("ip route add unreachable"): traffic to Dst fails at once
+// with "no route to host" (EHOSTUNREACH). AddRoute marks the routes it adds
+// with RouteProtocol, so that sshvpn can tell its own routes (and a killed
+// session's leftovers) from everyone else's.
 type Route struct {
-	Dst netip.Prefix
-	Gw  netip.Addr
-	Dev string
+	Dst         netip.Prefix
+	Gw          netip.Addr
+	Dev         string
+	Unreachable bool
 }
 
 // RouteProtocol is the routing protocol number ("proto" in ip route) that
@@ -87,6 +96,9 @@ func (n Net) String() string { return n.Prefix.String() + " on " + n.Dev }
 
 func (r Route) String() string {
 	s := r.Dst.Masked().String()
+	if r.Unreachable {
+		s = "unreachable " + s
+	}
 	if r.Gw.IsValid() {
 		s += " via " + r.Gw.String()
 	}

@@ -52,6 +52,16 @@ type linuxRouter struct {
 func (r *linuxRouter) ours() bool { return tun.Same(r.dev, r.name) }
 
 func (r *linuxRouter) Set(cfg Config) (err error) {
+	wanted := r.wanted(cfg)
+	// A route whose kind changes (a reconnect's tunnel carries a family
+	// that was blocked, or no longer carries one) goes first: its
+	// replacement, to the same network, could not be added beside it.
+	for i := len(r.added) - 1; i >= 0; i-- {
+		rt := r.added[i]
+		if !r.pin(rt) && !slices.Contains(wanted, rt) && slices.ContainsFunc(wanted, func(w Route) bool { return w.Dst == rt.Dst }) {
+			r.delRoute(i)
+		}
+	}
 	nRoutes, nAddrs := len(r.added), len(r.addrs)
 	first := !r.set
 	defer func() {
@@ -103,12 +113,17 @@ func (r *linuxRouter) Set(cfg Config) (err error) {
 			return err
 		}
 	}
+	for _, dst := range cfg.Blocked {
+		if err := r.addShared(Route{Dst: dst.Masked(), Unreachable: true},
+			"a route to a network that --default-route would block exists already; leaving it alone, so traffic to it goes where that route takes it"); err != nil {
+			return err
+		}
+	}
 	// What an earlier Set added that this one no longer has.
-	wanted := append(masked(cfg.Routes), masked(cfg.Exclusive)...)
 	for i := len(r.added) - 1; i >= 0; i-- {
 		rt := r.added[i]
-		keep := rt.Dev == r.name && slices.Contains(wanted, rt.Dst)
-		if rt.Dev != r.name || rt.Gw.IsValid() { // a pinned route
+		keep := slices.Contains(wanted, rt)
+		if r.pin(rt) {
 			keep = cfg.Pin.IsValid() && rt.Dst == netip.PrefixFrom(cfg.Pin, cfg.Pin.BitLen())
 		}
 		if !keep {
@@ -135,12 +150,22 @@ func (r *linuxRouter) Set(cfg Config) (err error) {
 	return nil
 }
 
-func masked(ps []netip.Prefix) []netip.Prefix {
-	out := make([]netip.Prefix, len(ps))
-	for i, p := range ps {
-		out[i] = p.Masked()
+// wanted are the routes, pins aside, that cfg asks for.
+func (r *linuxRouter) wanted(cfg Config) []Route {
+	var out []Route
+	for _, dst := range slices.Concat(cfg.Exclusive, cfg.Routes) {
+		out = append(out, Route{Dst: dst.Masked(), Dev: r.name})
+	}
+	for _, dst := range cfg.Blocked {
+		out = append(out, Route{Dst: dst.Masked(), Unreachable: true})
 	}
 	return out
+}
+
+// pin reports whether rt, one of the routes added, is a pinned route: not
+// into the device, and not a block.
+func (r *linuxRouter) pin(rt Route) bool {
+	return !rt.Unreachable && (rt.Dev != r.name || rt.Gw.IsValid())
 }
 
 // addRoute adds rt and remembers it. A route to rt.Dst that is there
@@ -151,7 +176,7 @@ func (r *linuxRouter) addRoute(rt Route, exclusive bool) error {
 	return r.add(rt, exclusive, false)
 }
 
-func (r *linuxRouter) add(rt Route, exclusive, pin bool) error {
+func (r *linuxRouter) add(rt Route, exclusive, shared bool) error {
 	if slices.Contains(r.added, rt) {
 		return nil
 	}
@@ -165,7 +190,7 @@ func (r *linuxRouter) add(rt Route, exclusive, pin bool) error {
 	switch {
 	case errors.Is(err, fs.ErrExist) && exclusive:
 		return fmt.Errorf("route %v exists already on this server (another session's or the admin's; an earlier session of this client ends after --dead-after without traffic); refusing to take it over", rt.Dst)
-	case errors.Is(err, fs.ErrExist) && pin:
+	case errors.Is(err, fs.ErrExist) && shared:
 		return err
 	case errors.Is(err, fs.ErrExist):
 		r.log.Warn("a route to this network exists already; leaving it alone, so this tunnel does not get its traffic", "route", rt)
@@ -181,6 +206,14 @@ func (r *linuxRouter) add(rt Route, exclusive, pin bool) error {
 // already (the same SSH server) is shared: recorded as this Router's too, so
 // that it stays while either session needs it.
 func (r *linuxRouter) addPin(rt Route) error {
+	return r.addShared(rt, "a route to the SSH server exists already; leaving it as it is")
+}
+
+// addShared adds a route that sessions share: one that another sshvpn
+// session added already, the same, is recorded as this Router's too, so
+// that it stays while either session needs it. Another route to rt.Dst is
+// left alone, with warning exists.
+func (r *linuxRouter) addShared(rt Route, exists string) error {
 	err := r.add(rt, false, true)
 	if !errors.Is(err, fs.ErrExist) {
 		return err
@@ -188,10 +221,10 @@ func (r *linuxRouter) addPin(rt Route) error {
 	if ours, _ := Routes(RouteProtocol); slices.Contains(ours, rt) {
 		r.added = append(r.added, rt)
 		r.recordRoutes()
-		r.log.Debug("sharing the route another sshvpn session pinned", "route", rt)
+		r.log.Debug("sharing the route another sshvpn session added", "route", rt)
 		return nil
 	}
-	r.log.Warn("a route to the SSH server exists already; leaving it as it is", "route", rt)
+	r.log.Warn(exists, "route", rt)
 	return nil
 }
 
