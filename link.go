@@ -27,8 +27,15 @@ type LinkConfig struct {
 	Routes []netip.Prefix
 	// DefaultRoute sends everything through the tunnel: the two halves of
 	// the default route for each family the tunnel has, after pinning the
-	// route to the SSH server outside it.
+	// route to the SSH server outside it. A family the tunnel has no
+	// address in, while it has one in the other, is blocked: unreachable
+	// routes for its two halves, so that its traffic fails at once
+	// instead of leaving outside the tunnel (IPv6 past an IPv4-only
+	// tunnel).
 	DefaultRoute bool
+	// AllowUntunneled leaves the family that DefaultRoute would block to
+	// the routes it takes without the tunnel (--allow-untunneled).
+	AllowUntunneled bool
 	// HostAddrs puts this side's addresses on the device as host addresses
 	// (/32, /128) with a host route to each of the peer's (a pool server,
 	// whose one address is on every session's device).
@@ -76,10 +83,11 @@ type Link struct {
 	closing chan struct{}
 	read    sync.WaitGroup
 
-	mu          sync.Mutex // Up, Detached, Close
-	up          bool       // the up hook ran (hooks are due on Close)
-	droppedAtUp uint64     // DroppedDetached when the link last came up
-	tunnel      Tunnel     // the tunnel last brought up
+	mu          sync.Mutex     // Up, Detached, Close
+	up          bool           // the up hook ran (hooks are due on Close)
+	droppedAtUp uint64         // DroppedDetached when the link last came up
+	tunnel      Tunnel         // the tunnel last brought up
+	blocked     []netip.Prefix // what the router was last told to block
 	closeOnce   sync.Once
 	closeErr    error
 }
@@ -112,8 +120,10 @@ func (l *Link) Tunnel() Tunnel {
 // Up brings the link to tunnel t: the router gets t's addresses and the
 // routes, with the route to server (the SSH server's address, if known)
 // pinned outside the tunnel when --default-route asks for it or the tunnel
-// would cover it. The first Up runs the up hook; later ones (a reconnect)
-// only change what differs, and run it again only with Rehook.
+// would cover it, and --default-route's blocks of the family t does not
+// carry (with a warning when they change). The first Up runs the up hook;
+// later ones (a reconnect) only change what differs, and run it again only
+// with Rehook.
 func (l *Link) Up(t Tunnel, server netip.Addr) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -126,6 +136,9 @@ func (l *Link) Up(t Tunnel, server netip.Addr) error {
 	wished := slices.Clone(l.cfg.Routes)
 	if l.cfg.DefaultRoute {
 		wished = append(wished, halfDefaults(t.Addrs)...)
+		if !l.cfg.AllowUntunneled {
+			rc.Blocked = untunneled(t.Addrs)
+		}
 	}
 	rc.Routes, rc.Exclusive = wished, exclusive
 	switch n, covers := captures(server, slices.Concat(t.Addrs, t.PeerAddrs, exclusive, wished)); {
@@ -144,6 +157,15 @@ func (l *Link) Up(t Tunnel, server netip.Addr) error {
 			}
 			return err
 		}
+		if len(rc.Blocked) > 0 && !slices.Equal(rc.Blocked, l.blocked) {
+			fam := "IPv6"
+			if rc.Blocked[0].Addr().Is4() {
+				fam = "IPv4"
+			}
+			l.log.Warn(fmt.Sprintf("the tunnel carries no %s, so --default-route blocks %s while it is up rather than let it leave outside the tunnel; --allow-untunneled lets it go its usual way", fam, fam),
+				"unreachable", rc.Blocked)
+		}
+		l.blocked = rc.Blocked
 	}
 	if l.cfg.OnUp != nil {
 		if err := l.cfg.OnUp(t); err != nil {
@@ -405,6 +427,21 @@ func halfDefaults(addrs []netip.Prefix) []netip.Prefix {
 		out = append(out, netip.MustParsePrefix("::/1"), netip.MustParsePrefix("8000::/1"))
 	}
 	return out
+}
+
+// untunneled are the two halves of the default route of the family the
+// tunnel has no address in, if it has one in the other: what
+// --default-route blocks, so that this family does not leave outside the
+// tunnel. A tunnel with both families, or none (a bridge port), has none.
+func untunneled(addrs []netip.Prefix) []netip.Prefix {
+	halves := halfDefaults(addrs)
+	if len(halves) != 2 {
+		return nil
+	}
+	if halves[0].Addr().Is4() {
+		return []netip.Prefix{netip.MustParsePrefix("::/1"), netip.MustParsePrefix("8000::/1")}
+	}
+	return []netip.Prefix{netip.MustParsePrefix("0.0.0.0/1"), netip.MustParsePrefix("128.0.0.0/1")}
 }
 
 // hosts turns each prefix into its address alone (/32 or /128).

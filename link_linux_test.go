@@ -1,9 +1,13 @@
 package sshvpn
 
 import (
+	"errors"
+	"net"
 	"net/netip"
 	"os/exec"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/sshvpn/sshvpn/internal/netnstest"
@@ -114,6 +118,103 @@ func TestLinkKeepsAttachedDevice(t *testing.T) {
 		}
 		if strings.Contains(out, "198.18.7.1") || strings.Contains(out, "198.51.100.0/24") {
 			t.Errorf("the session's address or route stayed on the persistent device:\n%s", out)
+		}
+	})
+}
+
+// TestLinkBlocksUntunneledRoutes: an IPv4-only tunnel with --default-route
+// blocks IPv6 with unreachable routes that carry sshvpn's protocol and are
+// recorded as the session's (so that a killed session's are swept): IPv6
+// beyond the local networks fails at once instead of taking the default
+// route. A reconnect whose tunnel carries IPv6 turns the blocks into routes
+// into the device, and back; Close takes everything away.
+func TestLinkBlocksUntunneledRoutes(t *testing.T) {
+	inNewNetns(t, func() {
+		ip(t, "link", "add", "up0", "type", "veth", "peer", "name", "up1")
+		ip(t, "addr", "add", "192.0.2.1/24", "dev", "up0")
+		ip(t, "addr", "add", "2001:db8:1::1/64", "dev", "up0", "nodad")
+		ip(t, "link", "set", "up0", "up")
+		ip(t, "link", "set", "up1", "up")
+		ip(t, "route", "add", "default", "via", "192.0.2.254")
+		ip(t, "-6", "route", "add", "default", "via", "2001:db8:1::ff")
+		before := routes(t)
+		// Whether a socket may send to an outside IPv6 address: connect
+		// looks the route up, and sends nothing.
+		outside := func() error {
+			c, err := net.Dial("udp", "[2001:db8:ff::1]:9")
+			if err == nil {
+				c.Close()
+			}
+			return err
+		}
+		if err := outside(); err != nil {
+			t.Errorf("before the tunnel, IPv6 has no way out (the test needs one): %v", err)
+			return
+		}
+		dev, err := tun.Open(tun.Config{Name: "lb0"})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		var recorded []router.Route
+		link := NewLink(dev, LinkConfig{Router: router.New(dev, router.Options{Record: func(rs []router.Route) { recorded = rs }}),
+			DefaultRoute: true})
+		defer link.Close()
+		server := netip.MustParseAddr("192.0.2.2")
+		v4 := Tunnel{Mode: tun.ModeTUN, MTU: 1400, Addrs: []netip.Prefix{netip.MustParsePrefix("198.18.0.1/30")}}
+		both := v4
+		both.Addrs = append(both.Addrs, netip.MustParsePrefix("fd00:5::1/64"))
+		blocks := []router.Route{{Dst: netip.MustParsePrefix("::/1"), Unreachable: true}, {Dst: netip.MustParsePrefix("8000::/1"), Unreachable: true}}
+		blocked := func(when string) {
+			t.Helper()
+			got := ip(t, "-6", "route", "show", "proto", "115")
+			for _, want := range []string{"unreachable ::/1", "unreachable 8000::/1"} {
+				if !strings.Contains(got, want) {
+					t.Errorf("%s: no %q among sshvpn's IPv6 routes:\n%s", when, want, got)
+				}
+			}
+			if strings.Contains(got, "::/1 dev lb0") {
+				t.Errorf("%s: IPv6 goes into an IPv4-only tunnel:\n%s", when, got)
+			}
+			if err := outside(); !errors.Is(err, syscall.EHOSTUNREACH) {
+				t.Errorf("%s: a socket to an outside IPv6 address: %v, want no route to host", when, err)
+			}
+			ours, err := router.Routes(router.RouteProtocol)
+			for _, b := range blocks {
+				if !slices.Contains(recorded, b) || !slices.Contains(ours, b) {
+					t.Errorf("%s: %v recorded %v, listed as sshvpn's %v (%v); want both", when, b, slices.Contains(recorded, b), slices.Contains(ours, b), err)
+				}
+			}
+		}
+		if err := link.Up(v4, server); err != nil {
+			t.Error(err)
+			return
+		}
+		blocked("an IPv4-only tunnel")
+		if err := link.Up(both, server); err != nil {
+			t.Error(err)
+			return
+		}
+		if got := routes(t); strings.Contains(got, "unreachable") || !strings.Contains(got, "::/1 dev lb0") || !strings.Contains(got, "8000::/1 dev lb0") {
+			t.Errorf("after a reconnect with IPv6, the routes are:\n%s", got)
+		}
+		if err := outside(); err != nil {
+			t.Errorf("with IPv6 in the tunnel: %v", err)
+		}
+		if err := link.Up(v4, server); err != nil {
+			t.Error(err)
+			return
+		}
+		blocked("a reconnect without IPv6")
+		link.Close()
+		if got := routes(t); got != before {
+			t.Errorf("routes differ:\nbefore:\n%s\nafter:\n%s", before, got)
+		}
+		if len(recorded) != 0 {
+			t.Errorf("after Close the record holds %v", recorded)
+		}
+		if err := outside(); err != nil {
+			t.Errorf("after Close: %v", err)
 		}
 	})
 }

@@ -1,8 +1,10 @@
 package sshvpn
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -277,6 +279,62 @@ func TestLinkRouterConfig(t *testing.T) {
 	}
 	if cfgs := r.Configs(); cfgs[0].Pin != server || cfgs[1].Pin.IsValid() {
 		t.Errorf("pins %v, %v; want the covered server, then none", cfgs[0].Pin, cfgs[1].Pin)
+	}
+}
+
+// TestLinkBlocksUntunneled: with --default-route, the family the tunnel
+// has no address in is blocked (unreachable halves of its default route,
+// with a warning that names --allow-untunneled, once per change), IPv6
+// past an IPv4-only tunnel and IPv4 past an IPv6-only one; not with
+// AllowUntunneled, not without DefaultRoute, not for a tunnel with both
+// families or none.
+func TestLinkBlocksUntunneled(t *testing.T) {
+	server := mustAddr("203.0.113.5")
+	v4, v6 := pfx("198.18.0.1/30"), pfx("fd00::1/64")
+	block6, block4 := pfx("::/1", "8000::/1"), pfx("0.0.0.0/1", "128.0.0.0/1")
+	for _, tt := range []struct {
+		name          string
+		cfg           LinkConfig
+		addrs         []netip.Prefix
+		routes, block []netip.Prefix
+	}{
+		{"IPv4 only", LinkConfig{DefaultRoute: true}, v4, block4, block6},
+		{"IPv6 only", LinkConfig{DefaultRoute: true}, v6, block6, block4},
+		{"both", LinkConfig{DefaultRoute: true}, slices.Concat(v4, v6), slices.Concat(block4, block6), nil},
+		{"no address", LinkConfig{DefaultRoute: true}, nil, nil, nil},
+		{"allowed", LinkConfig{DefaultRoute: true, AllowUntunneled: true}, v4, block4, nil},
+		{"no default route", LinkConfig{}, v4, nil, nil},
+	} {
+		var log bytes.Buffer
+		r := &routertest.Router{}
+		cfg := tt.cfg
+		cfg.Router, cfg.Logger = r, slog.New(slog.NewTextHandler(&log, nil))
+		link := NewLink(tuntest.New("tun0", 1500), cfg)
+		for range 2 { // a reconnect to the same tunnel
+			if err := link.Up(Tunnel{Mode: "tun", MTU: 1500, Addrs: tt.addrs}, server); err != nil {
+				t.Fatalf("%s: %v", tt.name, err)
+			}
+		}
+		link.Close()
+		for i, c := range r.Configs() {
+			if !slices.Equal(c.Routes, tt.routes) || !slices.Equal(c.Blocked, tt.block) {
+				t.Errorf("%s: Config %d routes %v, blocked %v; want %v and %v", tt.name, i, c.Routes, c.Blocked, tt.routes, tt.block)
+			}
+		}
+		warned := strings.Count(log.String(), "level=WARN")
+		switch {
+		case tt.block == nil && warned != 0:
+			t.Errorf("%s: a warning with nothing blocked:\n%s", tt.name, &log)
+		case tt.block != nil && warned != 1:
+			t.Errorf("%s: %d warnings, want one:\n%s", tt.name, warned, &log)
+		case tt.block != nil:
+			fam := map[bool]string{true: "IPv4", false: "IPv6"}[tt.block[0].Addr().Is4()]
+			for _, want := range []string{"the tunnel carries no " + fam, "blocks " + fam, "--allow-untunneled"} {
+				if !strings.Contains(log.String(), want) {
+					t.Errorf("%s: %q not in the warning:\n%s", tt.name, want, &log)
+				}
+			}
+		}
 	}
 }
 
