@@ -47,7 +47,8 @@ type connectCmd struct {
 	RemoteRoute []cidr `placeholder:"CIDR" help:"Ask the server to route this network, which is behind this machine, into the tunnel (granted only inside the server's --allow-route networks)."`
 	linkFlags
 	DNS            []netip.Addr  `name:"dns" placeholder:"ADDR" help:"Use this DNS server (reached through the tunnel, say a resolver on the server's network) while the tunnel is up, for all names: through systemd-resolved when it runs, else resolvconf; undone on exit. Repeatable."`
-	DefaultRoute   bool          `help:"Send all traffic through the tunnel: the two half-default routes for each family the tunnel has, after pinning the route to the SSH server outside it. All removed on exit; with --reconnect they stay while the tunnel is down, so nothing leaks past it."`
+	DefaultRoute   bool          `help:"Send all traffic through the tunnel: the two half-default routes for each family the tunnel has, after pinning the route to the SSH server outside it. A family the tunnel has no address in is blocked meanwhile (see --allow-untunneled). All removed on exit; with --reconnect they stay while the tunnel is down, so nothing leaks past it."`
+	Untunneled     bool          `name:"allow-untunneled" help:"With --default-route, let the address family the tunnel does not carry (IPv6 past an IPv4-only tunnel, IPv4 past an IPv6-only one) go outside the tunnel, the way it goes without it. By default it is blocked while the tunnel is up (unreachable routes for its two halves), so that it fails at once instead of leaking past the tunnel."`
 	Reconnect      bool          `help:"When the connection dies (ssh exits, the server stops answering or restarts), dial again with backoff (1s doubling to 60s), keeping the device, its addresses and routes, and open TCP connections. SIGHUP reconnects at once."`
 	ReconnectTries int           `placeholder:"N" help:"Give up after N failed attempts in a row (implies --reconnect; default: no limit)."`
 	Rehook         bool          `help:"With --reconnect, run the down and up hooks around every reconnect too (SSHVPN_SCRIPT_CONTEXT=restart); by default they run once, when the link first comes up and at the end."`
@@ -112,7 +113,7 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, hup hangup, v ve
 	defer m.start()()
 	link := sshvpn.NewLink(dev, sshvpn.LinkConfig{
 		Router: router.New(dev, router.Options{Logger: log, Record: s.routes, Shared: s.shared}),
-		Routes: prefixes(c.Route), DefaultRoute: c.DefaultRoute, Bridge: c.Bridge, MAC: p.mac,
+		Routes: prefixes(c.Route), DefaultRoute: c.DefaultRoute, AllowUntunneled: c.Untunneled, Bridge: c.Bridge, MAC: p.mac,
 		Hooks: &hook.Runner{Up: c.Up, Down: c.Down, Timeout: c.HookTimeout, Log: log},
 		Env:   hook.Env{Side: "local"}, Rehook: c.Rehook, Logger: log, Stats: stats,
 		OnUp: func(t sshvpn.Tunnel) error {
