@@ -328,3 +328,130 @@ func TestTAPBridge(t *testing.T) {
 		t.Errorf("TCP over the bridged tap tunnel: checksum mismatch")
 	}
 }
+
+// TestDefaultRouteBlocksUntunneled: --default-route over a tunnel that
+// carries one family blocks the other (issue 15, item 8): with an IPv4-only
+// tunnel up, IPv6 to the outside, which the client's own default route
+// would carry in the clear over the WAN, fails at once; --allow-untunneled
+// lets it out, as the warning says. The unreachable routes are sshvpn's:
+// another session's sweep leaves a live session's alone, they go on exit,
+// and a session killed with -9 has its leftovers swept by the next. An
+// IPv6-only tunnel blocks IPv4 the same way.
+func TestDefaultRouteBlocksUntunneled(t *testing.T) {
+	l := newLab(t)
+	l.mustIn(l.Server, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
+	// Without the tunnel, the outside (the LAN host behind the server)
+	// is reached over the client's WAN, both families.
+	l.mustIn(l.Client, "ip", "route", "add", "default", "via", "192.0.2.2")
+	l.mustIn(l.Client, "ip", "-6", "route", "add", "default", "via", "2001:db8:1::2")
+	out4, out6 := l.env["LAB_LAN_HOST"], l.env["LAB_LAN_HOST6"]
+	for _, host := range []string{out4, out6} {
+		if err := l.ping(l.Client, host, "-c", "1"); err != nil {
+			t.Fatalf("control, without the tunnel: %v", err)
+		}
+	}
+	before := l.routes(l.Client)
+	v4only := []string{"--addr", clientV4 + "/30", "--peer-addr", serverV4 + "/30", "--dev", "vpn0", "--default-route"}
+	v6only := []string{"--addr", clientV6 + "/126", "--peer-addr", serverV6 + "/126", "--dev", "vpn0", "--default-route"}
+	ours := func() string {
+		return l.mustIn(l.Client, "ip", "route", "show", "proto", "115") + l.mustIn(l.Client, "ip", "-6", "route", "show", "proto", "115")
+	}
+	blocks6 := []string{"unreachable ::/1", "unreachable 8000::/1"}
+	has := func(when string, wants ...string) {
+		t.Helper()
+		got := ours()
+		for _, want := range wants {
+			if !strings.Contains(got, want) {
+				t.Errorf("%s: no %q among sshvpn's routes:\n%s", when, want, got)
+			}
+		}
+	}
+	// blocked checks that a ping to host fails, and fails at once, on the
+	// unreachable route rather than by a timeout.
+	blocked := func(when, host string) {
+		t.Helper()
+		err := l.ping(l.Client, host, "-c", "1")
+		if err == nil {
+			t.Errorf("%s: %s answered, by the WAN, outside the tunnel", when, host)
+		} else if !strings.Contains(err.Error(), "No route to host") {
+			t.Errorf("%s: the ping did not fail on an unreachable route: %v", when, err)
+		}
+	}
+	restored := func(when string) {
+		t.Helper()
+		if !eventually(5*time.Second, func() bool { return l.routes(l.Client) == before }) {
+			t.Errorf("%s: routing table differs:\nbefore:\n%s\nafter:\n%s", when, before, l.routes(l.Client))
+		}
+	}
+
+	v := l.up(append(v4only, "root@server")...)
+	for _, want := range []string{"the tunnel carries no IPv6", "--allow-untunneled"} {
+		if !strings.Contains(v.log.String(), want) {
+			t.Errorf("the warning does not say %q:\n%s", want, v.log)
+		}
+	}
+	has("an IPv4-only tunnel", blocks6...)
+	blocked("an IPv4-only tunnel", out6)
+	if err := l.ping(l.Client, out4); err != nil {
+		t.Errorf("IPv4 through the tunnel: %v", err)
+	}
+	// Another session starts (and sweeps): the live session's blocks stay.
+	other := l.up("--addr", "198.18.0.5/30", "--peer-addr", "198.18.0.6/30", "--dev", "vpn1", "root@server")
+	if err, log := other.stop(t); err != nil {
+		t.Fatalf("the other session: exit %v:\n%s", err, log)
+	}
+	has("after another session's sweep", blocks6...)
+	blocked("after another session's sweep", out6)
+	if err, log := v.stop(t); err != nil {
+		t.Fatalf("exit %v:\n%s", err, log)
+	}
+	restored("after SIGTERM")
+	if err := l.ping(l.Client, out6, "-c", "1"); err != nil {
+		t.Errorf("after exit: %v", err)
+	}
+
+	// kill -9 leaves the blocks; the next session sweeps them.
+	v = l.up(append(v4only, "root@server")...)
+	v.cmd.Process.Kill()
+	v.wait(t, 10*time.Second)
+	has("after kill -9", blocks6...)
+	if !eventually(15*time.Second, func() bool {
+		return len(l.pidsOf(l.Server, "sshvpn")) == 0 && len(l.pidsOf(l.Client, "ssh")) == 0
+	}) {
+		t.Fatalf("the killed session's ssh or server side is still there")
+	}
+	// ... here one with --allow-untunneled, which blocks nothing: the
+	// ping that the blocks stop would pass.
+	v = l.up(append(v4only, "--allow-untunneled", "root@server")...)
+	if !strings.Contains(v.log.String(), "removed a route that an earlier sshvpn session left behind") {
+		t.Errorf("the killed session's blocks were not swept:\n%s", v.log)
+	}
+	if strings.Contains(v.log.String(), "carries no IPv6") {
+		t.Errorf("a warning about blocking IPv6 with --allow-untunneled:\n%s", v.log)
+	}
+	if got := ours(); strings.Contains(got, "unreachable") {
+		t.Errorf("unreachable routes with --allow-untunneled:\n%s", got)
+	}
+	if err := l.ping(l.Client, out6, "-c", "1"); err != nil {
+		t.Errorf("IPv6 outside an IPv4-only tunnel with --allow-untunneled: %v", err)
+	}
+	if err, log := v.stop(t); err != nil {
+		t.Fatalf("exit %v:\n%s", err, log)
+	}
+	restored("after --allow-untunneled")
+
+	// An IPv6-only tunnel blocks IPv4.
+	v = l.up(append(v6only, "root@server")...)
+	if !strings.Contains(v.log.String(), "the tunnel carries no IPv4") {
+		t.Errorf("no warning about IPv4:\n%s", v.log)
+	}
+	has("an IPv6-only tunnel", "unreachable 0.0.0.0/1", "unreachable 128.0.0.0/1")
+	blocked("an IPv6-only tunnel", out4)
+	if err := l.ping(l.Client, out6); err != nil {
+		t.Errorf("IPv6 through the tunnel: %v", err)
+	}
+	if err, log := v.stop(t); err != nil {
+		t.Fatalf("exit %v:\n%s", err, log)
+	}
+	restored("after the IPv6-only tunnel")
+}
