@@ -4,34 +4,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/sshvpn/sshvpn/framing"
-	"github.com/sshvpn/sshvpn/internal/text"
-	"github.com/sshvpn/sshvpn/tun"
+	"github.com/sshvpn/sshvpn/policy"
 )
 
 // Software names this build in the handshake.
 var Software = "sshvpn dev"
 
-// Tunnel is what the handshake decided, from one side's point of view.
-type Tunnel struct {
-	Mode      tun.Mode
-	MTU       int
-	Addrs     []netip.Prefix // this side's tunnel addresses
-	PeerAddrs []netip.Prefix // the other side's
-	Routes    []netip.Prefix // networks the peer said are behind it (server side: routes granted to the client)
-	// Resume is the client's resume token (server side): a new session
-	// with the token of the one that holds its addresses takes over.
-	Resume string
-	// Offload are the offloads in use, once the link is up; on the
-	// server before its device is opened (Opener), what the client
-	// offered: the device is opened for them only then.
-	Offload tun.Offload
-}
+// Tunnel is what the handshake decided (see policy.Tunnel).
+type Tunnel = policy.Tunnel
 
 // handshakeTimeout bounds how long the server waits for the client's
 // preamble and Hello. The client's wait for the server's preamble is not
@@ -43,28 +26,11 @@ const (
 	answerTimeout    = 2 * time.Minute
 )
 
-// minBits are the shortest prefixes a peer may propose for tunnel addresses:
-// anything wider would claim a large share of the other side's routing.
-var minBits = map[bool]int{true: 8, false: 32} // IPv4: /8, IPv6: /32
-
-// The MTU range both sides accept: a device needs at least 576 (the IPv4
-// minimum; IPv6 needs 1280, checked with the addresses), and a frame must
-// hold the largest packet plus a tap device's Ethernet header.
+// The MTU range both sides accept (see policy).
 const (
-	MinMTU = 576
-	MaxMTU = framing.MaxPayload - tun.Overhead
+	MinMTU = policy.MinMTU
+	MaxMTU = policy.MaxMTU
 )
-
-// CheckMTU reports whether mtu is in the range both sides accept.
-func CheckMTU(mtu int) error {
-	if mtu < MinMTU || mtu > MaxMTU {
-		return fmt.Errorf("MTU %d is out of range (%d to %d)", mtu, MinMTU, MaxMTU)
-	}
-	return nil
-}
-
-// maxAddrs caps how many addresses of each kind a Hello may carry.
-const maxAddrs = 8
 
 // RemoteError is an Error frame from the peer: it refused or gave up, and
 // says why.
@@ -108,51 +74,5 @@ func readPreamble(r *framing.Reader) error {
 	return err
 }
 
-// checkPrefixes validates addresses from the wire.
-func checkPrefixes(what string, ps []netip.Prefix) error {
-	if len(ps) > maxAddrs {
-		return fmt.Errorf("too many %s (%d, at most %d)", plural(what), len(ps), maxAddrs)
-	}
-	for _, p := range ps {
-		a := p.Addr()
-		if !p.IsValid() || a.IsUnspecified() || a.IsLoopback() || a.IsMulticast() || a.Is4In6() || a.Zone() != "" ||
-			a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
-			return fmt.Errorf("unusable %s %v", what, p)
-		}
-		if p.Bits() < minBits[a.Is4()] {
-			return fmt.Errorf("%s %v is too wide (at most /%d)", what, p, minBits[a.Is4()])
-		}
-	}
-	return nil
-}
-
-// plural makes the plural of an English noun phrase such as "address" or
-// "requested route".
-func plural(s string) string {
-	if strings.HasSuffix(s, "s") {
-		return s + "es"
-	}
-	return s + "s"
-}
-
-// printable trims and sanitises text from the peer for logs and errors:
-// one line of at most 1024 bytes.
-func printable(b []byte) string {
-	if len(b) > 1024 {
-		b = b[:1024]
-	}
-	return text.Clean(string(b), false)
-}
-
-// sameSet reports whether a and b hold the same prefixes in any order.
-func sameSet(a, b []netip.Prefix) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for _, p := range a {
-		if !slices.Contains(b, p) {
-			return false
-		}
-	}
-	return true
-}
+// printable trims and sanitises text from the peer (see policy.Printable).
+func printable(b []byte) string { return policy.Printable(b) }

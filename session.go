@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sshvpn/sshvpn/framing"
+	"github.com/sshvpn/sshvpn/policy"
 	"github.com/sshvpn/sshvpn/router"
 	"github.com/sshvpn/sshvpn/tun"
 )
@@ -273,35 +274,12 @@ func runClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) (
 	// packets: when the client gives up, it says why in an Error frame.
 	log.Debug("handshake: server answered", "software", h.Software, "mode", h.Mode, "mtu", h.MTU,
 		"addrs", h.Addrs, "peer_addrs", h.PeerAddrs, "dev", h.Dev)
-	if h.Role != "server" {
-		return false, refuse(w, localError{fmt.Errorf("sshvpn: protocol error: the remote answered as %q, not as a server", h.Role)})
+	prop := policy.Proposal{Mode: mode, Addrs: cfg.Addrs, PeerAddrs: cfg.PeerAddrs}
+	t, err := policy.Accept(h, prop, cfg.Nets)
+	if err != nil {
+		return false, refuse(w, localError{fmt.Errorf("sshvpn: %w", err)})
 	}
-	if err := checkPrefixes("address", h.Addrs); err != nil {
-		return false, refuse(w, localError{fmt.Errorf("sshvpn: the server's answer: %v", err)})
-	}
-	if err := checkPrefixes("address", h.PeerAddrs); err != nil {
-		return false, refuse(w, localError{fmt.Errorf("sshvpn: the server's answer: %v", err)})
-	}
-	if err := CheckPair(h.Addrs, h.PeerAddrs); err != nil {
-		return false, refuse(w, localError{fmt.Errorf("sshvpn: the server's answer: %v", err)})
-	}
-	for _, p := range slices.Concat(h.PeerAddrs, h.Addrs) {
-		if n, ok := overlappingNet(p, cfg.Nets); ok {
-			return false, refuse(w, localError{fmt.Errorf("sshvpn: the server assigned the tunnel address %v, which overlaps %v, a network this machine is on (%s): "+
-				"the tunnel would take that network's traffic (and perhaps the SSH connection itself); ask the server's admin for addresses outside it", p, n.Prefix, inUse(n))})
-		}
-	}
-	if tun.Mode(h.Mode) != mode {
-		return false, refuse(w, localError{fmt.Errorf("sshvpn: the server runs the tunnel in %s mode, but %s mode was asked for", h.Mode, mode)})
-	}
-	if len(h.PeerAddrs) == 0 && len(h.Addrs) == 0 && mode == tun.ModeTUN {
-		return false, refuse(w, localError{errors.New("sshvpn: the server decided no addresses for the tunnel")})
-	}
-	t := Tunnel{Mode: mode, MTU: h.MTU, Addrs: h.PeerAddrs, PeerAddrs: h.Addrs}
-	if CheckMTU(t.MTU) != nil {
-		return false, refuse(w, localError{fmt.Errorf("sshvpn: the server chose an unusable MTU %d (%d to %d)", t.MTU, MinMTU, MaxMTU)})
-	}
-	if !sameSet(t.Addrs, cfg.Addrs) || !sameSet(t.PeerAddrs, cfg.PeerAddrs) {
+	if prop.Assigned(t) {
 		log.Info("the server assigned the tunnel addresses", "local", t.Addrs, "remote", t.PeerAddrs)
 	}
 	var server netip.Addr
@@ -364,7 +342,7 @@ func Serve(ctx context.Context, conn io.ReadWriteCloser, cfg ServerConfig) error
 	}
 	log.Debug("handshake: client hello", "software", h.Software, "mode", h.Mode, "mtu", h.MTU,
 		"addrs", h.Addrs, "peer_addrs", h.PeerAddrs)
-	t, err := decide(cfg, h)
+	t, err := grant(cfg, h)
 	if err != nil {
 		return refuse(w, err)
 	}
@@ -419,6 +397,45 @@ func Serve(ctx context.Context, conn io.ReadWriteCloser, cfg ServerConfig) error
 	}
 	log.Info("tunnel up", "dev", link.dev.Name(), "local", t.Addrs, "remote", t.PeerAddrs, "mtu", t.MTU, "offloads", offload)
 	return p.run(ctx)
+}
+
+// grant decides the tunnel for the client's Hello h: the policy's check,
+// then Admit (which may end the same client's older session and free what
+// it held), then the grant with the server's networks as they are now,
+// then Assign for a lease.
+func grant(cfg ServerConfig, h *framing.Hello) (Tunnel, error) {
+	pol := cfg.policy()
+	if err := policy.Check(h, pol); err != nil {
+		return Tunnel{}, err
+	}
+	if cfg.Admit != nil {
+		if err := cfg.Admit(Tunnel{Resume: h.Resume}); err != nil {
+			return Tunnel{}, err
+		}
+	}
+	w := policy.Where{Client: cfg.ClientAddr}
+	if cfg.Nets != nil {
+		var err error
+		if w.Nets, err = cfg.Nets(); err != nil {
+			return Tunnel{}, err
+		}
+	}
+	t, err := policy.Grant(h, pol, w)
+	if err != nil {
+		return Tunnel{}, err
+	}
+	if cfg.Assign != nil {
+		if t.Addrs, t.PeerAddrs, err = cfg.Assign(h.Addrs); err != nil {
+			return Tunnel{}, err
+		}
+	}
+	return t, nil
+}
+
+// policy is the server's policy in cfg.
+func (cfg *ServerConfig) policy() policy.Server {
+	return policy.Server{Mode: cfg.Mode, MTU: cfg.MTU, Addrs: cfg.Addrs, PeerAddrs: cfg.PeerAddrs, Dev: cfg.Dev,
+		Pool: cfg.Pool, AllowSources: cfg.AllowSources, AllowRoutes: cfg.AllowRoutes}
 }
 
 // refuse tells the peer why this side gives up, then returns err, marked

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sshvpn/sshvpn/framing"
+	"github.com/sshvpn/sshvpn/policy"
 	"github.com/sshvpn/sshvpn/pool"
 	"github.com/sshvpn/sshvpn/router"
 	"github.com/sshvpn/sshvpn/tun"
@@ -247,7 +248,7 @@ func TestServerPolicyWins(t *testing.T) {
 }
 
 func TestRefusals(t *testing.T) {
-	many := make([]netip.Prefix, maxAddrs+1)
+	many := make([]netip.Prefix, policy.MaxAddrs+1)
 	for i := range many {
 		many[i] = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 9, 0, byte(i + 2)}), 24)
 	}
@@ -288,7 +289,7 @@ func TestRefusals(t *testing.T) {
 			want:   "unusable proposed address ::ffff:10.9.0.2/120"},
 		{name: "too many addresses",
 			client: func(c *ClientConfig) { c.Addrs = many },
-			want:   fmt.Sprintf("(%d, at most %d)", maxAddrs+1, maxAddrs)},
+			want:   fmt.Sprintf("(%d, at most %d)", policy.MaxAddrs+1, policy.MaxAddrs)},
 		{name: "mtu too small",
 			client: func(c *ClientConfig) { c.MTU = 100 },
 			want:   "proposed MTU 100 is out of range"},
@@ -655,7 +656,7 @@ func TestServerCloses(t *testing.T) {
 }
 
 func manyAddrs() []string {
-	out := make([]string, maxAddrs+1)
+	out := make([]string, policy.MaxAddrs+1)
 	for i := range out {
 		out[i] = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 9, 1, byte(i)}), 24).String()
 	}

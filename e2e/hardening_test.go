@@ -143,7 +143,7 @@ func TestPolicyOverlaps(t *testing.T) {
 	// An MTU too small for the tunnel's IPv6 addresses, said before ssh.
 	v = l.start("--mtu", "1000", "root@server")
 	err, log = v.wait(t, 30*time.Second)
-	if err == nil || !strings.Contains(lastLine(log), "--mtu 1000 is below the 1280 IPv6 needs") {
+	if err == nil || !strings.Contains(lastLine(log), "--mtu: MTU 1000 is below the 1280 IPv6 needs") {
 		t.Errorf("--mtu 1000 with IPv6: exit %v, last line %q", err, lastLine(log))
 	}
 

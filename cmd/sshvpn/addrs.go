@@ -3,7 +3,7 @@ package main
 import (
 	"net/netip"
 
-	"github.com/sshvpn/sshvpn"
+	"github.com/sshvpn/sshvpn/policy"
 )
 
 // Default tunnel addresses, used when neither --addr nor --peer-addr is given:
@@ -20,9 +20,9 @@ func proposal(addrs, peers []netip.Prefix) ([]netip.Prefix, []netip.Prefix, erro
 	if len(addrs) == 0 && len(peers) == 0 {
 		return defaultAddrs, defaultPeers, nil
 	}
-	addrs, peers, err := sshvpn.CompletePair(addrs, peers)
+	addrs, peers, err := policy.CompletePair(addrs, peers)
 	if err != nil {
 		return nil, nil, err
 	}
-	return addrs, peers, sshvpn.CheckPair(addrs, peers)
+	return addrs, peers, policy.CheckPair(addrs, peers)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/sshvpn/sshvpn/dns"
 	"github.com/sshvpn/sshvpn/hook"
 	"github.com/sshvpn/sshvpn/notify"
+	"github.com/sshvpn/sshvpn/policy"
 	"github.com/sshvpn/sshvpn/registry"
 	"github.com/sshvpn/sshvpn/router"
 	"github.com/sshvpn/sshvpn/spawn"
@@ -174,8 +175,8 @@ func (c *connectCmd) plan() (plan, error) {
 			return p, fmt.Errorf("--remote-dev: %w", err)
 		}
 	}
-	if c.MTU != 0 && c.MTU < 1280 && slices.ContainsFunc(slices.Concat(p.addrs, p.peers), func(p netip.Prefix) bool { return p.Addr().Is6() }) {
-		return p, fmt.Errorf("--mtu %d is below the 1280 IPv6 needs, and the tunnel has IPv6 addresses: raise --mtu, or give IPv4 --addr/--peer-addr only", c.MTU)
+	if err := policy.CheckMTU6(c.MTU, p.addrs, p.peers); c.MTU != 0 && err != nil {
+		return p, fmt.Errorf("--mtu: %w, and the tunnel has IPv6 addresses: raise --mtu, or give IPv4 --addr/--peer-addr only", err)
 	}
 	var err error
 	p.mac, err = c.mac(p.mode == tun.ModeTAP)
@@ -196,11 +197,9 @@ func (c *connectCmd) open(p plan, log *slog.Logger) (tun.Device, []router.Net, e
 		return nil, nil, err
 	}
 	for _, a := range slices.Concat(p.addrs, p.peers) {
-		for _, n := range nets {
-			if a.Masked().Overlaps(n.Prefix.Masked()) {
-				dev.Close()
-				return nil, nil, fmt.Errorf("the tunnel address %v overlaps %v, a network this machine is on; choose tunnel addresses outside it (--addr, --peer-addr)", a, n)
-			}
+		if n, ok := policy.OverlappingNet(a, nets); ok {
+			dev.Close()
+			return nil, nil, fmt.Errorf("the tunnel address %v overlaps %v, a network this machine is on; choose tunnel addresses outside it (--addr, --peer-addr)", a, n)
 		}
 	}
 	return dev, nets, nil

@@ -6,8 +6,8 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/sshvpn/sshvpn"
 	"github.com/sshvpn/sshvpn/hook"
+	"github.com/sshvpn/sshvpn/policy"
 )
 
 // cidr is a netip.Prefix flag with an error message that says what it
@@ -98,7 +98,7 @@ func checkMTUFlag(mtu int) error {
 	if mtu == 0 {
 		return nil
 	}
-	if err := sshvpn.CheckMTU(mtu); err != nil {
+	if err := policy.CheckMTU(mtu); err != nil {
 		return fmt.Errorf("--mtu: %w", err)
 	}
 	return nil

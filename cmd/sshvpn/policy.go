@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/sshvpn/sshvpn"
+	"github.com/sshvpn/sshvpn/policy"
 	"github.com/sshvpn/sshvpn/pool"
 	"github.com/sshvpn/sshvpn/registry"
 	"github.com/sshvpn/sshvpn/tun"
@@ -94,7 +95,7 @@ func (p *policyFlags) parse(routes []cidr) (parsed, error) {
 	var err error
 	// One side given: the other is its partner in the same subnet, never
 	// the client's choice (which would let it pick its own source address).
-	if r.addrs, r.peers, err = sshvpn.CompletePair(r.addrs, r.peers); err != nil {
+	if r.addrs, r.peers, err = policy.CompletePair(r.addrs, r.peers); err != nil {
 		return r, err
 	}
 	if len(r.pool) > 0 && (len(r.addrs) > 0 || len(r.peers) > 0) {
@@ -124,8 +125,7 @@ func (p *policyFlags) parse(routes []cidr) (parsed, error) {
 	if err := tun.CheckName(strings.Replace(p.Dev, "%d", strconv.Itoa(max(size-1, 99)), 1)); err != nil {
 		return r, fmt.Errorf("--dev: %w", err)
 	}
-	cfg := sshvpn.ServerConfig{Addrs: r.addrs, PeerAddrs: r.peers, Pool: r.pool, AllowRoutes: r.allowRoutes}
-	if err := cfg.Validate(); err != nil {
+	if err := (policy.Server{Addrs: r.addrs, PeerAddrs: r.peers, Pool: r.pool, AllowRoutes: r.allowRoutes}).Validate(); err != nil {
 		return r, err
 	}
 	fixed := len(r.addrs) > 0

@@ -1,4 +1,4 @@
-package sshvpn
+package policy
 
 import (
 	"net/netip"

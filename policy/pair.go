@@ -1,4 +1,4 @@
-package sshvpn
+package policy
 
 import (
 	"fmt"
@@ -84,9 +84,9 @@ func CheckPair(addrs, peers []netip.Prefix) error {
 	return nil
 }
 
-// overlapping returns the first of nets that overlaps p (each taken as the
+// Overlapping returns the first of nets that overlaps p (each taken as the
 // network it is in), and whether there is one.
-func overlapping(p netip.Prefix, nets []netip.Prefix) (netip.Prefix, bool) {
+func Overlapping(p netip.Prefix, nets []netip.Prefix) (netip.Prefix, bool) {
 	for _, n := range nets {
 		if p.Masked().Overlaps(n.Masked()) {
 			return n, true
@@ -95,8 +95,8 @@ func overlapping(p netip.Prefix, nets []netip.Prefix) (netip.Prefix, bool) {
 	return netip.Prefix{}, false
 }
 
-// covered reports whether network r lies inside one of nets.
-func covered(r netip.Prefix, nets []netip.Prefix) bool {
+// Covered reports whether network r lies inside one of nets.
+func Covered(r netip.Prefix, nets []netip.Prefix) bool {
 	for _, n := range nets {
 		if n.Bits() <= r.Bits() && n.Contains(r.Addr()) {
 			return true

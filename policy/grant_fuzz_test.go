@@ -1,4 +1,4 @@
-package sshvpn
+package policy
 
 import (
 	"encoding/json"
@@ -29,30 +29,30 @@ func pick(mask uint32) []netip.Prefix {
 	return out
 }
 
-// FuzzDecide throws arbitrary client hellos at arbitrary policies and checks
+// FuzzGrant throws arbitrary client hellos at arbitrary policies and checks
 // what the server's decision guarantees whenever it grants a session:
 // granted routes lie inside the allowed networks and outside every tunnel
 // address, pool and network of the server; addresses the policy fixes (or a
 // lease assigns) are never replaced by the client's proposal; the two ends
 // never share an address; proposals never overlap the server's networks.
-func FuzzDecide(f *testing.F) {
+func FuzzGrant(f *testing.F) {
 	f.Add([]byte(`{"role":"client","mode":"tun","addrs":["10.9.0.2/24"],"peer_addrs":["10.9.0.1/24"],"routes":["198.18.8.3/32"]}`),
 		uint32(1<<0), uint32(1<<1), uint32(0), uint32(1<<6), false)
 	f.Add([]byte(`{"role":"client","mode":"tun","addrs":["198.51.100.2/24"],"peer_addrs":["198.51.100.1/24"]}`),
 		uint32(0), uint32(0), uint32(0), uint32(1<<6), false)
 	f.Add([]byte(`{"role":"client","mode":"tun","routes":["192.0.2.0/30","10.0.0.0/8"]}`),
 		uint32(1<<17), uint32(0), uint32(1<<4|1<<5), uint32(1<<8), true)
-	f.Fuzz(func(t *testing.T, hello []byte, allow, poolMask, fixedMask, netsMask uint32, lease bool) {
+	f.Fuzz(func(t *testing.T, hello []byte, allow, poolMask, fixedMask, netsMask uint32, client bool) {
 		var h framing.Hello
 		if json.Unmarshal(hello, &h) != nil {
 			return
 		}
-		cfg := ServerConfig{AllowRoutes: pick(allow), Pool: pick(poolMask)}
+		cfg := Server{AllowRoutes: pick(allow), Pool: pick(poolMask)}
 		var nets []router.Net
 		for _, p := range pick(netsMask) {
 			nets = append(nets, router.Net{Prefix: p, Dev: "eth0"})
 		}
-		cfg.Nets = netsOf(nets)
+		w := Where{Nets: nets}
 		fixed := pick(fixedMask)
 		switch {
 		case len(fixed) == 1 && fixedMask&1 == 0:
@@ -63,23 +63,16 @@ func FuzzDecide(f *testing.F) {
 				cfg.PeerAddrs = fixed[1:2]
 			}
 		}
-		if lease {
-			cfg.ClientAddr = netip.MustParseAddr("192.0.2.77")
-		}
-		var leaseServer, leaseClient []netip.Prefix
-		if lease && len(cfg.Pool) > 0 {
-			p := cfg.Pool[0].Masked()
-			leaseServer = []netip.Prefix{netip.PrefixFrom(p.Addr().Next(), p.Bits())}
-			leaseClient = []netip.Prefix{netip.PrefixFrom(p.Addr().Next().Next(), p.Bits())}
-			cfg.Assign = func([]netip.Prefix) ([]netip.Prefix, []netip.Prefix, error) { return leaseServer, leaseClient, nil }
+		if client {
+			w.Client = netip.MustParseAddr("192.0.2.77")
 		}
 		proposed := slices.Concat(h.Addrs, h.PeerAddrs)
-		tn, err := decide(cfg, &h)
+		tn, err := Grant(&h, cfg, w)
 		if err != nil {
 			return
 		}
 		for _, r := range tn.Routes {
-			if !covered(r, cfg.AllowRoutes) {
+			if !Covered(r, cfg.AllowRoutes) {
 				t.Fatalf("granted route %v outside the allowed %v", r, cfg.AllowRoutes)
 			}
 			for _, a := range slices.Concat(tn.Addrs, tn.PeerAddrs, cfg.Pool) {
@@ -92,14 +85,14 @@ func FuzzDecide(f *testing.F) {
 					t.Fatalf("granted route %v overlaps the server's network %v", r, n)
 				}
 			}
-			if cfg.ClientAddr.IsValid() && r.Contains(cfg.ClientAddr) {
+			if w.Client.IsValid() && r.Contains(w.Client) {
 				t.Fatalf("granted route %v covers the SSH client's address", r)
 			}
 		}
 		switch {
-		case cfg.Assign != nil:
-			if !slices.Equal(tn.Addrs, leaseServer) || !slices.Equal(tn.PeerAddrs, leaseClient) {
-				t.Fatalf("lease replaced: got %v/%v, want %v/%v", tn.Addrs, tn.PeerAddrs, leaseServer, leaseClient)
+		case len(cfg.Pool) > 0:
+			if len(tn.Addrs) > 0 || len(tn.PeerAddrs) > 0 {
+				t.Fatalf("a pooled grant took addresses %v/%v, not the lease's", tn.Addrs, tn.PeerAddrs)
 			}
 		case len(cfg.Addrs) == 0 && len(cfg.PeerAddrs) > 0:
 			if !slices.Equal(tn.PeerAddrs, cfg.PeerAddrs) {
