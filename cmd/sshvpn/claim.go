@@ -1,6 +1,9 @@
 package main
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -275,4 +278,19 @@ func isAre(n int) string {
 		return "1 is"
 	}
 	return strconv.Itoa(n) + " are"
+}
+
+// tokenHash is what the registry keeps of a resume token: its SHA-256, so
+// that a record never reveals the token itself.
+func tokenHash(token string) string {
+	if token == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// sameToken compares two token hashes in constant time.
+func sameToken(a, b string) bool {
+	return a != "" && b != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }

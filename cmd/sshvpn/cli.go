@@ -130,6 +130,10 @@ func runWith(args []string, prof *profile) int {
 	ctx, hup, stop := signals(kctx.Command() == "remote")
 	defer stop()
 	kctx.Bind(hup)
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+	kctx.Bind(counters(usr1))
 	kctx.Bind(verbosity{verbose: cli.Verbose, quiet: cli.Quiet})
 	kctx.BindTo(ctx, (*context.Context)(nil))
 	if err := kctx.Run(log); err != nil {
@@ -157,6 +161,9 @@ type verbosity struct{ verbose, quiet bool }
 
 // hangup delivers when SIGHUP asks the client to reconnect at once.
 type hangup <-chan struct{}
+
+// counters delivers SIGUSR1: log the counters.
+type counters <-chan os.Signal
 
 // signals returns a context that the first SIGINT, SIGTERM or SIGQUIT ends
 // (SIGQUIT too: its default, a goroutine dump and exit, would skip the

@@ -23,6 +23,7 @@ import (
 	"github.com/sshvpn/sshvpn/hook"
 	"github.com/sshvpn/sshvpn/notify"
 	"github.com/sshvpn/sshvpn/policy"
+	"github.com/sshvpn/sshvpn/record"
 	"github.com/sshvpn/sshvpn/registry"
 	"github.com/sshvpn/sshvpn/router"
 	"github.com/sshvpn/sshvpn/spawn"
@@ -66,7 +67,7 @@ type connectCmd struct {
 	as      *spawn.User // under sudo: the account ssh runs as
 }
 
-func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, hup hangup, v verbosity) error {
+func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, hup hangup, usr1 counters, v verbosity) error {
 	c.log, c.verb = log, v
 	c.relay = &relay{log: log, raw: os.Stderr}
 	defer c.relay.Flush()
@@ -98,10 +99,11 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, hup hangup, v ve
 		}
 	}
 	s := c.session(dev, log)
-	defer s.close()
-	s.sweep()
+	defer s.Close()
+	s.Sweep()
 	stats := new(sshvpn.Stats)
-	m := newMonitor(s, stats, log, v.verbose)
+	m := record.NewMonitor(s, stats, log, v.verbose)
+	m.Counters = usr1
 	var undoDNS func() error
 	defer func() {
 		if undoDNS != nil {
@@ -110,15 +112,15 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, hup hangup, v ve
 			}
 		}
 	}()
-	m.onState = c.notifyState
-	defer m.start()()
+	m.OnState = c.notifyState
+	defer m.Start()()
 	link := sshvpn.NewLink(dev, sshvpn.LinkConfig{
-		Router: router.New(dev, router.Options{Logger: log, Record: s.routes, Shared: s.shared}),
+		Router: router.New(dev, router.Options{Logger: log, Record: s.Routes, Shared: s.Shared}),
 		Routes: prefixes(c.Route), DefaultRoute: c.DefaultRoute, AllowUntunneled: c.Untunneled, Bridge: c.Bridge, MAC: p.mac,
 		Hooks: &hook.Runner{Up: c.Up, Down: c.Down, Timeout: c.HookTimeout, Log: log},
 		Env:   hook.Env{Side: "local"}, Rehook: c.Rehook, Logger: log, Stats: stats,
 		OnUp: func(t sshvpn.Tunnel) error {
-			s.tunnel(t)
+			s.Tunnel(t)
 			if len(c.DNS) > 0 && undoDNS == nil {
 				undo, err := dns.Apply(dev.Name(), c.DNS, func(f string, a ...any) { log.Debug(fmt.Sprintf(f, a...)) })
 				if err != nil {
@@ -131,7 +133,7 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, hup hangup, v ve
 			return nil
 		},
 		OnReady: func(t sshvpn.Tunnel) {
-			m.up(t, fmt.Sprintf("tunnel up: %s %s to %s, server %s", dev.Name(), joinStrings(t.Addrs, ", "), joinStrings(t.PeerAddrs, ", "), c.Destination))
+			m.Up(t, fmt.Sprintf("tunnel up: %s %s to %s, server %s", dev.Name(), joinStrings(t.Addrs, ", "), joinStrings(t.PeerAddrs, ", "), c.Destination))
 		},
 	})
 	defer link.Close()
@@ -139,7 +141,7 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, hup hangup, v ve
 		Mode: p.mode, MTU: c.MTU, Addrs: p.addrs, PeerAddrs: p.peers, RemoteDev: c.RemoteDev, RemoteRoutes: prefixes(c.RemoteRoute),
 		Nets: nets, Link: link, Resume: resumeToken(), Server: c.Destination,
 		Keepalive: c.Keepalive, DeadAfter: c.DeadAfter, Logger: log,
-	}, sshvpn.Reconnect{Enabled: c.Reconnect || c.ReconnectTries > 0, Tries: c.ReconnectTries, Hangup: hup, Retrying: m.retrying})
+	}, sshvpn.Reconnect{Enabled: c.Reconnect || c.ReconnectTries > 0, Tries: c.ReconnectTries, Hangup: hup, Retrying: m.Retrying})
 }
 
 // plan is what the client's flags ask for, checked.
@@ -271,14 +273,13 @@ func terminalPrompt() func(string) (string, error) {
 
 // session records the client's session in the registry, if it can: without
 // it, a killed session's routes are not found by the next one.
-func (c *connectCmd) session(dev tun.Device, log *slog.Logger) *session {
-	reg, err := registry.Open(registryDir())
+func (c *connectCmd) session(dev tun.Device, log *slog.Logger) *record.Session {
+	s, err := record.Open(log)
 	if err != nil {
 		log.Debug("no session registry; routes of a killed session will not be found", "err", err)
 		return nil
 	}
-	s := &session{reg: reg, log: log}
-	if s.entry, err = reg.Add(registry.Record{Side: registry.SideClient, Dev: dev.Name(), Ifindex: dev.Index(), Peer: c.Destination, Profile: c.profile}); err != nil {
+	if err := s.Add(registry.Record{Side: registry.SideClient, Dev: dev.Name(), Ifindex: dev.Index(), Peer: c.Destination, Profile: c.profile}); err != nil {
 		log.Debug("not recording the session", "err", err)
 	}
 	return s

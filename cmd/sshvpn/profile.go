@@ -18,6 +18,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/sshvpn/sshvpn/internal/statedir"
+	"github.com/sshvpn/sshvpn/record"
 	"github.com/sshvpn/sshvpn/registry"
 )
 
@@ -242,7 +243,7 @@ func (c *downCmd) Run() error {
 	if err := checkProfileName(c.Name); err != nil {
 		return err
 	}
-	recs, err := allSessions()
+	recs, err := record.All()
 	if err != nil {
 		return err
 	}

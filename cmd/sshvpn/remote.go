@@ -18,6 +18,7 @@ import (
 	"github.com/sshvpn/sshvpn/hook"
 	"github.com/sshvpn/sshvpn/nat"
 	"github.com/sshvpn/sshvpn/pool"
+	"github.com/sshvpn/sshvpn/record"
 	"github.com/sshvpn/sshvpn/registry"
 	"github.com/sshvpn/sshvpn/router"
 	"github.com/sshvpn/sshvpn/spawn"
@@ -37,9 +38,9 @@ type remoteCmd struct {
 	DeadAfter time.Duration `default:"45s" help:"Give up on a client silent this long."`
 }
 
-func (r *remoteCmd) Run(ctx context.Context, log *slog.Logger, id identity) error {
+func (r *remoteCmd) Run(ctx context.Context, log *slog.Logger, id identity, usr1 counters) error {
 	start := time.Now()
-	err := r.serve(ctx, log, id)
+	err := r.serve(ctx, log, id, usr1)
 	var remote *sshvpn.RemoteError
 	switch {
 	case errors.Is(err, io.EOF):
@@ -64,7 +65,7 @@ func (r *remoteCmd) Run(ctx context.Context, log *slog.Logger, id identity) erro
 	return err
 }
 
-func (r *remoteCmd) serve(ctx context.Context, log *slog.Logger, id identity) error {
+func (r *remoteCmd) serve(ctx context.Context, log *slog.Logger, id identity, usr1 counters) error {
 	if term.IsTerminal(0) {
 		return errors.New("sshvpn --remote speaks the sshvpn protocol on stdin and stdout: sshd runs it for \"sshvpn HOST\"; it is not for a terminal")
 	}
@@ -72,7 +73,7 @@ func (r *remoteCmd) serve(ctx context.Context, log *slog.Logger, id identity) er
 	if err != nil {
 		return err
 	}
-	err = r.serveOn(ctx, conn, log, id)
+	err = r.serveOn(ctx, conn, log, id, usr1)
 	if errors.Is(err, errSetup) {
 		// Before the handshake: the client still gets the reason in the
 		// protocol, as the server's, rather than a bare exit status.
@@ -90,7 +91,7 @@ type setupError struct{ error }
 func (e setupError) Is(target error) bool { return target == errSetup }
 func (e setupError) Unwrap() error        { return e.error }
 
-func (r *remoteCmd) serveOn(ctx context.Context, conn spawn.Conn, log *slog.Logger, id identity) error {
+func (r *remoteCmd) serveOn(ctx context.Context, conn spawn.Conn, log *slog.Logger, id identity, usr1 counters) error {
 	pol, err := r.parse(r.Route)
 	if err != nil {
 		return setupError{err}
@@ -108,13 +109,13 @@ func (r *remoteCmd) serveOn(ctx context.Context, conn spawn.Conn, log *slog.Logg
 			return setupError{err}
 		}
 	}
-	reg, err := registry.Open(registryDir())
+	s, err := record.Open(log.With(sshvpn.AdminOnly)) // the machine's business, not the client's
 	if err != nil {
 		return setupError{err}
 	}
-	s := &session{reg: reg, log: log.With(sshvpn.AdminOnly)} // the machine's business, not the client's
-	defer s.close()
-	s.sweep(sshvpn.AdminOnly)
+	reg := s.Registry()
+	defer s.Close()
+	s.Sweep(sshvpn.AdminOnly)
 	log.Info("session started", "command", sanitize(strings.Join(os.Args[1:], " ")), sshvpn.AdminOnly)
 
 	// A newer session that takes over from this one (the same client
@@ -143,7 +144,8 @@ func (r *remoteCmd) serveOn(ctx context.Context, conn spawn.Conn, log *slog.Logg
 		}
 	}()
 	stats := new(sshvpn.Stats)
-	m := newMonitor(s, stats, log, false)
+	m := record.NewMonitor(s, stats, log, false)
+	m.Counters = usr1
 	var gw *nat.Gateway
 	defer func() {
 		if gw != nil {
@@ -196,20 +198,22 @@ func (r *remoteCmd) serveOn(ctx context.Context, conn spawn.Conn, log *slog.Logg
 			leaseNo = lease.Index + 1
 		}
 		var err error
-		if s.entry, err = cl.take(t, claimed, leaseNo); err != nil {
+		entry, err := cl.take(t, claimed, leaseNo)
+		if err != nil {
 			return nil, err
 		}
+		s.SetEntry(entry)
 		dev, err := tun.Open(tun.Config{Name: name, Mode: t.Mode, Offload: r.Offload && t.Offload != 0})
 		if err != nil {
 			return nil, err
 		}
-		s.entry.Update(func(rec *registry.Record) { rec.Dev, rec.Ifindex = dev.Name(), dev.Index() })
+		s.Update(func(rec *registry.Record) { rec.Dev, rec.Ifindex = dev.Name(), dev.Index() })
 		env := hook.Env{Side: "remote"}
 		if client.IsValid() {
 			env.Peer = client.String() // for hooks only: the client's address
 		}
 		return sshvpn.NewLink(dev, sshvpn.LinkConfig{
-			Router: router.New(dev, router.Options{Logger: log.With(sshvpn.AdminOnly), Record: s.routes, Shared: s.shared}),
+			Router: router.New(dev, router.Options{Logger: log.With(sshvpn.AdminOnly), Record: s.Routes, Shared: s.Shared}),
 			Routes: prefixes(r.Route), HostAddrs: lease != nil, Bridge: r.Bridge, MAC: mac,
 			// Hooks get a clean environment on this side: what the client
 			// could send (SSH_ORIGINAL_COMMAND, AcceptEnv variables) stays
@@ -217,7 +221,7 @@ func (r *remoteCmd) serveOn(ctx context.Context, conn spawn.Conn, log *slog.Logg
 			Hooks: &hook.Runner{Up: r.Up, Down: r.Down, Timeout: r.HookTimeout, Log: log.With(sshvpn.AdminOnly), BaseEnv: remoteHookEnv()},
 			Env:   env,
 			OnUp: func(t sshvpn.Tunnel) error {
-				s.tunnel(t)
+				s.Tunnel(t)
 				if r.NAT && gw == nil {
 					var err error
 					// NAT state in the registry's directory, whatever
@@ -235,8 +239,8 @@ func (r *remoteCmd) serveOn(ctx context.Context, conn spawn.Conn, log *slog.Logg
 				return nil
 			},
 			OnReady: func(t sshvpn.Tunnel) {
-				m.up(t, "")
-				stopMonitor = m.start() // the record exists by now
+				m.Up(t, "")
+				stopMonitor = m.Start() // the record exists by now
 			},
 			Logger: log, Stats: stats,
 		}), nil
@@ -266,7 +270,7 @@ func stateDir(flag string) string {
 	if flag != registry.DefaultDir || os.Geteuid() == 0 {
 		return flag
 	}
-	return registryDir()
+	return record.Dir()
 }
 
 // hosts turns each prefix into its address alone.

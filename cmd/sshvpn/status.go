@@ -13,6 +13,7 @@ import (
 
 	"github.com/sshvpn/sshvpn/internal/proc"
 	"github.com/sshvpn/sshvpn/internal/text"
+	"github.com/sshvpn/sshvpn/record"
 	"github.com/sshvpn/sshvpn/registry"
 )
 
@@ -22,7 +23,7 @@ type statusCmd struct {
 }
 
 func (c *statusCmd) Run() error {
-	recs, err := allSessions()
+	recs, err := record.All()
 	if err != nil {
 		return err
 	}
@@ -36,37 +37,6 @@ func (c *statusCmd) Run() error {
 	}
 	printStatus(os.Stdout, recs, time.Now())
 	return nil
-}
-
-// allSessions lists the live sessions this account can see, in every
-// network namespace: its own registry and, for root, every account's, each
-// read only through records that account wrote of its own processes.
-func allSessions() ([]registry.Record, error) {
-	var regs []*registry.Registry
-	if _, err := os.Lstat(registryDir()); err == nil {
-		reg, err := registry.Open(registryDir())
-		if err != nil {
-			return nil, err
-		}
-		regs = append(regs, reg)
-	}
-	if os.Geteuid() == 0 {
-		for _, a := range otherRegistries() {
-			if reg, err := registry.OpenOther(a.dir, a.uid); err == nil {
-				regs = append(regs, reg)
-			}
-		}
-	}
-	var recs []registry.Record
-	for _, reg := range regs {
-		more, err := reg.ListAll()
-		if err != nil {
-			return nil, err
-		}
-		recs = append(recs, more...)
-	}
-	slices.SortStableFunc(recs, func(a, b registry.Record) int { return a.Started.Compare(b.Started) })
-	return recs, nil
 }
 
 // printStatus writes one block per session, for a person.
@@ -150,7 +120,7 @@ func printStatus(w io.Writer, recs []registry.Record, now time.Time) {
 			}
 			fmt.Fprintf(tw, "  dropped\t%s\n", strings.Join(d, ", "))
 		}
-		if age := now.Sub(st.Updated); age > 3*recordEvery {
+		if age := now.Sub(st.Updated); age > 3*record.RecordEvery {
 			fmt.Fprintf(tw, "  note\tlast refreshed %s ago: the process may be stuck\n", age.Round(time.Second))
 		}
 	}

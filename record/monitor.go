@@ -1,60 +1,64 @@
-package main
+package record
 
 import (
 	"context"
 	"log/slog"
 	"os"
-	"os/signal"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/sshvpn/sshvpn"
+	"github.com/sshvpn/sshvpn/policy"
 	"github.com/sshvpn/sshvpn/registry"
 )
 
-// monitor follows one run of a tunnel, on either side: its state and
-// counters go to its registry record every few seconds (sshvpn status),
-// SIGUSR1 logs the counters, and with -v they are logged every
-// counterEvery.
-type monitor struct {
-	s     *session // may be nil: no registry
+// Monitor follows one run of a tunnel, on either side: its state and
+// counters go to its registry record every few seconds (sshvpn status), a
+// signal on Counters (SIGUSR1) logs the counters, and with -v they are
+// logged every CounterEvery.
+type Monitor struct {
+	s     *Session // may be nil: no registry
 	stats *sshvpn.Stats
 	log   *slog.Logger
-	every time.Duration // log the counters this often; 0: only on SIGUSR1
+	every time.Duration // log the counters this often; 0: only when asked
+
+	// Counters, if set, asks for the counters in the log (SIGUSR1).
+	Counters <-chan os.Signal
+	// OnState, if set, is told of every change of state, with a line for
+	// a person (systemd's STATUS).
+	OnState func(state, line string)
 
 	mu sync.Mutex
 	st registry.Status
-	// onState, if set, is told of every change of state, with a line for
-	// a person (systemd's STATUS).
-	onState func(state, line string)
 }
 
 // How often the record is refreshed, and how often -v logs the counters.
 const (
-	recordEvery  = 2 * time.Second
-	counterEvery = 10 * time.Second
+	RecordEvery  = 2 * time.Second
+	CounterEvery = 10 * time.Second
 )
 
-func newMonitor(s *session, stats *sshvpn.Stats, log *slog.Logger, verbose bool) *monitor {
-	m := &monitor{s: s, stats: stats, log: log}
+// NewMonitor follows the run whose record is s (nil: none) and whose
+// counters are stats; verbose logs the counters every CounterEvery.
+func NewMonitor(s *Session, stats *sshvpn.Stats, log *slog.Logger, verbose bool) *Monitor {
+	m := &Monitor{s: s, stats: stats, log: log}
 	if verbose {
-		m.every = counterEvery
+		m.every = CounterEvery
 	}
 	m.st = registry.Status{State: registry.StateConnecting, Since: time.Now().UTC()}
 	return m
 }
 
-// up is told of every tunnel the link is brought up to.
-func (m *monitor) up(t sshvpn.Tunnel, line string) {
+// Up is told of every tunnel the link is brought up to.
+func (m *Monitor) Up(t policy.Tunnel, line string) {
 	m.mu.Lock()
 	if m.st.State != registry.StateConnecting {
 		m.st.Reconnects++ // up before: this is a reconnect
 	}
 	m.st.State, m.st.Attempt, m.st.Reason = registry.StateUp, 0, ""
 	m.st.Since, m.st.MTU, m.st.Offloads = time.Now().UTC(), t.MTU, t.Offload.String()
-	f := m.onState
+	f := m.OnState
 	m.mu.Unlock()
 	m.write()
 	if f != nil {
@@ -62,14 +66,14 @@ func (m *monitor) up(t sshvpn.Tunnel, line string) {
 	}
 }
 
-// retrying is told of every wait before a reconnect.
-func (m *monitor) retrying(attempt int, wait time.Duration, reason string) {
+// Retrying is told of every wait before a reconnect.
+func (m *Monitor) Retrying(attempt int, wait time.Duration, reason string) {
 	m.mu.Lock()
 	if m.st.State != registry.StateReconnecting {
 		m.st.Since = time.Now().UTC() // the outage began: not reset by each attempt
 	}
 	m.st.State, m.st.Attempt, m.st.Reason = registry.StateReconnecting, attempt, reason
-	f := m.onState
+	f := m.OnState
 	m.mu.Unlock()
 	m.write()
 	if f != nil {
@@ -78,7 +82,7 @@ func (m *monitor) retrying(attempt int, wait time.Duration, reason string) {
 }
 
 // status returns the state with the counters as they are now.
-func (m *monitor) status() registry.Status {
+func (m *Monitor) status() registry.Status {
 	m.mu.Lock()
 	st := m.st
 	m.mu.Unlock()
@@ -104,18 +108,13 @@ func (m *monitor) status() registry.Status {
 }
 
 // write puts the status in the registry record.
-func (m *monitor) write() {
-	if m.s == nil || m.s.entry == nil {
-		return
-	}
+func (m *Monitor) write() {
 	st := m.status()
-	if err := m.s.entry.Update(func(r *registry.Record) { r.Status = &st }); err != nil {
-		m.log.Debug("recording the status", "err", err)
-	}
+	m.s.Update(func(r *registry.Record) { r.Status = &st })
 }
 
 // logCounters logs the counters in one line.
-func (m *monitor) logCounters(msg string) {
+func (m *Monitor) logCounters(msg string) {
 	st := m.status()
 	args := []any{"state", st.State, "packets_out", st.PacketsOut, "bytes_out", st.BytesOut,
 		"packets_in", st.PacketsIn, "bytes_in", st.BytesIn, "rtt", st.RTT.Round(time.Microsecond), "reconnects", st.Reconnects}
@@ -127,11 +126,8 @@ func (m *monitor) logCounters(msg string) {
 
 // run refreshes the record, logs the counters when asked to, and returns
 // when ctx ends.
-func (m *monitor) run(ctx context.Context) {
-	usr1 := make(chan os.Signal, 1)
-	signal.Notify(usr1, syscall.SIGUSR1)
-	defer signal.Stop(usr1)
-	rec := time.NewTicker(recordEvery)
+func (m *Monitor) run(ctx context.Context) {
+	rec := time.NewTicker(RecordEvery)
 	defer rec.Stop()
 	var every <-chan time.Time
 	if m.every > 0 {
@@ -145,7 +141,7 @@ func (m *monitor) run(ctx context.Context) {
 			m.write()
 		case <-every:
 			m.logCounters("counters")
-		case <-usr1:
+		case <-m.Counters:
 			m.logCounters("counters (SIGUSR1)")
 		case <-ctx.Done():
 			return
@@ -153,8 +149,8 @@ func (m *monitor) run(ctx context.Context) {
 	}
 }
 
-// start runs m until the returned stop is called.
-func (m *monitor) start() (stop func()) {
+// Start runs m until the returned stop is called.
+func (m *Monitor) Start() (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); m.run(ctx) }()

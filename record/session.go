@@ -1,9 +1,12 @@
-package main
+// Package record keeps one run's record in the session registry (package
+// registry) current, on either side: what the session holds (device,
+// addresses, routes) for the server's collision checks and limits and for
+// finding a killed session's leftovers, and its state and counters every
+// few seconds for "sshvpn status". It knows where each account's registry
+// lives, and sweeps what killed sessions left behind.
+package record
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,28 +16,65 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/sshvpn/sshvpn"
 	"github.com/sshvpn/sshvpn/internal/statedir"
 	"github.com/sshvpn/sshvpn/nat"
+	"github.com/sshvpn/sshvpn/policy"
 	"github.com/sshvpn/sshvpn/registry"
 	"github.com/sshvpn/sshvpn/router"
 )
 
-// session is this process's record in the registry: what the session
-// holds (device, addresses, routes), for the server's collision checks and
-// limits, and for finding a killed session's routes.
-type session struct {
+// Session is this process's record in the registry. A nil Session, or
+// one without an entry, records nothing: a run without a registry still
+// works, but a killed session's routes are then not found by the next.
+type Session struct {
 	reg   *registry.Registry
 	entry *registry.Entry
 	log   *slog.Logger
 }
 
-// registryDir is where the registry of this account lives: /run/sshvpn for
+// Open opens this account's registry (see Dir), for a session that logs
+// to log.
+func Open(log *slog.Logger) (*Session, error) {
+	reg, err := registry.Open(Dir())
+	if err != nil {
+		return nil, err
+	}
+	return &Session{reg: reg, log: log}, nil
+}
+
+// Registry is the registry the session is recorded in.
+func (s *Session) Registry() *registry.Registry { return s.reg }
+
+// Add records the session as rec (see registry.Registry.Add).
+func (s *Session) Add(rec registry.Record) error {
+	e, err := s.reg.Add(rec)
+	if err != nil {
+		return err
+	}
+	s.entry = e
+	return nil
+}
+
+// SetEntry makes e, added under the registry's lock by its owner (the
+// server's admission), the session's record.
+func (s *Session) SetEntry(e *registry.Entry) { s.entry = e }
+
+// Update changes the record with f, if there is one.
+func (s *Session) Update(f func(*registry.Record)) {
+	if s == nil || s.entry == nil {
+		return
+	}
+	if err := s.entry.Update(f); err != nil {
+		s.log.Debug("updating the session record", "err", err)
+	}
+}
+
+// Dir is where the registry of this account lives: /run/sshvpn for
 // root; an account that cannot write there (a setcap'd sshvpn, an
 // unprivileged remote) keeps its own in /run/user/UID/sshvpn where its
 // login session has that directory, else in ~/.local/state/sshvpn. Never
 // in /tmp: a name there is anyone's to take first.
-func registryDir() string {
+func Dir() string {
 	euid := os.Geteuid()
 	if euid == 0 {
 		return registry.DefaultDir
@@ -54,24 +94,24 @@ func registryDir() string {
 // homeStateDir is the registry's place under an account's home directory.
 const homeStateDir = ".local/state/sshvpn"
 
-// account is another account's registry directory, as root finds it.
-type account struct {
-	dir string
-	uid int
+// Account is another account's registry directory, as root finds it.
+type Account struct {
+	Dir string
+	UID int
 }
 
-// otherRegistries are the registries of other accounts that root can read:
+// Others are the registries of other accounts that root can read:
 // their sessions' routes are theirs, not leftovers. Each is where that
 // account's own sessions put it, under a directory that only the account
 // (or root) can create: /run/user/UID, or the home directory the password
 // database gives it.
-func otherRegistries() []account {
-	var out []account
+func Others() []Account {
+	var out []Account
 	seen := map[string]bool{}
 	add := func(dir string, uid int) {
 		if uid > 0 && !seen[dir] && isDir(dir) {
 			seen[dir] = true
-			out = append(out, account{dir, uid})
+			out = append(out, Account{dir, uid})
 		}
 	}
 	m, _ := filepath.Glob("/run/user/*/sshvpn")
@@ -86,6 +126,37 @@ func otherRegistries() []account {
 		}
 	}
 	return out
+}
+
+// All lists the live sessions this account can see, in every network
+// namespace: its own registry and, for root, every account's, each read
+// only through records that account wrote of its own processes.
+func All() ([]registry.Record, error) {
+	var regs []*registry.Registry
+	if _, err := os.Lstat(Dir()); err == nil {
+		reg, err := registry.Open(Dir())
+		if err != nil {
+			return nil, err
+		}
+		regs = append(regs, reg)
+	}
+	if os.Geteuid() == 0 {
+		for _, a := range Others() {
+			if reg, err := registry.OpenOther(a.Dir, a.UID); err == nil {
+				regs = append(regs, reg)
+			}
+		}
+	}
+	var recs []registry.Record
+	for _, reg := range regs {
+		more, err := reg.ListAll()
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, more...)
+	}
+	slices.SortStableFunc(recs, func(a, b registry.Record) int { return a.Started.Compare(b.Started) })
+	return recs, nil
 }
 
 type passwdEntry struct {
@@ -123,8 +194,8 @@ func ownedDir(d string, uid int) bool {
 	return err == nil && fi.IsDir() && statedir.Owner(fi) == uid
 }
 
-// routes records the routes the router holds.
-func (s *session) routes(rs []router.Route) {
+// Routes records the routes the router holds (router.Options.Record).
+func (s *Session) Routes(rs []router.Route) {
 	if s == nil || s.entry == nil {
 		return
 	}
@@ -137,20 +208,14 @@ func (s *session) routes(rs []router.Route) {
 	}
 }
 
-// tunnel records the tunnel's addresses.
-func (s *session) tunnel(t sshvpn.Tunnel) error {
-	if s == nil || s.entry == nil {
-		return nil
-	}
-	if err := s.entry.Update(func(rec *registry.Record) { rec.Addrs, rec.PeerAddrs = t.Addrs, t.PeerAddrs }); err != nil {
-		s.log.Debug("recording the tunnel", "err", err)
-	}
-	return nil
+// Tunnel records the tunnel's addresses.
+func (s *Session) Tunnel(t policy.Tunnel) {
+	s.Update(func(rec *registry.Record) { rec.Addrs, rec.PeerAddrs = t.Addrs, t.PeerAddrs })
 }
 
-// shared reports whether another live session in this network namespace
+// Shared reports whether another live session in this network namespace
 // holds route r too.
-func (s *session) shared(r router.Route) bool {
+func (s *Session) Shared(r router.Route) bool {
 	if s == nil || s.reg == nil {
 		return false
 	}
@@ -165,11 +230,11 @@ func (s *session) shared(r router.Route) bool {
 
 // live lists the live sessions in this network namespace, in this
 // account's registry and, for root, in every account's.
-func (s *session) live() []registry.Record {
+func (s *Session) live() []registry.Record {
 	recs, _ := s.reg.List()
 	if os.Geteuid() == 0 {
-		for _, a := range otherRegistries() {
-			if r, err := registry.OpenOther(a.dir, a.uid); err == nil {
+		for _, a := range Others() {
+			if r, err := registry.OpenOther(a.Dir, a.UID); err == nil {
 				more, _ := r.List()
 				recs = append(recs, more...)
 			}
@@ -178,20 +243,20 @@ func (s *session) live() []registry.Record {
 	return recs
 }
 
-// close removes the record.
-func (s *session) close() {
+// Close removes the record.
+func (s *Session) Close() {
 	if s != nil && s.entry != nil {
 		s.entry.Remove()
 	}
 }
 
-// sweep removes the NAT state of sessions that are gone (see nat.Cleanup)
+// Sweep removes the NAT state of sessions that are gone (see nat.Cleanup)
 // and the routes that sshvpn sessions added (router.RouteProtocol)
 // and that no live session in this network namespace holds: what a session
 // killed outright (kill -9, a crash) left behind, such as the pinned route
 // to its SSH server. Only root sweeps: it alone can see every account's
 // registry, and so tell a leftover from another account's live route.
-func (s *session) sweep(admin ...any) {
+func (s *Session) Sweep(admin ...any) {
 	if s == nil || s.reg == nil || os.Geteuid() != 0 {
 		return
 	}
@@ -229,19 +294,4 @@ func (s *session) sweep(admin ...any) {
 		}
 		s.log.Info("removed a route that an earlier sshvpn session left behind", append([]any{"route", r}, admin...)...)
 	}
-}
-
-// tokenHash is what the registry keeps of a resume token: its SHA-256, so
-// that a record never reveals the token itself.
-func tokenHash(token string) string {
-	if token == "" {
-		return ""
-	}
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
-}
-
-// sameToken compares two token hashes in constant time.
-func sameToken(a, b string) bool {
-	return a != "" && b != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }

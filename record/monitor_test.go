@@ -1,4 +1,4 @@
-package main
+package record
 
 import (
 	"bytes"
@@ -29,18 +29,18 @@ func (l *lockedBuf) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l
 func TestMonitor(t *testing.T) {
 	var buf lockedBuf
 	stats := new(sshvpn.Stats)
-	m := newMonitor(nil, stats, slog.New(slog.NewTextHandler(&buf, nil)), true)
+	m := NewMonitor(nil, stats, slog.New(slog.NewTextHandler(&buf, nil)), true)
 	m.every = 20 * time.Millisecond
 	var states []string
-	m.onState = func(state, line string) { states = append(states, state+": "+line) }
-	stop := m.start()
+	m.OnState = func(state, line string) { states = append(states, state+": "+line) }
+	stop := m.Start()
 	stats.PacketsOut.Add(3)
 	stats.BytesOut.Add(300)
 	stats.Dropped.Add(2)
 	stats.RTT.Store(int64(1500 * time.Microsecond))
-	m.up(sshvpn.Tunnel{MTU: 1400}, "tunnel up: tun0")
-	m.retrying(1, time.Second, "ssh exited")
-	m.up(sshvpn.Tunnel{MTU: 1400}, "tunnel up: tun0")
+	m.Up(sshvpn.Tunnel{MTU: 1400}, "tunnel up: tun0")
+	m.Retrying(1, time.Second, "ssh exited")
+	m.Up(sshvpn.Tunnel{MTU: 1400}, "tunnel up: tun0")
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.Contains(buf.String(), "msg=counters") && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
