@@ -161,9 +161,36 @@ func (h VnetHdr) Needs(v6 bool) Offload {
 	return o
 }
 
-// maxSegments caps how many segments one super-packet may turn into: 64 KiB
-// at the smallest MSS Linux accepts from a peer (tcp_min_snd_mss, 48).
+// maxSegments caps how many segments one TCP super-packet may turn into:
+// 64 KiB at the smallest MSS Linux accepts from a peer (tcp_min_snd_mss,
+// 48). It is sshvpn's bound, stricter than the kernel's own.
 const maxSegments = 65536/48 + 1
+
+// The kernel's limits on a super-packet that CheckVnet mirrors, beyond
+// its header's shape: what virtio_net_hdr_to_skb (include/linux/virtio_net.h)
+// refuses in the tun device's write, and what no Linux sender makes.
+const (
+	// gsoByFrags is GSO_BY_FRAGS (include/linux/netdevice.h), a segment
+	// size that means "where the fragments end": virtio_net_hdr_to_skb
+	// refuses it ("Kernel has a special handling for GSO_BY_FRAGS").
+	gsoByFrags = 0xFFFF
+	// udpMaxSegments is UDP_MAX_SEGMENTS (include/linux/udp.h):
+	// virtio_net_hdr_to_skb refuses a USO super-packet whose payload,
+	// after the UDP header, exceeds gso_size * UDP_MAX_SEGMENTS. It is
+	// 128 since Linux 6.9 (commit 1382e3b6a350, "net: change maximum
+	// number of UDP segments to 128"); it was 64 before.
+	udpMaxSegments = 128
+	// tcpMinGSOSize is TCP_MIN_GSO_SIZE (include/net/tcp.h): the
+	// smallest segment payload Linux's TCP sends, TCP_MIN_SND_MSS (48,
+	// the floor of tcp_min_snd_mss, which __tcp_mtu_to_mss applies)
+	// less MAX_TCP_OPTION_SPACE (40). The tun device's write takes a
+	// smaller one (Linux 6.18 takes gso_size 1, and forwarding the
+	// super-packet cuts its 3000 bytes of payload into 3000 segments
+	// of 41 bytes), so this mirrors the sender: a TCP super-packet
+	// below it comes from no Linux stack, only from a peer multiplying
+	// packets.
+	tcpMinGSOSize = 8
+)
 
 // ErrBadVnetHdr is wrapped by CheckVnet's errors.
 var ErrBadVnetHdr = errors.New("tun: bad virtio-net header")
@@ -171,11 +198,14 @@ var ErrBadVnetHdr = errors.New("tun: bad virtio-net header")
 // CheckVnet validates b, a virtio_net_hdr followed by an IP packet, before
 // it is handed to the kernel, against the offloads agreed with the peer:
 // only known flags; a GSO type the agreement includes and that matches the
-// packet's IP version and protocol; for a super-packet a segment size and
-// header length that fit the packet, a sane number of segments, the IP
-// length equal to the packet's and the checksum in the transport header;
-// and a checksum position inside the packet. It reads nothing
-// past b and never panics.
+// packet's IP version and protocol; for a super-packet the IP length equal
+// to the packet's, the checksum in the transport header, the whole
+// transport header and the header length within the packet, and a segment
+// size the kernel takes (see gsoByFrags, udpMaxSegments, tcpMinGSOSize)
+// making a sane number of segments; and a checksum position inside the
+// packet. It is at least as strict as the kernel's own check, so that what
+// the peer sends is refused here, counted, rather than by the device. It
+// reads nothing past b and never panics.
 func CheckVnet(b []byte, agreed Offload) error {
 	h, ok := ParseVnetHdr(b)
 	if !ok {
@@ -271,13 +301,54 @@ func CheckVnet(b []byte, agreed Offload) error {
 	// HdrLen is only a hint of how much to keep linear (Linux sends the
 	// length of the skb's linear part, which may be all of it), so it
 	// is bounded by the packet, and the segments are counted from where
-	// the transport header starts.
+	// the transport header ends.
 	if int(h.HdrLen) > len(pkt) {
 		return fmt.Errorf("%w: header length %d beyond the %d-byte packet", ErrBadVnetHdr, h.HdrLen, len(pkt))
 	}
-	size, payload := int(h.GSOSize), len(pkt)-int(h.CsumStart)
-	if size == 0 || (payload+size-1)/size > maxSegments {
+	thlen := transportLen(pkt, ipHdr, proto == 6)
+	if thlen == 0 {
+		return fmt.Errorf("%w: no whole transport header in the %d-byte super-packet", ErrBadVnetHdr, len(pkt))
+	}
+	return checkSegments(proto, int(h.GSOSize), len(pkt)-ipHdr-thlen)
+}
+
+// checkSegments checks a super-packet's segment size against its payload
+// (what follows the transport header) as the kernel does.
+func checkSegments(proto byte, size, payload int) error {
+	switch {
+	case size == 0: // virtio_net_hdr_to_skb: a GSO type needs a gso_size
+		return fmt.Errorf("%w: segment size 0", ErrBadVnetHdr)
+	case size == gsoByFrags:
+		return fmt.Errorf("%w: segment size %#x (GSO_BY_FRAGS)", ErrBadVnetHdr, size)
+	case proto == 17 && payload > size*udpMaxSegments:
+		return fmt.Errorf("%w: %d bytes of UDP payload in segments of %d, more than %d segments", ErrBadVnetHdr, payload, size, udpMaxSegments)
+	case proto == 6 && size < tcpMinGSOSize:
+		return fmt.Errorf("%w: TCP segment size %d, below Linux's smallest (%d)", ErrBadVnetHdr, size, tcpMinGSOSize)
+	case proto == 6 && (payload+size-1)/size > maxSegments:
 		return fmt.Errorf("%w: segment size %d for %d bytes of payload", ErrBadVnetHdr, size, payload)
 	}
 	return nil
+}
+
+// transportLen is the length of the transport header at off in pkt: a
+// TCP header's by its data offset, or a UDP header's; 0 when it does not
+// fit in pkt, or a TCP data offset is below the header's 20 bytes. The
+// kernel needs the whole header: virtio_net_hdr_to_skb pulls csum_start
+// plus the fixed header (struct tcphdr, struct udphdr), and
+// tcp_gso_segment drops a packet whose data offset is below that or
+// beyond the packet.
+func transportLen(pkt []byte, off int, tcp bool) int {
+	n := 8
+	if tcp {
+		if off+20 > len(pkt) {
+			return 0
+		}
+		if n = int(pkt[off+12]>>4) * 4; n < 20 {
+			return 0
+		}
+	}
+	if off+n > len(pkt) {
+		return 0
+	}
+	return n
 }

@@ -14,6 +14,7 @@ func tcp4(n int) []byte {
 	p := b[VnetHdrLen:]
 	p[0], p[9] = 0x45, 6
 	binary.BigEndian.PutUint16(p[2:], uint16(n))
+	p[20+12] = 5 << 4 // TCP data offset: a 20-byte header
 	return b
 }
 
@@ -76,6 +77,22 @@ func TestCheckVnet(t *testing.T) {
 		{"IPv4 length not the packet's", edit(tcp4(3000), func(_ *VnetHdr, p []byte) { p[2], p[3] = 0, 100 }), all, false},
 		{"IPv6 extension header", edit(udp6(3000), func(_ *VnetHdr, p []byte) { p[6] = 0 }), all, false},
 		{"small MSS", edit(tcp4(65000), func(h *VnetHdr, _ []byte) { h.GSOSize = 48 }), all, true},
+		// What the kernel refuses, or no Linux sender makes.
+		{"GSO_BY_FRAGS", edit(tcp4(3000), func(h *VnetHdr, _ []byte) { h.GSOSize = 0xFFFF }), all, false},
+		{"GSO_BY_FRAGS on UDP", edit(udp6(3000), func(h *VnetHdr, _ []byte) { h.GSOSize = 0xFFFF }), all, false},
+		{"gso_size 0xFFFE", edit(tcp4(3000), func(h *VnetHdr, _ []byte) { h.GSOSize = 0xFFFE }), all, true},
+		{"uso6 of 128 segments", edit(udp6(40+8+128*100), func(h *VnetHdr, _ []byte) { h.GSOSize = 100 }), all, true},
+		{"uso6 of 129 segments", edit(udp6(40+8+128*100+1), func(h *VnetHdr, _ []byte) { h.GSOSize = 100 }), all, false},
+		{"uso6 gso_size 1", edit(udp6(40+8+200), func(h *VnetHdr, _ []byte) { h.GSOSize = 1 }), all, false},
+		{"uso6 gso_size 1, 128 bytes", edit(udp6(40+8+128), func(h *VnetHdr, _ []byte) { h.GSOSize = 1 }), all, true},
+		{"TCP gso_size 1", edit(tcp4(1000), func(h *VnetHdr, _ []byte) { h.GSOSize = 1 }), all, false},
+		{"TCP gso_size 7", edit(tcp4(1000), func(h *VnetHdr, _ []byte) { h.GSOSize = 7 }), all, false},
+		{"TCP gso_size 8", edit(tcp4(1000), func(h *VnetHdr, _ []byte) { h.GSOSize = 8 }), all, true},
+		{"TCP header cut short", edit(tcp4(20+19), func(h *VnetHdr, _ []byte) { h.HdrLen = 39 }), all, false},
+		{"TCP header only", tcp4(20 + 20), all, true},
+		{"TCP data offset below 20", edit(tcp4(3000), func(_ *VnetHdr, p []byte) { p[20+12] = 4 << 4 }), all, false},
+		{"TCP options beyond the packet", edit(tcp4(20+40), func(_ *VnetHdr, p []byte) { p[20+12] = 15 << 4 }), all, false},
+		{"TCP options", edit(tcp4(20+60+1448*2), func(_ *VnetHdr, p []byte) { p[20+12] = 15 << 4 }), all, true},
 	}
 	for _, tt := range tests {
 		err := CheckVnet(tt.b, tt.agreed)
@@ -107,6 +124,17 @@ func FuzzCheckVnet(f *testing.F) {
 	f.Add(tcp4(3000)[:200], uint8(0xff))
 	f.Add(udp6(3000)[:200], uint8(0x1f))
 	f.Add(make([]byte, 30), uint8(0))
+	// What the kernel refuses, or no Linux sender makes, and their
+	// neighbours it takes.
+	f.Add(edit(tcp4(3000), func(h *VnetHdr, _ []byte) { h.GSOSize = 0xFFFF }), uint8(0x1f))
+	f.Add(edit(udp6(3000), func(h *VnetHdr, _ []byte) { h.GSOSize = 0xFFFF }), uint8(0x1f))
+	f.Add(edit(udp6(40+8+128*100+1), func(h *VnetHdr, _ []byte) { h.GSOSize = 100 }), uint8(0x1f))
+	f.Add(edit(udp6(40+8+128), func(h *VnetHdr, _ []byte) { h.GSOSize = 1 }), uint8(0x1f))
+	f.Add(edit(tcp4(1000), func(h *VnetHdr, _ []byte) { h.GSOSize = 1 }), uint8(0x1f))
+	f.Add(edit(tcp4(1000), func(h *VnetHdr, _ []byte) { h.GSOSize = 8 }), uint8(0x1f))
+	f.Add(edit(tcp4(20+19), func(h *VnetHdr, _ []byte) { h.HdrLen = 39 }), uint8(0x1f))
+	f.Add(edit(tcp4(3000), func(_ *VnetHdr, p []byte) { p[20+12] = 4 << 4 }), uint8(0x1f))
+	f.Add(edit(tcp4(20+60+1448*2), func(_ *VnetHdr, p []byte) { p[20+12] = 15 << 4 }), uint8(0x1f))
 	f.Fuzz(func(t *testing.T, b []byte, agreed uint8) {
 		if err := CheckVnet(b, Offload(agreed)); err != nil {
 			return
@@ -123,11 +151,34 @@ func FuzzCheckVnet(f *testing.F) {
 			t.Fatal("accepted a checksum outside the packet")
 		}
 		if h.GSOType != GSONone {
-			if h.GSOSize == 0 || int(h.HdrLen) > len(pkt) || Offload(agreed)&OffloadCSUM == 0 {
+			if h.GSOSize == 0 || h.GSOSize == gsoByFrags || int(h.HdrLen) > len(pkt) || Offload(agreed)&OffloadCSUM == 0 {
 				t.Fatalf("accepted GSO %+v on %d bytes with %v", h, len(pkt), Offload(agreed))
 			}
+			checkKernelRules(t, h, pkt)
 		}
 	})
+}
+
+// checkKernelRules fails t unless the super-packet pkt behind h, which
+// CheckVnet accepted, keeps the rules of virtio_net_hdr_to_skb and the
+// segmentation code: the whole transport header in the packet, at most
+// UDP_MAX_SEGMENTS UDP segments, and TCP segments of TCP_MIN_GSO_SIZE
+// or more. It reads the fields itself rather than trust transportLen.
+func checkKernelRules(t *testing.T, h VnetHdr, pkt []byte) {
+	t.Helper()
+	start, size := int(h.CsumStart), int(h.GSOSize)
+	if h.GSOType == GSOUDPL4 {
+		if start+8 > len(pkt) || len(pkt)-start-8 > size*128 {
+			t.Fatalf("accepted USO %+v on %d bytes: more than 128 segments", h, len(pkt))
+		}
+		return
+	}
+	if start+20 > len(pkt) || size < 8 {
+		t.Fatalf("accepted TCP GSO %+v on %d bytes", h, len(pkt))
+	}
+	if doff := int(pkt[start+12]>>4) * 4; doff < 20 || start+doff > len(pkt) {
+		t.Fatalf("accepted TCP GSO %+v on %d bytes with a %d-byte TCP header", h, len(pkt), doff)
+	}
 }
 
 func TestNeeds(t *testing.T) {
