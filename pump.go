@@ -343,7 +343,7 @@ func (p *pump) readTransport(pongs chan<- pingMsg) error {
 func (p *pump) toDevice(t framing.Type, payload []byte) error {
 	pkt, out := payload, payload
 	if t == framing.TypeOffload {
-		if err := tun.CheckVnet(payload, p.offload); err != nil {
+		if _, err := tun.CheckVnet(payload, p.offload); err != nil {
 			if p.stats.Malformed.Add(1) == 1 {
 				p.log.Warn("dropping offload frames from the peer with a bad virtio-net header", "err", err, AdminOnly)
 			}

@@ -205,13 +205,17 @@ var ErrBadVnetHdr = errors.New("tun: bad virtio-net header")
 // making a sane number of segments; and a checksum position inside the
 // packet. It is at least as strict as the kernel's own check, so that what
 // the peer sends is refused here, counted, rather than by the device. It
-// reads nothing past b and never panics.
-func CheckVnet(b []byte, agreed Offload) error {
+// reads nothing past b and never panics. It returns the decoded header.
+func CheckVnet(b []byte, agreed Offload) (VnetHdr, error) {
 	h, ok := ParseVnetHdr(b)
 	if !ok {
-		return fmt.Errorf("%w: %d bytes, shorter than the header", ErrBadVnetHdr, len(b))
+		return h, fmt.Errorf("%w: %d bytes, shorter than the header", ErrBadVnetHdr, len(b))
 	}
-	pkt := b[VnetHdrLen:]
+	return h, checkVnet(h, b[VnetHdrLen:], agreed)
+}
+
+// checkVnet is CheckVnet on the header h, decoded, and the packet behind it.
+func checkVnet(h VnetHdr, pkt []byte, agreed Offload) error {
 	if len(pkt) < 1 {
 		return fmt.Errorf("%w: no packet after it", ErrBadVnetHdr)
 	}
@@ -310,6 +314,34 @@ func CheckVnet(b []byte, agreed Offload) error {
 		return fmt.Errorf("%w: no whole transport header in the %d-byte super-packet", ErrBadVnetHdr, len(pkt))
 	}
 	return checkSegments(proto, int(h.GSOSize), len(pkt)-ipHdr-thlen)
+}
+
+// Wire returns what pkt, the packet behind h, becomes on the wire: how
+// many packets, and how many bytes they come to. A TCP or UDP super-packet
+// of P bytes of payload behind H bytes of IP and transport headers leaves
+// as ceil(P/GSOSize) segments, each with its own copy of the H bytes, as
+// the kernel segments it; any other packet is itself. It trusts h as
+// CheckVnet passes it or the kernel writes it (the transport header at
+// CsumStart), and reads of pkt only a TCP header's data offset; a
+// super-packet whose transport header does not fit counts as one packet.
+func (h VnetHdr) Wire(pkt []byte) (packets, bytes int) {
+	size := int(h.GSOSize)
+	var tcp bool
+	switch h.GSOType &^ GSOECN {
+	case GSOTCPv4, GSOTCPv6:
+		tcp = true
+	case GSOUDPL4:
+	default:
+		return 1, len(pkt)
+	}
+	thlen := transportLen(pkt, int(h.CsumStart), tcp)
+	hdrs := int(h.CsumStart) + thlen
+	payload := len(pkt) - hdrs
+	if thlen == 0 || size == 0 || payload <= size { // not really GSO, says the kernel
+		return 1, len(pkt)
+	}
+	n := (payload + size - 1) / size
+	return n, len(pkt) + (n-1)*hdrs
 }
 
 // checkSegments checks a super-packet's segment size against its payload

@@ -95,12 +95,41 @@ func TestCheckVnet(t *testing.T) {
 		{"TCP options", edit(tcp4(20+60+1448*2), func(_ *VnetHdr, p []byte) { p[20+12] = 15 << 4 }), all, true},
 	}
 	for _, tt := range tests {
-		err := CheckVnet(tt.b, tt.agreed)
+		_, err := CheckVnet(tt.b, tt.agreed)
 		if (err == nil) != tt.ok {
 			t.Errorf("%s: %v, want ok=%v", tt.name, err, tt.ok)
 		}
 		if err != nil && !errors.Is(err, ErrBadVnetHdr) {
 			t.Errorf("%s: %v does not wrap ErrBadVnetHdr", tt.name, err)
+		}
+	}
+}
+
+// TestWire: a super-packet counts as its segments, each with its own copy
+// of the IP and transport headers; anything else as itself.
+func TestWire(t *testing.T) {
+	for _, tt := range []struct {
+		name           string
+		b              []byte
+		packets, bytes int
+	}{
+		// 40 segments of 1448 bytes behind 20 bytes of IPv4 and 20 of TCP.
+		{"tso4", tcp4(40 + 40*1448), 40, 40 * (40 + 1448)},
+		{"tso4, a short last segment", tcp4(40 + 39*1448 + 1), 40, 40*40 + 39*1448 + 1},
+		{"tso4 with options", edit(tcp4(20+32+3*1448), func(_ *VnetHdr, p []byte) { p[20+12] = 8 << 4 }), 3, 3 * (52 + 1448)},
+		{"ECN", edit(tcp4(40+2*1448), func(h *VnetHdr, _ []byte) { h.GSOType |= GSOECN }), 2, 2 * (40 + 1448)},
+		// 25 segments of 1200 bytes behind 40 bytes of IPv6 and 8 of UDP.
+		{"uso6", udp6(48 + 25*1200), 25, 25 * (48 + 1200)},
+		{"one segment's worth", tcp4(40 + 1448), 1, 40 + 1448},
+		{"plain", edit(tcp4(3000), func(h *VnetHdr, _ []byte) { *h = VnetHdr{} }), 1, 3000},
+		{"checksum only", edit(tcp4(3000), func(h *VnetHdr, _ []byte) { h.GSOType, h.GSOSize = GSONone, 0 }), 1, 3000},
+		{"transport header cut short", tcp4(3000)[:VnetHdrLen+30], 1, 30},
+		{"gso_size 0", edit(tcp4(3000), func(h *VnetHdr, _ []byte) { h.GSOSize = 0 }), 1, 3000},
+	} {
+		h, _ := ParseVnetHdr(tt.b)
+		pkt := tt.b[VnetHdrLen:]
+		if n, size := h.Wire(pkt); n != tt.packets || size != tt.bytes {
+			t.Errorf("%s: Wire = %d packets, %d bytes; want %d, %d", tt.name, n, size, tt.packets, tt.bytes)
 		}
 	}
 }
@@ -136,12 +165,16 @@ func FuzzCheckVnet(f *testing.F) {
 	f.Add(edit(tcp4(3000), func(_ *VnetHdr, p []byte) { p[20+12] = 4 << 4 }), uint8(0x1f))
 	f.Add(edit(tcp4(20+60+1448*2), func(_ *VnetHdr, p []byte) { p[20+12] = 15 << 4 }), uint8(0x1f))
 	f.Fuzz(func(t *testing.T, b []byte, agreed uint8) {
-		if err := CheckVnet(b, Offload(agreed)); err != nil {
+		got, err := CheckVnet(b, Offload(agreed))
+		if err != nil {
 			return
 		}
 		h, ok := ParseVnetHdr(b)
 		if !ok || len(b) <= VnetHdrLen {
 			t.Fatal("accepted without a packet")
+		}
+		if got != h {
+			t.Fatalf("CheckVnet returned %+v for %+v", got, h)
 		}
 		pkt := b[VnetHdrLen:]
 		if h.Flags&^(vnetNeedsCsum|vnetDataValid) != 0 {
@@ -156,7 +189,33 @@ func FuzzCheckVnet(f *testing.F) {
 			}
 			checkKernelRules(t, h, pkt)
 		}
+		checkWire(t, h, pkt)
 	})
+}
+
+// checkWire fails t unless Wire counts the packet pkt behind h, which
+// CheckVnet accepted, as the kernel would segment it: one packet of its
+// length unless it is a super-packet of more than one segment, whose
+// segments each carry the headers and at most GSOSize bytes of payload.
+func checkWire(t *testing.T, h VnetHdr, pkt []byte) {
+	t.Helper()
+	n, size := h.Wire(pkt)
+	if n == 1 {
+		if size != len(pkt) {
+			t.Fatalf("%+v on %d bytes: one packet of %d bytes", h, len(pkt), size)
+		}
+		return
+	}
+	if h.GSOType == GSONone || n < 1 || n > 128 && h.GSOType == GSOUDPL4 {
+		t.Fatalf("%+v on %d bytes: %d packets", h, len(pkt), n)
+	}
+	hdrs := (size - len(pkt)) / (n - 1)
+	if hdrs*(n-1) != size-len(pkt) || hdrs < int(h.CsumStart)+8 || hdrs > len(pkt) {
+		t.Fatalf("%+v on %d bytes: %d packets of %d bytes, %d of headers each", h, len(pkt), n, size, hdrs)
+	}
+	if payload, gso := len(pkt)-hdrs, int(h.GSOSize); payload <= (n-1)*gso || payload > n*gso {
+		t.Fatalf("%+v on %d bytes: %d bytes of payload in %d segments", h, len(pkt), payload, n)
+	}
 }
 
 // checkKernelRules fails t unless the super-packet pkt behind h, which
