@@ -349,9 +349,10 @@ func (l *Link) handle(buf []byte, in *pump) *pump {
 		return nil
 	}
 	typ, payload, pkt := framing.TypeData, buf, buf
+	var h tun.VnetHdr // without a header, the packet is a plain one
 	if l.vnet {
-		h, ok := tun.ParseVnetHdr(buf)
-		if !ok || len(buf) == tun.VnetHdrLen {
+		var ok bool
+		if h, ok = tun.ParseVnetHdr(buf); !ok || len(buf) == tun.VnetHdrLen {
 			p.stats.DroppedOut.Add(1)
 			return nil
 		}
@@ -372,7 +373,7 @@ func (l *Link) handle(buf []byte, in *pump) *pump {
 		p.stats.DroppedOut.Add(1)
 		return nil
 	}
-	if p.limitOut != nil && !p.limitOut(len(pkt)) {
+	if p.limitOut != nil && !p.limitOut(h.Wire(pkt)) {
 		p.stats.DroppedRate.Add(1)
 		return nil
 	}

@@ -85,9 +85,10 @@ type pump struct {
 	// device; acceptOut whether one from the device may go to the peer.
 	accept    func(pkt []byte) bool
 	acceptOut func(pkt []byte) bool
-	// limitIn and limitOut, if set, say whether a packet of n bytes from
-	// (to) the peer is within the session's rate limit.
-	limitIn, limitOut func(n int) bool
+	// limitIn and limitOut, if set, say whether a packet from (to) the
+	// peer is within the session's rate limit, given what it is on the
+	// wire: its packets and their bytes (tun.VnetHdr.Wire).
+	limitIn, limitOut func(packets, bytes int) bool
 	stats             *Stats
 
 	// heard says a frame arrived since the last keepalive tick, heardAt
@@ -342,8 +343,10 @@ func (p *pump) readTransport(pongs chan<- pingMsg) error {
 // if it passes the checks; only a closed device is an error.
 func (p *pump) toDevice(t framing.Type, payload []byte) error {
 	pkt, out := payload, payload
+	var h tun.VnetHdr // a Data frame's packet is a plain one
 	if t == framing.TypeOffload {
-		if _, err := tun.CheckVnet(payload, p.offload); err != nil {
+		var err error
+		if h, err = tun.CheckVnet(payload, p.offload); err != nil {
 			if p.stats.Malformed.Add(1) == 1 {
 				p.log.Warn("dropping offload frames from the peer with a bad virtio-net header", "err", err, AdminOnly)
 			}
@@ -370,7 +373,7 @@ func (p *pump) toDevice(t framing.Type, payload []byte) error {
 		}
 		return nil
 	}
-	if p.limitIn != nil && !p.limitIn(len(pkt)) {
+	if p.limitIn != nil && !p.limitIn(h.Wire(pkt)) {
 		if p.stats.DroppedRate.Add(1) == 1 {
 			p.log.Warn("dropping packets over the session's rate limit (--rate)", AdminOnly)
 		}
