@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"time"
 
 	"github.com/sshvpn/sshvpn/framing"
@@ -25,7 +26,7 @@ type Reconnect struct {
 	Min, Max time.Duration
 	// Hangup, when it delivers, drops the current connection and dials
 	// again at once (SIGHUP), also while waiting between attempts.
-	Hangup <-chan struct{}
+	Hangup <-chan os.Signal
 	// Retrying, if set, is told of every wait before a reconnect: the
 	// count of failed attempts in a row, the wait, and why.
 	Retrying func(attempt int, wait time.Duration, reason string)
@@ -118,7 +119,7 @@ func Connect(ctx context.Context, d spawn.Dialer, cfg ClientConfig, rc Reconnect
 }
 
 // dialOnce runs one connection; up says whether its tunnel came up.
-func dialOnce(ctx context.Context, cancel context.CancelCauseFunc, d spawn.Dialer, cfg ClientConfig, hangup <-chan struct{}) (up bool, err error) {
+func dialOnce(ctx context.Context, cancel context.CancelCauseFunc, d spawn.Dialer, cfg ClientConfig, hangup <-chan os.Signal) (up bool, err error) {
 	conn, err := d.Dial(ctx)
 	if err != nil {
 		return false, dialError{err}

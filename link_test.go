@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -184,13 +185,13 @@ func (c failedConn) Err() error                                   { return c.err
 func TestReconnectHangup(t *testing.T) {
 	checkLeaks(t)
 	srv := newFakeServer(t, ServerConfig{})
-	hup := make(chan struct{})
+	hup := make(chan os.Signal)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := goErr(func() error {
 		return Connect(ctx, srv, clientConfig(t, newOpener("client0")), Reconnect{Enabled: true, Min: time.Hour, Hangup: hup})
 	})
 	<-srv.devs
-	hup <- struct{}{}
+	hup <- syscall.SIGHUP
 	select {
 	case <-srv.devs:
 	case <-time.After(5 * time.Second):

@@ -6,16 +6,15 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
 	"runtime/debug"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/alecthomas/kong"
 
 	"github.com/sshvpn/sshvpn"
+	"github.com/sshvpn/sshvpn/server"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -117,23 +116,19 @@ func runWith(args []string, prof *profile) int {
 	if kctx.Command() == "remote" {
 		// The server's admin reads the system log; the client reads
 		// stderr, through sshd.
-		id := remoteIdentity(args)
+		id := server.IdentityFromEnv(args)
 		clientLevel := level(cli.Verbose, cli.Quiet)
 		if !cli.Verbose && !cli.Quiet {
 			clientLevel = level(clientAsks(os.Getenv("SSH_ORIGINAL_COMMAND")))
 		}
-		log = newRemoteLogger(os.Stderr, openSyslog(), cli.Verbose, clientLevel, id.attrs())
+		log = newRemoteLogger(os.Stderr, openSyslog(), cli.Verbose, clientLevel, id.Attrs())
 		kctx.Bind(id)
 	} else {
 		log = newLogger(os.Stderr, cli.Verbose, cli.Quiet, cli.LogFormat)
 	}
-	ctx, hup, stop := signals(kctx.Command() == "remote")
+	ctx, sig, stop := watch(kctx.Command() == "remote")
 	defer stop()
-	kctx.Bind(hup)
-	usr1 := make(chan os.Signal, 1)
-	signal.Notify(usr1, syscall.SIGUSR1)
-	defer signal.Stop(usr1)
-	kctx.Bind(counters(usr1))
+	kctx.Bind(sig)
 	kctx.Bind(verbosity{verbose: cli.Verbose, quiet: cli.Quiet})
 	kctx.BindTo(ctx, (*context.Context)(nil))
 	if err := kctx.Run(log); err != nil {
@@ -158,54 +153,6 @@ func runWith(args []string, prof *profile) int {
 
 // verbosity is -v and -q.
 type verbosity struct{ verbose, quiet bool }
-
-// hangup delivers when SIGHUP asks the client to reconnect at once.
-type hangup <-chan struct{}
-
-// counters delivers SIGUSR1: log the counters.
-type counters <-chan os.Signal
-
-// signals returns a context that the first SIGINT, SIGTERM or SIGQUIT ends
-// (SIGQUIT too: its default, a goroutine dump and exit, would skip the
-// cleanup and leave routes behind). A second SIGINT exits at once, as
-// people expect of a second Ctrl-C. On the client SIGHUP is hup, for a
-// reconnect; on the remote side it ends the session too.
-func signals(remote bool) (context.Context, hangup, func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGHUP)
-	// A write to a closed stdout (the remote's transport, once sshd has
-	// gone) must be an EPIPE error that ends the session through its
-	// cleanup (leases, routes, down hooks), not a SIGPIPE that kills the
-	// process. Notify, unlike Ignore, leaves children's SIGPIPE alone.
-	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
-	hup := make(chan struct{}, 1)
-	done := make(chan struct{})
-	go func() {
-		ended := false
-		for {
-			select {
-			case sig := <-sigs:
-				switch {
-				case sig == syscall.SIGHUP && !remote:
-					select {
-					case hup <- struct{}{}:
-					default:
-					}
-				case ended && sig == os.Interrupt:
-					fmt.Fprintln(os.Stderr, "sshvpn: interrupted again; exiting at once, without cleaning up")
-					os.Exit(130)
-				default:
-					ended = true
-					cancel()
-				}
-			case <-done:
-				return
-			}
-		}
-	}()
-	return ctx, hup, func() { signal.Stop(sigs); close(done); cancel() }
-}
 
 // stopGrace is how long a failed client waits for a signal that may have
 // caused the failure.

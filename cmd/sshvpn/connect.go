@@ -67,7 +67,7 @@ type connectCmd struct {
 	as      *spawn.User // under sudo: the account ssh runs as
 }
 
-func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, hup hangup, usr1 counters, v verbosity) error {
+func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, sig signals, v verbosity) error {
 	c.log, c.verb = log, v
 	c.relay = &relay{log: log, raw: os.Stderr}
 	defer c.relay.Flush()
@@ -103,7 +103,7 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, hup hangup, usr1
 	s.Sweep()
 	stats := new(sshvpn.Stats)
 	m := record.NewMonitor(s, stats, log, v.verbose)
-	m.Counters = usr1
+	m.Counters = sig.counters
 	var undoDNS func() error
 	defer func() {
 		if undoDNS != nil {
@@ -141,7 +141,7 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, hup hangup, usr1
 		Mode: p.mode, MTU: c.MTU, Addrs: p.addrs, PeerAddrs: p.peers, RemoteDev: c.RemoteDev, RemoteRoutes: prefixes(c.RemoteRoute),
 		Nets: nets, Link: link, Resume: resumeToken(), Server: c.Destination,
 		Keepalive: c.Keepalive, DeadAfter: c.DeadAfter, Logger: log,
-	}, sshvpn.Reconnect{Enabled: c.Reconnect || c.ReconnectTries > 0, Tries: c.ReconnectTries, Hangup: hup, Retrying: m.Retrying})
+	}, sshvpn.Reconnect{Enabled: c.Reconnect || c.ReconnectTries > 0, Tries: c.ReconnectTries, Hangup: sig.hangup, Retrying: m.Retrying})
 }
 
 // plan is what the client's flags ask for, checked.

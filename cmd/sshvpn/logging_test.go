@@ -34,21 +34,6 @@ func TestSplitHandler(t *testing.T) {
 	}
 }
 
-func TestAuthKey(t *testing.T) {
-	dir := t.TempDir()
-	file := dir + "/auth"
-	writeFile(t, file, "publickey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB4oYOgAUmkh524PratjCmXWexsre3w6pSTFSul1UN68\n")
-	if got := authKey(file); !strings.HasPrefix(got, "SHA256:") {
-		t.Errorf("authKey = %q, want a SHA256 fingerprint", got)
-	}
-	if got := authKey(dir); got != "" {
-		t.Errorf("authKey(a directory) = %q, want nothing", got)
-	}
-	if got := authKey(dir + "/missing"); got != "" {
-		t.Errorf("authKey(a missing file) = %q, want nothing", got)
-	}
-}
-
 // TestRelay: the server's logfmt lines on ssh's stderr are shown once, in
 // the client's format, marked as the server's and at the client's level;
 // ssh's own lines pass through as they are; control characters from the

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"crypto/sha256"
@@ -21,16 +21,16 @@ import (
 	"github.com/sshvpn/sshvpn/tun"
 )
 
-// claim decides, with the registry's lock held, whether a new remote
+// admission decides, with the registry's lock held, whether a new remote
 // session may take its tunnel's addresses, device and routes on this
 // server, and records it if so. What another live session holds is refused,
 // with two exceptions: the same client reconnecting (its resume token
 // matches) takes over from its own older session, and with --replace a
 // newer session of the same key does. The older session is told and ends
 // first; the lock is not held while it cleans up.
-type claim struct {
+type admission struct {
 	reg     *registry.Registry
-	id      identity
+	id      Identity
 	max     int            // sessions per key; 0 for no limit
 	replace bool           // a newer session of the same key replaces an older one
 	resume  string         // the hash of the client's resume token
@@ -48,7 +48,7 @@ var errResumed = errors.New("this session's client reconnected; the new connecti
 // resumeOld ends the older sessions of the same client (the same resume
 // token) before this one draws a lease: a reconnecting client must not be
 // refused by its own session, which the server has not yet seen die.
-func (c *claim) resumeOld() error {
+func (c *admission) resumeOld() error {
 	if c.resume == "" {
 		return nil
 	}
@@ -76,7 +76,7 @@ func (c *claim) resumeOld() error {
 // device the session will use if known ("" when the kernel picks one);
 // pooled sessions share the server's pool address on purpose, and their
 // leases keep the clients' apart.
-func (c *claim) take(t sshvpn.Tunnel, dev string, lease int) (*registry.Entry, error) {
+func (c *admission) take(t sshvpn.Tunnel, dev string, lease int) (*registry.Entry, error) {
 	for attempt := 0; ; attempt++ {
 		unlock, err := c.reg.Lock()
 		if err != nil {
@@ -103,7 +103,7 @@ func (c *claim) take(t sshvpn.Tunnel, dev string, lease int) (*registry.Entry, e
 }
 
 // others lists the live remote sessions but this one.
-func (c *claim) others() ([]registry.Record, error) {
+func (c *admission) others() ([]registry.Record, error) {
 	recs, err := c.reg.List()
 	if err != nil {
 		return nil, err
@@ -119,7 +119,7 @@ func (c *claim) others() ([]registry.Record, error) {
 
 // conflict returns an older session to replace, or an error saying why this
 // session may not start, or neither.
-func (c *claim) conflict(t sshvpn.Tunnel, dev string, pooled bool) (*registry.Record, error) {
+func (c *admission) conflict(t sshvpn.Tunnel, dev string, pooled bool) (*registry.Record, error) {
 	others, err := c.others()
 	if err != nil {
 		return nil, err
@@ -200,7 +200,7 @@ func (c *claim) conflict(t sshvpn.Tunnel, dev string, pooled bool) (*registry.Re
 
 // evict tells an older session to end, and waits for it to clean up (its
 // down hook included); one that does not is killed.
-func (c *claim) evict(r registry.Record) error {
+func (c *admission) evict(r registry.Record) error {
 	h := r.Holder()
 	if !h.Alive() {
 		return nil
@@ -238,7 +238,7 @@ func (c *claim) evict(r registry.Record) error {
 
 // sameClient reports whether r is an older session of this client: the same
 // resume token, and the same key.
-func (c *claim) sameClient(r registry.Record) bool {
+func (c *admission) sameClient(r registry.Record) bool {
 	return sameToken(r.Resume, c.resume) && r.Key == c.id.ID
 }
 

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"bufio"
@@ -11,30 +11,32 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/sshvpn/sshvpn/internal/text"
 	"golang.org/x/crypto/ssh"
 )
 
-// identity is who a remote session serves, as sshd tells it: for the
+// Identity is who a remote session serves, as sshd tells it: for the
 // admin's log and for counting a key's sessions.
-type identity struct {
+type Identity struct {
 	User   string // the account
 	Client string // the SSH client's address and port, from SSH_CONNECTION
 	Key    string // the key's SHA256 fingerprint, when sshd exposes it (ExposeAuthInfo)
 	ID     string // what sessions are counted by: the key, else the account and command line
 }
 
-// remoteIdentity reads the session's identity from sshd's environment. It is
-// used for logging and counting only, never as policy: the policy is the
-// command line.
-func remoteIdentity(args []string) identity {
-	var id identity
+// IdentityFromEnv reads the session's identity from sshd's environment
+// (SSH_CONNECTION, SSH_USER_AUTH) and the command line args of the forced
+// command. It is used for logging and counting only, never as policy: the
+// policy is the command line.
+func IdentityFromEnv(args []string) Identity {
+	var id Identity
 	if u, err := user.Current(); err == nil {
 		id.User = u.Username
 	} else {
 		id.User = "uid " + strconv.Itoa(os.Getuid())
 	}
 	if f := strings.Fields(os.Getenv("SSH_CONNECTION")); len(f) >= 2 {
-		id.Client = sanitize(f[0]) + " port " + sanitize(f[1])
+		id.Client = text.Clean(f[0], false) + " port " + text.Clean(f[1], false)
 	}
 	id.Key = authKey(os.Getenv("SSH_USER_AUTH"))
 	if id.Key != "" {
@@ -48,8 +50,8 @@ func remoteIdentity(args []string) identity {
 	return id
 }
 
-// attrs are the identity as log attributes.
-func (id identity) attrs() []any {
+// Attrs are the identity as log attributes.
+func (id Identity) Attrs() []any {
 	a := []any{"user", id.User}
 	if id.Client != "" {
 		a = append(a, "client", id.Client)

@@ -1,0 +1,317 @@
+// Package server runs one session of "sshvpn --remote", as sshd starts it
+// for a client: the client's identity from sshd, the pure grant of its
+// Hello under the forced command's policy (package policy), then its
+// admission on this machine (collisions with other sessions, takeover of
+// the same client's older session, limits, a pool lease), the device and
+// its tunnel.Link, the host stack (routes, NAT, hooks), the session's
+// record and its monitor. Everything is undone, in reverse, however the
+// session ends.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sshvpn/sshvpn"
+	"github.com/sshvpn/sshvpn/hook"
+	"github.com/sshvpn/sshvpn/nat"
+	"github.com/sshvpn/sshvpn/policy"
+	"github.com/sshvpn/sshvpn/pool"
+	"github.com/sshvpn/sshvpn/record"
+	"github.com/sshvpn/sshvpn/registry"
+	"github.com/sshvpn/sshvpn/router"
+	"github.com/sshvpn/sshvpn/spawn"
+	"github.com/sshvpn/sshvpn/stack"
+	"github.com/sshvpn/sshvpn/tun"
+)
+
+// Config is one server session's configuration: the forced command's
+// policy and its other flags, checked by the command line.
+type Config struct {
+	Policy      policy.Server
+	Rate        sshvpn.RateLimit
+	MaxSessions int            // sessions of one key at once; 0 for no limit
+	Replace     bool           // a newer session of the same key replaces an older one
+	Routes      []netip.Prefix // the server's own --route into the tunnel
+	StateDir    string         // where a pool keeps its leases
+	NAT         bool           // --nat: the server is the client's gateway
+
+	Offload     bool
+	Bridge      string
+	MAC         net.HardwareAddr
+	Up, Down    string // hook scripts
+	HookTimeout time.Duration
+	Keepalive   time.Duration
+	DeadAfter   time.Duration
+
+	Identity Identity
+	// Command is the forced command's command line, for the admin's log.
+	Command string
+	Logger  *slog.Logger
+	// Counters (SIGUSR1) asks for the counters in the log; Ended
+	// (SIGUSR2) says that a newer session took over from this one.
+	Counters <-chan os.Signal
+	Ended    <-chan os.Signal
+}
+
+// Run serves one session over conn until it ends, and logs how it ended
+// for the admin. It returns nil for an orderly end (either side closed,
+// the client went away, a newer session took over) and otherwise the
+// error; Reported says whether that error was told already (to the client
+// in an Error frame, and to the admin's log), so that the command line
+// prints it no more.
+func Run(ctx context.Context, conn spawn.Conn, cfg Config) error {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	start := time.Now()
+	err := serve(ctx, conn, cfg, log)
+	if errors.Is(err, errSetup) {
+		// Before the handshake: the client still gets the reason in the
+		// protocol, as the server's, rather than a bare exit status.
+		err = sshvpn.RefuseClient(conn, err)
+	}
+	var remote *sshvpn.RemoteError
+	switch {
+	case errors.Is(err, io.EOF):
+		log.Info("the client went away", "after", time.Since(start).Round(time.Second))
+		return nil
+	case errors.Is(err, errReplaced), errors.Is(err, errResumed):
+		log.Warn("session ended", "reason", err.Error(), sshvpn.AdminOnly)
+		return nil
+	case err == nil:
+		log.Info("session ended", "after", time.Since(start).Round(time.Second), sshvpn.AdminOnly)
+		return nil
+	case errors.As(err, &remote):
+		// The client gave up and said why; it knows already.
+		log.Warn("session ended by the client", "reason", remote.Msg, sshvpn.AdminOnly)
+		return reported{err}
+	case sshvpn.Told(err):
+		// The refusal reached the client in an Error frame: once is enough.
+		log.Warn("session refused", "reason", err.Error(), sshvpn.AdminOnly)
+		return reported{err}
+	}
+	log.Error("session failed", "err", err.Error(), sshvpn.AdminOnly)
+	return err
+}
+
+// Refuse is the answer of a server that cannot serve at all (its own
+// command line is wrong): the client gets err in the protocol, as the
+// server's; the error returned is Reported if that worked.
+func Refuse(conn io.Writer, err error) error {
+	if err = sshvpn.RefuseClient(conn, err); sshvpn.Told(err) {
+		return reported{err}
+	}
+	return err
+}
+
+// reported is an error that has been told already.
+type reported struct{ error }
+
+func (e reported) Unwrap() error { return e.error }
+
+// Reported reports whether err was told to the client and logged already.
+func Reported(err error) bool {
+	var r reported
+	return errors.As(err, &r)
+}
+
+// errSetup marks errors of the server's own setup (its state directory,
+// its pool), found before the handshake.
+var errSetup = errors.New("the server's setup")
+
+type setupError struct{ error }
+
+func (e setupError) Is(target error) bool { return target == errSetup }
+func (e setupError) Unwrap() error        { return e.error }
+
+// session is one server session's state beyond the handshake: what
+// admission granted it and what its device and stack hold.
+type session struct {
+	cfg    Config
+	log    *slog.Logger
+	rec    *record.Session
+	adm    *admission
+	leases *pool.Pool
+	lease  *pool.Lease
+	mon    *record.Monitor
+	stats  *sshvpn.Stats
+	gw     *stack.NAT // --nat
+	client netip.Addr // the SSH client's address
+	stop   func()     // stops the monitor
+}
+
+func serve(ctx context.Context, conn spawn.Conn, cfg Config, log *slog.Logger) error {
+	s := &session{cfg: cfg, log: log, stats: new(sshvpn.Stats), stop: func() {}}
+	if len(cfg.Policy.Pool) > 0 {
+		var err error
+		if s.leases, err = pool.New(cfg.StateDir, cfg.Policy.Pool); err != nil {
+			return setupError{err}
+		}
+	}
+	rec, err := record.Open(log.With(sshvpn.AdminOnly)) // the machine's business, not the client's
+	if err != nil {
+		return setupError{err}
+	}
+	s.rec = rec
+	defer rec.Close()
+	rec.Sweep(sshvpn.AdminOnly)
+	log.Info("session started", "command", cfg.Command, sshvpn.AdminOnly)
+
+	// A newer session that takes over from this one (the same client
+	// reconnecting, or --replace) says so on Ended (SIGUSR2): the client
+	// is told why, and everything is cleaned up as for SIGTERM.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case <-cfg.Ended:
+			cancel(endedBy(rec.Registry().Dir()))
+		case <-ctx.Done():
+		}
+	}()
+
+	s.client, _ = conn.PeerAddr(ctx)
+	s.adm = &admission{reg: rec.Registry(), id: cfg.Identity, max: cfg.MaxSessions, replace: cfg.Replace, routes: cfg.Routes,
+		wait: cfg.HookTimeout + 10*time.Second, log: log}
+	defer func() {
+		if s.lease != nil {
+			s.lease.Release() // after Serve has closed the link: the device's name and addresses are the lease's until then
+		}
+	}()
+	if cfg.NAT {
+		// NAT state in the registry's directory, whatever --state-dir
+		// says: the table and the sysctls are the namespace's, every
+		// --nat session must count in one nat.json, and the sweep at each
+		// session start (nat.Cleanup) looks there.
+		s.gw = &stack.NAT{StateDir: rec.Registry().Dir(), Log: log, Admin: []any{sshvpn.AdminOnly}}
+		defer func() {
+			if err := s.gw.Down(); err != nil {
+				log.Error(err.Error(), sshvpn.AdminOnly)
+			}
+		}()
+	}
+	s.mon = record.NewMonitor(rec, s.stats, log, false)
+	s.mon.Counters = cfg.Counters
+	defer func() { s.stop() }()
+	sc := sshvpn.ServerConfig{
+		Mode: cfg.Policy.Mode, MTU: cfg.Policy.MTU, Addrs: cfg.Policy.Addrs, PeerAddrs: cfg.Policy.PeerAddrs, Dev: cfg.Policy.Dev,
+		AllowSources: cfg.Policy.AllowSources, AllowRoutes: cfg.Policy.AllowRoutes, Pool: cfg.Policy.Pool, Nets: router.Nets,
+		ClientAddr: s.client, Rate: cfg.Rate, Keepalive: cfg.Keepalive, DeadAfter: cfg.DeadAfter, Logger: log, Stats: s.stats,
+		Forwarding: nat.Forwarding, Open: s.open,
+		Admit: func(t sshvpn.Tunnel) error {
+			// The same client reconnecting ends its older session first.
+			s.adm.resume = tokenHash(t.Resume)
+			return s.adm.resumeOld()
+		},
+	}
+	if s.leases != nil {
+		sc.Assign = s.assign
+	}
+	err = sshvpn.Serve(ctx, conn, sc)
+	if cause := context.Cause(ctx); err == nil && (errors.Is(cause, errReplaced) || errors.Is(cause, errResumed)) {
+		return cause
+	}
+	return err
+}
+
+// assign draws the session's pool lease, preferring the first of the
+// addresses the client proposed for itself: a reconnecting client asks for
+// its lease back.
+func (s *session) assign(proposed []netip.Prefix) ([]netip.Prefix, []netip.Prefix, error) {
+	var prefer netip.Addr
+	if len(proposed) > 0 {
+		prefer = proposed[0].Addr()
+	}
+	var err error
+	if s.lease, err = s.leases.AcquirePreferring(prefer); err != nil {
+		return nil, nil, err
+	}
+	s.log.Info("leased addresses from the pool", "lease", s.lease.Index, "server", s.lease.Server, "client", s.lease.Client, sshvpn.AdminOnly)
+	return s.lease.Server, s.lease.Client, nil
+}
+
+// open admits the granted tunnel t on this machine, opens its device and
+// returns the link around it with the host stack.
+func (s *session) open(t sshvpn.Tunnel) (*sshvpn.Link, error) {
+	cfg := s.cfg
+	name := cfg.Policy.Dev
+	if s.lease != nil && strings.Contains(name, "%d") {
+		// The lease's number, not the kernel's lowest free one: the name
+		// stays this session's until its down hook has run.
+		name = strings.Replace(name, "%d", strconv.Itoa(s.lease.Index), 1)
+	}
+	if name != cfg.Policy.Dev && tun.Exists(name) {
+		name = cfg.Policy.Dev // another pool's device has this number: let the kernel choose
+	}
+	claimed := name
+	if strings.Contains(claimed, "%") {
+		claimed = "" // the kernel numbers it
+	}
+	leaseNo := 0
+	if s.lease != nil {
+		leaseNo = s.lease.Index + 1
+	}
+	entry, err := s.adm.take(t, claimed, leaseNo)
+	if err != nil {
+		return nil, err
+	}
+	s.rec.SetEntry(entry)
+	dev, err := tun.Open(tun.Config{Name: name, Mode: t.Mode, Offload: cfg.Offload && t.Offload != 0})
+	if err != nil {
+		return nil, err
+	}
+	s.rec.Update(func(r *registry.Record) { r.Dev, r.Ifindex = dev.Name(), dev.Index() })
+	env := hook.Env{Side: "remote"}
+	if s.client.IsValid() {
+		env.Peer = s.client.String() // for hooks only: the client's address
+	}
+	admin := s.log.With(sshvpn.AdminOnly)
+	return sshvpn.NewLink(dev, sshvpn.LinkConfig{
+		Router: router.New(dev, router.Options{Logger: admin, Record: s.rec.Routes, Shared: s.rec.Shared}),
+		Routes: cfg.Routes, HostAddrs: s.lease != nil, Bridge: cfg.Bridge, MAC: cfg.MAC,
+		// Hooks get a clean environment on this side: what the client
+		// could send (SSH_ORIGINAL_COMMAND, AcceptEnv variables) stays
+		// out of it. Their output is the admin's business.
+		Hooks: &hook.Runner{Up: cfg.Up, Down: cfg.Down, Timeout: cfg.HookTimeout, Log: admin, BaseEnv: HookEnv()},
+		Env:   env,
+		OnUp: func(t sshvpn.Tunnel) error {
+			s.rec.Tunnel(t)
+			if s.gw != nil {
+				return s.gw.Up(&stack.Conf{Tunnel: t, Dev: dev.Name()})
+			}
+			return nil
+		},
+		OnReady: func(t sshvpn.Tunnel) {
+			s.mon.Up(t, "")
+			s.stop = s.mon.Start() // the record exists by now
+		},
+		Logger: s.log, Stats: s.stats,
+	}), nil
+}
+
+// HookEnv is the environment of the server's hooks: the account's basics
+// from this process, nothing the client may have set (SSH_ORIGINAL_COMMAND,
+// AcceptEnv variables).
+func HookEnv() []string {
+	env := []string{} // not nil: nil would mean "inherit everything"
+	for _, k := range []string{"PATH", "HOME", "USER", "LOGNAME", "SHELL", "TZ"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
+
+// ErrNotForTerminal is Run's refusal of a terminal on stdin.
+var ErrNotForTerminal = fmt.Errorf("sshvpn --remote speaks the sshvpn protocol on stdin and stdout: sshd runs it for \"sshvpn HOST\"; it is not for a terminal")
