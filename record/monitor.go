@@ -8,9 +8,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sshvpn/sshvpn"
 	"github.com/sshvpn/sshvpn/policy"
 	"github.com/sshvpn/sshvpn/registry"
+	"github.com/sshvpn/sshvpn/tunnel"
 )
 
 // Monitor follows one run of a tunnel, on either side: its state and
@@ -19,7 +19,7 @@ import (
 // logged every CounterEvery.
 type Monitor struct {
 	s     *Session // may be nil: no registry
-	stats *sshvpn.Stats
+	stats *tunnel.Stats
 	log   *slog.Logger
 	every time.Duration // log the counters this often; 0: only when asked
 
@@ -41,7 +41,7 @@ const (
 
 // NewMonitor follows the run whose record is s (nil: none) and whose
 // counters are stats; verbose logs the counters every CounterEvery.
-func NewMonitor(s *Session, stats *sshvpn.Stats, log *slog.Logger, verbose bool) *Monitor {
+func NewMonitor(s *Session, stats *tunnel.Stats, log *slog.Logger, verbose bool) *Monitor {
 	m := &Monitor{s: s, stats: stats, log: log}
 	if verbose {
 		m.every = CounterEvery

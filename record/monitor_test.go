@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sshvpn/sshvpn"
 	"github.com/sshvpn/sshvpn/registry"
+	"github.com/sshvpn/sshvpn/tunnel"
 )
 
 type lockedBuf struct {
@@ -28,7 +28,7 @@ func (l *lockedBuf) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l
 // the tunnel through a reconnect, counting it, with the drops by reason.
 func TestMonitor(t *testing.T) {
 	var buf lockedBuf
-	stats := new(sshvpn.Stats)
+	stats := new(tunnel.Stats)
 	m := NewMonitor(nil, stats, slog.New(slog.NewTextHandler(&buf, nil)), true)
 	m.every = 20 * time.Millisecond
 	var states []string
@@ -38,9 +38,9 @@ func TestMonitor(t *testing.T) {
 	stats.BytesOut.Add(300)
 	stats.Dropped.Add(2)
 	stats.RTT.Store(int64(1500 * time.Microsecond))
-	m.Up(sshvpn.Tunnel{MTU: 1400}, "tunnel up: tun0")
+	m.Up(tunnel.Tunnel{MTU: 1400}, "tunnel up: tun0")
 	m.Retrying(1, time.Second, "ssh exited")
-	m.Up(sshvpn.Tunnel{MTU: 1400}, "tunnel up: tun0")
+	m.Up(tunnel.Tunnel{MTU: 1400}, "tunnel up: tun0")
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.Contains(buf.String(), "msg=counters") && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)

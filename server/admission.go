@@ -15,10 +15,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sshvpn/sshvpn"
 	"github.com/sshvpn/sshvpn/registry"
 	"github.com/sshvpn/sshvpn/router"
 	"github.com/sshvpn/sshvpn/tun"
+	"github.com/sshvpn/sshvpn/tunnel"
 )
 
 // admission decides, with the registry's lock held, whether a new remote
@@ -76,7 +76,7 @@ func (c *admission) resumeOld() error {
 // device the session will use if known ("" when the kernel picks one);
 // pooled sessions share the server's pool address on purpose, and their
 // leases keep the clients' apart.
-func (c *admission) take(t sshvpn.Tunnel, dev string, lease int) (*registry.Entry, error) {
+func (c *admission) take(t tunnel.Tunnel, dev string, lease int) (*registry.Entry, error) {
 	for attempt := 0; ; attempt++ {
 		unlock, err := c.reg.Lock()
 		if err != nil {
@@ -119,7 +119,7 @@ func (c *admission) others() ([]registry.Record, error) {
 
 // conflict returns an older session to replace, or an error saying why this
 // session may not start, or neither.
-func (c *admission) conflict(t sshvpn.Tunnel, dev string, pooled bool) (*registry.Record, error) {
+func (c *admission) conflict(t tunnel.Tunnel, dev string, pooled bool) (*registry.Record, error) {
 	others, err := c.others()
 	if err != nil {
 		return nil, err
@@ -209,7 +209,7 @@ func (c *admission) evict(r registry.Record) error {
 	if c.sameClient(r) {
 		reason, what = "resumed", "the client reconnected; taking over from its older session"
 	}
-	c.log.Warn(what, "pid", r.PID, "dev", r.Dev, "old_client", r.Peer, sshvpn.AdminOnly)
+	c.log.Warn(what, "pid", r.PID, "dev", r.Dev, "old_client", r.Peer, tunnel.AdminOnly)
 	// Why, for the old session to tell its client; SIGUSR2 says "end".
 	os.WriteFile(endedFile(c.reg.Dir(), r.PID), []byte(reason), 0o600)
 	if err := syscall.Kill(r.PID, syscall.SIGUSR2); err != nil {
@@ -218,7 +218,7 @@ func (c *admission) evict(r registry.Record) error {
 	deadline := time.Now().Add(c.wait)
 	for h.Alive() {
 		if time.Now().After(deadline) {
-			c.log.Warn("the older session did not end in time; killing it", "pid", r.PID, sshvpn.AdminOnly)
+			c.log.Warn("the older session did not end in time; killing it", "pid", r.PID, tunnel.AdminOnly)
 			syscall.Kill(r.PID, syscall.SIGKILL)
 			for range 100 {
 				if !h.Alive() {

@@ -21,7 +21,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sshvpn/sshvpn"
 	"github.com/sshvpn/sshvpn/hook"
 	"github.com/sshvpn/sshvpn/nat"
 	"github.com/sshvpn/sshvpn/policy"
@@ -32,13 +31,14 @@ import (
 	"github.com/sshvpn/sshvpn/spawn"
 	"github.com/sshvpn/sshvpn/stack"
 	"github.com/sshvpn/sshvpn/tun"
+	"github.com/sshvpn/sshvpn/tunnel"
 )
 
 // Config is one server session's configuration: the forced command's
 // policy and its other flags, checked by the command line.
 type Config struct {
 	Policy      policy.Server
-	Rate        sshvpn.RateLimit
+	Rate        tunnel.RateLimit
 	MaxSessions int            // sessions of one key at once; 0 for no limit
 	Replace     bool           // a newer session of the same key replaces an older one
 	Routes      []netip.Prefix // the server's own --route into the tunnel
@@ -79,29 +79,29 @@ func Run(ctx context.Context, conn spawn.Conn, cfg Config) error {
 	if errors.Is(err, errSetup) {
 		// Before the handshake: the client still gets the reason in the
 		// protocol, as the server's, rather than a bare exit status.
-		err = sshvpn.RefuseClient(conn, err)
+		err = tunnel.RefuseClient(conn, err)
 	}
-	var remote *sshvpn.RemoteError
+	var remote *tunnel.RemoteError
 	switch {
 	case errors.Is(err, io.EOF):
 		log.Info("the client went away", "after", time.Since(start).Round(time.Second))
 		return nil
 	case errors.Is(err, errReplaced), errors.Is(err, errResumed):
-		log.Warn("session ended", "reason", err.Error(), sshvpn.AdminOnly)
+		log.Warn("session ended", "reason", err.Error(), tunnel.AdminOnly)
 		return nil
 	case err == nil:
-		log.Info("session ended", "after", time.Since(start).Round(time.Second), sshvpn.AdminOnly)
+		log.Info("session ended", "after", time.Since(start).Round(time.Second), tunnel.AdminOnly)
 		return nil
 	case errors.As(err, &remote):
 		// The client gave up and said why; it knows already.
-		log.Warn("session ended by the client", "reason", remote.Msg, sshvpn.AdminOnly)
+		log.Warn("session ended by the client", "reason", remote.Msg, tunnel.AdminOnly)
 		return reported{err}
-	case sshvpn.Told(err):
+	case tunnel.Told(err):
 		// The refusal reached the client in an Error frame: once is enough.
-		log.Warn("session refused", "reason", err.Error(), sshvpn.AdminOnly)
+		log.Warn("session refused", "reason", err.Error(), tunnel.AdminOnly)
 		return reported{err}
 	}
-	log.Error("session failed", "err", err.Error(), sshvpn.AdminOnly)
+	log.Error("session failed", "err", err.Error(), tunnel.AdminOnly)
 	return err
 }
 
@@ -109,7 +109,7 @@ func Run(ctx context.Context, conn spawn.Conn, cfg Config) error {
 // command line is wrong): the client gets err in the protocol, as the
 // server's; the error returned is Reported if that worked.
 func Refuse(conn io.Writer, err error) error {
-	if err = sshvpn.RefuseClient(conn, err); sshvpn.Told(err) {
+	if err = tunnel.RefuseClient(conn, err); tunnel.Told(err) {
 		return reported{err}
 	}
 	return err
@@ -145,28 +145,28 @@ type session struct {
 	leases *pool.Pool
 	lease  *pool.Lease
 	mon    *record.Monitor
-	stats  *sshvpn.Stats
+	stats  *tunnel.Stats
 	gw     *stack.NAT // --nat
 	client netip.Addr // the SSH client's address
 	stop   func()     // stops the monitor
 }
 
 func serve(ctx context.Context, conn spawn.Conn, cfg Config, log *slog.Logger) error {
-	s := &session{cfg: cfg, log: log, stats: new(sshvpn.Stats), stop: func() {}}
+	s := &session{cfg: cfg, log: log, stats: new(tunnel.Stats), stop: func() {}}
 	if len(cfg.Policy.Pool) > 0 {
 		var err error
 		if s.leases, err = pool.New(cfg.StateDir, cfg.Policy.Pool); err != nil {
 			return setupError{err}
 		}
 	}
-	rec, err := record.Open(log.With(sshvpn.AdminOnly)) // the machine's business, not the client's
+	rec, err := record.Open(log.With(tunnel.AdminOnly)) // the machine's business, not the client's
 	if err != nil {
 		return setupError{err}
 	}
 	s.rec = rec
 	defer rec.Close()
-	rec.Sweep(sshvpn.AdminOnly)
-	log.Info("session started", "command", cfg.Command, sshvpn.AdminOnly)
+	rec.Sweep(tunnel.AdminOnly)
+	log.Info("session started", "command", cfg.Command, tunnel.AdminOnly)
 
 	// A newer session that takes over from this one (the same client
 	// reconnecting, or --replace) says so on Ended (SIGUSR2): the client
@@ -194,22 +194,22 @@ func serve(ctx context.Context, conn spawn.Conn, cfg Config, log *slog.Logger) e
 		// says: the table and the sysctls are the namespace's, every
 		// --nat session must count in one nat.json, and the sweep at each
 		// session start (nat.Cleanup) looks there.
-		s.gw = &stack.NAT{StateDir: rec.Registry().Dir(), Log: log, Admin: []any{sshvpn.AdminOnly}}
+		s.gw = &stack.NAT{StateDir: rec.Registry().Dir(), Log: log, Admin: []any{tunnel.AdminOnly}}
 		defer func() {
 			if err := s.gw.Down(); err != nil {
-				log.Error(err.Error(), sshvpn.AdminOnly)
+				log.Error(err.Error(), tunnel.AdminOnly)
 			}
 		}()
 	}
 	s.mon = record.NewMonitor(rec, s.stats, log, false)
 	s.mon.Counters = cfg.Counters
 	defer func() { s.stop() }()
-	sc := sshvpn.ServerConfig{
+	sc := tunnel.ServerConfig{
 		Mode: cfg.Policy.Mode, MTU: cfg.Policy.MTU, Addrs: cfg.Policy.Addrs, PeerAddrs: cfg.Policy.PeerAddrs, Dev: cfg.Policy.Dev,
 		AllowSources: cfg.Policy.AllowSources, AllowRoutes: cfg.Policy.AllowRoutes, Pool: cfg.Policy.Pool, Nets: router.Nets,
 		ClientAddr: s.client, Rate: cfg.Rate, Keepalive: cfg.Keepalive, DeadAfter: cfg.DeadAfter, Logger: log, Stats: s.stats,
 		Forwarding: nat.Forwarding, Open: s.open,
-		Admit: func(t sshvpn.Tunnel) error {
+		Admit: func(t tunnel.Tunnel) error {
 			// The same client reconnecting ends its older session first.
 			s.adm.resume = tokenHash(t.Resume)
 			return s.adm.resumeOld()
@@ -218,7 +218,7 @@ func serve(ctx context.Context, conn spawn.Conn, cfg Config, log *slog.Logger) e
 	if s.leases != nil {
 		sc.Assign = s.assign
 	}
-	err = sshvpn.Serve(ctx, conn, sc)
+	err = tunnel.Serve(ctx, conn, sc)
 	if cause := context.Cause(ctx); err == nil && (errors.Is(cause, errReplaced) || errors.Is(cause, errResumed)) {
 		return cause
 	}
@@ -237,13 +237,13 @@ func (s *session) assign(proposed []netip.Prefix) ([]netip.Prefix, []netip.Prefi
 	if s.lease, err = s.leases.AcquirePreferring(prefer); err != nil {
 		return nil, nil, err
 	}
-	s.log.Info("leased addresses from the pool", "lease", s.lease.Index, "server", s.lease.Server, "client", s.lease.Client, sshvpn.AdminOnly)
+	s.log.Info("leased addresses from the pool", "lease", s.lease.Index, "server", s.lease.Server, "client", s.lease.Client, tunnel.AdminOnly)
 	return s.lease.Server, s.lease.Client, nil
 }
 
 // open admits the granted tunnel t on this machine, opens its device and
 // returns the link around it with the host stack.
-func (s *session) open(t sshvpn.Tunnel) (*sshvpn.Link, error) {
+func (s *session) open(t tunnel.Tunnel) (*tunnel.Link, error) {
 	cfg := s.cfg
 	name := cfg.Policy.Dev
 	if s.lease != nil && strings.Contains(name, "%d") {
@@ -276,8 +276,8 @@ func (s *session) open(t sshvpn.Tunnel) (*sshvpn.Link, error) {
 	if s.client.IsValid() {
 		env.Peer = s.client.String() // for hooks only: the client's address
 	}
-	admin := s.log.With(sshvpn.AdminOnly)
-	return sshvpn.NewLink(dev, sshvpn.LinkConfig{
+	admin := s.log.With(tunnel.AdminOnly)
+	return tunnel.NewLink(dev, tunnel.LinkConfig{
 		Router: router.New(dev, router.Options{Logger: admin, Record: s.rec.Routes, Shared: s.rec.Shared}),
 		Routes: cfg.Routes, HostAddrs: s.lease != nil, Bridge: cfg.Bridge, MAC: cfg.MAC,
 		// Hooks get a clean environment on this side: what the client
@@ -285,14 +285,14 @@ func (s *session) open(t sshvpn.Tunnel) (*sshvpn.Link, error) {
 		// out of it. Their output is the admin's business.
 		Hooks: &hook.Runner{Up: cfg.Up, Down: cfg.Down, Timeout: cfg.HookTimeout, Log: admin, BaseEnv: HookEnv()},
 		Env:   env,
-		OnUp: func(t sshvpn.Tunnel) error {
+		OnUp: func(t tunnel.Tunnel) error {
 			s.rec.Tunnel(t)
 			if s.gw != nil {
 				return s.gw.Up(&stack.Conf{Tunnel: t, Dev: dev.Name()})
 			}
 			return nil
 		},
-		OnReady: func(t sshvpn.Tunnel) {
+		OnReady: func(t tunnel.Tunnel) {
 			s.mon.Up(t, "")
 			s.stop = s.mon.Start() // the record exists by now
 		},

@@ -13,8 +13,8 @@ import (
 
 	"github.com/alecthomas/kong"
 
-	"github.com/sshvpn/sshvpn"
 	"github.com/sshvpn/sshvpn/server"
+	"github.com/sshvpn/sshvpn/tunnel"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -111,7 +111,7 @@ func runWith(args []string, prof *profile) int {
 	if prof != nil {
 		cli.Connect.profile = prof.name
 	}
-	sshvpn.Software = "sshvpn " + versionString()
+	tunnel.Software = "sshvpn " + versionString()
 	var log *slog.Logger
 	if kctx.Command() == "remote" {
 		// The server's admin reads the system log; the client reads

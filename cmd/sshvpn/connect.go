@@ -18,7 +18,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sshvpn/sshvpn"
 	"github.com/sshvpn/sshvpn/dns"
 	"github.com/sshvpn/sshvpn/hook"
 	"github.com/sshvpn/sshvpn/notify"
@@ -28,6 +27,7 @@ import (
 	"github.com/sshvpn/sshvpn/router"
 	"github.com/sshvpn/sshvpn/spawn"
 	"github.com/sshvpn/sshvpn/tun"
+	"github.com/sshvpn/sshvpn/tunnel"
 	"github.com/sshvpn/sshvpn/upload"
 	"golang.org/x/term"
 )
@@ -101,7 +101,7 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, sig signals, v v
 	s := c.session(dev, log)
 	defer s.Close()
 	s.Sweep()
-	stats := new(sshvpn.Stats)
+	stats := new(tunnel.Stats)
 	m := record.NewMonitor(s, stats, log, v.verbose)
 	m.Counters = sig.counters
 	var undoDNS func() error
@@ -114,12 +114,12 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, sig signals, v v
 	}()
 	m.OnState = c.notifyState
 	defer m.Start()()
-	link := sshvpn.NewLink(dev, sshvpn.LinkConfig{
+	link := tunnel.NewLink(dev, tunnel.LinkConfig{
 		Router: router.New(dev, router.Options{Logger: log, Record: s.Routes, Shared: s.Shared}),
 		Routes: prefixes(c.Route), DefaultRoute: c.DefaultRoute, AllowUntunneled: c.Untunneled, Bridge: c.Bridge, MAC: p.mac,
 		Hooks: &hook.Runner{Up: c.Up, Down: c.Down, Timeout: c.HookTimeout, Log: log},
 		Env:   hook.Env{Side: "local"}, Rehook: c.Rehook, Logger: log, Stats: stats,
-		OnUp: func(t sshvpn.Tunnel) error {
+		OnUp: func(t tunnel.Tunnel) error {
 			s.Tunnel(t)
 			if len(c.DNS) > 0 && undoDNS == nil {
 				undo, err := dns.Apply(dev.Name(), c.DNS, func(f string, a ...any) { log.Debug(fmt.Sprintf(f, a...)) })
@@ -132,16 +132,16 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, sig signals, v v
 			}
 			return nil
 		},
-		OnReady: func(t sshvpn.Tunnel) {
+		OnReady: func(t tunnel.Tunnel) {
 			m.Up(t, fmt.Sprintf("tunnel up: %s %s to %s, server %s", dev.Name(), joinStrings(t.Addrs, ", "), joinStrings(t.PeerAddrs, ", "), c.Destination))
 		},
 	})
 	defer link.Close()
-	return sshvpn.Connect(ctx, dialer, sshvpn.ClientConfig{
+	return tunnel.Connect(ctx, dialer, tunnel.ClientConfig{
 		Mode: p.mode, MTU: c.MTU, Addrs: p.addrs, PeerAddrs: p.peers, RemoteDev: c.RemoteDev, RemoteRoutes: prefixes(c.RemoteRoute),
 		Nets: nets, Link: link, Resume: resumeToken(), Server: c.Destination,
 		Keepalive: c.Keepalive, DeadAfter: c.DeadAfter, Logger: log,
-	}, sshvpn.Reconnect{Enabled: c.Reconnect || c.ReconnectTries > 0, Tries: c.ReconnectTries, Hangup: sig.hangup, Retrying: m.Retrying})
+	}, tunnel.Reconnect{Enabled: c.Reconnect || c.ReconnectTries > 0, Tries: c.ReconnectTries, Hangup: sig.hangup, Retrying: m.Retrying})
 }
 
 // plan is what the client's flags ask for, checked.

@@ -12,8 +12,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sshvpn/sshvpn"
 	"github.com/sshvpn/sshvpn/internal/text"
+	"github.com/sshvpn/sshvpn/tunnel"
 )
 
 // Log formats for --log-format.
@@ -48,7 +48,7 @@ func (h *humanHandler) Handle(_ context.Context, r slog.Record) error {
 		switch {
 		case a.Key == sideKey && a.Value.String() == "remote":
 			server = true
-		case a.Key == "" || a.Key == sshvpn.AdminOnlyKey:
+		case a.Key == "" || a.Key == tunnel.AdminOnlyKey:
 		default:
 			attrs = append(attrs, a)
 		}

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/sshvpn/sshvpn"
 	"github.com/sshvpn/sshvpn/internal/text"
+	"github.com/sshvpn/sshvpn/tunnel"
 )
 
 // newLogger logs to w (stderr), the client's log, in format (formatText,
@@ -23,7 +23,7 @@ func newLogger(w io.Writer, verbose, quiet bool, format string) *slog.Logger {
 		return slog.New(textHandler(w, lvl))
 	case formatJSON:
 		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl, ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-			if a.Key == sshvpn.AdminOnlyKey {
+			if a.Key == tunnel.AdminOnlyKey {
 				return slog.Attr{}
 			}
 			return a
@@ -44,7 +44,7 @@ func level(verbose, quiet bool) slog.Level {
 
 func textHandler(w io.Writer, lvl slog.Level) slog.Handler {
 	return slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl, ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-		if (a.Key == slog.TimeKey && len(groups) == 0) || a.Key == sshvpn.AdminOnlyKey {
+		if (a.Key == slog.TimeKey && len(groups) == 0) || a.Key == tunnel.AdminOnlyKey {
 			return slog.Attr{}
 		}
 		return a
@@ -54,7 +54,7 @@ func textHandler(w io.Writer, lvl slog.Level) slog.Handler {
 // newRemoteLogger is the remote side's log. Everything goes to the system
 // log (sys, if the server has one) with the session's identity, for the
 // server's admin; stderr, which sshd passes to the client, gets only what
-// the client may see: no record marked sshvpn.AdminOnly, no identity.
+// the client may see: no record marked tunnel.AdminOnly, no identity.
 //
 // The client's stderr always gets logfmt lines with side=remote, which the
 // client parses and shows in its own format (see relay), at clientLevel:
@@ -81,7 +81,7 @@ func argsToAttrs(args []any) []slog.Attr {
 }
 
 // splitHandler sends records to the admin's handler and, unless marked
-// sshvpn.AdminOnly, to the client's. Either may be nil.
+// tunnel.AdminOnly, to the client's. Either may be nil.
 type splitHandler struct {
 	admin, client slog.Handler
 }
@@ -94,7 +94,7 @@ func (h *splitHandler) Handle(ctx context.Context, r slog.Record) error {
 	adminOnly := false
 	clean := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
 	r.Attrs(func(a slog.Attr) bool {
-		if a.Key == sshvpn.AdminOnlyKey {
+		if a.Key == tunnel.AdminOnlyKey {
 			adminOnly = true
 		} else {
 			clean.AddAttrs(a)
@@ -110,11 +110,11 @@ func (h *splitHandler) Handle(ctx context.Context, r slog.Record) error {
 	return nil
 }
 
-// WithAttrs with sshvpn.AdminOnly among as makes a logger for the admin
+// WithAttrs with tunnel.AdminOnly among as makes a logger for the admin
 // alone (a remote hook's output, say).
 func (h *splitHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	adminOnly := slices.ContainsFunc(as, func(a slog.Attr) bool { return a.Key == sshvpn.AdminOnlyKey })
-	as = slices.DeleteFunc(slices.Clone(as), func(a slog.Attr) bool { return a.Key == sshvpn.AdminOnlyKey })
+	adminOnly := slices.ContainsFunc(as, func(a slog.Attr) bool { return a.Key == tunnel.AdminOnlyKey })
+	as = slices.DeleteFunc(slices.Clone(as), func(a slog.Attr) bool { return a.Key == tunnel.AdminOnlyKey })
 	n := &splitHandler{}
 	if h.admin != nil {
 		n.admin = h.admin.WithAttrs(as)

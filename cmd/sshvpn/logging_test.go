@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sshvpn/sshvpn"
+	"github.com/sshvpn/sshvpn/tunnel"
 )
 
 // TestSplitHandler: records marked for the admin, and loggers made for the
@@ -18,8 +18,8 @@ func TestSplitHandler(t *testing.T) {
 	h := &splitHandler{client: textHandler(&client, 0), admin: textHandler(&admin, 0)}
 	log := slog.New(h).With("user", "alice")
 	log.Info("tunnel up", "dev", "tun0")
-	log.Warn("dropping packets", "src", "198.18.5.5", sshvpn.AdminOnly)
-	log.With(sshvpn.AdminOnly).Info("hook output", "line", "secret")
+	log.Warn("dropping packets", "src", "198.18.5.5", tunnel.AdminOnly)
+	log.With(tunnel.AdminOnly).Info("hook output", "line", "secret")
 	c, a := client.String(), admin.String()
 	if !strings.Contains(c, "tunnel up") || strings.Contains(c, "dropping") || strings.Contains(c, "hook output") {
 		t.Errorf("client's stream:\n%s", c)
@@ -29,7 +29,7 @@ func TestSplitHandler(t *testing.T) {
 			t.Errorf("admin's stream lacks %q:\n%s", want, a)
 		}
 	}
-	if strings.Contains(a, sshvpn.AdminOnlyKey) || strings.Contains(c, sshvpn.AdminOnlyKey) {
+	if strings.Contains(a, tunnel.AdminOnlyKey) || strings.Contains(c, tunnel.AdminOnlyKey) {
 		t.Errorf("the marker is printed:\n%s\n%s", c, a)
 	}
 }

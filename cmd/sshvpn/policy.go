@@ -7,11 +7,11 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/sshvpn/sshvpn"
 	"github.com/sshvpn/sshvpn/policy"
 	"github.com/sshvpn/sshvpn/pool"
 	"github.com/sshvpn/sshvpn/registry"
 	"github.com/sshvpn/sshvpn/tun"
+	"github.com/sshvpn/sshvpn/tunnel"
 )
 
 // policyFlags are the server's policy: the flags of "sshvpn --remote", which
@@ -83,7 +83,7 @@ func (p *policyFlags) args() []string {
 type parsed struct {
 	addrs, peers, pool, allow, allowRoutes []netip.Prefix
 	mode                                   tun.Mode
-	rate                                   sshvpn.RateLimit
+	rate                                   tunnel.RateLimit
 	maxSessions                            int
 }
 
@@ -108,7 +108,7 @@ func (p *policyFlags) parse(routes []cidr) (parsed, error) {
 		return r, err
 	}
 	for _, s := range p.Rate {
-		if err := sshvpn.ParseRate(s, &r.rate); err != nil {
+		if err := tunnel.ParseRate(s, &r.rate); err != nil {
 			return r, err
 		}
 	}

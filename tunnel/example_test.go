@@ -1,4 +1,4 @@
-package sshvpn_test
+package tunnel_test
 
 import (
 	"context"
@@ -7,8 +7,8 @@ import (
 	"net"
 	"net/netip"
 
-	"github.com/sshvpn/sshvpn"
 	"github.com/sshvpn/sshvpn/tun/tuntest"
+	"github.com/sshvpn/sshvpn/tunnel"
 )
 
 // Example runs both ends of a tunnel in one process: net.Pipe stands in for
@@ -23,9 +23,9 @@ func Example() {
 	// is empty, so it takes the client's proposal.
 	served := make(chan error, 1)
 	go func() {
-		served <- sshvpn.Serve(context.Background(), serverConn, sshvpn.ServerConfig{
-			Open: func(t sshvpn.Tunnel) (*sshvpn.Link, error) {
-				return sshvpn.NewLink(serverDev, sshvpn.LinkConfig{OnUp: func(t sshvpn.Tunnel) error {
+		served <- tunnel.Serve(context.Background(), serverConn, tunnel.ServerConfig{
+			Open: func(t tunnel.Tunnel) (*tunnel.Link, error) {
+				return tunnel.NewLink(serverDev, tunnel.LinkConfig{OnUp: func(t tunnel.Tunnel) error {
 					fmt.Println("server up", t.Mode, t.Addrs, "peer", t.PeerAddrs, "mtu", t.MTU)
 					return nil
 				}}), nil
@@ -36,7 +36,7 @@ func Example() {
 	// The client side, which would have started ssh. Its link outlives
 	// the connection: a reconnect would attach to it again.
 	up := make(chan struct{})
-	clientLink := sshvpn.NewLink(clientDev, sshvpn.LinkConfig{OnUp: func(t sshvpn.Tunnel) error {
+	clientLink := tunnel.NewLink(clientDev, tunnel.LinkConfig{OnUp: func(t tunnel.Tunnel) error {
 		fmt.Println("client up", t.Mode, t.Addrs, "peer", t.PeerAddrs, "mtu", t.MTU)
 		close(up)
 		return nil
@@ -45,7 +45,7 @@ func Example() {
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan error, 1)
 	go func() {
-		ran <- sshvpn.RunClient(ctx, clientConn, sshvpn.ClientConfig{
+		ran <- tunnel.RunClient(ctx, clientConn, tunnel.ClientConfig{
 			MTU:       1400,
 			Addrs:     []netip.Prefix{netip.MustParsePrefix("10.9.0.2/24")},
 			PeerAddrs: []netip.Prefix{netip.MustParsePrefix("10.9.0.1/24")},

@@ -1,4 +1,4 @@
-package sshvpn
+package tunnel
 
 import (
 	"bytes"
