@@ -146,7 +146,6 @@ type session struct {
 	lease  *pool.Lease
 	mon    *record.Monitor
 	stats  *tunnel.Stats
-	gw     *stack.NAT // --nat
 	client netip.Addr // the SSH client's address
 	stop   func()     // stops the monitor
 }
@@ -189,18 +188,6 @@ func serve(ctx context.Context, conn spawn.Conn, cfg Config, log *slog.Logger) e
 			s.lease.Release() // after Serve has closed the link: the device's name and addresses are the lease's until then
 		}
 	}()
-	if cfg.NAT {
-		// NAT state in the registry's directory, whatever --state-dir
-		// says: the table and the sysctls are the namespace's, every
-		// --nat session must count in one nat.json, and the sweep at each
-		// session start (nat.Cleanup) looks there.
-		s.gw = &stack.NAT{StateDir: rec.Registry().Dir(), Log: log, Admin: []any{tunnel.AdminOnly}}
-		defer func() {
-			if err := s.gw.Down(); err != nil {
-				log.Error(err.Error(), tunnel.AdminOnly)
-			}
-		}()
-	}
 	s.mon = record.NewMonitor(rec, s.stats, log, false)
 	s.mon.Counters = cfg.Counters
 	defer func() { s.stop() }()
@@ -277,27 +264,43 @@ func (s *session) open(t tunnel.Tunnel) (*tunnel.Link, error) {
 		env.Peer = s.client.String() // for hooks only: the client's address
 	}
 	admin := s.log.With(tunnel.AdminOnly)
-	return tunnel.NewLink(dev, tunnel.LinkConfig{
+	// The host stack, in order: addresses and routes, NAT, the hooks
+	// (which may rely on both), then the record that says the session
+	// is up.
+	stages := []stack.Stage{&stack.Routes{
 		Router: router.New(dev, router.Options{Logger: admin, Record: s.rec.Routes, Shared: s.rec.Shared}),
-		Routes: cfg.Routes, HostAddrs: s.lease != nil, Bridge: cfg.Bridge, MAC: cfg.MAC,
+		Routes: cfg.Routes, HostAddrs: s.lease != nil, Bridge: cfg.Bridge, MAC: cfg.MAC, Log: s.log}}
+	if cfg.NAT {
+		// NAT state in the registry's directory, whatever --state-dir
+		// says: the table and the sysctls are the namespace's, every
+		// --nat session must count in one nat.json, and the sweep at each
+		// session start (nat.Cleanup) looks there.
+		stages = append(stages, &stack.NAT{StateDir: s.rec.Registry().Dir(), Log: s.log, Admin: []any{tunnel.AdminOnly}})
+	}
+	stages = append(stages,
 		// Hooks get a clean environment on this side: what the client
 		// could send (SSH_ORIGINAL_COMMAND, AcceptEnv variables) stays
 		// out of it. Their output is the admin's business.
-		Hooks: &hook.Runner{Up: cfg.Up, Down: cfg.Down, Timeout: cfg.HookTimeout, Log: admin, BaseEnv: HookEnv()},
-		Env:   env,
-		OnUp: func(t tunnel.Tunnel) error {
-			s.rec.Tunnel(t)
-			if s.gw != nil {
-				return s.gw.Up(&stack.Conf{Tunnel: t, Dev: dev.Name()})
-			}
+		&stack.Hooks{Runner: &hook.Runner{Up: cfg.Up, Down: cfg.Down, Timeout: cfg.HookTimeout, Log: admin, BaseEnv: HookEnv()},
+			Env: env, Log: admin},
+		s.recordStage())
+	return tunnel.NewLink(dev, tunnel.LinkConfig{Host: stack.New(dev.Name(), admin, stages...), Logger: s.log, Stats: s.stats}), nil
+}
+
+// recordStage is the last stage of the host stack: the session's record
+// says what the tunnel is and that it is up, and its monitor keeps the
+// record's status current until the stack goes down.
+func (s *session) recordStage() stack.Stage {
+	return stack.Func{
+		OnUp: func(c *stack.Conf) error {
+			s.rec.Tunnel(c.Tunnel)
+			s.mon.Up(c.Tunnel, "")
+			s.stop()
+			s.stop = s.mon.Start()
 			return nil
 		},
-		OnReady: func(t tunnel.Tunnel) {
-			s.mon.Up(t, "")
-			s.stop = s.mon.Start() // the record exists by now
-		},
-		Logger: s.log, Stats: s.stats,
-	}), nil
+		OnDown: func() error { s.stop(); s.stop = func() {}; return nil },
+	}
 }
 
 // HookEnv is the environment of the server's hooks: the account's basics

@@ -13,8 +13,8 @@ import (
 
 // Example runs both ends of a tunnel in one process: net.Pipe stands in for
 // ssh, and in-memory devices for the kernel's TUN devices. Each side's Link
-// owns its device; a real one would also have a router for the addresses
-// and routes, and hooks.
+// owns its device; a real one would also have a host stack (package stack)
+// for the addresses, routes and hooks.
 func Example() {
 	clientConn, serverConn := net.Pipe()
 	clientDev, serverDev := tuntest.New("client0", 1500), tuntest.New("server0", 1500)
@@ -25,10 +25,10 @@ func Example() {
 	go func() {
 		served <- tunnel.Serve(context.Background(), serverConn, tunnel.ServerConfig{
 			Open: func(t tunnel.Tunnel) (*tunnel.Link, error) {
-				return tunnel.NewLink(serverDev, tunnel.LinkConfig{OnUp: func(t tunnel.Tunnel) error {
+				return tunnel.NewLink(serverDev, tunnel.LinkConfig{Host: tunnel.HostFunc(func(t tunnel.Tunnel, _ netip.Addr) error {
 					fmt.Println("server up", t.Mode, t.Addrs, "peer", t.PeerAddrs, "mtu", t.MTU)
 					return nil
-				}}), nil
+				})}), nil
 			},
 		})
 	}()
@@ -36,11 +36,11 @@ func Example() {
 	// The client side, which would have started ssh. Its link outlives
 	// the connection: a reconnect would attach to it again.
 	up := make(chan struct{})
-	clientLink := tunnel.NewLink(clientDev, tunnel.LinkConfig{OnUp: func(t tunnel.Tunnel) error {
+	clientLink := tunnel.NewLink(clientDev, tunnel.LinkConfig{Host: tunnel.HostFunc(func(t tunnel.Tunnel, _ netip.Addr) error {
 		fmt.Println("client up", t.Mode, t.Addrs, "peer", t.PeerAddrs, "mtu", t.MTU)
 		close(up)
 		return nil
-	}})
+	})})
 	defer clientLink.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan error, 1)

@@ -145,7 +145,7 @@ func (o *opener) Link() *Link {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.link == nil {
-		o.link = NewLink(o.dev, LinkConfig{OnUp: o.up})
+		o.link = NewLink(o.dev, LinkConfig{Host: HostFunc(func(t Tunnel, _ netip.Addr) error { return o.up(t) })})
 	}
 	return o.link
 }

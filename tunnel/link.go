@@ -4,63 +4,45 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
-	"slices"
 	"sync"
 	"sync/atomic"
 
 	"github.com/sshvpn/sshvpn/framing"
-	"github.com/sshvpn/sshvpn/hook"
-	"github.com/sshvpn/sshvpn/router"
 	"github.com/sshvpn/sshvpn/tun"
 )
 
 // LinkConfig configures a Link.
 type LinkConfig struct {
-	// Router applies each tunnel's addresses and routes to the device;
-	// nil leaves the device's network alone (tests, or a device the admin
-	// configured).
-	Router router.Router
-	// Routes are networks to route into the tunnel (--route); one that has
-	// a route already yields to it.
-	Routes []netip.Prefix
-	// DefaultRoute sends everything through the tunnel: the two halves of
-	// the default route for each family the tunnel has, after pinning the
-	// route to the SSH server outside it. A family the tunnel has no
-	// address in, while it has one in the other, is blocked: unreachable
-	// routes for its two halves, so that its traffic fails at once
-	// instead of leaving outside the tunnel (IPv6 past an IPv4-only
-	// tunnel).
-	DefaultRoute bool
-	// AllowUntunneled leaves the family that DefaultRoute would block to
-	// the routes it takes without the tunnel (--allow-untunneled).
-	AllowUntunneled bool
-	// HostAddrs puts this side's addresses on the device as host addresses
-	// (/32, /128) with a host route to each of the peer's (a pool server,
-	// whose one address is on every session's device).
-	HostAddrs bool
-	Bridge    string           // tap mode: join this bridge
-	MAC       net.HardwareAddr // tap mode: the device's address
-	// Hooks run the up hook when the link first comes up and the down hook
-	// when it is closed; with Rehook, also around every reconnect
-	// (SSHVPN_SCRIPT_CONTEXT=restart). Env carries Side and Server or Peer.
-	Hooks  *hook.Runner
-	Env    hook.Env
-	Rehook bool
-	// OnUp, if set, is told of every tunnel the link is brought to, after
-	// the router and before the hooks; an error fails the bring-up.
-	OnUp func(Tunnel) error
-	// OnReady, if set, is told of every tunnel the link was brought up
-	// to, once the up hook (if it ran) has succeeded: the tunnel is
-	// usable.
-	OnReady func(Tunnel)
-	Logger  *slog.Logger
-	Stats   *Stats // counters for the whole run; allocated when nil
+	// Host configures the host around the device for each tunnel the link
+	// is brought to (addresses, routes, NAT, DNS, hooks, the session's
+	// record; see package stack), and undoes it all when the link closes.
+	// Nil leaves the host alone (tests, or a device the admin configured).
+	Host   Host
+	Logger *slog.Logger
+	Stats  *Stats // counters for the whole run; allocated when nil
 }
 
-// A Link is this side's end of the tunnel for a whole run: the device, the
-// network around it (through its Router) and the hooks. Connections come
+// Host is what a link asks of the host around its device.
+type Host interface {
+	// Up configures the host for tunnel t, reached through the SSH
+	// server at server (if known); again for each reconnect.
+	Up(t Tunnel, server netip.Addr) error
+	// Detached says that the connection is gone and another may follow.
+	Detached()
+	// Down undoes everything Up did.
+	Down() error
+}
+
+// HostFunc is a Host made of its Up alone: nothing to undo.
+type HostFunc func(t Tunnel, server netip.Addr) error
+
+func (f HostFunc) Up(t Tunnel, server netip.Addr) error { return f(t, server) }
+func (f HostFunc) Detached()                            {}
+func (f HostFunc) Down() error                          { return nil }
+
+// A Link is this side's end of the tunnel for a whole run: the device and
+// the host around it (through its Host). Connections come
 // and go beneath it: each one, after its handshake, brings the link to the
 // tunnel it agreed (Up) and attaches its pump. The link reads the device
 // all along; while no connection is attached, what it reads is dropped and
@@ -83,11 +65,11 @@ type Link struct {
 	closing chan struct{}
 	read    sync.WaitGroup
 
-	mu          sync.Mutex     // Up, Detached, Close
-	up          bool           // the up hook ran (hooks are due on Close)
-	droppedAtUp uint64         // DroppedDetached when the link last came up
-	tunnel      Tunnel         // the tunnel last brought up
-	blocked     []netip.Prefix // what the router was last told to block
+	mu          sync.Mutex // Up, Detached, Close
+	up          bool       // it came up once: a later Up is a reconnect
+	ups         int        // how often it came up
+	droppedAtUp uint64     // DroppedDetached when the link last came up
+	tunnel      Tunnel     // the tunnel last brought up
 	closeOnce   sync.Once
 	closeErr    error
 }
@@ -117,124 +99,50 @@ func (l *Link) Tunnel() Tunnel {
 	return l.tunnel
 }
 
-// Up brings the link to tunnel t: the router gets t's addresses and the
-// routes, with the route to server (the SSH server's address, if known)
-// pinned outside the tunnel when --default-route asks for it or the tunnel
-// would cover it, and --default-route's blocks of the family t does not
-// carry (with a warning when they change). The first Up runs the up hook;
-// later ones (a reconnect) only change what differs, and run it again only
-// with Rehook.
+// Up brings the link to tunnel t: its Host configures the host around the
+// device for t, with the SSH server at server (if known).
 func (l *Link) Up(t Tunnel, server netip.Addr) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	rc := router.Config{MTU: t.MTU, Addrs: t.Addrs, Bridge: l.cfg.Bridge, MAC: l.cfg.MAC}
-	exclusive := t.Routes // routes granted to the peer (server side)
-	if l.cfg.HostAddrs {
-		rc.Addrs = hosts(t.Addrs)
-		exclusive = append(hosts(t.PeerAddrs), exclusive...)
-	}
-	wished := slices.Clone(l.cfg.Routes)
-	if l.cfg.DefaultRoute {
-		wished = append(wished, halfDefaults(t.Addrs)...)
-		if !l.cfg.AllowUntunneled {
-			rc.Blocked = untunneled(t.Addrs)
-		}
-	}
-	rc.Routes, rc.Exclusive = wished, exclusive
-	switch n, covers := captures(server, slices.Concat(t.Addrs, t.PeerAddrs, exclusive, wished)); {
-	case l.cfg.DefaultRoute && !server.IsValid():
-		return errors.New("--default-route: the SSH server's address is unknown, so its route cannot be pinned outside the tunnel")
-	case l.cfg.DefaultRoute:
-		rc.Pin = server
-	case covers:
-		rc.Pin = server
-		l.log.Info("the tunnel's networks cover the SSH server's address; its route stays outside the tunnel", "network", n, "server", server)
-	}
-	if l.cfg.Router != nil {
-		if err := l.cfg.Router.Set(rc); err != nil {
-			if covers := rc.Pin.IsValid() && !l.cfg.DefaultRoute; covers {
-				return fmt.Errorf("the tunnel would cover the SSH server's address %v, and its route could not be pinned outside it: %w", server, err)
-			}
-			return err
-		}
-		if len(rc.Blocked) > 0 && !slices.Equal(rc.Blocked, l.blocked) {
-			fam := "IPv6"
-			if rc.Blocked[0].Addr().Is4() {
-				fam = "IPv4"
-			}
-			l.log.Warn(fmt.Sprintf("the tunnel carries no %s, so --default-route blocks %s while it is up rather than let it leave outside the tunnel; --allow-untunneled lets it go its usual way", fam, fam),
-				"unreachable", rc.Blocked)
-		}
-		l.blocked = rc.Blocked
-	}
-	if l.cfg.OnUp != nil {
-		if err := l.cfg.OnUp(t); err != nil {
+	if l.cfg.Host != nil {
+		if err := l.cfg.Host.Up(t, server); err != nil {
 			return err
 		}
 	}
-	env := l.cfg.Env
-	env.Dev, env.Mode, env.MTU = l.dev.Name(), string(t.Mode), t.MTU
-	env.Addrs, env.PeerAddrs, env.Routes = t.Addrs, t.PeerAddrs, slices.Concat(exclusive, wished)
-	if server.IsValid() && env.Side == "local" {
-		env.Server = server.String()
-	}
-	first := !l.up
-	l.tunnel = t
-	if d := l.stats.DroppedDetached.Load(); !first && d > l.droppedAtUp {
+	if d := l.stats.DroppedDetached.Load(); l.up && d > l.droppedAtUp {
 		l.log.Info("packets dropped while the tunnel was down", "dropped", d-l.droppedAtUp)
 	}
 	l.droppedAtUp = l.stats.DroppedDetached.Load()
-	if l.cfg.Hooks == nil || (!first && !l.cfg.Rehook) {
-		if l.cfg.Hooks != nil {
-			l.cfg.Hooks.Update(env) // the down hook at the end gets the tunnel as it is then
-		}
-		l.up = true
-		l.ready(t)
-		return nil
-	}
-	env.Context = "init"
-	if !first {
-		env.Context = "restart"
-	}
-	if err := l.cfg.Hooks.RunUp(env); err != nil {
-		return err
-	}
-	l.up = true
-	l.ready(t)
+	l.up, l.tunnel = true, t
+	l.ups++
 	return nil
 }
 
-func (l *Link) ready(t Tunnel) {
-	if l.cfg.OnReady != nil {
-		l.cfg.OnReady(t)
-	}
+// Ups is how often the link came up: a connection whose handshake brought
+// it up adds one.
+func (l *Link) Ups() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ups
 }
 
-// Detached says that the connection is gone and another may follow: with
-// Rehook, the down hook runs (SSHVPN_SCRIPT_CONTEXT=restart).
+// Detached says that the connection is gone and another may follow.
 func (l *Link) Detached() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.cfg.Rehook && l.cfg.Hooks != nil {
-		if err := l.cfg.Hooks.RunDown("restart"); err != nil {
-			l.log.Error(err.Error())
-		}
+	if l.cfg.Host != nil {
+		l.cfg.Host.Detached()
 	}
 }
 
-// Close ends the link: the down hook (once), the router's routes and
-// addresses, then the device. It waits for the device reader to stop.
+// Close ends the link: the host's configuration is undone, then the device
+// is closed. It waits for the device reader to stop.
 func (l *Link) Close() error {
 	l.closeOnce.Do(func() {
 		l.mu.Lock()
-		if l.cfg.Hooks != nil {
-			if err := l.cfg.Hooks.RunDown("init"); err != nil {
-				l.log.Error(err.Error())
-			}
-		}
-		if l.cfg.Router != nil {
-			if err := l.cfg.Router.Close(); err != nil {
-				l.log.Error(err.Error())
+		if l.cfg.Host != nil {
+			if err := l.cfg.Host.Down(); err != nil {
+				l.log.Debug("undoing the host's configuration", "err", err) // each failure was logged by its stage
 			}
 		}
 		l.mu.Unlock()
@@ -397,59 +305,4 @@ func (l *Link) handle(buf []byte, in *pump) *pump {
 	p.stats.PacketsOut.Add(1)
 	p.stats.BytesOut.Add(uint64(len(pkt)))
 	return p
-}
-
-// captures returns the first of nets that covers server, if server is
-// valid and one does.
-func captures(server netip.Addr, nets []netip.Prefix) (netip.Prefix, bool) {
-	if !server.IsValid() {
-		return netip.Prefix{}, false
-	}
-	for _, n := range nets {
-		if n.Masked().Contains(server) {
-			return n, true
-		}
-	}
-	return netip.Prefix{}, false
-}
-
-// halfDefaults are the two halves of the default route for each family the
-// tunnel has an address in: more specific than any default route, so they
-// win without replacing it.
-func halfDefaults(addrs []netip.Prefix) []netip.Prefix {
-	var out []netip.Prefix
-	has := func(v4 bool) bool {
-		return slices.ContainsFunc(addrs, func(p netip.Prefix) bool { return p.Addr().Is4() == v4 })
-	}
-	if has(true) {
-		out = append(out, netip.MustParsePrefix("0.0.0.0/1"), netip.MustParsePrefix("128.0.0.0/1"))
-	}
-	if has(false) {
-		out = append(out, netip.MustParsePrefix("::/1"), netip.MustParsePrefix("8000::/1"))
-	}
-	return out
-}
-
-// untunneled are the two halves of the default route of the family the
-// tunnel has no address in, if it has one in the other: what
-// --default-route blocks, so that this family does not leave outside the
-// tunnel. A tunnel with both families, or none (a bridge port), has none.
-func untunneled(addrs []netip.Prefix) []netip.Prefix {
-	halves := halfDefaults(addrs)
-	if len(halves) != 2 {
-		return nil
-	}
-	if halves[0].Addr().Is4() {
-		return []netip.Prefix{netip.MustParsePrefix("::/1"), netip.MustParsePrefix("8000::/1")}
-	}
-	return []netip.Prefix{netip.MustParsePrefix("0.0.0.0/1"), netip.MustParsePrefix("128.0.0.0/1")}
-}
-
-// hosts turns each prefix into its address alone (/32 or /128).
-func hosts(ps []netip.Prefix) []netip.Prefix {
-	out := make([]netip.Prefix, len(ps))
-	for i, p := range ps {
-		out[i] = netip.PrefixFrom(p.Addr(), p.Addr().BitLen())
-	}
-	return out
 }

@@ -263,19 +263,19 @@ func TestNoForwardingWarning(t *testing.T) {
 	v4, v6 := pfx("198.18.0.1/30"), pfx("198.18.0.1/30", "2001:2::1/126")
 	off := map[string]bool{"ipv4": false, "ipv6": false}
 	tests := []struct {
-		cfg     LinkConfig
+		cfg     Routed
 		addrs   []netip.Prefix
 		forward map[string]bool
 		want    string // substring; "" for no warning
 	}{
-		{LinkConfig{DefaultRoute: true}, v4, off, "does not forward ipv4 packets, so what --default-route"},
-		{LinkConfig{DefaultRoute: true}, v6, off, "ipv4 and ipv6"},
-		{LinkConfig{DefaultRoute: true}, v6, map[string]bool{"ipv4": true, "ipv6": false}, "forward ipv6 packets"},
-		{LinkConfig{DefaultRoute: true}, v6, map[string]bool{"ipv4": true, "ipv6": true}, ""},
-		{LinkConfig{DefaultRoute: true}, v4, nil, ""}, // an older server: unknown
-		{LinkConfig{Routes: pfx("198.51.100.0/24")}, v6, map[string]bool{"ipv4": false, "ipv6": true}, "--route"},
-		{LinkConfig{Routes: pfx("2001:db8::/64")}, v6, map[string]bool{"ipv4": false, "ipv6": true}, ""},
-		{LinkConfig{}, v6, off, ""},
+		{Routed{DefaultRoute: true}, v4, off, "does not forward ipv4 packets, so what --default-route"},
+		{Routed{DefaultRoute: true}, v6, off, "ipv4 and ipv6"},
+		{Routed{DefaultRoute: true}, v6, map[string]bool{"ipv4": true, "ipv6": false}, "forward ipv6 packets"},
+		{Routed{DefaultRoute: true}, v6, map[string]bool{"ipv4": true, "ipv6": true}, ""},
+		{Routed{DefaultRoute: true}, v4, nil, ""}, // an older server: unknown
+		{Routed{Routes: pfx("198.51.100.0/24")}, v6, map[string]bool{"ipv4": false, "ipv6": true}, "--route"},
+		{Routed{Routes: pfx("2001:db8::/64")}, v6, map[string]bool{"ipv4": false, "ipv6": true}, ""},
+		{Routed{}, v6, off, ""},
 	}
 	for i, tt := range tests {
 		got := noForwarding(tt.cfg, tt.addrs, tt.forward)
@@ -283,7 +283,7 @@ func TestNoForwardingWarning(t *testing.T) {
 			t.Errorf("%d: %q, want %q", i, got, tt.want)
 		}
 	}
-	if got := noForwarding(LinkConfig{DefaultRoute: true}, v4, off); !strings.Contains(got, "--nat") {
+	if got := noForwarding(Routed{DefaultRoute: true}, v4, off); !strings.Contains(got, "--nat") {
 		t.Errorf("the warning does not name the fix: %q", got)
 	}
 }

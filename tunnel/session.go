@@ -55,6 +55,9 @@ type ClientConfig struct {
 	Resume string
 	// Server names the server in the log ("tunnel up ... server=gw").
 	Server string
+	// Routed is what this side routes into the tunnel: the client warns
+	// when the server does not forward it.
+	Routed Routed
 
 	Keepalive time.Duration // interval between pings; DefaultKeepalive when 0
 	DeadAfter time.Duration // silence that ends the session; DefaultDeadAfter when 0
@@ -301,7 +304,7 @@ func runClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) (
 	}
 	log.Info("tunnel up", "dev", cfg.Link.dev.Name(), "local", t.Addrs, "remote", t.PeerAddrs, "mtu", t.MTU,
 		"server", cfg.Server, "remote_dev", h.Dev, "offloads", offload)
-	if msg := noForwarding(cfg.Link.cfg, t.Addrs, h.Forward); msg != "" {
+	if msg := noForwarding(cfg.Routed, t.Addrs, h.Forward); msg != "" {
 		log.Warn(msg)
 	}
 	return true, p.run(ctx)
@@ -499,11 +502,17 @@ func isClosed(err error) bool {
 	return errors.Is(err, os.ErrClosed) || errors.Is(err, syscall.EBADF) || errors.Is(err, io.ErrClosedPipe)
 }
 
+// Routed is what a client routes into the tunnel beyond the server.
+type Routed struct {
+	Routes       []netip.Prefix // --route
+	DefaultRoute bool           // --default-route, for each family of the tunnel
+}
+
 // noForwarding is a warning when the client routes networks into the
 // tunnel (--route, or --default-route for the families of its addresses
 // addrs) that the server will not forward: the packets would vanish there.
 // forward is the server's report; nil is unknown (an older server).
-func noForwarding(cfg LinkConfig, addrs []netip.Prefix, forward map[string]bool) string {
+func noForwarding(cfg Routed, addrs []netip.Prefix, forward map[string]bool) string {
 	if forward == nil {
 		return ""
 	}

@@ -2,33 +2,21 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"os/user"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/sshvpn/sshvpn/dns"
-	"github.com/sshvpn/sshvpn/hook"
-	"github.com/sshvpn/sshvpn/notify"
+	"github.com/sshvpn/sshvpn/client"
 	"github.com/sshvpn/sshvpn/policy"
-	"github.com/sshvpn/sshvpn/record"
-	"github.com/sshvpn/sshvpn/registry"
-	"github.com/sshvpn/sshvpn/router"
 	"github.com/sshvpn/sshvpn/spawn"
 	"github.com/sshvpn/sshvpn/tun"
-	"github.com/sshvpn/sshvpn/tunnel"
-	"github.com/sshvpn/sshvpn/upload"
 	"golang.org/x/term"
 )
 
@@ -59,19 +47,15 @@ type connectCmd struct {
 
 	Destination string `arg:"" help:"[user@]host, as ssh takes it (a Host alias from ssh_config works)."`
 
-	ready   bool         // systemd was told READY
-	log     *slog.Logger // for notifyState
-	profile string       // the profile it was started from (sshvpn up)
-	relay   *relay       // where ssh's stderr goes
+	profile string // the profile it was started from (sshvpn up)
 	verb    verbosity
 	as      *spawn.User // under sudo: the account ssh runs as
 }
 
 func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, sig signals, v verbosity) error {
-	c.log, c.verb = log, v
-	c.relay = &relay{log: log, raw: os.Stderr}
-	defer c.relay.Flush()
-	defer notify.Stopping()
+	c.verb = v
+	relay := &relay{log: log, raw: os.Stderr}
+	defer relay.Flush()
 	p, err := c.plan()
 	if err != nil {
 		return err
@@ -82,66 +66,27 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, sig signals, v v
 	if c.as != nil {
 		log.Debug("under sudo: ssh runs as the invoking user", "user", c.as.Name, "home", c.as.Home)
 	}
-	dialer, err := c.dialer(log)
+	dialer, err := c.dialer(log, relay)
 	if err != nil {
 		return err
 	}
-	// Open the device before connecting: a missing permission is reported
-	// before anybody types a password.
-	dev, nets, err := c.open(p, log)
-	if err != nil {
-		return err
+	cfg := client.Config{
+		Dialer: dialer, Destination: c.Destination, Profile: c.profile,
+		Dev: c.Dev, Mode: p.mode, Offload: c.Offload && !c.OpenSSHTun, MTU: c.MTU, Addrs: p.addrs, PeerAddrs: p.peers,
+		RemoteDev: c.RemoteDev, RemoteRoutes: prefixes(c.RemoteRoute),
+		Routes: prefixes(c.Route), DefaultRoute: c.DefaultRoute, AllowUntunneled: c.Untunneled, Bridge: c.Bridge, MAC: p.mac,
+		DNS: c.DNS, Up: c.Up, Down: c.Down, HookTimeout: c.HookTimeout, Rehook: c.Rehook,
+		Reconnect: client.Reconnect{Enabled: c.Reconnect || c.ReconnectTries > 0, Tries: c.ReconnectTries, Hangup: sig.hangup},
+		Keepalive: c.Keepalive, DeadAfter: c.DeadAfter,
+		Logger: log, Verbose: v.verbose, Counters: sig.counters,
 	}
 	if c.Upload || c.UploadBinary != "" {
-		if dialer, err = c.upload(ctx, dialer, log); err != nil {
-			dev.Close()
-			return err
+		cfg.Upload = &client.Upload{Binary: c.UploadBinary, Version: versionString()}
+		if c.as != nil {
+			cfg.Upload.Prepare = c.as.Apply
 		}
 	}
-	s := c.session(dev, log)
-	defer s.Close()
-	s.Sweep()
-	stats := new(tunnel.Stats)
-	m := record.NewMonitor(s, stats, log, v.verbose)
-	m.Counters = sig.counters
-	var undoDNS func() error
-	defer func() {
-		if undoDNS != nil {
-			if err := undoDNS(); err != nil {
-				log.Error(err.Error())
-			}
-		}
-	}()
-	m.OnState = c.notifyState
-	defer m.Start()()
-	link := tunnel.NewLink(dev, tunnel.LinkConfig{
-		Router: router.New(dev, router.Options{Logger: log, Record: s.Routes, Shared: s.Shared}),
-		Routes: prefixes(c.Route), DefaultRoute: c.DefaultRoute, AllowUntunneled: c.Untunneled, Bridge: c.Bridge, MAC: p.mac,
-		Hooks: &hook.Runner{Up: c.Up, Down: c.Down, Timeout: c.HookTimeout, Log: log},
-		Env:   hook.Env{Side: "local"}, Rehook: c.Rehook, Logger: log, Stats: stats,
-		OnUp: func(t tunnel.Tunnel) error {
-			s.Tunnel(t)
-			if len(c.DNS) > 0 && undoDNS == nil {
-				undo, err := dns.Apply(dev.Name(), c.DNS, func(f string, a ...any) { log.Debug(fmt.Sprintf(f, a...)) })
-				if err != nil {
-					log.Error(err.Error()) // the tunnel works without it
-				} else {
-					undoDNS = undo
-					log.Info("DNS through the tunnel", "servers", c.DNS)
-				}
-			}
-			return nil
-		},
-		OnReady: func(t tunnel.Tunnel) {
-			m.Up(t, fmt.Sprintf("tunnel up: %s %s to %s, server %s", dev.Name(), joinStrings(t.Addrs, ", "), joinStrings(t.PeerAddrs, ", "), c.Destination))
-		},
-	})
-	defer link.Close()
-	return tunnel.Connect(ctx, dialer, tunnel.ClientConfig{
-		Mode: p.mode, MTU: c.MTU, Addrs: p.addrs, PeerAddrs: p.peers, RemoteDev: c.RemoteDev, RemoteRoutes: prefixes(c.RemoteRoute),
-		Nets: nets, Link: link, Resume: resumeToken(), Server: c.Destination,
-		Keepalive: c.Keepalive, DeadAfter: c.DeadAfter, Logger: log,
-	}, tunnel.Reconnect{Enabled: c.Reconnect || c.ReconnectTries > 0, Tries: c.ReconnectTries, Hangup: sig.hangup, Retrying: m.Retrying})
+	return client.Run(ctx, cfg)
 }
 
 // plan is what the client's flags ask for, checked.
@@ -185,32 +130,10 @@ func (c *connectCmd) plan() (plan, error) {
 	return p, err
 }
 
-// open opens the device and lists the networks this machine is on, which
-// the tunnel must not take over.
-func (c *connectCmd) open(p plan, log *slog.Logger) (tun.Device, []router.Net, error) {
-	dev, err := tun.Open(tun.Config{Name: c.Dev, Mode: p.mode, Offload: c.Offload && !c.OpenSSHTun})
-	if err != nil {
-		return nil, nil, err
-	}
-	log.Debug("opened device", "dev", dev.Name())
-	nets, err := localNets(dev.Name())
-	if err != nil {
-		dev.Close()
-		return nil, nil, err
-	}
-	for _, a := range slices.Concat(p.addrs, p.peers) {
-		if n, ok := policy.OverlappingNet(a, nets); ok {
-			dev.Close()
-			return nil, nil, fmt.Errorf("the tunnel address %v overlaps %v, a network this machine is on; choose tunnel addresses outside it (--addr, --peer-addr)", a, n)
-		}
-	}
-	return dev, nets, nil
-}
-
 // dialer is the transport the flags ask for: the spawned ssh, or the
 // in-process SSH client running sshvpn --remote (or a Subsystem), or
 // OpenSSH's own tunnel channel.
-func (c *connectCmd) dialer(log *slog.Logger) (spawn.Dialer, error) {
+func (c *connectCmd) dialer(log *slog.Logger, relay *relay) (spawn.Dialer, error) {
 	logf := func(f string, a ...any) { log.Debug(fmt.Sprintf(f, a...)) }
 	if !c.Native {
 		sshArgv, err := spawn.SplitCommand(c.SSHCmd)
@@ -226,12 +149,12 @@ func (c *connectCmd) dialer(log *slog.Logger) (spawn.Dialer, error) {
 		if c.SSHConfig != "" {
 			sshArgv = append(slices.Clone(sshArgv), "-F", c.SSHConfig)
 		}
-		return spawn.Options{SSH: sshArgv, Destination: c.Destination, RemoteCommand: c.remoteCmd(), Logf: logf, As: c.as, Stderr: c.relay}, nil
+		return spawn.Options{SSH: sshArgv, Destination: c.Destination, RemoteCommand: c.remoteCmd(), Logf: logf, As: c.as, Stderr: relay}, nil
 	}
 	if c.SSHCmd != "ssh" {
 		return nil, fmt.Errorf("--ssh-cmd goes with the ssh binary, not --native: put its options in the ssh configuration (-F FILE)")
 	}
-	n := spawn.Native{ConfigFile: c.SSHConfig, Destination: c.Destination, RemoteCommand: c.remoteCmd(), Stderr: c.relay,
+	n := spawn.Native{ConfigFile: c.SSHConfig, Destination: c.Destination, RemoteCommand: c.remoteCmd(), Stderr: relay,
 		Subsystem: c.Subsystem, AcceptNew: c.AcceptNew, Logf: logf, Prompt: terminalPrompt(), As: c.as}
 	if !c.OpenSSHTun {
 		return &n, nil
@@ -269,129 +192,6 @@ func terminalPrompt() func(string) (string, error) {
 		fmt.Fprintln(tty)
 		return string(b), err
 	}
-}
-
-// session records the client's session in the registry, if it can: without
-// it, a killed session's routes are not found by the next one.
-func (c *connectCmd) session(dev tun.Device, log *slog.Logger) *record.Session {
-	s, err := record.Open(log)
-	if err != nil {
-		log.Debug("no session registry; routes of a killed session will not be found", "err", err)
-		return nil
-	}
-	if err := s.Add(registry.Record{Side: registry.SideClient, Dev: dev.Name(), Ifindex: dev.Index(), Peer: c.Destination, Profile: c.profile}); err != nil {
-		log.Debug("not recording the session", "err", err)
-	}
-	return s
-}
-
-// resumeToken is this run's resume token: random, the same for every
-// connection of the run.
-func resumeToken() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// localNets are this machine's addresses and networks, less those of the
-// tunnel's own device.
-func localNets(dev string) ([]router.Net, error) {
-	all, err := router.Nets()
-	if err != nil {
-		return nil, err
-	}
-	var out []router.Net
-	for _, n := range all {
-		if n.Dev != dev && !n.Prefix.Addr().IsLoopback() && !n.Prefix.Addr().IsLinkLocalUnicast() {
-			out = append(out, n)
-		}
-	}
-	return out, nil
-}
-
-// notifyState tells systemd, when it started sshvpn (Type=notify), how the
-// tunnel is: READY once it is first up, STATUS lines after.
-func (c *connectCmd) notifyState(state, line string) {
-	var err error
-	if state == registry.StateUp && !c.ready {
-		c.ready = true
-		err = notify.Ready(line)
-	} else {
-		err = notify.Status(line)
-	}
-	if err != nil {
-		c.log.Debug("telling systemd", "err", err)
-	}
-}
-
-// upload copies sshvpn to the server (--upload) and returns d changed to
-// run that copy: --remote-cmd with its first word replaced. The ssh binary
-// uploads once, before the first connection; --native checks (and, if
-// need be, copies) on each connection, over that connection.
-func (c *connectCmd) upload(ctx context.Context, d spawn.Dialer, log *slog.Logger) (spawn.Dialer, error) {
-	switch d := d.(type) {
-	case *spawn.Native:
-		remote := d.RemoteCommand
-		if d.Subsystem != "" {
-			return nil, errors.New("--upload runs the copy as the remote command: leave --subsystem out")
-		}
-		d.Prepare = func(ctx context.Context, run spawn.Runner) (string, error) {
-			return c.uploadTo(ctx, upload.Runner(run), remote, log)
-		}
-		return d, nil
-	case spawn.Options:
-		probe := d
-		probe.RemoteCommand = ""
-		argv, err := probe.Args()
-		if err != nil {
-			return nil, err
-		}
-		argv = argv[:len(argv)-1] // the empty remote command: the Runner adds its own
-		var prepare func(*exec.Cmd) error
-		if c.as != nil {
-			prepare = c.as.Apply
-		}
-		if d.RemoteCommand, err = c.uploadTo(ctx, upload.ExecRunnerWith(argv, prepare), d.RemoteCommand, log); err != nil {
-			return nil, err
-		}
-		return d, nil
-	}
-	return nil, errors.New("--upload needs sshvpn on the server's side of the connection: not with --openssh-tun")
-}
-
-// uploadTo makes sure the server has this sshvpn, through run, and returns
-// remote with its first word replaced by the copy's path, behind a check
-// that the copy is still the one uploaded, made before each run.
-func (c *connectCmd) uploadTo(ctx context.Context, run upload.Runner, remote string, log *slog.Logger) (string, error) {
-	words, err := spawn.SplitCommand(remote)
-	if err != nil || len(words) == 0 {
-		return "", fmt.Errorf("--remote-cmd %q: %v", c.RemoteCmd, err)
-	}
-	// The word that names sshvpn, which the copy replaces: the first
-	// one, or the one after sudo and its kind.
-	at := slices.IndexFunc(words, func(w string) bool { return strings.Contains(filepath.Base(w), "sshvpn") })
-	if at < 0 {
-		return "", fmt.Errorf("--upload runs the copy in place of the sshvpn that --remote-cmd names, and %q names none", c.RemoteCmd)
-	}
-	res, err := upload.Ensure(ctx, run, upload.Options{
-		Binary: c.UploadBinary, Version: versionString(), Logf: func(f string, a ...any) { log.Debug(fmt.Sprintf(f, a...)) }})
-	if err != nil {
-		return "", err
-	}
-	if res.Copied {
-		log.Info("copied sshvpn to the server", "path", res.Path)
-	} else {
-		log.Debug("the server has this sshvpn already", "path", res.Path)
-	}
-	if res.Note != "" {
-		log.Warn(res.Note)
-	}
-	words[at] = res.Path
-	quoted := make([]string, len(words))
-	for i, w := range words {
-		quoted[i] = spawn.QuoteWord(w)
-	}
-	return res.Verified(strings.Join(quoted, " ")), nil
 }
 
 // invokingUser is the user who ran sshvpn through sudo (SUDO_UID), whose

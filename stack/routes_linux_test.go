@@ -1,4 +1,4 @@
-package tunnel
+package stack
 
 import (
 	"errors"
@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/sshvpn/sshvpn/internal/netnstest"
+	"github.com/sshvpn/sshvpn/policy"
 	"github.com/sshvpn/sshvpn/router"
 	"github.com/sshvpn/sshvpn/tun"
 )
@@ -39,10 +40,10 @@ func routes(t *testing.T) string {
 	return strings.Join(keep, "\n")
 }
 
-// TestLinkRoutes: a link with a real device and router puts up the routes,
+// TestRoutesOnDevice: the routes stage with a real device and router puts up the routes,
 // the pinned server route and the half-defaults; a reconnect with other
 // addresses moves them; Close takes everything away.
-func TestLinkRoutes(t *testing.T) {
+func TestRoutesOnDevice(t *testing.T) {
 	inNewNetns(t, func() {
 		ip(t, "link", "add", "up0", "type", "veth", "peer", "name", "up1")
 		ip(t, "addr", "add", "192.0.2.1/24", "dev", "up0")
@@ -55,10 +56,10 @@ func TestLinkRoutes(t *testing.T) {
 			t.Error(err)
 			return
 		}
-		link := NewLink(dev, LinkConfig{Router: router.New(dev, router.Options{}), DefaultRoute: true,
+		link := New(dev.Name(), nil, &Routes{Router: router.New(dev, router.Options{}), DefaultRoute: true,
 			Routes: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}})
 		server := netip.MustParseAddr("203.0.113.5")
-		tn := Tunnel{Mode: tun.ModeTUN, MTU: 1400,
+		tn := policy.Tunnel{Mode: tun.ModeTUN, MTU: 1400,
 			Addrs: []netip.Prefix{netip.MustParsePrefix("198.18.0.1/30"), netip.MustParsePrefix("fd00:5::1/64")}}
 		if err := link.Up(tn, server); err != nil {
 			t.Error(err)
@@ -83,16 +84,17 @@ func TestLinkRoutes(t *testing.T) {
 		if got := routes(t); !strings.Contains(got, "0.0.0.0/1 dev lt0") || strings.Contains(got, "::/1 dev lt0") {
 			t.Errorf("after a reconnect without IPv6, the routes are:\n%s", got)
 		}
-		link.Close()
+		link.Down()
+		dev.Close()
 		if got := routes(t); got != before {
 			t.Errorf("routes differ:\nbefore:\n%s\nafter:\n%s", before, got)
 		}
 	})
 }
 
-// TestLinkKeepsAttachedDevice: on an admin's persistent device, Close
+// TestRoutesKeepAttachedDevice: on an admin's persistent device, Down
 // removes the addresses and routes the session added and nothing else.
-func TestLinkKeepsAttachedDevice(t *testing.T) {
+func TestRoutesKeepAttachedDevice(t *testing.T) {
 	inNewNetns(t, func() {
 		ip(t, "tuntap", "add", "dev", "keep0", "mode", "tun")
 		ip(t, "addr", "add", "198.18.0.5/30", "dev", "keep0")
@@ -104,14 +106,15 @@ func TestLinkKeepsAttachedDevice(t *testing.T) {
 		if !dev.Persistent() {
 			t.Error("an admin's device is not reported persistent")
 		}
-		link := NewLink(dev, LinkConfig{Router: router.New(dev, router.Options{}),
+		link := New(dev.Name(), nil, &Routes{Router: router.New(dev, router.Options{}),
 			Routes: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}})
 		addrs := []netip.Prefix{netip.MustParsePrefix("198.18.0.5/30"), netip.MustParsePrefix("198.18.7.1/30")}
-		if err := link.Up(Tunnel{Mode: tun.ModeTUN, MTU: 1500, Addrs: addrs}, netip.Addr{}); err != nil {
+		if err := link.Up(policy.Tunnel{Mode: tun.ModeTUN, MTU: 1500, Addrs: addrs}, netip.Addr{}); err != nil {
 			t.Error(err)
 			return
 		}
-		link.Close()
+		link.Down()
+		dev.Close()
 		out := ip(t, "addr", "show", "dev", "keep0") + ip(t, "route")
 		if !strings.Contains(out, "198.18.0.5/30") {
 			t.Errorf("the admin's address went:\n%s", out)
@@ -122,13 +125,13 @@ func TestLinkKeepsAttachedDevice(t *testing.T) {
 	})
 }
 
-// TestLinkBlocksUntunneledRoutes: an IPv4-only tunnel with --default-route
+// TestRoutesBlockUntunneled: an IPv4-only tunnel with --default-route
 // blocks IPv6 with unreachable routes that carry sshvpn's protocol and are
 // recorded as the session's (so that a killed session's are swept): IPv6
 // beyond the local networks fails at once instead of taking the default
 // route. A reconnect whose tunnel carries IPv6 turns the blocks into routes
 // into the device, and back; Close takes everything away.
-func TestLinkBlocksUntunneledRoutes(t *testing.T) {
+func TestRoutesBlockUntunneled(t *testing.T) {
 	inNewNetns(t, func() {
 		ip(t, "link", "add", "up0", "type", "veth", "peer", "name", "up1")
 		ip(t, "addr", "add", "192.0.2.1/24", "dev", "up0")
@@ -157,11 +160,11 @@ func TestLinkBlocksUntunneledRoutes(t *testing.T) {
 			return
 		}
 		var recorded []router.Route
-		link := NewLink(dev, LinkConfig{Router: router.New(dev, router.Options{Record: func(rs []router.Route) { recorded = rs }}),
+		link := New(dev.Name(), nil, &Routes{Router: router.New(dev, router.Options{Record: func(rs []router.Route) { recorded = rs }}),
 			DefaultRoute: true})
-		defer link.Close()
+		defer func() { link.Down(); dev.Close() }()
 		server := netip.MustParseAddr("192.0.2.2")
-		v4 := Tunnel{Mode: tun.ModeTUN, MTU: 1400, Addrs: []netip.Prefix{netip.MustParsePrefix("198.18.0.1/30")}}
+		v4 := policy.Tunnel{Mode: tun.ModeTUN, MTU: 1400, Addrs: []netip.Prefix{netip.MustParsePrefix("198.18.0.1/30")}}
 		both := v4
 		both.Addrs = append(both.Addrs, netip.MustParsePrefix("fd00:5::1/64"))
 		blocks := []router.Route{{Dst: netip.MustParsePrefix("::/1"), Unreachable: true}, {Dst: netip.MustParsePrefix("8000::/1"), Unreachable: true}}
@@ -206,7 +209,8 @@ func TestLinkBlocksUntunneledRoutes(t *testing.T) {
 			return
 		}
 		blocked("a reconnect without IPv6")
-		link.Close()
+		link.Down()
+		dev.Close()
 		if got := routes(t); got != before {
 			t.Errorf("routes differ:\nbefore:\n%s\nafter:\n%s", before, got)
 		}
