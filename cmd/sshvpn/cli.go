@@ -13,6 +13,8 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/sshvpn/sshvpn/internal/text"
+	"github.com/sshvpn/sshvpn/logs"
 	"github.com/sshvpn/sshvpn/server"
 	"github.com/sshvpn/sshvpn/tunnel"
 )
@@ -117,14 +119,14 @@ func runWith(args []string, prof *profile) int {
 		// The server's admin reads the system log; the client reads
 		// stderr, through sshd.
 		id := server.IdentityFromEnv(args)
-		clientLevel := level(cli.Verbose, cli.Quiet)
+		clientLevel := logs.Level(cli.Verbose, cli.Quiet)
 		if !cli.Verbose && !cli.Quiet {
-			clientLevel = level(clientAsks(os.Getenv("SSH_ORIGINAL_COMMAND")))
+			clientLevel = logs.Level(clientAsks(os.Getenv("SSH_ORIGINAL_COMMAND")))
 		}
-		log = newRemoteLogger(os.Stderr, openSyslog(), cli.Verbose, clientLevel, id.Attrs())
+		log = logs.NewRemote(os.Stderr, logs.OpenSyslog(), cli.Verbose, clientLevel, id.Attrs())
 		kctx.Bind(id)
 	} else {
-		log = newLogger(os.Stderr, cli.Verbose, cli.Quiet, cli.LogFormat)
+		log = logs.New(os.Stderr, cli.Verbose, cli.Quiet, cli.LogFormat)
 	}
 	ctx, sig, stop := watch(kctx.Command() == "remote")
 	defer stop()
@@ -194,3 +196,7 @@ func clientAsks(original string) (verbose, quiet bool) {
 	}
 	return verbose, quiet
 }
+
+// sanitize makes text that may come from the network safe for a terminal
+// or a log line.
+func sanitize(s string) string { return text.Clean(s, true) }

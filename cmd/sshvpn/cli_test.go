@@ -136,3 +136,15 @@ func writeFile(t *testing.T, name, content string) {
 		t.Fatal(err)
 	}
 }
+
+func TestClientAsks(t *testing.T) {
+	if v, q := clientAsks("sshvpn --remote -v"); !v || q {
+		t.Error("-v")
+	}
+	if v, q := clientAsks("sshvpn --remote --quiet"); v || !q {
+		t.Error("--quiet")
+	}
+	if v, q := clientAsks("sshvpn --remote --dev=-v"); v || q {
+		t.Error("a flag value")
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sshvpn/sshvpn/client"
+	"github.com/sshvpn/sshvpn/logs"
 	"github.com/sshvpn/sshvpn/policy"
 	"github.com/sshvpn/sshvpn/spawn"
 	"github.com/sshvpn/sshvpn/tun"
@@ -54,7 +55,7 @@ type connectCmd struct {
 
 func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, sig signals, v verbosity) error {
 	c.verb = v
-	relay := &relay{log: log, raw: os.Stderr}
+	relay := &logs.Relay{Log: log, Raw: os.Stderr}
 	defer relay.Flush()
 	p, err := c.plan()
 	if err != nil {
@@ -133,7 +134,7 @@ func (c *connectCmd) plan() (plan, error) {
 // dialer is the transport the flags ask for: the spawned ssh, or the
 // in-process SSH client running sshvpn --remote (or a Subsystem), or
 // OpenSSH's own tunnel channel.
-func (c *connectCmd) dialer(log *slog.Logger, relay *relay) (spawn.Dialer, error) {
+func (c *connectCmd) dialer(log *slog.Logger, relay *logs.Relay) (spawn.Dialer, error) {
 	logf := func(f string, a ...any) { log.Debug(fmt.Sprintf(f, a...)) }
 	if !c.Native {
 		sshArgv, err := spawn.SplitCommand(c.SSHCmd)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -80,7 +81,7 @@ func printStatus(w io.Writer, recs []registry.Record, now time.Time) {
 			who += ", key " + r.Key
 		}
 		fmt.Fprintf(tw, "  %s\t%s\n", peer, who)
-		fmt.Fprintf(tw, "  addresses\t%s ⇄ %s\n", orDash(joinStrings(r.Addrs, ", ")), orDash(joinStrings(r.PeerAddrs, ", ")))
+		fmt.Fprintf(tw, "  addresses\t%s ⇄ %s\n", orDash(join(r.Addrs)), orDash(join(r.PeerAddrs)))
 		if r.Lease > 0 {
 			fmt.Fprintf(tw, "  lease\t%d\n", r.Lease-1)
 		}
@@ -157,3 +158,12 @@ func bytesHuman(n uint64) string {
 }
 
 func clean(s string) string { return text.Clean(s, false) }
+
+// join writes prefixes as a comma-separated list.
+func join(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ", ")
+}

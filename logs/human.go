@@ -1,4 +1,4 @@
-package main
+package logs
 
 import (
 	"context"
@@ -18,9 +18,9 @@ import (
 
 // Log formats for --log-format.
 const (
-	formatText   = "text"   // short lines for a person (the default)
-	formatLogfmt = "logfmt" // slog's key=value lines
-	formatJSON   = "json"   // one JSON object per line
+	Text   = "text"   // short lines for a person (the default)
+	Logfmt = "logfmt" // slog's key=value lines
+	JSON   = "json"   // one JSON object per line
 )
 
 // humanHandler writes short lines for a person: "warning: " or "error: "
@@ -124,19 +124,20 @@ func (h *humanHandler) WithAttrs(as []slog.Attr) slog.Handler {
 // WithGroup is not used by sshvpn; groups are flattened.
 func (h *humanHandler) WithGroup(string) slog.Handler { return h }
 
-// relay is where the spawned ssh's stderr goes on the client: the remote
+// Relay is where the spawned ssh's stderr goes on the client: the remote
 // sshvpn's log lines (logfmt with side=remote, which is what the remote
 // side always writes for the client) are parsed and logged again through
 // the client's logger, in its format and at its level, once, marked as
 // the server's; anything else (ssh's own messages) passes through as it is.
-type relay struct {
-	log  *slog.Logger
-	raw  io.Writer
+type Relay struct {
+	Log *slog.Logger // the client's log
+	Raw io.Writer    // where other lines go (stderr)
+
 	mu   sync.Mutex
 	line []byte
 }
 
-func (r *relay) Write(p []byte) (int, error) {
+func (r *Relay) Write(p []byte) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, c := range p {
@@ -153,7 +154,7 @@ func (r *relay) Write(p []byte) (int, error) {
 }
 
 // Flush writes a last line that had no newline.
-func (r *relay) Flush() {
+func (r *Relay) Flush() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.line) > 0 {
@@ -162,7 +163,7 @@ func (r *relay) Flush() {
 	}
 }
 
-func (r *relay) emit(line string) {
+func (r *Relay) emit(line string) {
 	// ssh ends its own lines with "\r\n" (it may have put the terminal in
 	// raw mode); the '\r' is part of the line ending, not a character to
 	// defuse into a '?'.
@@ -170,11 +171,11 @@ func (r *relay) emit(line string) {
 	rec, ok := parseRemoteLine(line)
 	if !ok {
 		// ssh's own message, or the server's shell: shown, defused.
-		fmt.Fprintln(r.raw, sanitize(line))
+		fmt.Fprintln(r.Raw, text.Clean(line, true))
 		return
 	}
-	if r.log.Enabled(context.Background(), rec.Level) {
-		r.log.Handler().Handle(context.Background(), rec)
+	if r.Log.Enabled(context.Background(), rec.Level) {
+		r.Log.Handler().Handle(context.Background(), rec)
 	}
 }
 

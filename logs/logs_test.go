@@ -1,4 +1,4 @@
-package main
+package logs
 
 import (
 	"bytes"
@@ -40,7 +40,7 @@ func TestSplitHandler(t *testing.T) {
 // server are defused.
 func TestRelay(t *testing.T) {
 	var out, raw strings.Builder
-	r := &relay{log: newLogger(&out, false, false, formatText), raw: &raw}
+	r := &Relay{Log: New(&out, false, false, Text), Raw: &raw}
 	io.WriteString(r, `level=INFO msg="tunnel up" side=remote dev=tun0 local="[198.18.0.2/30 fd00::2/64]" mtu=1500`+"\n")
 	io.WriteString(r, "level=DEBUG msg=hidden side=remote\nWarning: Permanently added 'server' to the list of known hosts.\n")
 	io.WriteString(r, `level=WARN msg="evil\x1b[2J" side=remote note="a b"`+"\n")
@@ -64,18 +64,6 @@ func TestRelay(t *testing.T) {
 	}
 }
 
-func TestClientAsks(t *testing.T) {
-	if v, q := clientAsks("sshvpn --remote -v"); !v || q {
-		t.Error("-v")
-	}
-	if v, q := clientAsks("sshvpn --remote --quiet"); v || !q {
-		t.Error("--quiet")
-	}
-	if v, q := clientAsks("sshvpn --remote --dev=-v"); v || q {
-		t.Error("a flag value")
-	}
-}
-
 // FuzzRelay: whatever the server writes on stderr, the relay does not
 // panic, and writes only printable text for its lines.
 func FuzzRelay(f *testing.F) {
@@ -83,7 +71,7 @@ func FuzzRelay(f *testing.F) {
 	f.Add([]byte("level=ERROR side=remote msg=\"\\x00\" k=\"unterminated\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var out strings.Builder
-		r := &relay{log: newLogger(&out, true, false, formatText), raw: io.Discard}
+		r := &Relay{Log: New(&out, true, false, Text), Raw: io.Discard}
 		r.Write(b)
 		r.Flush()
 		for _, c := range out.String() {

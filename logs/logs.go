@@ -1,4 +1,10 @@
-package main
+// Package logs makes sshvpn's loggers: for a person (short lines), logfmt
+// or JSON on the client; on the remote side, the split between the
+// admin's system log, which gets everything with the session's identity,
+// and the client's stream (stderr, through sshd), which gets only what the
+// client may see; and the relay that shows the server's lines on the
+// client once, in the client's format, marked as the server's.
+package logs
 
 import (
 	"bytes"
@@ -10,18 +16,17 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/sshvpn/sshvpn/internal/text"
 	"github.com/sshvpn/sshvpn/tunnel"
 )
 
-// newLogger logs to w (stderr), the client's log, in format (formatText,
-// formatLogfmt or formatJSON).
-func newLogger(w io.Writer, verbose, quiet bool, format string) *slog.Logger {
-	lvl := level(verbose, quiet)
+// New logs to w (stderr), the client's log, in format (Text, Logfmt or
+// JSON).
+func New(w io.Writer, verbose, quiet bool, format string) *slog.Logger {
+	lvl := Level(verbose, quiet)
 	switch format {
-	case formatLogfmt:
+	case Logfmt:
 		return slog.New(textHandler(w, lvl))
-	case formatJSON:
+	case JSON:
 		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: lvl, ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 			if a.Key == tunnel.AdminOnlyKey {
 				return slog.Attr{}
@@ -32,7 +37,8 @@ func newLogger(w io.Writer, verbose, quiet bool, format string) *slog.Logger {
 	return slog.New(newHumanHandler(w, lvl))
 }
 
-func level(verbose, quiet bool) slog.Level {
+// Level is the level -v and -q ask for.
+func Level(verbose, quiet bool) slog.Level {
 	switch {
 	case verbose:
 		return slog.LevelDebug
@@ -51,7 +57,7 @@ func textHandler(w io.Writer, lvl slog.Level) slog.Handler {
 	}})
 }
 
-// newRemoteLogger is the remote side's log. Everything goes to the system
+// NewRemote is the remote side's log. Everything goes to the system
 // log (sys, if the server has one) with the session's identity, for the
 // server's admin; stderr, which sshd passes to the client, gets only what
 // the client may see: no record marked tunnel.AdminOnly, no identity.
@@ -60,7 +66,7 @@ func textHandler(w io.Writer, lvl slog.Level) slog.Handler {
 // client parses and shows in its own format (see relay), at clientLevel:
 // the client may ask for -v or -q, the admin's log follows the server's
 // own verbose alone.
-func newRemoteLogger(stderr io.Writer, sys *syslog.Writer, verbose bool, clientLevel slog.Level, identity []any) *slog.Logger {
+func NewRemote(stderr io.Writer, sys *syslog.Writer, verbose bool, clientLevel slog.Level, identity []any) *slog.Logger {
 	h := &splitHandler{client: textHandler(stderr, clientLevel).WithAttrs([]slog.Attr{slog.String(sideKey, "remote")})}
 	if sys != nil {
 		lvl := slog.LevelInfo
@@ -185,16 +191,12 @@ func (h *syslogHandler) WithGroup(name string) slog.Handler {
 	return &syslogHandler{w: h.w, h: h.h.WithGroup(name), mu: h.mu, buf: h.buf}
 }
 
-// openSyslog connects to the local system log (/dev/log), or returns nil
+// OpenSyslog connects to the local system log (/dev/log), or returns nil
 // when the server has none.
-func openSyslog() *syslog.Writer {
+func OpenSyslog() *syslog.Writer {
 	w, err := syslog.New(syslog.LOG_DAEMON|syslog.LOG_INFO, "sshvpn")
 	if err != nil {
 		return nil
 	}
 	return w
 }
-
-// sanitize makes text that may come from the network safe for a terminal or
-// a log; newlines and tabs stay.
-func sanitize(s string) string { return text.Clean(s, true) }
