@@ -113,7 +113,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// server's route pinned outside the tunnel), DNS, the hooks (which
 	// may rely on both), then the record that says the tunnel is up.
 	var stages []stack.Stage
-	stages = append(stages, &stack.Routes{
+	stages = append(stages, &stack.Routing{
 		Router: router.New(dev, router.Options{Logger: log, Record: rec.Routes, Shared: rec.Shared}),
 		Routes: cfg.Routes, DefaultRoute: cfg.DefaultRoute, AllowUntunneled: cfg.AllowUntunneled,
 		Bridge: cfg.Bridge, MAC: cfg.MAC, Log: log})

@@ -135,9 +135,9 @@ type setupError struct{ error }
 func (e setupError) Is(target error) bool { return target == errSetup }
 func (e setupError) Unwrap() error        { return e.error }
 
-// session is one server session's state beyond the handshake: what
+// serving is one server session's state beyond the handshake: what
 // admission granted it and what its device and stack hold.
-type session struct {
+type serving struct {
 	cfg    Config
 	log    *slog.Logger
 	rec    *record.Session
@@ -151,7 +151,7 @@ type session struct {
 }
 
 func serve(ctx context.Context, conn spawn.Conn, cfg Config, log *slog.Logger) error {
-	s := &session{cfg: cfg, log: log, stats: new(tunnel.Stats), stop: func() {}}
+	s := &serving{cfg: cfg, log: log, stats: new(tunnel.Stats), stop: func() {}}
 	if len(cfg.Policy.Pool) > 0 {
 		var err error
 		if s.leases, err = pool.New(cfg.StateDir, cfg.Policy.Pool); err != nil {
@@ -215,7 +215,7 @@ func serve(ctx context.Context, conn spawn.Conn, cfg Config, log *slog.Logger) e
 // assign draws the session's pool lease, preferring the first of the
 // addresses the client proposed for itself: a reconnecting client asks for
 // its lease back.
-func (s *session) assign(proposed []netip.Prefix) ([]netip.Prefix, []netip.Prefix, error) {
+func (s *serving) assign(proposed []netip.Prefix) ([]netip.Prefix, []netip.Prefix, error) {
 	var prefer netip.Addr
 	if len(proposed) > 0 {
 		prefer = proposed[0].Addr()
@@ -230,7 +230,7 @@ func (s *session) assign(proposed []netip.Prefix) ([]netip.Prefix, []netip.Prefi
 
 // open admits the granted tunnel t on this machine, opens its device and
 // returns the link around it with the host stack.
-func (s *session) open(t tunnel.Tunnel) (*tunnel.Link, error) {
+func (s *serving) open(t tunnel.Tunnel) (*tunnel.Link, error) {
 	cfg := s.cfg
 	name := cfg.Policy.Dev
 	if s.lease != nil && strings.Contains(name, "%d") {
@@ -267,7 +267,7 @@ func (s *session) open(t tunnel.Tunnel) (*tunnel.Link, error) {
 	// The host stack, in order: addresses and routes, NAT, the hooks
 	// (which may rely on both), then the record that says the session
 	// is up.
-	stages := []stack.Stage{&stack.Routes{
+	stages := []stack.Stage{&stack.Routing{
 		Router: router.New(dev, router.Options{Logger: admin, Record: s.rec.Routes, Shared: s.rec.Shared}),
 		Routes: cfg.Routes, HostAddrs: s.lease != nil, Bridge: cfg.Bridge, MAC: cfg.MAC, Log: s.log}}
 	if cfg.NAT {
@@ -290,7 +290,7 @@ func (s *session) open(t tunnel.Tunnel) (*tunnel.Link, error) {
 // recordStage is the last stage of the host stack: the session's record
 // says what the tunnel is and that it is up, and its monitor keeps the
 // record's status current until the stack goes down.
-func (s *session) recordStage() stack.Stage {
+func (s *serving) recordStage() stack.Stage {
 	return stack.Func{
 		OnUp: func(c *stack.Conf) error {
 			s.rec.Tunnel(c.Tunnel)

@@ -11,11 +11,11 @@ import (
 	"github.com/sshvpn/sshvpn/router"
 )
 
-// Routes is the stage that gives the device its addresses and routes,
+// Routing is the stage that gives the device its addresses and routes,
 // through its Router: the tunnel's addresses, the networks routed into the
 // tunnel, the SSH server's route pinned outside it, and --default-route's
 // blocks of the family the tunnel does not carry.
-type Routes struct {
+type Routing struct {
 	Router router.Router
 	// Routes are networks to route into the tunnel (--route); one that
 	// has a route already yields to it.
@@ -41,7 +41,7 @@ type Routes struct {
 	blocked []netip.Prefix // what the router was last told to block
 }
 
-func (r *Routes) Up(c *Conf) error {
+func (r *Routing) Up(c *Conf) error {
 	t, server := c.Tunnel, c.Server
 	log := r.Log
 	if log == nil {
@@ -93,7 +93,7 @@ func (r *Routes) Up(c *Conf) error {
 }
 
 // Down removes the routes and addresses the router added.
-func (r *Routes) Down() error {
+func (r *Routing) Down() error {
 	if r.Router == nil {
 		return nil
 	}

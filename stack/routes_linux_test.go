@@ -56,7 +56,7 @@ func TestRoutesOnDevice(t *testing.T) {
 			t.Error(err)
 			return
 		}
-		link := New(dev.Name(), nil, &Routes{Router: router.New(dev, router.Options{}), DefaultRoute: true,
+		link := New(dev.Name(), nil, &Routing{Router: router.New(dev, router.Options{}), DefaultRoute: true,
 			Routes: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}})
 		server := netip.MustParseAddr("203.0.113.5")
 		tn := policy.Tunnel{Mode: tun.ModeTUN, MTU: 1400,
@@ -106,7 +106,7 @@ func TestRoutesKeepAttachedDevice(t *testing.T) {
 		if !dev.Persistent() {
 			t.Error("an admin's device is not reported persistent")
 		}
-		link := New(dev.Name(), nil, &Routes{Router: router.New(dev, router.Options{}),
+		link := New(dev.Name(), nil, &Routing{Router: router.New(dev, router.Options{}),
 			Routes: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}})
 		addrs := []netip.Prefix{netip.MustParsePrefix("198.18.0.5/30"), netip.MustParsePrefix("198.18.7.1/30")}
 		if err := link.Up(policy.Tunnel{Mode: tun.ModeTUN, MTU: 1500, Addrs: addrs}, netip.Addr{}); err != nil {
@@ -160,7 +160,7 @@ func TestRoutesBlockUntunneled(t *testing.T) {
 			return
 		}
 		var recorded []router.Route
-		link := New(dev.Name(), nil, &Routes{Router: router.New(dev, router.Options{Record: func(rs []router.Route) { recorded = rs }}),
+		link := New(dev.Name(), nil, &Routing{Router: router.New(dev, router.Options{Record: func(rs []router.Route) { recorded = rs }}),
 			DefaultRoute: true})
 		defer func() { link.Down(); dev.Close() }()
 		server := netip.MustParseAddr("192.0.2.2")

@@ -62,7 +62,7 @@ func TestHooks(t *testing.T) {
 // new Config when a reconnect brings other addresses, and one Close.
 func TestRoutesConfig(t *testing.T) {
 	r := &routertest.Router{}
-	link := New("tun0", nil, &Routes{Router: r, DefaultRoute: true,
+	link := New("tun0", nil, &Routing{Router: r, DefaultRoute: true,
 		Routes: pfx("198.51.100.0/24")})
 	server := mustAddr("203.0.113.5")
 	tn := policy.Tunnel{Mode: "tun", MTU: 1400, Addrs: pfx("198.18.0.1/30"), PeerAddrs: pfx("198.18.0.2/30")}
@@ -90,7 +90,7 @@ func TestRoutesConfig(t *testing.T) {
 	// Without --default-route, the server is pinned only when a route
 	// covers it; a link without a known server pins nothing.
 	r = &routertest.Router{}
-	link = New("tun1", nil, &Routes{Router: r, Routes: pfx("203.0.113.0/24")})
+	link = New("tun1", nil, &Routing{Router: r, Routes: pfx("203.0.113.0/24")})
 	defer link.Down()
 	if err := link.Up(policy.Tunnel{Mode: "tun", MTU: 1500, Addrs: pfx("198.18.0.1/30")}, server); err != nil {
 		t.Fatal(err)
@@ -115,16 +115,16 @@ func TestRoutesBlocks(t *testing.T) {
 	block6, block4 := pfx("::/1", "8000::/1"), pfx("0.0.0.0/1", "128.0.0.0/1")
 	for _, tt := range []struct {
 		name          string
-		cfg           Routes
+		cfg           Routing
 		addrs         []netip.Prefix
 		routes, block []netip.Prefix
 	}{
-		{"IPv4 only", Routes{DefaultRoute: true}, v4, block4, block6},
-		{"IPv6 only", Routes{DefaultRoute: true}, v6, block6, block4},
-		{"both", Routes{DefaultRoute: true}, slices.Concat(v4, v6), slices.Concat(block4, block6), nil},
-		{"no address", Routes{DefaultRoute: true}, nil, nil, nil},
-		{"allowed", Routes{DefaultRoute: true, AllowUntunneled: true}, v4, block4, nil},
-		{"no default route", Routes{}, v4, nil, nil},
+		{"IPv4 only", Routing{DefaultRoute: true}, v4, block4, block6},
+		{"IPv6 only", Routing{DefaultRoute: true}, v6, block6, block4},
+		{"both", Routing{DefaultRoute: true}, slices.Concat(v4, v6), slices.Concat(block4, block6), nil},
+		{"no address", Routing{DefaultRoute: true}, nil, nil, nil},
+		{"allowed", Routing{DefaultRoute: true, AllowUntunneled: true}, v4, block4, nil},
+		{"no default route", Routing{}, v4, nil, nil},
 	} {
 		var log bytes.Buffer
 		r := &routertest.Router{}

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"syscall"
 	"time"
 
 	"github.com/sshvpn/sshvpn/framing"
@@ -76,3 +79,24 @@ func readPreamble(r *framing.Reader) error {
 
 // printable trims and sanitises text from the peer (see policy.Printable).
 func printable(b []byte) string { return policy.Printable(b) }
+
+// logger is l, or a logger that discards when l is nil.
+func logger(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l
+}
+
+// orDefault is d, or def when d is not positive.
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// isClosed reports whether err says that a file or stream was closed.
+func isClosed(err error) bool {
+	return errors.Is(err, os.ErrClosed) || errors.Is(err, syscall.EBADF) || errors.Is(err, io.ErrClosedPipe)
+}

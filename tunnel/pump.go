@@ -69,18 +69,24 @@ const AdminOnlyKey = "admin_only"
 // control sends keepalives, pongs and the closing frame. Both writers write
 // whole frames through tw, which serialises them.
 type pump struct {
-	link      *Link
-	dev       tun.Device
-	conn      io.Closer
-	r         *framing.Reader
-	tw        *lockedWriter   // the transport's write side
-	dw        *framing.Writer // data frames: the link's device reader alone uses it
-	cw        *framing.Writer // control frames: control alone uses it
-	offload   tun.Offload     // the offloads agreed with the peer
-	werr      chan error      // a failed flush of dw
-	keepalive time.Duration
-	deadAfter time.Duration
-	log       *slog.Logger
+	dev  tun.Device
+	vnet bool // the device's packets carry a virtio-net header
+	// What the pump needs of its link, which outlives it: to be
+	// detached from it, and to hear when its device fails or it closes.
+	detach      func()
+	linkDead    <-chan struct{}
+	linkErr     func() error
+	linkClosing <-chan struct{}
+	conn        io.Closer
+	r           *framing.Reader
+	tw          *lockedWriter   // the transport's write side
+	dw          *framing.Writer // data frames: the link's device reader alone uses it
+	cw          *framing.Writer // control frames: control alone uses it
+	offload     tun.Offload     // the offloads agreed with the peer
+	werr        chan error      // a failed flush of dw
+	keepalive   time.Duration
+	deadAfter   time.Duration
+	log         *slog.Logger
 	// accept, if set, decides whether a packet from the peer may enter the
 	// device; acceptOut whether one from the device may go to the peer.
 	accept    func(pkt []byte) bool
@@ -163,7 +169,7 @@ func (p *pump) run(ctx context.Context) error {
 func (p *pump) stop() {
 	p.stopOnce.Do(func() {
 		close(p.done)
-		p.link.detach(p)
+		p.detach()
 	})
 }
 
@@ -233,9 +239,9 @@ func (p *pump) wait(ctx context.Context, errc, rerr <-chan error) error {
 			continue
 		case <-grace:
 			return errLocalClose
-		case <-p.link.dead:
-			return p.link.Err()
-		case <-p.link.closing:
+		case <-p.linkDead:
+			return p.linkErr()
+		case <-p.linkClosing:
 			return errLocalClose
 		}
 		// A writer ended.
@@ -353,7 +359,7 @@ func (p *pump) toDevice(t framing.Type, payload []byte) error {
 			return nil
 		}
 		pkt = payload[tun.VnetHdrLen:]
-	} else if p.link.vnet {
+	} else if p.vnet {
 		// The device takes every packet behind a header: a blank one
 		// says it is plain.
 		if len(payload) > len(p.vnetBuf)-tun.VnetHdrLen {

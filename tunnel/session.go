@@ -7,10 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/sshvpn/sshvpn/framing"
@@ -116,20 +114,6 @@ type ServerConfig struct {
 	Stats     *Stats
 }
 
-func logger(l *slog.Logger) *slog.Logger {
-	if l == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return l
-}
-
-func orDefault(d, def time.Duration) time.Duration {
-	if d <= 0 {
-		return def
-	}
-	return d
-}
-
 // newPump joins link and the framed transport, read through r, with the
 // keepalive defaults for zero durations and the offloads agreed in the
 // handshake enabled on the device.
@@ -143,10 +127,11 @@ func newPump(link *Link, conn io.ReadWriteCloser, tw *lockedWriter, r *framing.R
 			return nil, err
 		}
 	}
-	p := &pump{link: link, dev: link.dev, conn: conn, r: r, tw: tw, log: log, stats: stats, offload: offload,
+	p := &pump{dev: link.dev, vnet: link.vnet, linkDead: link.dead, linkErr: link.Err, linkClosing: link.closing, conn: conn, r: r, tw: tw, log: log, stats: stats, offload: offload,
 		dw: framing.NewWriterSize(tw, dataWriterSize), cw: framing.NewWriterSize(tw, 512), werr: make(chan error, 1),
 		keepalive: orDefault(keepalive, DefaultKeepalive), deadAfter: orDefault(deadAfter, DefaultDeadAfter),
 		done: make(chan struct{}), wbuf: make([][]byte, 1)}
+	p.detach = func() { link.detach(p) }
 	if link.vnet {
 		p.vnetBuf = make([]byte, tun.VnetHdrLen+framing.MaxPayload)
 	}
@@ -496,10 +481,6 @@ func writeHello(w *framing.Writer, h *framing.Hello) error {
 		return fmt.Errorf("sshvpn: writing the handshake: %w", err)
 	}
 	return nil
-}
-
-func isClosed(err error) bool {
-	return errors.Is(err, os.ErrClosed) || errors.Is(err, syscall.EBADF) || errors.Is(err, io.ErrClosedPipe)
 }
 
 // Routed is what a client routes into the tunnel beyond the server.
