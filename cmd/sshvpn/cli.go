@@ -6,31 +6,16 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/alecthomas/kong"
 
-	"github.com/sshvpn/sshvpn/internal/text"
 	"github.com/sshvpn/sshvpn/logs"
 	"github.com/sshvpn/sshvpn/server"
 	"github.com/sshvpn/sshvpn/tunnel"
 )
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = ""
-
-func versionString() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
-}
 
 const description = `sshvpn carries IP packets over SSH, between a tun device on this machine and one on the server.
 
@@ -108,7 +93,12 @@ func runWith(args []string, prof *profile) int {
 		}
 	}
 	if strings.HasPrefix(kctx.Command(), "up ") {
-		return cli.Up.run(cli.Verbose, cli.Quiet, cli.LogFormat)
+		args, prof, err := cli.Up.connect(cli.Verbose, cli.Quiet, cli.LogFormat)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "sshvpn:", err)
+			return 2
+		}
+		return runWith(args, prof)
 	}
 	if prof != nil {
 		cli.Connect.profile = prof.name
@@ -153,19 +143,9 @@ func runWith(args []string, prof *profile) int {
 	return 0
 }
 
-// verbosity is -v and -q.
-type verbosity struct{ verbose, quiet bool }
-
 // stopGrace is how long a failed client waits for a signal that may have
 // caused the failure.
 const stopGrace = 300 * time.Millisecond
-
-// silentError is an error that has been reported already (the remote side
-// told the client in an Error frame, and its admin in the system log): run
-// exits non-zero without printing it again.
-type silentError struct{ error }
-
-func (e silentError) Unwrap() error { return e.error }
 
 // remoteFlag turns "sshvpn [flags] --remote [flags]", the form sshd and
 // authorized_keys lines use, into the "remote" command.
@@ -196,7 +176,3 @@ func clientAsks(original string) (verbose, quiet bool) {
 	}
 	return verbose, quiet
 }
-
-// sanitize makes text that may come from the network safe for a terminal
-// or a log line.
-func sanitize(s string) string { return text.Clean(s, true) }

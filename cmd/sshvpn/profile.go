@@ -204,18 +204,17 @@ type upCmd struct {
 	Args []string `arg:"" optional:"" passthrough:"" help:"Flags of sshvpn connect, which override the profile's."`
 }
 
-// run loads the profile and runs sshvpn connect with it.
-func (u *upCmd) run(verbose, quiet bool, format string) int {
+// connect loads the profile and returns the command line of sshvpn
+// connect that runs it, with the profile to resolve its flags.
+func (u *upCmd) connect(verbose, quiet bool, format string) ([]string, *profile, error) {
 	prof, err := loadProfile(u.Name)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "sshvpn:", err)
-		return 2
+		return nil, nil, err
 	}
 	dest, _ := prof.key("destination")
 	d, ok := dest.(string)
 	if !ok || d == "" {
-		fmt.Fprintf(os.Stderr, "sshvpn: profile %s: destination = \"user@host\" is missing\n", prof.path)
-		return 2
+		return nil, nil, fmt.Errorf("profile %s: destination = \"user@host\" is missing", prof.path)
 	}
 	args := []string{"connect"}
 	if verbose {
@@ -230,7 +229,7 @@ func (u *upCmd) run(verbose, quiet bool, format string) int {
 		rest = rest[1:] // "sshvpn up NAME -- --mtu 1400"
 	}
 	args = append(append(args, rest...), "--", d)
-	return runWith(args, prof)
+	return args, prof, nil
 }
 
 // downCmd is "sshvpn down NAME".
