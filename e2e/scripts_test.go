@@ -12,8 +12,8 @@ import (
 
 // TestHookScripts runs the ready-made hooks from scripts/ as users would:
 // route-subnets.sh on the client routes the server's LAN into the tunnel,
-// nat-gateway.sh on the server masquerades the client there, and both undo
-// their changes on down.
+// where the server's --nat (which replaced nat-gateway.sh) masquerades the
+// client; both are undone when the tunnel goes down.
 func TestHookScripts(t *testing.T) {
 	requireTool(t, "nft", "nftables")
 	l := newLab(t)
@@ -21,10 +21,7 @@ func TestHookScripts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The forced command can pass no settings, so a wrapper sets them.
-	nat := filepath.Join(l.dir, "nat.sh")
-	os.WriteFile(nat, []byte("#!/bin/sh\nSSHVPN_STATE_DIR="+l.dir+"/state exec "+scripts+"/nat-gateway.sh\n"), 0o755)
-	l.setKeys("root", append(policyArgs, "--dev", "svpn0", "--up", nat, "--down", nat)...)
+	l.setKeys("root", append(policyArgs, "--dev", "svpn0", "--nat")...)
 	l.Env = []string{"SSHVPN_SUBNETS=198.51.100.0/24 2001:db8:2::/64"}
 	routeHook := filepath.Join(scripts, "route-subnets.sh")
 
@@ -38,7 +35,7 @@ func TestHookScripts(t *testing.T) {
 	if got := forward(); got != "1\n1" {
 		t.Errorf("forwarding on the server is %q, want on for both families", got)
 	}
-	if out := l.mustIn(l.Server, "nft", "list", "tables"); !strings.Contains(out, "sshvpn_nat_svpn0") {
+	if out := l.mustIn(l.Server, "nft", "list", "tables"); !strings.Contains(out, "inet sshvpn") {
 		t.Errorf("no NAT table on the server:\n%s", out)
 	}
 	// The LAN sees the server's address: masqueraded.
@@ -52,9 +49,9 @@ func TestHookScripts(t *testing.T) {
 		t.Fatalf("exit %v:\n%s", err, log)
 	}
 	if !eventually(5*time.Second, func() bool {
-		return !strings.Contains(l.mustIn(l.Server, "nft", "list", "tables"), "sshvpn_nat") && forward() == forwardBefore
+		return !strings.Contains(l.mustIn(l.Server, "nft", "list", "tables"), "inet sshvpn") && forward() == forwardBefore
 	}) {
-		t.Errorf("nat-gateway.sh down left the NAT table or forwarding behind: %s / %q, want %q",
+		t.Errorf("--nat left the NAT table or forwarding behind: %s / %q, want %q",
 			l.mustIn(l.Server, "nft", "list", "tables"), forward(), forwardBefore)
 	}
 	if got := l.routes(l.Client); got != clientBefore {
