@@ -374,27 +374,25 @@ func inNetns(t *testing.T, ns string, f func()) {
 		t.Fatalf("netns %s: %v", ns, err)
 	}
 	defer h.Close()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			t.Errorf("netns: %v", err)
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(h); err != nil {
-			t.Errorf("netns set %s: %v", ns, err)
-			return
-		}
-		f()
-		if err := netns.Set(orig); err != nil {
-			return // leave the thread locked: Go discards it
-		}
+	// On the test's own goroutine, so that f may call t.Fatal: its
+	// thread stays in ns until f returns or fails.
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
 		runtime.UnlockOSThread()
+		t.Fatalf("netns: %v", err)
+	}
+	defer orig.Close()
+	if err := netns.Set(h); err != nil {
+		runtime.UnlockOSThread()
+		t.Fatalf("netns set %s: %v", ns, err)
+	}
+	defer func() {
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread()
+		} // else the thread stays locked, and Go discards it with the goroutine
 	}()
-	<-done
+	f()
 }
 
 // eventually polls cond until it holds or d passes.

@@ -117,9 +117,10 @@ func TestReconnectKeepsTCP(t *testing.T) {
 	v := l.up(append(reconnectArgs, "--dev", "vpn0", "root@server")...)
 	before := l.ifindex(l.Client, "vpn0")
 	conn, srv := l.tcpPair(net.JoinHostPort(serverV4, "5001"))
+	ssh := childPID(t, v.cmd.Process.Pid, "ssh")
 	go func() {
-		time.Sleep(time.Second)
-		syscall.Kill(childPID(t, v.cmd.Process.Pid, "ssh"), syscall.SIGKILL)
+		time.Sleep(time.Second) // into the transfer
+		syscall.Kill(ssh, syscall.SIGKILL)
 	}()
 	start := time.Now()
 	const size = 12 << 20

@@ -320,9 +320,7 @@ func TestConnPeerAddr(t *testing.T) {
 // is found in ssh, its child and its grandchild.
 func TestPeerAddrRealSSH(t *testing.T) {
 	t.Parallel()
-	if _, err := exec.LookPath("ssh"); err != nil {
-		t.Skip("no ssh")
-	}
+	requireSSH(t)
 	for _, tt := range []struct {
 		name string
 		args func(port int) []string

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -262,9 +261,7 @@ func TestServerAddr(t *testing.T) {
 // configuration.
 func TestServerAddrRealSSH(t *testing.T) {
 	t.Parallel()
-	if _, err := exec.LookPath("ssh"); err != nil {
-		t.Skip("no ssh")
-	}
+	requireSSH(t)
 	tests := []struct {
 		opts []string
 		want string

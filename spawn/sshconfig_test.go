@@ -18,12 +18,7 @@ import (
 // where the user's ssh goes, as the user, with the same keys and host-key
 // rules.
 func TestResolveLikeSSH(t *testing.T) {
-	if _, err := exec.LookPath("ssh"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("ssh is missing in CI (apt-get install openssh-client)")
-		}
-		t.Skip("ssh is not installed")
-	}
+	requireSSH(t)
 	files, _ := filepath.Glob("../testdata/ssh_config/*.conf")
 	if len(files) == 0 {
 		t.Fatal("no configs in testdata/ssh_config")
@@ -116,4 +111,17 @@ func sshG(t *testing.T, file, dest string) map[string][]string {
 		m["hostkeyalias"] = []string{""}
 	}
 	return m
+}
+
+// requireSSH skips a test that runs OpenSSH's ssh where it is not
+// installed, except in CI, where that is a failure.
+func requireSSH(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("ssh"); err == nil {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("ssh is missing in CI (apt-get install openssh-client)")
+	}
+	t.Skip("ssh is not installed")
 }

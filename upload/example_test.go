@@ -34,16 +34,28 @@ func ExampleEnsure() {
 	// ~/.cache/sshvpn/sshvpn-1.2.3 copied=false
 }
 
-// Ensure over ssh, then the command line that runs the copy.
+// Ensure over ssh, then the command line that runs the copy. A stand-in
+// for ssh runs the commands here with sh and a temporary $HOME, as "ssh
+// server CMD" runs CMD with the server's shell; with a real server, ssh's
+// own argv goes to ExecRunner.
 func ExampleEnsure_ssh() {
+	home, err := os.MkdirTemp("", "home")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(home)
 	ssh := []string{"ssh", "-o", "BatchMode=yes", "root@server.example"}
-	res, err := upload.Ensure(context.Background(), upload.ExecRunner(ssh), upload.Options{Version: "1.2.3", Logf: log.Printf})
+	standIn := []string{"env", "HOME=" + home, "sh", "-c"} // in place of ssh
+	res, err := upload.Ensure(context.Background(), upload.ExecRunner(standIn), upload.Options{Version: "1.2.3"})
 	if err != nil {
 		log.Fatal(err)
 	}
 	if res.Note != "" {
 		log.Print("upload: ", res.Note)
 	}
-	remoteCmd := "'" + strings.ReplaceAll(res.Path, "'", `'\''`) + "' --remote"
-	fmt.Println(strings.Join(append(ssh, "-T", remoteCmd), " "))
+	rel, _ := filepath.Rel(home, res.Path)
+	// (The path is absolute; ~ shortens it here.)
+	fmt.Println(strings.Join(append(ssh, "-T", "~/"+rel, "--remote"), " "))
+	// Output:
+	// ssh -o BatchMode=yes root@server.example -T ~/.cache/sshvpn/sshvpn-1.2.3 --remote
 }
