@@ -69,6 +69,9 @@ type Config struct {
 	Keepalive time.Duration
 	DeadAfter time.Duration
 
+	// Software names this build in the handshake ("sshvpn 1.2.3").
+	Software string
+
 	Logger  *slog.Logger
 	Verbose bool // log the counters every record.CounterEvery
 	// Counters (SIGUSR1) asks for the counters in the log.
@@ -136,7 +139,7 @@ func Run(ctx context.Context, cfg Config) error {
 	rc.Retrying = mon.Retrying
 	return connect(ctx, dialer, tunnel.ClientConfig{
 		Mode: mode, MTU: cfg.MTU, Addrs: cfg.Addrs, PeerAddrs: cfg.PeerAddrs, RemoteDev: cfg.RemoteDev, RemoteRoutes: cfg.RemoteRoutes,
-		Nets: nets, Link: link, Resume: resumeToken(), Server: cfg.Destination,
+		Nets: nets, Link: link, Resume: resumeToken(), Server: cfg.Destination, Software: cfg.Software,
 		Routed:    tunnel.Routed{Routes: cfg.Routes, DefaultRoute: cfg.DefaultRoute},
 		Keepalive: cfg.Keepalive, DeadAfter: cfg.DeadAfter, Logger: log,
 	}, rc, log)

@@ -53,6 +53,9 @@ type Config struct {
 	Keepalive   time.Duration
 	DeadAfter   time.Duration
 
+	// Software names this build in the handshake ("sshvpn 1.2.3").
+	Software string
+
 	Identity Identity
 	// Command is the forced command's command line, for the admin's log.
 	Command string
@@ -195,7 +198,7 @@ func serve(ctx context.Context, conn spawn.Conn, cfg Config, log *slog.Logger) e
 		Mode: cfg.Policy.Mode, MTU: cfg.Policy.MTU, Addrs: cfg.Policy.Addrs, PeerAddrs: cfg.Policy.PeerAddrs, Dev: cfg.Policy.Dev,
 		AllowSources: cfg.Policy.AllowSources, AllowRoutes: cfg.Policy.AllowRoutes, Pool: cfg.Policy.Pool, Nets: router.Nets,
 		ClientAddr: s.client, Rate: cfg.Rate, Keepalive: cfg.Keepalive, DeadAfter: cfg.DeadAfter, Logger: log, Stats: s.stats,
-		Forwarding: nat.Forwarding, Open: s.open,
+		Forwarding: nat.Forwarding, Open: s.open, Software: cfg.Software,
 		Admit: func(t tunnel.Tunnel) error {
 			// The same client reconnecting ends its older session first.
 			s.adm.resume = tokenHash(t.Resume)

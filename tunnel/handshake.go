@@ -13,8 +13,16 @@ import (
 	"github.com/sshvpn/sshvpn/policy"
 )
 
-// Software names this build in the handshake.
-var Software = "sshvpn dev"
+// DefaultSoftware names a build that says nothing else in the handshake.
+const DefaultSoftware = "sshvpn dev"
+
+// software is name, or DefaultSoftware.
+func software(name string) string {
+	if name == "" {
+		return DefaultSoftware
+	}
+	return name
+}
 
 // Tunnel is what the handshake decided (see policy.Tunnel).
 type Tunnel = policy.Tunnel

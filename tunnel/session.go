@@ -53,6 +53,9 @@ type ClientConfig struct {
 	Resume string
 	// Server names the server in the log ("tunnel up ... server=gw").
 	Server string
+	// Software names this build in the Hello ("sshvpn 1.2.3");
+	// DefaultSoftware when empty.
+	Software string
 	// Routed is what this side routes into the tunnel: the client warns
 	// when the server does not forward it.
 	Routed Routed
@@ -107,6 +110,10 @@ type ServerConfig struct {
 	// carries it, so that a client routing networks here can warn.
 	Forwarding func() map[string]bool
 	Open       Opener
+
+	// Software names this build in the answer; DefaultSoftware when
+	// empty.
+	Software string
 
 	Keepalive time.Duration
 	DeadAfter time.Duration
@@ -194,7 +201,7 @@ func runClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) (
 	// refusal after the link came up cannot tear a data frame.
 	tw := &lockedWriter{w: conn}
 	w := framing.NewWriter(tw)
-	hello := &framing.Hello{Role: "client", Software: Software, Mode: string(mode), MTU: cfg.MTU,
+	hello := &framing.Hello{Role: "client", Software: software(cfg.Software), Mode: string(mode), MTU: cfg.MTU,
 		Addrs: cfg.Addrs, PeerAddrs: cfg.PeerAddrs, WantDev: cfg.RemoteDev, Routes: cfg.RemoteRoutes, Resume: cfg.Resume}
 	hello.Offloads, hello.MaxFrame = offer(cfg.Link.dev, mode)
 	// The hello is written while the answer is read: the server writes its
@@ -367,7 +374,7 @@ func Serve(ctx context.Context, conn io.ReadWriteCloser, cfg ServerConfig) error
 		tw.mu.Unlock()
 		return err
 	}
-	answer := &framing.Hello{Role: "server", Software: Software, Mode: string(t.Mode), MTU: t.MTU,
+	answer := &framing.Hello{Role: "server", Software: software(cfg.Software), Mode: string(t.Mode), MTU: t.MTU,
 		Addrs: t.Addrs, PeerAddrs: t.PeerAddrs, Dev: link.dev.Name()}
 	answer.Offloads, answer.MaxFrame = offer(link.dev, t.Mode)
 	if cfg.Forwarding != nil && t.Mode == tun.ModeTUN {

@@ -57,7 +57,7 @@ type Options struct {
 	// running program (os.Executable).
 	Binary string
 	// Version names the copy on the server: sshvpn-VERSION. A leading
-	// "sshvpn " (as in sshvpn.Software) is dropped and characters other
+	// "sshvpn " (as in the handshake's software name) is dropped and characters other
 	// than [A-Za-z0-9._-] become '_'. Empty means "dev".
 	Version string
 	// Dir is the directory on the server that holds the copy. Empty means

@@ -14,7 +14,6 @@ import (
 
 	"github.com/sshvpn/sshvpn/logs"
 	"github.com/sshvpn/sshvpn/server"
-	"github.com/sshvpn/sshvpn/tunnel"
 )
 
 const description = `sshvpn carries IP packets over SSH, between a tun device on this machine and one on the server.
@@ -103,7 +102,6 @@ func runWith(args []string, prof *profile) int {
 	if prof != nil {
 		cli.Connect.profile = prof.name
 	}
-	tunnel.Software = "sshvpn " + versionString()
 	var log *slog.Logger
 	if kctx.Command() == "remote" {
 		// The server's admin reads the system log; the client reads

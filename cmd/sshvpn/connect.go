@@ -79,7 +79,7 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, sig signals, v v
 		DNS: c.DNS, Up: c.Up, Down: c.Down, HookTimeout: c.HookTimeout, Rehook: c.Rehook,
 		Reconnect: client.Reconnect{Enabled: c.Reconnect || c.ReconnectTries > 0, Tries: c.ReconnectTries, Hangup: sig.hangup},
 		Keepalive: c.Keepalive, DeadAfter: c.DeadAfter,
-		Logger: log, Verbose: v.verbose, Counters: sig.counters,
+		Logger: log, Verbose: v.verbose, Counters: sig.counters, Software: "sshvpn " + versionString(),
 	}
 	if c.Upload || c.UploadBinary != "" {
 		cfg.Upload = &client.Upload{Binary: c.UploadBinary, Version: versionString()}

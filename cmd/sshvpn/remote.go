@@ -70,7 +70,8 @@ func (r *remoteCmd) config() (server.Config, error) {
 		StateDir: stateDir(r.StateDir), NAT: r.NAT,
 		Offload: r.Offload, Bridge: r.Bridge, MAC: mac, Up: r.Up, Down: r.Down, HookTimeout: r.HookTimeout,
 		Keepalive: r.Keepalive, DeadAfter: r.DeadAfter,
-		Command: sanitize(strings.Join(os.Args[1:], " ")),
+		Command:  sanitize(strings.Join(os.Args[1:], " ")),
+		Software: "sshvpn " + versionString(),
 	}, nil
 }
 
