@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -196,8 +197,8 @@ func serve(ctx context.Context, conn spawn.Conn, cfg Config, log *slog.Logger) e
 	defer func() { s.stop() }()
 	sc := tunnel.ServerConfig{
 		Mode: cfg.Policy.Mode, MTU: cfg.Policy.MTU, Addrs: cfg.Policy.Addrs, PeerAddrs: cfg.Policy.PeerAddrs, Dev: cfg.Policy.Dev,
-		AllowSources: cfg.Policy.AllowSources, AllowRoutes: cfg.Policy.AllowRoutes, Pool: cfg.Policy.Pool, Nets: router.Nets,
-		ClientAddr: s.client, Rate: cfg.Rate, Keepalive: cfg.Keepalive, DeadAfter: cfg.DeadAfter, Logger: log, Stats: s.stats,
+		AllowRoutes: cfg.Policy.AllowRoutes, Pool: cfg.Policy.Pool, Nets: router.Nets,
+		ClientAddr: s.client, Keepalive: cfg.Keepalive, DeadAfter: cfg.DeadAfter, Logger: log, Stats: s.stats,
 		Forwarding: nat.Forwarding, Open: s.open, Software: cfg.Software,
 		Admit: func(t tunnel.Tunnel) error {
 			// The same client reconnecting ends its older session first.
@@ -287,7 +288,12 @@ func (s *serving) open(t tunnel.Tunnel) (*tunnel.Link, error) {
 		&stack.Hooks{Runner: &hook.Runner{Up: cfg.Up, Down: cfg.Down, Timeout: cfg.HookTimeout, Log: admin, BaseEnv: HookEnv()},
 			Env: env, Log: admin},
 		s.recordStage())
-	return tunnel.NewLink(dev, tunnel.LinkConfig{Host: stack.New(dev.Name(), admin, stages...), Logger: s.log, Stats: s.stats}), nil
+	// The device as the session may use it: the client's packets from
+	// its own addresses or networks behind it (anti-spoofing), each way
+	// within the rate limit.
+	guarded := tunnel.Guard(dev, tunnel.GuardConfig{Addresses: t.Mode == tun.ModeTUN, Peer: t.PeerAddrs,
+		Behind: slices.Concat(cfg.Policy.AllowSources, t.Routes), Rate: cfg.Rate, Stats: s.stats, Logger: s.log})
+	return tunnel.NewLink(guarded, tunnel.LinkConfig{Host: stack.New(dev.Name(), admin, stages...), Logger: s.log, Stats: s.stats}), nil
 }
 
 // recordStage is the last stage of the host stack: the session's record

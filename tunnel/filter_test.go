@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"net/netip"
 	"slices"
 	"testing"
@@ -244,7 +245,9 @@ type live struct {
 // devices. The caller ends it with stop.
 func startLive(t *testing.T, ccfg ClientConfig, scfg ServerConfig) *live {
 	t.Helper()
-	return startLiveOn(t, ccfg, scfg, newOpener("client0"), newOpener("server0"))
+	so := newOpener("server0")
+	so.guard = &GuardConfig{} // as a server's device is guarded
+	return startLiveOn(t, ccfg, scfg, newOpener("client0"), so)
 }
 
 // startLiveOn is startLive with the given openers, whose devices a test
@@ -256,6 +259,9 @@ func startLiveOn(t *testing.T, ccfg ClientConfig, scfg ServerConfig, co, so *ope
 	ccfg.Link, scfg.Open = l.co.Link(), l.so.Open
 	t.Cleanup(func() { l.co.Link().Close() })
 	ccfg.Stats, scfg.Stats = &l.cstats, &l.sstats
+	if so.guard != nil && so.guard.Stats == nil {
+		so.guard.Stats = &l.sstats // the guard counts its drops with the session's
+	}
 	ccfg.Logger = testLogger(t).With("side", "client")
 	scfg.Logger = testLogger(t).With("side", "server")
 	ctx, cancel := context.WithCancel(t.Context())
@@ -386,7 +392,9 @@ func TestAntiSpoofing(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			checkLeaks(t)
 			ccfg := ClientConfig{Mode: tun.ModeTUN, Addrs: pfx("10.9.0.2/24", "fd00::2/64"), PeerAddrs: pfx("10.9.0.1/24", "fd00::1/64")}
-			l := startLive(t, ccfg, ServerConfig{AllowSources: tc.allow})
+			so := newOpener("server0")
+			so.guard = &GuardConfig{Behind: tc.allow}
+			l := startLiveOn(t, ccfg, ServerConfig{}, newOpener("client0"), so)
 			defer l.stop()
 
 			// Each list ends with a legitimate packet, after which
@@ -524,5 +532,67 @@ func TestIPHelpers(t *testing.T) {
 		if len(p) != size || int(binary.BigEndian.Uint16(p[4:]))+40 != size || p[0] != 0x60 {
 			t.Errorf("IPv6 packet of %d bytes: length %d, header % x", size, len(p), p[:8])
 		}
+	}
+}
+
+// TestGuard: the guard around a server's device, on its own. What the
+// client may not send is refused on Write with ErrDropped and counted,
+// and never reaches the kernel; what the device reads for another
+// destination comes back with size 0 from Read, and TryRead skips it; a
+// packet the client may have passes both ways.
+func TestGuard(t *testing.T) {
+	dev := tuntest.New("tun0", 1500)
+	stats := new(Stats)
+	g := Guard(dev, GuardConfig{Addresses: true, Peer: pfx("10.9.0.2/24"), Behind: pfx("192.168.7.0/24"), Stats: stats})
+	client, lan, other := mustAddr("10.9.0.2"), mustAddr("192.168.7.9"), mustAddr("203.0.113.9")
+	server := mustAddr("10.9.0.1")
+	if _, err := g.Write([][]byte{ipPacket(other, server, []byte("spoof"))}, 0); !errors.Is(err, ErrDropped) {
+		t.Errorf("Write of a spoofed packet: %v, want ErrDropped", err)
+	}
+	for _, src := range []netip.Addr{client, lan} {
+		if _, err := g.Write([][]byte{ipPacket(src, server, []byte("ok"))}, 0); err != nil {
+			t.Errorf("Write from %v: %v", src, err)
+		}
+	}
+	for range 2 {
+		select {
+		case <-dev.Outbound:
+		case <-time.After(5 * time.Second):
+			t.Fatal("an allowed packet did not reach the device")
+		}
+	}
+	select {
+	case p := <-dev.Outbound:
+		t.Errorf("a third packet reached the device: %x", p)
+	default:
+	}
+	if stats.Dropped.Load() != 1 {
+		t.Errorf("Dropped = %d, want 1", stats.Dropped.Load())
+	}
+
+	dev.Inbound <- ipPacket(server, other, []byte("elsewhere"))
+	dev.Inbound <- ipPacket(server, client, []byte("to the client"))
+	bufs, sizes := [][]byte{make([]byte, 2000)}, make([]int, 1)
+	if n, err := g.Read(bufs, sizes, 0); err != nil || n != 1 || sizes[0] != 0 {
+		t.Errorf("Read of a packet for elsewhere: %d, %v, size %d; want it skipped (size 0)", n, err, sizes[0])
+	}
+	if n, err := g.Read(bufs, sizes, 0); err != nil || n != 1 || sizes[0] == 0 {
+		t.Errorf("Read of a packet for the client: %d, %v, size %d", n, err, sizes[0])
+	}
+	dev.Inbound <- ipPacket(server, other, []byte("elsewhere"))
+	dev.Inbound <- ipPacket(server, lan, []byte("behind the client"))
+	deadline := time.Now().Add(5 * time.Second)
+	n := 0
+	for n == 0 && time.Now().Before(deadline) {
+		var err error
+		if n, err = g.TryRead(bufs[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, _ := packetAddr(bufs[0][:n], true); got != lan {
+		t.Errorf("TryRead gave a packet to %v, want the one to %v past the other", got, lan)
+	}
+	if stats.DroppedOut.Load() != 2 {
+		t.Errorf("DroppedOut = %d, want 2", stats.DroppedOut.Load())
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -134,6 +135,10 @@ type opener struct {
 	openErr error         // what Open returns
 	opened  chan struct{} // closed on the first successful bring-up
 	link    *Link
+	// guard, if set, is what a server opener's link lets through: Open
+	// guards the device with it, its Peer and Behind completed from the
+	// tunnel as a server's are.
+	guard *GuardConfig
 }
 
 func newOpener(name string) *opener {
@@ -141,17 +146,26 @@ func newOpener(name string) *opener {
 }
 
 // Link returns the opener's Link, made on first use.
-func (o *opener) Link() *Link {
+func (o *opener) Link() *Link { return o.linkOn(o.dev) }
+
+func (o *opener) linkOn(dev tun.Device) *Link {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.link == nil {
-		o.link = NewLink(o.dev, LinkConfig{Host: HostFunc(func(t Tunnel, _ netip.Addr) error { return o.up(t) })})
+		o.link = NewLink(dev, LinkConfig{Host: HostFunc(func(t Tunnel, _ netip.Addr) error { return o.up(t) })})
 	}
 	return o.link
 }
 
 // Open is a server's Opener.
-func (o *opener) Open(Tunnel) (*Link, error) { return o.Link(), nil }
+func (o *opener) Open(t Tunnel) (*Link, error) {
+	if o.guard == nil {
+		return o.Link(), nil
+	}
+	g := *o.guard
+	g.Addresses, g.Peer, g.Behind = t.Mode == tun.ModeTUN, t.PeerAddrs, slices.Concat(g.Behind, t.Routes)
+	return o.linkOn(Guard(o.dev, g)), nil
+}
 
 func (o *opener) up(tn Tunnel) error {
 	o.mu.Lock()

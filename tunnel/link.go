@@ -277,14 +277,6 @@ func (l *Link) handle(buf []byte, in *pump) *pump {
 			payload = pkt // plain: the header stays behind
 		}
 	}
-	if p.acceptOut != nil && !p.acceptOut(pkt) {
-		p.stats.DroppedOut.Add(1)
-		return nil
-	}
-	if p.limitOut != nil && !p.limitOut(h.Wire(pkt)) {
-		p.stats.DroppedRate.Add(1)
-		return nil
-	}
 	if p == in {
 		// In place: the packet sits where the frame's payload goes,
 		// unless the header it no longer needs is in front of it.

@@ -48,6 +48,7 @@ func plainVnet(pkt []byte) []byte { return withVnet(tun.VnetHdr{}, pkt) }
 func offloadOpeners(client, server tun.Offload) (*opener, *opener) {
 	co, so := newOpener("client0"), newOpener("server0")
 	co.dev.Offload, so.dev.Offload = client, server
+	so.guard = &GuardConfig{} // as a server's device is guarded
 	return co, so
 }
 
@@ -126,6 +127,7 @@ func offloadServer(t *testing.T) (*opener, *Stats, net.Conn, <-chan error) {
 	so := newOpener("server0")
 	so.dev.Offload = allOffloads
 	stats := new(Stats)
+	so.guard = &GuardConfig{Stats: stats} // as a server's device is guarded
 	cc, sc := socketPair(t)
 	srvDone := goErr(func() error {
 		return Serve(t.Context(), sc, ServerConfig{Open: so.Open, Stats: stats, Logger: testLogger(t)})

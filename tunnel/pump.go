@@ -87,15 +87,7 @@ type pump struct {
 	keepalive   time.Duration
 	deadAfter   time.Duration
 	log         *slog.Logger
-	// accept, if set, decides whether a packet from the peer may enter the
-	// device; acceptOut whether one from the device may go to the peer.
-	accept    func(pkt []byte) bool
-	acceptOut func(pkt []byte) bool
-	// limitIn and limitOut, if set, say whether a packet from (to) the
-	// peer is within the session's rate limit, given what it is on the
-	// wire: its packets and their bytes (tun.VnetHdr.Wire).
-	limitIn, limitOut func(packets, bytes int) bool
-	stats             *Stats
+	stats       *Stats
 
 	// heard says a frame arrived since the last keepalive tick, heardAt
 	// when the first of them did (time since start): the clock is read
@@ -349,10 +341,8 @@ func (p *pump) readTransport(pongs chan<- pingMsg) error {
 // if it passes the checks; only a closed device is an error.
 func (p *pump) toDevice(t framing.Type, payload []byte) error {
 	pkt, out := payload, payload
-	var h tun.VnetHdr // a Data frame's packet is a plain one
 	if t == framing.TypeOffload {
-		var err error
-		if h, err = tun.CheckVnet(payload, p.offload); err != nil {
+		if _, err := tun.CheckVnet(payload, p.offload); err != nil {
 			if p.stats.Malformed.Add(1) == 1 {
 				p.log.Warn("dropping offload frames from the peer with a bad virtio-net header", "err", err, AdminOnly)
 			}
@@ -369,24 +359,11 @@ func (p *pump) toDevice(t framing.Type, payload []byte) error {
 		clear(p.vnetBuf[:tun.VnetHdrLen])
 		out = p.vnetBuf[:tun.VnetHdrLen+copy(p.vnetBuf[tun.VnetHdrLen:], payload)]
 	}
-	if p.accept != nil && !p.accept(pkt) {
-		if p.stats.Dropped.Add(1) == 1 {
-			if src, ok := packetAddr(pkt, false); ok {
-				p.log.Warn("dropping packets from the peer with a source address it may not use (see --allow-source)", "src", src, AdminOnly)
-			} else {
-				p.log.Warn("dropping frames from the peer that are not IP packets", "len", len(pkt), AdminOnly)
-			}
-		}
-		return nil
-	}
-	if p.limitIn != nil && !p.limitIn(h.Wire(pkt)) {
-		if p.stats.DroppedRate.Add(1) == 1 {
-			p.log.Warn("dropping packets over the session's rate limit (--rate)", AdminOnly)
-		}
-		return nil
-	}
 	p.wbuf[0] = out
 	if _, err := p.dev.Write(p.wbuf, 0); err != nil {
+		if errors.Is(err, ErrDropped) {
+			return nil // the session's guard (see Guard) counted it
+		}
 		if isClosed(err) {
 			return fmt.Errorf("sshvpn: writing to %s: %w", p.dev.Name(), err)
 		}

@@ -163,10 +163,11 @@ func TestServeRateLimit(t *testing.T) {
 	cc, sc := socketPair(t)
 	so := newOpener("server0")
 	stats := new(Stats)
+	so.guard = &GuardConfig{Rate: RateLimit{PacketsPerSec: 20}, Stats: stats}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	srvDone := goErr(func() error {
-		return Serve(ctx, sc, ServerConfig{Open: so.Open, Stats: stats, Rate: RateLimit{PacketsPerSec: 20},
+		return Serve(ctx, sc, ServerConfig{Open: so.Open, Stats: stats,
 			Logger: testLogger(t).With("side", "server")})
 	})
 	_, w := rawClient(t, cc)
@@ -197,11 +198,12 @@ func TestServeRateSegments(t *testing.T) {
 	so := newOpener("server0")
 	so.dev.Offload = allOffloads
 	stats := new(Stats)
+	so.guard = &GuardConfig{Rate: RateLimit{PacketsPerSec: 100}, Stats: stats}
 	cc, sc := socketPair(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	srvDone := goErr(func() error {
-		return Serve(ctx, sc, ServerConfig{Open: so.Open, Stats: stats, Rate: RateLimit{PacketsPerSec: 100},
+		return Serve(ctx, sc, ServerConfig{Open: so.Open, Stats: stats,
 			Logger: testLogger(t).With("side", "server")})
 	})
 	r, w := framing.NewReader(cc), framing.NewWriter(cc)
@@ -273,6 +275,7 @@ func TestNonIPDropLog(t *testing.T) {
 	so := newOpener("server0")
 	stats := new(Stats)
 	var logBuf syncBuf
+	so.guard = &GuardConfig{Stats: stats, Logger: slog.New(slog.NewTextHandler(&logBuf, nil))}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	srvDone := goErr(func() error {

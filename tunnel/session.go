@@ -19,7 +19,8 @@ import (
 
 // Opener opens the server's device once the handshake has decided the
 // tunnel, and returns the link around it; Serve brings the link up and
-// closes it when the session ends.
+// closes it when the session ends. The device it gives the link is the
+// one the session may use: a server's is guarded (see Guard).
 type Opener func(Tunnel) (*Link, error)
 
 // ClientConfig configures RunClient.
@@ -87,11 +88,6 @@ type ServerConfig struct {
 	// client may cover it, or the server's answers to the client would go
 	// into the tunnel.
 	ClientAddr netip.Addr
-	// AllowSources are networks behind the client: packets from the client
-	// must come from its tunnel address, one of these, or a route granted
-	// to it, and packets to it must go to the same. In tap mode, which
-	// carries Ethernet frames, addresses are not checked.
-	AllowSources []netip.Prefix
 	// AllowRoutes are the networks inside which the client may ask the
 	// server to route networks behind it into the tunnel.
 	AllowRoutes []netip.Prefix
@@ -103,8 +99,6 @@ type ServerConfig struct {
 	// route may overlap. It is asked after Admit, which may have ended an
 	// older session of the same client and freed its addresses.
 	Nets func() ([]router.Net, error)
-	// Rate caps each direction of the session's traffic.
-	Rate RateLimit
 	// Forwarding, if set, tells whether this machine forwards IPv4 and
 	// IPv6 ("ipv4", "ipv6"), asked once the link is up; the answer
 	// carries it, so that a client routing networks here can warn.
@@ -358,14 +352,6 @@ func Serve(ctx context.Context, conn io.ReadWriteCloser, cfg ServerConfig) error
 		return refuse(w, err)
 	}
 	t.Offload = offload
-	p.limitIn, p.limitOut = cfg.Rate.allow(), cfg.Rate.allow()
-	if t.Mode == tun.ModeTUN {
-		// Anti-spoofing: the client may use its own tunnel addresses and
-		// the networks the admin put behind it, nothing else.
-		behind := slices.Concat(cfg.AllowSources, t.Routes)
-		p.accept = newAddrFilter(t.PeerAddrs, behind, false).accept
-		p.acceptOut = newAddrFilter(t.PeerAddrs, behind, true).accept
-	}
 	// Packets the device reads once the link is up must not reach the
 	// client before the answer: the pump's writers wait for the lock.
 	tw.mu.Lock()
@@ -430,7 +416,7 @@ func grant(cfg ServerConfig, h *framing.Hello) (Tunnel, error) {
 // policy is the server's policy in cfg.
 func (cfg *ServerConfig) policy() policy.Server {
 	return policy.Server{Mode: cfg.Mode, MTU: cfg.MTU, Addrs: cfg.Addrs, PeerAddrs: cfg.PeerAddrs, Dev: cfg.Dev,
-		Pool: cfg.Pool, AllowSources: cfg.AllowSources, AllowRoutes: cfg.AllowRoutes}
+		Pool: cfg.Pool, AllowRoutes: cfg.AllowRoutes}
 }
 
 // refuse tells the peer why this side gives up, then returns err, marked
