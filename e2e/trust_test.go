@@ -148,6 +148,13 @@ func TestPlantedRecords(t *testing.T) {
 	if !seen {
 		t.Errorf("root's status does not list uid %d's own session:\n%s", nobody, st)
 	}
+	// The account's own listing removes the lie from its registry.
+	status := exec.Command(publicBinary(t), "status")
+	status.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	status.Env = []string{"HOME=/nonexistent", "PATH=" + os.Getenv("PATH")}
+	if out, err := status.CombinedOutput(); err != nil {
+		t.Errorf("sshvpn status as uid %d: %v\n%s", nobody, err, out)
+	}
 	if _, err := os.Stat(filepath.Join(run, "sshvpn", fmt.Sprintf("session-%d.json", pid))); !os.IsNotExist(err) {
 		t.Errorf("the planted record was kept: %v", err)
 	}

@@ -169,8 +169,8 @@ func Cleanup(stateDir string, logf func(string, ...any)) error {
 	// Nothing recorded and no table: nothing to do, and no lock file
 	// made for it. (A session records its state before it adds a rule.)
 	if _, err := os.Lstat(filepath.Join(stateDir, stateFile)); errors.Is(err, os.ErrNotExist) {
-		if exists, err := tableExists(ns); err == nil && !exists {
-			return nil
+		if exists, err := tableExists(ns); err != nil || !exists {
+			return nil // (a kernel without nf_tables has no table of ours)
 		}
 	}
 	unlock, err := lockState(stateDir)

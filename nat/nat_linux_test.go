@@ -1134,3 +1134,29 @@ func TestCloseElsewhere(t *testing.T) {
 		}
 	})
 }
+
+// TestForwardingFor: a session that is not a --nat session is told that a
+// family sshvpn turned on for its --nat sessions does not forward (its
+// guard drops that session's packets); a family the admin had on forwards.
+func TestForwardingFor(t *testing.T) {
+	netnstest.Run(t, func() {
+		uplinkNS(t, true, true, "tun0")
+		dir := t.TempDir()
+		setSysctl(t, sysctlIPv4, "1") // the admin's
+		setSysctl(t, sysctlIPv6, "0")
+		if got := ForwardingFor(dir); !got["ipv4"] || got["ipv6"] {
+			t.Errorf("before any --nat session: %v", got)
+		}
+		g, err := Enable(Config{Dev: "tun0", Clients: prefixes("198.18.0.2/32", "2001:db8:1::2/128"), StateDir: dir, Logf: t.Logf})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer g.Close()
+		if got := Forwarding(); !got["ipv4"] || !got["ipv6"] {
+			t.Errorf("the --nat session's view: %v, want both on", got)
+		}
+		if got := ForwardingFor(dir); !got["ipv4"] || got["ipv6"] {
+			t.Errorf("another session's view: %v, want IPv4 (the admin's) on, IPv6 (guarded) off", got)
+		}
+	})
+}

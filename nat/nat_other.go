@@ -20,3 +20,6 @@ func Cleanup(string, func(string, ...any)) error { return nil }
 
 // Forwarding reports nothing: unknown here.
 func Forwarding() map[string]bool { return nil }
+
+// ForwardingFor reports nothing: unknown here.
+func ForwardingFor(string) map[string]bool { return nil }

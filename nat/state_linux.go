@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/sshvpn/sshvpn/internal/proc"
 	"github.com/sshvpn/sshvpn/internal/statedir"
 )
 
@@ -207,6 +208,26 @@ func Forwarding() map[string]bool {
 		if v, err := readSysctl(name); err == nil {
 			out[fam] = v == "1"
 		}
+	}
+	return out
+}
+
+// ForwardingFor is Forwarding as a session that is not a --nat session sees
+// it, in the calling thread's network namespace, given the NAT state in
+// stateDir: a family whose forwarding sshvpn turned on for its --nat
+// sessions is guarded, and forwards nothing of this session's.
+func ForwardingFor(stateDir string) map[string]bool {
+	out := Forwarding()
+	st, err := loadState(stateDir)
+	if err != nil {
+		return out
+	}
+	nss := st.Namespaces[proc.NetNS()]
+	if nss == nil {
+		return out
+	}
+	for fam := range guards(nss) {
+		out[map[int]string{4: "ipv4", 6: "ipv6"}[fam]] = false
 	}
 	return out
 }

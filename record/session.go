@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sshvpn/sshvpn/internal/proc"
 	"github.com/sshvpn/sshvpn/internal/statedir"
 	"github.com/sshvpn/sshvpn/nat"
 	"github.com/sshvpn/sshvpn/policy"
@@ -120,9 +121,40 @@ func Others() []Account {
 			add(d, uid)
 		}
 	}
-	for _, u := range passwd("/etc/passwd") {
+	// The homes the password database gives, and those of running
+	// sshvpn processes (an account only NSS knows, or a HOME of its own):
+	// in either case the directory must be the account's (see OpenOther).
+	for _, u := range append(passwd("/etc/passwd"), running()...) {
 		if u.home != "" && u.home != "/" {
 			add(filepath.Join(u.home, homeStateDir), u.uid)
+		}
+	}
+	return out
+}
+
+// running lists the accounts of the running sshvpn processes, with the
+// HOME each runs with, as root reads them in /proc.
+func running() []passwdEntry {
+	entries, _ := os.ReadDir("/proc")
+	var out []passwdEntry
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+		if err != nil || !strings.HasPrefix(filepath.Base(exe), "sshvpn") {
+			continue
+		}
+		_, euid, ok := proc.UIDs(pid)
+		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if !ok || err != nil || euid == 0 {
+			continue
+		}
+		for kv := range strings.SplitSeq(string(env), "\x00") {
+			if home, ok := strings.CutPrefix(kv, "HOME="); ok && filepath.IsAbs(home) {
+				out = append(out, passwdEntry{euid, filepath.Clean(home)})
+			}
 		}
 	}
 	return out

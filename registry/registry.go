@@ -122,7 +122,8 @@ func (r *Record) Holder() proc.Holder { return proc.Holder{PID: r.PID, Start: r.
 // Registry is one state directory.
 type Registry struct {
 	dir   string
-	owner int // the account whose records it holds
+	owner int  // the account whose records it holds
+	own   bool // the caller's own registry (Open), not another account's (OpenOther)
 }
 
 // Open returns the registry of the effective user in dir, creating dir
@@ -141,7 +142,7 @@ func Open(dir string) (*Registry, error) {
 			return nil, fmt.Errorf("registry: %w", err)
 		}
 	}
-	return &Registry{dir: dir, owner: euid}, nil
+	return &Registry{dir: dir, owner: euid, own: true}, nil
 }
 
 // OpenOther returns the registry of account uid in dir without creating
@@ -196,10 +197,13 @@ func (r *Registry) List() ([]Record, error) {
 	return out, nil
 }
 
-// ListAll is List for every network namespace. Records whose process is
-// gone, and files that are not records of the registry's owner (unreadable,
-// misnamed, another account's file, or naming another account's process),
-// are removed: they are never trusted, and never listed again.
+// ListAll is List for every network namespace. Files that are not records
+// of the registry's owner (not a regular file, another account's file, not
+// a record, misnamed, naming another account's process) are never trusted,
+// nor are records whose process is gone; in the account's own registry
+// they are removed, so that they are not judged again. A record that
+// cannot be read for another reason (out of file descriptors, say) is
+// skipped this time.
 func (r *Registry) ListAll() ([]Record, error) {
 	names, err := filepath.Glob(filepath.Join(r.dir, "session-*.json"))
 	if err != nil {
@@ -208,14 +212,17 @@ func (r *Registry) ListAll() ([]Record, error) {
 	var out []Record
 	for _, name := range names {
 		rec, err := r.readRecord(name)
-		if errors.Is(err, os.ErrNotExist) {
-			continue // removed since the listing: its session ended
-		}
-		if err != nil || !rec.Holder().OwnedBy(r.owner) {
+		var junk junkError
+		switch {
+		case errors.As(err, &junk), err == nil && !rec.Holder().OwnedBy(r.owner):
 			// Junk, or stale: its process was killed outright (a record
 			// of a live process of another account is a lie).
-			os.Remove(name)
+			if r.own {
+				os.Remove(name)
+			}
 			continue
+		case err != nil:
+			continue // gone since the listing (its session ended), or unreadable for now
 		}
 		out = append(out, rec)
 	}
@@ -223,11 +230,20 @@ func (r *Registry) ListAll() ([]Record, error) {
 	return out, nil
 }
 
+// junkError says that a file is not a record of the registry's account.
+type junkError struct{ error }
+
+func (e junkError) Unwrap() error { return e.error }
+
 // readRecord reads the record in file name, which must be a regular file
-// of the registry's owner that names its own process.
+// of the registry's owner that names its own process; a file that is not
+// is reported as junkError.
 func (r *Registry) readRecord(name string) (Record, error) {
 	var rec Record
 	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return rec, junkError{fmt.Errorf("registry: %s is a symbolic link", name)}
+	}
 	if err != nil {
 		return rec, err
 	}
@@ -237,21 +253,21 @@ func (r *Registry) readRecord(name string) (Record, error) {
 		return rec, err
 	}
 	if !fi.Mode().IsRegular() {
-		return rec, fmt.Errorf("registry: %s is not a regular file", name)
+		return rec, junkError{fmt.Errorf("registry: %s is not a regular file", name)}
 	}
 	if owner := statedir.Owner(fi); owner != r.owner {
-		return rec, fmt.Errorf("registry: %s belongs to uid %d, not to uid %d", name, owner, r.owner)
+		return rec, junkError{fmt.Errorf("registry: %s belongs to uid %d, not to uid %d", name, owner, r.owner)}
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxRecordSize))
 	if err != nil {
 		return rec, err
 	}
 	if err := json.Unmarshal(b, &rec); err != nil {
-		return rec, fmt.Errorf("registry: %s: %w", name, err)
+		return rec, junkError{fmt.Errorf("registry: %s: %w", name, err)}
 	}
 	// The file name is the authority on whose record it is.
 	if !strings.HasSuffix(name, fmt.Sprintf("session-%d.json", rec.PID)) {
-		return rec, fmt.Errorf("registry: %s names another process (%d)", name, rec.PID)
+		return rec, junkError{fmt.Errorf("registry: %s names another process (%d)", name, rec.PID)}
 	}
 	return rec, nil
 }

@@ -199,7 +199,7 @@ func serve(ctx context.Context, conn spawn.Conn, cfg Config, log *slog.Logger) e
 		Mode: cfg.Policy.Mode, MTU: cfg.Policy.MTU, Addrs: cfg.Policy.Addrs, PeerAddrs: cfg.Policy.PeerAddrs, Dev: cfg.Policy.Dev,
 		AllowRoutes: cfg.Policy.AllowRoutes, Pool: cfg.Policy.Pool, Nets: router.Nets,
 		ClientAddr: s.client, Keepalive: cfg.Keepalive, DeadAfter: cfg.DeadAfter, Logger: log, Stats: s.stats,
-		Forwarding: nat.Forwarding, Open: s.open, Software: cfg.Software,
+		Forwarding: s.forwarding, Open: s.open, Software: cfg.Software,
 		Admit: func(t tunnel.Tunnel) error {
 			// The same client reconnecting ends its older session first.
 			s.adm.resume = tokenHash(t.Resume)
@@ -214,6 +214,17 @@ func serve(ctx context.Context, conn spawn.Conn, cfg Config, log *slog.Logger) e
 		return cause
 	}
 	return err
+}
+
+// forwarding is what the session tells its client of this machine's
+// forwarding: with --nat, the sysctls; without, what is left of them for a
+// session that is not a gateway's (a family sshvpn turned on for --nat
+// sessions forwards nothing of others).
+func (s *serving) forwarding() map[string]bool {
+	if s.cfg.NAT {
+		return nat.Forwarding()
+	}
+	return nat.ForwardingFor(s.rec.Registry().Dir())
 }
 
 // assign draws the session's pool lease, preferring the first of the

@@ -107,7 +107,9 @@ func (g *guard) Write(bufs [][]byte, offset int) (int, error) {
 func (g *guard) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	n, err := g.Device.Read(bufs, sizes, offset)
 	for i := range n {
-		if sizes[i] > 0 && !g.admitOut(bufs[i][offset:offset+sizes[i]]) {
+		// A packet longer than the buffer (the kernel reports its whole
+		// length) is the reader's to drop.
+		if sizes[i] > 0 && sizes[i] <= len(bufs[i])-offset && !g.admitOut(bufs[i][offset:offset+sizes[i]]) {
 			sizes[i] = 0
 		}
 	}

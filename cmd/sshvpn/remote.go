@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/sshvpn/sshvpn/server"
 	"github.com/sshvpn/sshvpn/spawn"
 	"github.com/sshvpn/sshvpn/tun"
+	"github.com/sshvpn/sshvpn/tunnel"
 	"golang.org/x/term"
 )
 
@@ -38,7 +40,9 @@ func (r *remoteCmd) Run(ctx context.Context, log *slog.Logger, id server.Identit
 	}
 	cfg, err := r.config()
 	if err != nil {
-		// The client gets the reason in the protocol, as the server's.
+		// The client gets the reason in the protocol, as the server's,
+		// and the admin in the system log.
+		log.Warn("session refused", "reason", err.Error(), tunnel.AdminOnly)
 		err = server.Refuse(conn, err)
 	} else {
 		cfg.Identity, cfg.Logger, cfg.Counters, cfg.Ended = id, log, sig.counters, sig.ended
@@ -62,6 +66,14 @@ func (r *remoteCmd) config() (server.Config, error) {
 	mac, err := r.mac(pol.mode == tun.ModeTAP)
 	if err != nil {
 		return server.Config{}, err
+	}
+	switch {
+	case r.NAT && pol.mode == tun.ModeTAP:
+		return server.Config{}, errors.New("--nat masquerades IP addresses, and --mode tap carries Ethernet frames, whose addresses it does not check: route or bridge a tap tunnel instead")
+	case r.NAT && os.Geteuid() != 0:
+		// One account's view of the gateway for the whole machine:
+		// its state in root's registry, which the sweep reads.
+		return server.Config{}, errors.New("--nat needs the forced command to run as root: it changes the server's forwarding and nftables for every session")
 	}
 	return server.Config{
 		Policy: policy.Server{Mode: pol.mode, MTU: r.MTU, Addrs: pol.addrs, PeerAddrs: pol.peers, Dev: r.Dev,

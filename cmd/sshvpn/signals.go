@@ -18,9 +18,10 @@ type signals struct {
 // watch is the one place sshvpn takes signals. The context ends at the
 // first SIGINT, SIGTERM or SIGQUIT (SIGQUIT too: its default, a goroutine
 // dump and exit, would skip the cleanup and leave routes behind), and on
-// the server at SIGHUP too. After that a second one has its default
+// the server at SIGHUP too. After that a second SIGINT has its default
 // effect, as people expect of a second Ctrl-C: exit at once, without
-// cleaning up. A write to a closed stdout (the remote's transport, once
+// cleaning up; the others are taken and ignored, so that a second
+// "sshvpn down" or systemd's SIGTERM does not cut the cleanup short. A write to a closed stdout (the remote's transport, once
 // sshd has gone) must be an EPIPE error that ends the session through its
 // cleanup (leases, routes, down hooks), not a SIGPIPE that kills the
 // process; Notify, unlike Ignore, leaves children's SIGPIPE alone.
@@ -30,7 +31,11 @@ func watch(remote bool) (context.Context, signals, func()) {
 		stops = append(stops, syscall.SIGHUP)
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), stops...)
-	again := context.AfterFunc(ctx, cancel)
+	absorb := make(chan os.Signal, 1) // never read: what it takes is ignored
+	again := context.AfterFunc(ctx, func() {
+		signal.Notify(absorb, stops[1:]...) // before cancel lets them go
+		cancel()
+	})
 	hup, usr1, usr2 := make(chan os.Signal, 1), make(chan os.Signal, 1), make(chan os.Signal, 1)
 	sig := signals{counters: usr1}
 	signal.Notify(usr1, syscall.SIGUSR1)
@@ -50,5 +55,6 @@ func watch(remote bool) (context.Context, signals, func()) {
 		signal.Stop(usr1)
 		signal.Stop(usr2)
 		signal.Stop(pipe)
+		signal.Stop(absorb)
 	}
 }
