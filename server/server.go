@@ -39,7 +39,7 @@ import (
 // policy and its other flags, checked by the command line.
 type Config struct {
 	Policy      policy.Server
-	Rate        tunnel.RateLimit
+	Rate        policy.RateLimit
 	MaxSessions int            // sessions of one key at once; 0 for no limit
 	Replace     bool           // a newer session of the same key replaces an older one
 	Routes      []netip.Prefix // the server's own --route into the tunnel

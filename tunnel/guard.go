@@ -34,7 +34,7 @@ type GuardConfig struct {
 // counts it no more.
 func Guard(dev tun.Device, cfg GuardConfig) tun.Device {
 	g := &guard{Device: dev, vnet: dev.Offloads() != 0, stats: cfg.Stats, log: logger(cfg.Logger),
-		limitIn: cfg.Rate.allow(), limitOut: cfg.Rate.allow()}
+		limitIn: allow(cfg.Rate), limitOut: allow(cfg.Rate)}
 	if g.stats == nil {
 		g.stats = new(Stats)
 	}

@@ -1,94 +1,26 @@
 package tunnel
 
 import (
-	"fmt"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/sshvpn/sshvpn/policy"
 )
 
-// RateLimit caps one direction of a session's traffic: the server applies it
-// to what the client sends and, separately, to what it sends the client.
-// Packets over the limit are dropped and counted (Stats.DroppedRate). A zero
-// field sets no limit. Both count what the wire carries: a GSO super-packet
-// is as many packets as it has segments, and as many bytes as they come to,
-// each with its own copy of the IP and transport headers.
-type RateLimit struct {
-	BytesPerSec   float64
-	PacketsPerSec float64
-}
-
-// IsZero reports whether l limits nothing.
-func (l RateLimit) IsZero() bool { return l.BytesPerSec <= 0 && l.PacketsPerSec <= 0 }
-
-func (l RateLimit) String() string {
-	var parts []string
-	if l.BytesPerSec > 0 {
-		parts = append(parts, strconv.FormatFloat(l.BytesPerSec*8, 'f', -1, 64)+"bit/s")
-	}
-	if l.PacketsPerSec > 0 {
-		parts = append(parts, strconv.FormatFloat(l.PacketsPerSec, 'f', -1, 64)+"pps")
-	}
-	return strings.Join(parts, ", ")
-}
-
-// ParseRate reads one limit: a number with a unit, bits ("800kbit",
-// "20Mbit", "1gbit"), bytes ("100kB", "2.5MB") or packets ("5000pps"), per
-// second, with an optional "/s"; k, M and G (either case) are powers of
-// 1000, and a lone "b" is refused as ambiguous. It sets the field the unit
-// names in l.
-func ParseRate(s string, l *RateLimit) error {
-	in := strings.TrimSuffix(strings.TrimSpace(s), "/s")
-	i := strings.IndexFunc(in, func(r rune) bool { return (r < '0' || r > '9') && r != '.' })
-	if i <= 0 {
-		return fmt.Errorf("--rate %q: want a number and a unit, such as 20Mbit, 2.5MB or 5000pps", s)
-	}
-	n, err := strconv.ParseFloat(in[:i], 64)
-	if err != nil || n <= 0 {
-		return fmt.Errorf("--rate %q: want a positive number, such as 20Mbit, 2.5MB or 5000pps", s)
-	}
-	unit := in[i:]
-	mult := 1.0
-	if len(unit) > 1 {
-		switch unit[0] {
-		case 'k', 'K':
-			mult, unit = 1e3, unit[1:]
-		case 'M', 'm':
-			mult, unit = 1e6, unit[1:]
-		case 'G', 'g':
-			mult, unit = 1e9, unit[1:]
-		}
-	}
-	switch strings.ToLower(unit) {
-	case "bit":
-		l.BytesPerSec = n * mult / 8
-	case "b":
-		if unit == "b" {
-			return fmt.Errorf("--rate %q: say bit or B (bytes)", s)
-		}
-		l.BytesPerSec = n * mult
-	case "pps", "pkt", "p":
-		l.PacketsPerSec = n * mult
-	default:
-		return fmt.Errorf("--rate %q: unknown unit %q; use bit (20Mbit), B for bytes (2.5MB) or pps (5000pps)", s, unit)
-	}
-	if l.BytesPerSec > 0 && l.BytesPerSec < 1500 {
-		return fmt.Errorf("--rate %q is below one packet per second", s)
-	}
-	return nil
-}
+// RateLimit caps one direction of a session's traffic (see
+// policy.RateLimit); Guard applies it.
+type RateLimit = policy.RateLimit
 
 // allow returns a check that admits packets within l, or nil when l
 // limits nothing. It takes what a packet becomes on the wire (see
 // tun.VnetHdr.Wire): a plain packet is one packet of its length, a GSO
 // super-packet its segments and their bytes, each segment with its own
 // copy of the headers. It is safe for concurrent use.
-func (l RateLimit) allow() func(packets, bytes int) bool {
+func allow(l RateLimit) func(packets, bytes int) bool {
 	if l.IsZero() {
 		return nil
 	}
-	lim := l.limiter(time.Now())
+	lim := newLimiter(l, time.Now())
 	return func(packets, bytes int) bool { return lim.allowAt(time.Now(), packets, bytes) }
 }
 
@@ -100,7 +32,7 @@ type limiter struct {
 	packets, bytes *bucket
 }
 
-func (l RateLimit) limiter(now time.Time) *limiter {
+func newLimiter(l RateLimit, now time.Time) *limiter {
 	lim := new(limiter)
 	if l.BytesPerSec > 0 {
 		lim.bytes = newBucket(l.BytesPerSec, max(l.BytesPerSec/10, 2*MaxMTU), now)

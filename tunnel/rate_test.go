@@ -13,54 +13,22 @@ import (
 	"github.com/sshvpn/sshvpn/tun"
 )
 
-func TestParseRate(t *testing.T) {
-	for _, c := range []struct {
-		in             string
-		bytes, packets float64
-		err            string
-	}{
-		{in: "20Mbit", bytes: 2.5e6},
-		{in: "800kbit", bytes: 1e5},
-		{in: "1Gbit/s", bytes: 1.25e8},
-		{in: "2.5MB", bytes: 2.5e6},
-		{in: "100kB", bytes: 1e5},
-		{in: "5000pps", packets: 5000},
-		{in: "20Mb", err: "say bit or B"},
-		{in: "fast", err: "want a number"},
-		{in: "10parsecs", err: "unknown unit"},
-		{in: "-5pps", err: "want a number"},
-		{in: "8bit", err: "below one packet"},
-	} {
-		var l RateLimit
-		err := ParseRate(c.in, &l)
-		if c.err != "" {
-			if err == nil || !strings.Contains(err.Error(), c.err) {
-				t.Errorf("ParseRate(%q) = %v, want an error containing %q", c.in, err, c.err)
-			}
-			continue
-		}
-		if err != nil || l.BytesPerSec != c.bytes || l.PacketsPerSec != c.packets {
-			t.Errorf("ParseRate(%q) = %+v, %v; want %v B/s, %v pps", c.in, l, err, c.bytes, c.packets)
-		}
-	}
-}
-
 // TestRateAllow: a packet limit admits its burst, then refuses until time
 // passes; a byte limit a tenth of a second's worth; no limit is no check
 // at all.
 func TestRateAllow(t *testing.T) {
-	if (RateLimit{}).allow() != nil {
+	if allow(RateLimit{}) != nil {
 		t.Error("a zero limit made a check")
 	}
 	now := time.Now()
-	lim := RateLimit{PacketsPerSec: 10}.limiter(now)
+	lim := newLimiter(RateLimit{PacketsPerSec: 10}, now)
 	if n := admitted(lim, now, 100, 1, 100); n != 8 {
 		t.Errorf("10 pps admitted %d of 100 packets sent at once, want the burst of 8", n)
 	}
 	if lim.allowAt(now.Add(50*time.Millisecond), 1, 100) || !lim.allowAt(now.Add(100*time.Millisecond), 1, 100) {
 		t.Error("10 pps: not one packet per 100 ms after the burst")
 	}
-	lim = RateLimit{BytesPerSec: 2e6}.limiter(now)
+	lim = newLimiter(RateLimit{BytesPerSec: 2e6}, now)
 	if n := admitted(lim, now, 1000, 1, 1500); n != 133 { // 200 kB of 1500-byte packets
 		t.Errorf("2 MB/s admitted %d 1500-byte packets at once, want a tenth of a second's worth", n)
 	}
@@ -99,7 +67,7 @@ func superWire(t *testing.T) (b []byte, packets, bytes int) {
 func TestRateSegments(t *testing.T) {
 	_, n, size := superWire(t)
 	start := time.Now()
-	lim := RateLimit{PacketsPerSec: 100}.limiter(start)
+	lim := newLimiter(RateLimit{PacketsPerSec: 100}, start)
 	segs := 0
 	for ms := range 10_000 { // one super-packet offered a millisecond for 10 s
 		if lim.allowAt(start.Add(time.Duration(ms)*time.Millisecond), n, size) {
@@ -118,7 +86,7 @@ func TestRateSegments(t *testing.T) {
 func TestRateWireBytes(t *testing.T) {
 	_, n, size := superWire(t)
 	start := time.Now()
-	lim := RateLimit{BytesPerSec: 1e6}.limiter(start)
+	lim := newLimiter(RateLimit{BytesPerSec: 1e6}, start)
 	sent := 0
 	for ms := range 100_000 {
 		if lim.allowAt(start.Add(time.Duration(ms)*time.Millisecond), n, size) {
@@ -134,7 +102,7 @@ func TestRateWireBytes(t *testing.T) {
 // TestRateBothLimits: a packet over either limit takes from neither.
 func TestRateBothLimits(t *testing.T) {
 	now := time.Now()
-	lim := RateLimit{PacketsPerSec: 1000, BytesPerSec: 1e5}.limiter(now) // buckets of 100 packets, 2 MaxMTU bytes
+	lim := newLimiter(RateLimit{PacketsPerSec: 1000, BytesPerSec: 1e5}, now) // buckets of 100 packets, 2 MaxMTU bytes
 	if !lim.allowAt(now, 1, 2*MaxMTU) || lim.allowAt(now, 1, 1) {
 		t.Fatal("the byte bucket did not empty")
 	}
@@ -149,7 +117,7 @@ func TestRateBothLimits(t *testing.T) {
 
 // TestRateAllocs: the check allocates nothing per packet.
 func TestRateAllocs(t *testing.T) {
-	allow := RateLimit{PacketsPerSec: 1e9, BytesPerSec: 1e12}.allow()
+	allow := allow(RateLimit{PacketsPerSec: 1e9, BytesPerSec: 1e12})
 	if a := testing.AllocsPerRun(1000, func() { allow(40, 57600) }); a != 0 {
 		t.Errorf("%v allocations per packet", a)
 	}

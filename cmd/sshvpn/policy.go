@@ -11,7 +11,6 @@ import (
 	"github.com/sshvpn/sshvpn/pool"
 	"github.com/sshvpn/sshvpn/registry"
 	"github.com/sshvpn/sshvpn/tun"
-	"github.com/sshvpn/sshvpn/tunnel"
 )
 
 // policyFlags are the server's policy: the flags of "sshvpn --remote", which
@@ -83,7 +82,7 @@ func (p *policyFlags) args() []string {
 type parsed struct {
 	addrs, peers, pool, allow, allowRoutes []netip.Prefix
 	mode                                   tun.Mode
-	rate                                   tunnel.RateLimit
+	rate                                   policy.RateLimit
 	maxSessions                            int
 }
 
@@ -108,8 +107,8 @@ func (p *policyFlags) parse(routes []cidr) (parsed, error) {
 		return r, err
 	}
 	for _, s := range p.Rate {
-		if err := tunnel.ParseRate(s, &r.rate); err != nil {
-			return r, err
+		if err := policy.ParseRate(s, &r.rate); err != nil {
+			return r, fmt.Errorf("--%w", err) // "--rate \"20x\": ..."
 		}
 	}
 	size := 0
