@@ -148,11 +148,26 @@ func TestPlantedRecords(t *testing.T) {
 	if !seen {
 		t.Errorf("root's status does not list uid %d's own session:\n%s", nobody, st)
 	}
-	// The account's own listing removes the lie from its registry.
+	// A session of root's own (this test's process, recorded where
+	// root's sessions are): root's status lists it, the account's not.
+	rootReg, err := registry.Open(registry.DefaultDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine, err := rootReg.Add(registry.Record{Side: registry.SideClient, Profile: "root-only"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mine.Remove()
+	if out, err := exec.Command(binary, "status").CombinedOutput(); err != nil || !strings.Contains(string(out), "root-only") {
+		t.Errorf("root's status does not list root's session: %v\n%s", err, out)
+	}
+	// The account's own listing shows its own session, not root's, and
+	// removes the lie from its registry.
 	status := exec.Command(publicBinary(t), "status")
 	status.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
 	status.Env = []string{"HOME=/nonexistent", "PATH=" + os.Getenv("PATH")}
-	if out, err := status.CombinedOutput(); err != nil {
+	if out, err := status.CombinedOutput(); err != nil || strings.Contains(string(out), "root-only") || !strings.Contains(string(out), "profile mine") {
 		t.Errorf("sshvpn status as uid %d: %v\n%s", nobody, err, out)
 	}
 	if _, err := os.Stat(filepath.Join(run, "sshvpn", fmt.Sprintf("session-%d.json", pid))); !os.IsNotExist(err) {
