@@ -55,7 +55,7 @@ type Link struct {
 	stats *Stats
 
 	vnet    bool                 // the device's packets carry a virtio-net header
-	current atomic.Pointer[pump] // the attached connection's pump, if any
+	current atomic.Pointer[slot] // the attached connection's sink, if any
 	// deliver is held by the device reader while it frames a packet for a
 	// pump: a pump that detached waits for it, after which no packet can
 	// reach it.
@@ -163,15 +163,46 @@ func (l *Link) Err() error {
 	}
 }
 
-// attach makes p the pump packets from the device go to.
-func (l *Link) attach(p *pump) { l.current.Store(p) }
+// A sink is where the link's device reader frames the packets it reads,
+// for the connection attached to the link (its pump): the seam between
+// the link, which outlives connections, and one connection's sender. The
+// reader reads each packet straight into the sink's frame buffer (next)
+// and commits it there as a frame (commit), or copies in one it read
+// elsewhere (put); flush sends what is buffered, in one write per burst.
+type sink interface {
+	taking() bool // still takes packets
+	next(n int) ([]byte, error)
+	commit(typ framing.Type, n int) error
+	put(typ framing.Type, payload []byte) bool // false: no room
+	flush()
+	fail(err error)        // reading the device into it failed
+	offloads() tun.Offload // what the peer agreed to take
+	sent(pkt []byte)       // count a packet that left
+	droppedOut()           // count one that did not
+}
 
-// detach stops handing packets to p; once it returns, no packet reaches
-// p.
-func (l *Link) detach(p *pump) {
-	l.current.CompareAndSwap(p, nil)
+// slot holds the attached sink.
+type slot struct{ s sink }
+
+// attach makes s the sink packets from the device go to.
+func (l *Link) attach(s sink) { l.current.Store(&slot{s}) }
+
+// detach stops handing packets to s; once it returns, no packet reaches
+// s.
+func (l *Link) detach(s sink) {
+	if cur := l.current.Load(); cur != nil && cur.s == s {
+		l.current.CompareAndSwap(cur, nil)
+	}
 	l.deliver.Lock()
 	l.deliver.Unlock() // (only waited for a delivery in progress)
+}
+
+// attached is the sink attached now, if any.
+func (l *Link) attached() sink {
+	if cur := l.current.Load(); cur != nil {
+		return cur.s
+	}
+	return nil
 }
 
 // readDevice reads the device until it is closed. While a pump is
@@ -184,9 +215,9 @@ func (l *Link) readDevice() {
 	defer l.read.Done()
 	scratch := make([]byte, readSize)
 	one, sizes := make([][]byte, 1), make([]int, 1)
-	var held *pump // the pump whose frame buffer has frames to flush
+	var held sink // the sink whose frame buffer has frames to flush
 	for {
-		p := l.current.Load()
+		p := l.attached()
 		if p != nil && !p.taking() {
 			p = nil
 		}
@@ -196,7 +227,7 @@ func (l *Link) readDevice() {
 		}
 		buf := scratch
 		if p != nil {
-			room, err := p.dw.Next(readSize)
+			room, err := p.next(readSize)
 			if err != nil {
 				p.fail(err)
 				continue
@@ -243,15 +274,15 @@ func (l *Link) readDevice() {
 // buffer by its full length, having copied only a part).
 const readSize = framing.MaxOffloadPayload
 
-// handle frames one packet read from the device for the attached pump, if
-// any, and returns that pump when it did. in is the pump whose frame
+// handle frames one packet read from the device for the attached sink, if
+// any, and returns that sink when it did. in is the sink whose frame
 // buffer the packet was read into (nil: scratch): when another is attached
 // by now, the packet is copied to it. It never writes to the transport,
 // so that detach, which waits for it, never waits for the network.
-func (l *Link) handle(buf []byte, in *pump) *pump {
+func (l *Link) handle(buf []byte, in sink) sink {
 	l.deliver.Lock()
 	defer l.deliver.Unlock()
-	p := l.current.Load()
+	p := l.attached()
 	if p == nil || !p.taking() {
 		l.stats.DroppedDetached.Add(1)
 		return nil
@@ -261,17 +292,17 @@ func (l *Link) handle(buf []byte, in *pump) *pump {
 	if l.vnet {
 		var ok bool
 		if h, ok = tun.ParseVnetHdr(buf); !ok || len(buf) == tun.VnetHdrLen {
-			p.stats.DroppedOut.Add(1)
+			p.droppedOut()
 			return nil
 		}
 		pkt = buf[tun.VnetHdrLen:]
 		// What the peer did not agree to take is not sent: a
 		// super-packet left from offloads since turned off, say.
-		if h.Needs(pkt[0]>>4 == 6)&^p.offload != 0 {
-			p.stats.DroppedOut.Add(1)
+		if h.Needs(pkt[0]>>4 == 6)&^p.offloads() != 0 {
+			p.droppedOut()
 			return nil
 		}
-		if p.offload != 0 {
+		if p.offloads() != 0 {
 			typ = framing.TypeOffload
 		} else {
 			payload = pkt // plain: the header stays behind
@@ -283,18 +314,17 @@ func (l *Link) handle(buf []byte, in *pump) *pump {
 		if len(payload) != len(buf) {
 			copy(buf, payload)
 		}
-		if err := p.dw.Commit(typ, len(payload)); err != nil {
-			p.stats.DroppedOut.Add(1)
+		if err := p.commit(typ, len(payload)); err != nil {
+			p.droppedOut()
 			return nil
 		}
 	} else {
 		// Read for a pump that has gone since: copy, without flushing.
-		if p.dw.Available() < framing.HeaderLen+len(payload) || p.dw.WriteFrame(typ, payload) != nil {
+		if !p.put(typ, payload) {
 			l.stats.DroppedDetached.Add(1)
 			return nil
 		}
 	}
-	p.stats.PacketsOut.Add(1)
-	p.stats.BytesOut.Add(uint64(len(pkt)))
+	p.sent(pkt)
 	return p
 }

@@ -175,6 +175,26 @@ func (p *pump) taking() bool {
 	}
 }
 
+// The pump is its link's sink (see sink): the link's device reader frames
+// packets into dw through these.
+
+func (p *pump) next(n int) ([]byte, error) { return p.dw.Next(n) }
+
+func (p *pump) commit(typ framing.Type, n int) error { return p.dw.Commit(typ, n) }
+
+func (p *pump) put(typ framing.Type, payload []byte) bool {
+	return p.dw.Available() >= framing.HeaderLen+len(payload) && p.dw.WriteFrame(typ, payload) == nil
+}
+
+func (p *pump) offloads() tun.Offload { return p.offload }
+
+func (p *pump) sent(pkt []byte) {
+	p.stats.PacketsOut.Add(1)
+	p.stats.BytesOut.Add(uint64(len(pkt)))
+}
+
+func (p *pump) droppedOut() { p.stats.DroppedOut.Add(1) }
+
 // flush writes the data frames the device reader put in dw.
 func (p *pump) flush() {
 	if err := p.dw.Flush(); err != nil {
