@@ -1,7 +1,6 @@
 package tunnel
 
 import (
-	"errors"
 	"log/slog"
 	"net/netip"
 
@@ -44,10 +43,6 @@ func Guard(dev tun.Device, cfg GuardConfig) tun.Device {
 	}
 	return g
 }
-
-// ErrDropped is a guarded device's answer to a Write of a packet that the
-// session may not carry; it was counted.
-var ErrDropped = errors.New("tunnel: dropped by the session's guard")
 
 type guard struct {
 	tun.Device

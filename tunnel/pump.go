@@ -27,6 +27,10 @@ var errPeerClosed = errors.New("sshvpn: peer closed the tunnel")
 // errLocalClose ends a pump that was asked to stop.
 var errLocalClose = errors.New("sshvpn: closed")
 
+// ErrDropped is a guarded device's answer to a Write of a packet that the
+// session may not carry; it was counted.
+var ErrDropped = errors.New("tunnel: dropped by the session's guard")
+
 // errWrite marks errors writing to the transport.
 var errWrite = errors.New("sshvpn: writing to the transport")
 
