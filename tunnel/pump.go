@@ -27,9 +27,9 @@ var errPeerClosed = errors.New("sshvpn: peer closed the tunnel")
 // errLocalClose ends a pump that was asked to stop.
 var errLocalClose = errors.New("sshvpn: closed")
 
-// ErrDropped is a guarded device's answer to a Write of a packet that the
-// session may not carry; it was counted.
-var ErrDropped = errors.New("tunnel: dropped by the session's guard")
+// ErrDropped is what a device that filters for a session answers a Write
+// of a packet the session may not carry; it was counted.
+var ErrDropped = errors.New("tunnel: dropped: the session may not carry it")
 
 // errWrite marks errors writing to the transport.
 var errWrite = errors.New("sshvpn: writing to the transport")
@@ -386,7 +386,7 @@ func (p *pump) toDevice(t framing.Type, payload []byte) error {
 	p.wbuf[0] = out
 	if _, err := p.dev.Write(p.wbuf, 0); err != nil {
 		if errors.Is(err, ErrDropped) {
-			return nil // the session's guard (see Guard) counted it
+			return nil // the session's filter counted it
 		}
 		if isClosed(err) {
 			return fmt.Errorf("sshvpn: writing to %s: %w", p.dev.Name(), err)
