@@ -73,7 +73,7 @@ func (r *remoteCmd) config() (server.Config, error) {
 	case r.NAT && os.Geteuid() != 0:
 		// One account's view of the gateway for the whole machine:
 		// its state in root's registry, which the sweep reads.
-		return server.Config{}, errors.New("--nat needs the forced command to run as root: it changes the server's forwarding and nftables for every session")
+		return server.Config{}, errors.New("--nat needs root for the forced command: it changes the server's forwarding and nftables for every session")
 	}
 	return server.Config{
 		Policy: policy.Server{Mode: pol.mode, MTU: r.MTU, Addrs: pol.addrs, PeerAddrs: pol.peers, Dev: r.Dev,
