@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/sshvpn/sshvpn/internal/netnstest"
 )
 
 func TestAcquireRelease(t *testing.T) {
@@ -207,7 +209,7 @@ func TestUnsafeStateDirRefused(t *testing.T) {
 		}
 	})
 	t.Run("owner", func(t *testing.T) {
-		needRoot(t)
+		netnstest.NeedRoot(t, "a directory of another account")
 		dir := filepath.Join(t.TempDir(), "state")
 		if err := os.Mkdir(dir, 0o700); err != nil {
 			t.Fatal(err)
@@ -317,17 +319,4 @@ func TestAcquirePreferring(t *testing.T) {
 	if err != nil || l3.Index != 1 {
 		t.Fatalf("preferring an address outside the pool: %+v, %v; want the lowest free", l3, err)
 	}
-}
-
-// needRoot skips a test that needs root, except in CI (which runs as
-// root), where it fails.
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("CI runs as root; this test needs it")
-	}
-	t.Skip("needs root")
 }

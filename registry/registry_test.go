@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sshvpn/sshvpn/internal/netnstest"
 	"github.com/sshvpn/sshvpn/internal/proc"
 )
 
@@ -133,7 +134,7 @@ func TestLock(t *testing.T) {
 // account owns, but not one that others could write to, nor one of
 // another owner (anyone can make a directory in /tmp).
 func TestOpenOther(t *testing.T) {
-	needRoot(t)
+	netnstest.NeedRoot(t, "files of another account")
 	dir := filepath.Join(t.TempDir(), "sshvpn")
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
@@ -160,7 +161,7 @@ func TestOpenOther(t *testing.T) {
 // to its account); in root's own registry, a record file of another owner
 // is neither listed nor kept.
 func TestPlantedRecords(t *testing.T) {
-	needRoot(t)
+	netnstest.NeedRoot(t, "files of another account")
 	dir := filepath.Join(t.TempDir(), "sshvpn")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -265,17 +266,4 @@ func TestJunkRemoved(t *testing.T) {
 	if _, err := os.Stat(junk); !os.IsNotExist(err) {
 		t.Errorf("junk kept: %v", err)
 	}
-}
-
-// needRoot skips a test that makes files of another account unless it runs
-// as root; in CI (which runs as root) it fails instead.
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("CI runs as root; this test needs it to make files of another account")
-	}
-	t.Skip("needs root to make files of another account")
 }

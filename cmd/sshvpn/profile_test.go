@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/alecthomas/kong"
+	"github.com/sshvpn/sshvpn/internal/netnstest"
 )
 
 func writeProfile(t *testing.T, name, text string) {
@@ -81,25 +82,12 @@ ssh-cmd = "ssh -p 2222"
 // TestProfileUnderSudo: root under sudo does not read the invoking user's
 // profiles (they could run hooks as root), even when sudo keeps HOME.
 func TestProfileUnderSudo(t *testing.T) {
-	needRoot(t)
+	netnstest.NeedRoot(t, "files of another account")
 	writeProfile(t, "mine", "destination = \"gw\"\nup = \"/tmp/evil\"\n")
 	t.Setenv("SUDO_UID", "1000")
 	if p, err := loadProfile("mine"); err == nil {
 		t.Errorf("root under sudo read %s", p.path)
 	}
-}
-
-// needRoot skips a test that needs root, except in CI (which runs as
-// root), where it fails.
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("CI runs as root; this test needs it")
-	}
-	t.Skip("needs root")
 }
 
 // TestProfilePermissions: a profile (or its directory) that another
@@ -108,7 +96,7 @@ func needRoot(t *testing.T) {
 // with a user's HOME and no SUDO_UID (as "su -m" leaves it) is the case
 // the probe found.
 func TestProfilePermissions(t *testing.T) {
-	needRoot(t)
+	netnstest.NeedRoot(t, "files of another account")
 	writeProfile(t, "ww", "destination = \"gw\"\nup = \"/tmp/evil\"\n")
 	home := os.Getenv("HOME")
 	dir := filepath.Join(home, ".config", "sshvpn")

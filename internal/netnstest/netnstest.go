@@ -1,6 +1,6 @@
 // Package netnstest runs test code in a network namespace of its own, so
 // that tests of devices, addresses and routes touch nothing of the machine's
-// own network.
+// own network, and says when a test needs root.
 package netnstest
 
 import (
@@ -16,12 +16,7 @@ import (
 // where it fails it.
 func Run(t *testing.T, f func()) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" {
-			t.Fatal("this test needs root (network namespaces) in CI")
-		}
-		t.Skip("this test needs root (network namespaces)")
-	}
+	NeedRoot(t, "network namespaces")
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -35,4 +30,17 @@ func Run(t *testing.T, f func()) {
 		f()
 	}()
 	<-done
+}
+
+// NeedRoot skips a test that needs root (for what why says) unless it runs
+// as root; in CI, which runs as root, it fails the test instead.
+func NeedRoot(t *testing.T, why string) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("this test needs root (%s), as CI has", why)
+	}
+	t.Skipf("this test needs root (%s)", why)
 }
