@@ -198,7 +198,7 @@ func serve(ctx context.Context, conn spawn.Conn, cfg Config, log *slog.Logger) e
 	sc := tunnel.ServerConfig{
 		Mode: cfg.Policy.Mode, MTU: cfg.Policy.MTU, Addrs: cfg.Policy.Addrs, PeerAddrs: cfg.Policy.PeerAddrs, Dev: cfg.Policy.Dev,
 		AllowRoutes: cfg.Policy.AllowRoutes, Pool: cfg.Policy.Pool, Nets: router.Nets,
-		ClientAddr: s.client, Keepalive: cfg.Keepalive, DeadAfter: cfg.DeadAfter, Logger: log, Stats: s.stats,
+		ClientAddr: s.client, Keepalive: cfg.Keepalive, DeadAfter: cfg.DeadAfter, Logger: log,
 		Forwarding: s.forwarding, Open: s.open, Software: cfg.Software,
 		Admit: func(t tunnel.Tunnel) error {
 			// The same client reconnecting ends its older session first.

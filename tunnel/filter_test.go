@@ -256,12 +256,9 @@ func startLiveOn(t *testing.T, ccfg ClientConfig, scfg ServerConfig, co, so *ope
 	t.Helper()
 	cc, sc := socketPair(t)
 	l := &live{t: t, co: co, so: so}
+	co.stats, so.stats = &l.cstats, &l.sstats // (the guard's too)
 	ccfg.Link, scfg.Open = l.co.Link(), l.so.Open
 	t.Cleanup(func() { l.co.Link().Close() })
-	ccfg.Stats, scfg.Stats = &l.cstats, &l.sstats
-	if so.guard != nil && so.guard.Stats == nil {
-		so.guard.Stats = &l.sstats // the guard counts its drops with the session's
-	}
 	ccfg.Logger = testLogger(t).With("side", "client")
 	scfg.Logger = testLogger(t).With("side", "server")
 	ctx, cancel := context.WithCancel(t.Context())

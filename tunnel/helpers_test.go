@@ -137,8 +137,10 @@ type opener struct {
 	link    *Link
 	// guard, if set, is what a server opener's link lets through: Open
 	// guards the device with it, its Peer and Behind completed from the
-	// tunnel as a server's are.
+	// tunnel as a server's are, and its Stats the link's.
 	guard *GuardConfig
+	// stats, if set, are the link's counters (its connections' too).
+	stats *Stats
 }
 
 func newOpener(name string) *opener {
@@ -152,7 +154,7 @@ func (o *opener) linkOn(dev tun.Device) *Link {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.link == nil {
-		o.link = NewLink(dev, LinkConfig{Host: HostFunc(func(t Tunnel, _ netip.Addr) error { return o.up(t) })})
+		o.link = NewLink(dev, LinkConfig{Host: HostFunc(func(t Tunnel, _ netip.Addr) error { return o.up(t) }), Stats: o.stats})
 	}
 	return o.link
 }
@@ -164,6 +166,9 @@ func (o *opener) Open(t Tunnel) (*Link, error) {
 	}
 	g := *o.guard
 	g.Addresses, g.Peer, g.Behind = t.Mode == tun.ModeTUN, t.PeerAddrs, slices.Concat(g.Behind, t.Routes)
+	if g.Stats == nil {
+		g.Stats = o.stats
+	}
 	return o.linkOn(Guard(o.dev, g)), nil
 }
 

@@ -127,10 +127,10 @@ func offloadServer(t *testing.T) (*opener, *Stats, net.Conn, <-chan error) {
 	so := newOpener("server0")
 	so.dev.Offload = allOffloads
 	stats := new(Stats)
-	so.guard = &GuardConfig{Stats: stats} // as a server's device is guarded
+	so.stats, so.guard = stats, &GuardConfig{} // as a server's device is guarded
 	cc, sc := socketPair(t)
 	srvDone := goErr(func() error {
-		return Serve(t.Context(), sc, ServerConfig{Open: so.Open, Stats: stats, Logger: testLogger(t)})
+		return Serve(t.Context(), sc, ServerConfig{Open: so.Open, Logger: testLogger(t)})
 	})
 	return so, stats, cc, srvDone
 }

@@ -335,9 +335,10 @@ func closeUnderLoad(t *testing.T, tr transport, i int) {
 	ccfg := clientConfig(t, co)
 	ccfg.Keepalive = 5 * time.Millisecond // pings race with the close as well
 	var sstats Stats
+	so.stats = &sstats
 	srvDone := goErr(func() error {
 		return Serve(context.Background(), sc, ServerConfig{Open: so.Open, Keepalive: 5 * time.Millisecond,
-			Logger: testLogger(t).With("side", "server"), Stats: &sstats})
+			Logger: testLogger(t).With("side", "server")})
 	})
 	cliDone := goErr(func() error { return RunClient(ctx, cc, ccfg) })
 	var wg sync.WaitGroup

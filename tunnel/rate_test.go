@@ -131,11 +131,11 @@ func TestServeRateLimit(t *testing.T) {
 	cc, sc := socketPair(t)
 	so := newOpener("server0")
 	stats := new(Stats)
-	so.guard = &GuardConfig{Rate: RateLimit{PacketsPerSec: 20}, Stats: stats}
+	so.stats, so.guard = stats, &GuardConfig{Rate: RateLimit{PacketsPerSec: 20}}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	srvDone := goErr(func() error {
-		return Serve(ctx, sc, ServerConfig{Open: so.Open, Stats: stats,
+		return Serve(ctx, sc, ServerConfig{Open: so.Open,
 			Logger: testLogger(t).With("side", "server")})
 	})
 	_, w := rawClient(t, cc)
@@ -166,12 +166,12 @@ func TestServeRateSegments(t *testing.T) {
 	so := newOpener("server0")
 	so.dev.Offload = allOffloads
 	stats := new(Stats)
-	so.guard = &GuardConfig{Rate: RateLimit{PacketsPerSec: 100}, Stats: stats}
+	so.stats, so.guard = stats, &GuardConfig{Rate: RateLimit{PacketsPerSec: 100}}
 	cc, sc := socketPair(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	srvDone := goErr(func() error {
-		return Serve(ctx, sc, ServerConfig{Open: so.Open, Stats: stats,
+		return Serve(ctx, sc, ServerConfig{Open: so.Open,
 			Logger: testLogger(t).With("side", "server")})
 	})
 	r, w := framing.NewReader(cc), framing.NewWriter(cc)
@@ -243,11 +243,11 @@ func TestNonIPDropLog(t *testing.T) {
 	so := newOpener("server0")
 	stats := new(Stats)
 	var logBuf syncBuf
-	so.guard = &GuardConfig{Stats: stats, Logger: slog.New(slog.NewTextHandler(&logBuf, nil))}
+	so.stats, so.guard = stats, &GuardConfig{Logger: slog.New(slog.NewTextHandler(&logBuf, nil))}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	srvDone := goErr(func() error {
-		return Serve(ctx, sc, ServerConfig{Open: so.Open, Stats: stats, Logger: slog.New(slog.NewTextHandler(&logBuf, nil))})
+		return Serve(ctx, sc, ServerConfig{Open: so.Open, Logger: slog.New(slog.NewTextHandler(&logBuf, nil))})
 	})
 	_, w := rawClient(t, cc)
 	go io.Copy(io.Discard, cc)

@@ -64,7 +64,6 @@ type ClientConfig struct {
 	Keepalive time.Duration // interval between pings; DefaultKeepalive when 0
 	DeadAfter time.Duration // silence that ends the session; DefaultDeadAfter when 0
 	Logger    *slog.Logger  // nil discards
-	Stats     *Stats        // optional counters
 }
 
 // ServerConfig configures Serve. Its fields are the server's policy: a client
@@ -112,17 +111,14 @@ type ServerConfig struct {
 	Keepalive time.Duration
 	DeadAfter time.Duration
 	Logger    *slog.Logger
-	Stats     *Stats
 }
 
 // newPump joins link and the framed transport, read through r, with the
 // keepalive defaults for zero durations and the offloads agreed in the
 // handshake enabled on the device.
 func newPump(link *Link, conn io.ReadWriteCloser, tw *lockedWriter, r *framing.Reader, offload tun.Offload,
-	keepalive, deadAfter time.Duration, log *slog.Logger, stats *Stats) (*pump, error) {
-	if stats == nil {
-		stats = link.stats
-	}
+	keepalive, deadAfter time.Duration, log *slog.Logger) (*pump, error) {
+	stats := link.stats // the run's counters: the link outlives connections
 	if link.vnet {
 		if err := link.dev.SetOffload(offload); err != nil {
 			return nil, err
@@ -280,7 +276,7 @@ func runClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) (
 		server = a
 	}
 	offload := agree(cfg.Link.dev.Offloads(), mode, h)
-	p, err := newPump(cfg.Link, conn, tw, r, offload, cfg.Keepalive, cfg.DeadAfter, log, cfg.Stats)
+	p, err := newPump(cfg.Link, conn, tw, r, offload, cfg.Keepalive, cfg.DeadAfter, log)
 	if err != nil {
 		return false, refuse(w, localError{err})
 	}
@@ -347,7 +343,7 @@ func Serve(ctx context.Context, conn io.ReadWriteCloser, cfg ServerConfig) error
 	// The server writes its answer straight to conn while it holds tw's
 	// lock (below), so that no data frame goes before it.
 	tw := &lockedWriter{w: conn}
-	p, err := newPump(link, conn, tw, r, offload, cfg.Keepalive, cfg.DeadAfter, log, cfg.Stats)
+	p, err := newPump(link, conn, tw, r, offload, cfg.Keepalive, cfg.DeadAfter, log)
 	if err != nil {
 		return refuse(w, err)
 	}

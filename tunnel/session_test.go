@@ -99,12 +99,13 @@ func TestHappyPath(t *testing.T) {
 			cc, sc := tr.make(t)
 			co, so := newOpener("client0"), newOpener("server0")
 			var cstats, sstats Stats
+			co.stats, so.stats = &cstats, &sstats
 
 			ccfg := ClientConfig{Mode: tun.ModeTUN, MTU: mtu,
 				Addrs: pfx("10.9.0.2/24", "fd00::2/64"), PeerAddrs: pfx("10.9.0.1/24", "fd00::1/64"),
-				Link: co.Link(), Logger: testLogger(t).With("side", "client"), Stats: &cstats}
+				Link: co.Link(), Logger: testLogger(t).With("side", "client")}
 			t.Cleanup(func() { co.Link().Close() })
-			scfg := ServerConfig{Open: so.Open, Logger: testLogger(t).With("side", "server"), Stats: &sstats}
+			scfg := ServerConfig{Open: so.Open, Logger: testLogger(t).With("side", "server")}
 
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
