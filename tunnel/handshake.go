@@ -37,12 +37,6 @@ const (
 	answerTimeout    = 2 * time.Minute
 )
 
-// The MTU range both sides accept (see policy).
-const (
-	MinMTU = policy.MinMTU
-	MaxMTU = policy.MaxMTU
-)
-
 // RemoteError is an Error frame from the peer: it refused or gave up, and
 // says why.
 type RemoteError struct{ Msg string }
@@ -69,7 +63,7 @@ func readHello(r *framing.Reader) (*framing.Hello, error) {
 		}
 		return h, nil
 	case framing.TypeError:
-		return nil, &RemoteError{Msg: printable(p)}
+		return nil, &RemoteError{Msg: policy.Printable(p)}
 	}
 	return nil, fmt.Errorf("%w, got %v", errNoHello, t)
 }
@@ -84,9 +78,6 @@ func readPreamble(r *framing.Reader) error {
 	}
 	return err
 }
-
-// printable trims and sanitises text from the peer (see policy.Printable).
-func printable(b []byte) string { return policy.Printable(b) }
 
 // logger is l, or a logger that discards when l is nil.
 func logger(l *slog.Logger) *slog.Logger {

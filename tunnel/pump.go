@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sshvpn/sshvpn/framing"
+	"github.com/sshvpn/sshvpn/policy"
 	"github.com/sshvpn/sshvpn/tun"
 )
 
@@ -349,10 +350,10 @@ func (p *pump) readTransport(pongs chan<- pingMsg) error {
 				}
 			}
 		case framing.TypeClose:
-			p.log.Info("peer closed the tunnel", "reason", printable(payload))
+			p.log.Info("peer closed the tunnel", "reason", policy.Printable(payload))
 			return errPeerClosed
 		case framing.TypeError:
-			return &RemoteError{Msg: printable(payload)}
+			return &RemoteError{Msg: policy.Printable(payload)}
 		case framing.TypeHello:
 			return errors.New("sshvpn: protocol error: second hello from the peer")
 		default:

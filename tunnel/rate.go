@@ -35,7 +35,7 @@ type limiter struct {
 func newLimiter(l RateLimit, now time.Time) *limiter {
 	lim := new(limiter)
 	if l.BytesPerSec > 0 {
-		lim.bytes = newBucket(l.BytesPerSec, max(l.BytesPerSec/10, 2*MaxMTU), now)
+		lim.bytes = newBucket(l.BytesPerSec, max(l.BytesPerSec/10, 2*policy.MaxMTU), now)
 	}
 	if l.PacketsPerSec > 0 {
 		lim.packets = newBucket(l.PacketsPerSec, max(l.PacketsPerSec/10, 8), now)

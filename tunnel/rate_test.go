@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sshvpn/sshvpn/framing"
+	"github.com/sshvpn/sshvpn/policy"
 	"github.com/sshvpn/sshvpn/tun"
 )
 
@@ -94,7 +95,7 @@ func TestRateWireBytes(t *testing.T) {
 		}
 	}
 	// 1 MB a second for 100 s, and the bucket of 2 MaxMTU it began with.
-	if sent < 1e8 || sent > 1e8+2*MaxMTU+size {
+	if sent < 1e8 || sent > 1e8+2*policy.MaxMTU+size {
 		t.Errorf("1 MB/s admitted %d bytes in 100 s, want about 1e8 as the wire counts them", sent)
 	}
 }
@@ -103,7 +104,7 @@ func TestRateWireBytes(t *testing.T) {
 func TestRateBothLimits(t *testing.T) {
 	now := time.Now()
 	lim := newLimiter(RateLimit{PacketsPerSec: 1000, BytesPerSec: 1e5}, now) // buckets of 100 packets, 2 MaxMTU bytes
-	if !lim.allowAt(now, 1, 2*MaxMTU) || lim.allowAt(now, 1, 1) {
+	if !lim.allowAt(now, 1, 2*policy.MaxMTU) || lim.allowAt(now, 1, 1) {
 		t.Fatal("the byte bucket did not empty")
 	}
 	later := now.Add(10 * time.Millisecond) // 1000 bytes, 10 packets
