@@ -89,8 +89,10 @@ func TestReconnect(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatalf("connection %d never came", i)
 		}
-		for cfg.Link.Ups() <= i {
-			time.Sleep(time.Millisecond)
+		for deadline := time.Now().Add(5 * time.Second); cfg.Link.Ups() <= i; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("connection %d never brought the link up", i)
+			}
 		}
 		d.Drop() // the connection dies under the client (ssh killed, say)
 	}
