@@ -35,8 +35,11 @@ import (
 // Config is one client run, as the command line checked it.
 type Config struct {
 	// Dialer makes each connection (the spawned ssh, or --native's
-	// in-process SSH).
+	// in-process SSH), unless Packets does.
 	Dialer spawn.Dialer
+	// Packets, instead of Dialer, makes connections that carry packets
+	// themselves (--openssh-tun): no sshvpn on the server, no handshake.
+	Packets spawn.PacketDialer
 	// Upload, if set, makes sure the server has this sshvpn before the
 	// first connection (see Upload).
 	Upload *Upload
@@ -96,12 +99,17 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	dialer := cfg.Dialer
-	if cfg.Upload != nil {
-		if dialer, err = cfg.Upload.wrap(ctx, dialer, log); err != nil {
+	var dialer transport = framed{cfg.Dialer}
+	if cfg.Packets != nil {
+		dialer = packets{cfg.Packets}
+	}
+	if cfg.Upload != nil && cfg.Packets == nil {
+		d, err := cfg.Upload.wrap(ctx, cfg.Dialer, log)
+		if err != nil {
 			dev.Close()
 			return err
 		}
+		dialer = framed{d}
 	}
 	rec := session(cfg, dev, log)
 	defer rec.Close()

@@ -88,7 +88,7 @@ func failuresAfter(failures int, up bool, upFor time.Duration) int {
 // as they are in between: what the device reads meanwhile is dropped (with
 // --default-route, nothing leaks past the tunnel). It returns nil when ctx
 // ends.
-func connect(ctx context.Context, d spawn.Dialer, cfg tunnel.ClientConfig, rc Reconnect, log *slog.Logger) error {
+func connect(ctx context.Context, d transport, cfg tunnel.ClientConfig, rc Reconnect, log *slog.Logger) error {
 	failures := 0
 	for attempt := 0; ; attempt++ {
 		connCtx, cancel := context.WithCancelCause(ctx)
@@ -139,12 +139,37 @@ func connect(ctx context.Context, d spawn.Dialer, cfg tunnel.ClientConfig, rc Re
 	}
 }
 
-// dialOnce runs one connection.
-func dialOnce(ctx context.Context, cancel context.CancelCauseFunc, d spawn.Dialer, cfg tunnel.ClientConfig, hangup <-chan os.Signal) error {
-	conn, err := d.Dial(ctx)
+// transport dials one connection and runs the tunnel over it.
+type transport interface {
+	run(ctx context.Context, cfg tunnel.ClientConfig) error
+}
+
+// framed is a transport for sshvpn's framing: sshvpn runs on the server.
+type framed struct{ spawn.Dialer }
+
+func (f framed) run(ctx context.Context, cfg tunnel.ClientConfig) error {
+	conn, err := f.Dial(ctx)
 	if err != nil {
 		return dialError{err}
 	}
+	cfg.ServerAddr = conn.PeerAddr
+	return tunnel.RunClient(ctx, conn, cfg)
+}
+
+// packets is a transport that carries packets itself (--openssh-tun).
+type packets struct{ spawn.PacketDialer }
+
+func (p packets) run(ctx context.Context, cfg tunnel.ClientConfig) error {
+	conn, err := p.DialPackets(ctx)
+	if err != nil {
+		return dialError{err}
+	}
+	cfg.ServerAddr = conn.PeerAddr
+	return tunnel.RunPackets(ctx, conn, cfg)
+}
+
+// dialOnce runs one connection.
+func dialOnce(ctx context.Context, cancel context.CancelCauseFunc, d transport, cfg tunnel.ClientConfig, hangup <-chan os.Signal) error {
 	if hangup != nil {
 		stop := make(chan struct{})
 		defer close(stop)
@@ -156,12 +181,11 @@ func dialOnce(ctx context.Context, cancel context.CancelCauseFunc, d spawn.Diale
 			}
 		}()
 	}
-	cfg.ServerAddr = conn.PeerAddr
 	if t := cfg.Link.Tunnel(); len(t.Addrs) > 0 {
 		// Ask for what this link has: a pool gives the lease back.
 		cfg.Addrs, cfg.PeerAddrs = t.Addrs, t.PeerAddrs
 	}
-	return tunnel.RunClient(ctx, conn, cfg)
+	return d.run(ctx, cfg)
 }
 
 // dialError is a Dialer's failure to start a connection at all (no ssh

@@ -81,7 +81,7 @@ func TestReconnect(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		done <- connect(ctx, d, cfg, Reconnect{Enabled: true, Min: time.Millisecond, Max: 5 * time.Millisecond}, discard())
+		done <- connect(ctx, framed{d}, cfg, Reconnect{Enabled: true, Min: time.Millisecond, Max: 5 * time.Millisecond}, discard())
 	}()
 	for i := range 20 {
 		select {
@@ -125,7 +125,7 @@ func TestReconnect(t *testing.T) {
 // --reconnect-tries.
 func TestReconnectGivesUp(t *testing.T) {
 	_, d := newServer(t, tunnel.ServerConfig{Mode: "tap"})
-	err := connect(t.Context(), d, clientConfig(t, tuntest.New("client0", 1500)), Reconnect{Enabled: true, Min: time.Millisecond}, discard())
+	err := connect(t.Context(), framed{d}, clientConfig(t, tuntest.New("client0", 1500)), Reconnect{Enabled: true, Min: time.Millisecond}, discard())
 	var re *tunnel.RemoteError
 	if !errors.As(err, &re) || d.Dials() != 1 {
 		t.Errorf("connect: %v after %d dials; want the refusal after one", err, d.Dials())
@@ -135,7 +135,7 @@ func TestReconnectGivesUp(t *testing.T) {
 	d.Fail = func(int) error {
 		return &spawn.ExitError{Status: 255, Message: "ssh: connect to host gw port 22: Connection refused"}
 	}
-	err = connect(t.Context(), d, clientConfig(t, tuntest.New("client1", 1500)), Reconnect{Enabled: true, Tries: 3, Min: time.Millisecond}, discard())
+	err = connect(t.Context(), framed{d}, clientConfig(t, tuntest.New("client1", 1500)), Reconnect{Enabled: true, Tries: 3, Min: time.Millisecond}, discard())
 	if err == nil || !strings.Contains(err.Error(), "giving up after 3 failed attempts") || d.Dials() != 3 {
 		t.Errorf("connect: %v after %d dials; want to give up after 3", err, d.Dials())
 	}
@@ -160,7 +160,7 @@ func TestReconnectEnds(t *testing.T) {
 	} {
 		_, d := newServer(t, tunnel.ServerConfig{})
 		d.Fail = func(int) error { return tt.err }
-		connect(t.Context(), d, clientConfig(t, tuntest.New("client0", 1500)), Reconnect{Enabled: true, Tries: 3, Min: time.Millisecond}, discard())
+		connect(t.Context(), framed{d}, clientConfig(t, tuntest.New("client0", 1500)), Reconnect{Enabled: true, Tries: 3, Min: time.Millisecond}, discard())
 		if got := d.Dials() > 1; got != tt.retry {
 			t.Errorf("%s: %d dials; want a retry: %v", tt.name, d.Dials(), tt.retry)
 		}
@@ -174,7 +174,7 @@ func TestReconnectEnds(t *testing.T) {
 	defer link.Close()
 	cfg := clientConfig(t, tuntest.New("client2", 1500))
 	cfg.Link = link
-	err := connect(t.Context(), d, cfg, Reconnect{Enabled: true, Min: time.Millisecond}, discard())
+	err := connect(t.Context(), framed{d}, cfg, Reconnect{Enabled: true, Min: time.Millisecond}, discard())
 	if err == nil || !strings.Contains(err.Error(), "status 3") || d.Dials() != 1 {
 		t.Errorf("a failing up hook: %v after %d dials; want it to end the run after one", err, d.Dials())
 	}
@@ -188,7 +188,7 @@ func TestReconnectHangup(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		done <- connect(ctx, d, clientConfig(t, tuntest.New("client0", 1500)), Reconnect{Enabled: true, Min: time.Hour, Hangup: hup}, discard())
+		done <- connect(ctx, framed{d}, clientConfig(t, tuntest.New("client0", 1500)), Reconnect{Enabled: true, Min: time.Hour, Hangup: hup}, discard())
 	}()
 	<-srv.devs
 	hup <- syscall.SIGHUP

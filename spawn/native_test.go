@@ -7,14 +7,12 @@ import (
 	"encoding/pem"
 	"errors"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
-	"github.com/sshvpn/sshvpn/framing"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -265,57 +263,44 @@ func tunServer(t *testing.T) (cfgFile string) {
 	return cfgFile
 }
 
-// TestOpenSSHTunTranslator: through the translator, the client's Hello is
-// answered on the spot (its proposal granted, the MTU capped), Data frames
-// cross as packets and come back, and a Ping becomes a keepalive whose
-// reply is the Pong.
-func TestOpenSSHTunTranslator(t *testing.T) {
+// TestOpenSSHTunPackets: packets cross the tun@openssh.com channel each
+// behind its address family and come back whole, a keepalive is answered,
+// and the MTU is capped at what sshd takes.
+func TestOpenSSHTunPackets(t *testing.T) {
 	cfg := tunServer(t)
 	d := &OpenSSHTun{Native: Native{ConfigFile: cfg, Destination: "tunsrv"}, Unit: -1}
-	conn, err := d.Dial(t.Context())
+	conn, err := d.DialPackets(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	r, w := framing.NewReader(conn), framing.NewWriter(conn)
-	w.WritePreamble()
-	w.WriteHello(&framing.Hello{Role: "client", Mode: "tun", MTU: 30000,
-		Addrs: []netip.Prefix{netip.MustParsePrefix("198.18.0.1/30")}, PeerAddrs: []netip.Prefix{netip.MustParsePrefix("198.18.0.2/30")}})
-	w.Flush()
-	if _, err := r.ReadPreamble(); err != nil {
-		t.Fatal(err)
-	}
-	typ, p, err := r.ReadFrame()
-	if err != nil || typ != framing.TypeHello {
-		t.Fatalf("answer: %v %v", typ, err)
-	}
-	h, _ := framing.ParseHello(p)
-	if h.Role != "server" || h.MTU != maxOpenSSHMTU || h.Addrs[0].String() != "198.18.0.2/30" || h.PeerAddrs[0].String() != "198.18.0.1/30" {
-		t.Errorf("answer %+v", h)
+	if conn.MaxMTU() != maxOpenSSHMTU {
+		t.Errorf("MaxMTU %d, want %d", conn.MaxMTU(), maxOpenSSHMTU)
 	}
 	pkts := [][]byte{ip4(84), ip6(1200), ip4(1500)}
 	for _, pkt := range pkts {
-		w.WriteFrame(framing.TypeData, pkt)
+		if err := conn.WritePacket(pkt); err != nil {
+			t.Fatal(err)
+		}
 	}
-	w.WriteFrame(framing.TypePing, []byte("ping-1"))
-	w.Flush()
-	var data [][]byte
-	pong := false
-	for len(data) < len(pkts) || !pong {
-		typ, p, err := r.ReadFrame()
+	if err := conn.Keepalive(); err != nil {
+		t.Errorf("keepalive: %v", err)
+	}
+	buf := make([]byte, maxPacket)
+	for i, pkt := range pkts {
+		n, err := conn.ReadPacket(buf)
 		if err != nil {
-			t.Fatalf("after %d packets: %v", len(data), err)
+			t.Fatalf("packet %d: %v", i, err)
 		}
-		switch typ {
-		case framing.TypeData:
-			data = append(data, append([]byte(nil), p...))
-		case framing.TypePong:
-			pong = string(p) == "ping-1"
+		if !bytes.Equal(buf[:n], pkt) {
+			t.Errorf("packet %d came back as %d bytes, want %d", i, n, len(pkt))
 		}
 	}
-	for i := range pkts {
-		if !bytes.Equal(data[i], pkts[i]) {
-			t.Errorf("packet %d came back as %d bytes, want %d", i, len(data[i]), len(pkts[i]))
-		}
+	if err := conn.WritePacket(nil); err == nil {
+		t.Error("an empty packet was sent")
+	}
+	conn.Close()
+	if _, err := conn.ReadPacket(buf); err == nil {
+		t.Error("a read after Close succeeded")
 	}
 }

@@ -1,7 +1,8 @@
 // Package spawn is sshvpn's transport seam: the ways to reach the other end
-// of the tunnel. A Dialer opens a Conn, a byte stream that carries the
-// sshvpn framing, knows the address of the host it reached, and says why it
-// ended.
+// of the tunnel. A Dialer opens a Conn, a byte stream that carries sshvpn's
+// frames, knows the address of the host it reached, and says why it ended.
+// A PacketDialer (OpenSSHTun, for a server without sshvpn) opens a
+// PacketConn instead, which carries IP packets itself.
 //
 // Options is the Dialer that runs the system ssh client (Start), exposing
 // the remote command's stdin and stdout as the stream; Stdio is the remote

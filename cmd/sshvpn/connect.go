@@ -67,12 +67,12 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, sig signals, v v
 	if c.as != nil {
 		log.Debug("under sudo: ssh runs as the invoking user", "user", c.as.Name, "home", c.as.Home)
 	}
-	dialer, err := c.dialer(log, relay)
+	dialer, packets, err := c.dialer(log, relay)
 	if err != nil {
 		return err
 	}
 	cfg := client.Config{
-		Dialer: dialer, Destination: c.Destination, Profile: c.profile,
+		Dialer: dialer, Packets: packets, Destination: c.Destination, Profile: c.profile,
 		Dev: c.Dev, Mode: p.mode, Offload: c.Offload && !c.OpenSSHTun, MTU: c.MTU, Addrs: p.addrs, PeerAddrs: p.peers,
 		RemoteDev: c.RemoteDev, RemoteRoutes: prefixes(c.RemoteRoute),
 		Routes: prefixes(c.Route), DefaultRoute: c.DefaultRoute, AllowUntunneled: c.Untunneled, Bridge: c.Bridge, MAC: p.mac,
@@ -133,45 +133,45 @@ func (c *connectCmd) plan() (plan, error) {
 
 // dialer is the transport the flags ask for: the spawned ssh, or the
 // in-process SSH client running sshvpn --remote (or a Subsystem), or
-// OpenSSH's own tunnel channel.
-func (c *connectCmd) dialer(log *slog.Logger, relay *logs.Relay) (spawn.Dialer, error) {
+// OpenSSH's own tunnel channel, which carries packets.
+func (c *connectCmd) dialer(log *slog.Logger, relay *logs.Relay) (spawn.Dialer, spawn.PacketDialer, error) {
 	logf := func(f string, a ...any) { log.Debug(fmt.Sprintf(f, a...)) }
 	if !c.Native {
 		sshArgv, err := spawn.SplitCommand(c.SSHCmd)
 		if err != nil {
-			return nil, fmt.Errorf("--ssh-cmd: %w", err)
+			return nil, nil, fmt.Errorf("--ssh-cmd: %w", err)
 		}
 		if len(sshArgv) == 0 {
-			return nil, fmt.Errorf("--ssh-cmd is empty")
+			return nil, nil, fmt.Errorf("--ssh-cmd is empty")
 		}
 		if c.AcceptNew || c.Subsystem != "" || c.OpenSSHTun {
-			return nil, fmt.Errorf("--accept-new, --subsystem and --openssh-tun go with --native (with ssh, use its own options: -e \"ssh -o StrictHostKeyChecking=accept-new\")")
+			return nil, nil, fmt.Errorf("--accept-new, --subsystem and --openssh-tun go with --native (with ssh, use its own options: -e \"ssh -o StrictHostKeyChecking=accept-new\")")
 		}
 		if c.SSHConfig != "" {
 			sshArgv = append(slices.Clone(sshArgv), "-F", c.SSHConfig)
 		}
-		return spawn.Options{SSH: sshArgv, Destination: c.Destination, RemoteCommand: c.remoteCmd(), Logf: logf, As: c.as, Stderr: relay}, nil
+		return spawn.Options{SSH: sshArgv, Destination: c.Destination, RemoteCommand: c.remoteCmd(), Logf: logf, As: c.as, Stderr: relay}, nil, nil
 	}
 	if c.SSHCmd != "ssh" {
-		return nil, fmt.Errorf("--ssh-cmd goes with the ssh binary, not --native: put its options in the ssh configuration (-F FILE)")
+		return nil, nil, fmt.Errorf("--ssh-cmd goes with the ssh binary, not --native: put its options in the ssh configuration (-F FILE)")
 	}
 	n := spawn.Native{ConfigFile: c.SSHConfig, Destination: c.Destination, RemoteCommand: c.remoteCmd(), Stderr: relay,
 		Subsystem: c.Subsystem, AcceptNew: c.AcceptNew, Logf: logf, Prompt: terminalPrompt(), As: c.as}
 	if !c.OpenSSHTun {
-		return &n, nil
+		return &n, nil, nil
 	}
 	if c.Mode != "tun" {
-		return nil, fmt.Errorf("--openssh-tun carries IP packets only (tun mode); tap mode needs sshvpn on the server")
+		return nil, nil, fmt.Errorf("--openssh-tun carries IP packets only (tun mode); tap mode needs sshvpn on the server")
 	}
 	unit := -1
 	if c.RemoteDev != "" {
 		u, err := strconv.Atoi(strings.TrimPrefix(c.RemoteDev, "tun"))
 		if err != nil || u < 0 {
-			return nil, fmt.Errorf("--remote-dev %q: with --openssh-tun, the server's tun unit: a number such as 0, or tun0", c.RemoteDev)
+			return nil, nil, fmt.Errorf("--remote-dev %q: with --openssh-tun, the server's tun unit: a number such as 0, or tun0", c.RemoteDev)
 		}
 		unit = u
 	}
-	return &spawn.OpenSSHTun{Native: n, Unit: unit}, nil
+	return nil, &spawn.OpenSSHTun{Native: n, Unit: unit}, nil
 }
 
 // terminalPrompt asks on the terminal without echo, or is nil without one:
