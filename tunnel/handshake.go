@@ -41,10 +41,10 @@ const (
 // says why.
 type RemoteError struct{ Msg string }
 
-func (e *RemoteError) Error() string { return "sshvpn: remote: " + e.Msg }
+func (e *RemoteError) Error() string { return "remote: " + e.Msg }
 
 // errProtocol marks a peer that does not speak the protocol as it should.
-var errProtocol = errors.New("sshvpn: protocol error")
+var errProtocol = errors.New("tunnel: protocol error")
 
 // errNoHello is returned when the peer's first frame is not a Hello.
 var errNoHello = fmt.Errorf("%w: expected a hello frame first", errProtocol)
@@ -74,7 +74,7 @@ func readHello(r *framing.Reader) (*framing.Hello, error) {
 func readPreamble(r *framing.Reader) error {
 	_, err := r.ReadPreamble()
 	if err == io.EOF {
-		return fmt.Errorf("sshvpn: the remote closed the connection before the handshake: %w", err)
+		return fmt.Errorf("tunnel: the remote closed the connection before the handshake: %w", err)
 	}
 	return err
 }

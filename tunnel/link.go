@@ -75,7 +75,7 @@ type Link struct {
 }
 
 // errLinkDead marks the end of a link whose device can no longer be read.
-var errLinkDead = errors.New("sshvpn: the device failed")
+var errLinkDead = errors.New("tunnel: the device failed")
 
 // NewLink takes dev over and starts reading it.
 func NewLink(dev tun.Device, cfg LinkConfig) *Link {

@@ -38,7 +38,7 @@ func RunPackets(ctx context.Context, conn PacketConn, cfg ClientConfig) error {
 	defer conn.Close()
 	log := logger(cfg.Logger)
 	if cfg.Mode != "" && cfg.Mode != tun.ModeTUN {
-		return localError{errors.New("sshvpn: a packet transport carries IP packets only (tun mode); tap mode needs sshvpn on the server")}
+		return localError{errors.New("tunnel: a packet transport carries IP packets only (tun mode); tap mode needs sshvpn on the server")}
 	}
 	mtu := cfg.MTU
 	if mtu == 0 {
@@ -202,7 +202,7 @@ func (s *packetSink) send() error {
 		select {
 		case b := <-s.queue:
 			if err := s.conn.WritePacket(b); err != nil {
-				return fmt.Errorf("sshvpn: connection to the peer lost: %w", err)
+				return fmt.Errorf("tunnel: connection to the peer lost: %w", err)
 			}
 			select {
 			case s.free <- b:
@@ -226,16 +226,16 @@ func (s *packetSink) receive(link *Link) error {
 		n, err := s.conn.ReadPacket(buf[off:])
 		if err != nil {
 			if err == io.EOF {
-				return errors.New("sshvpn: the server closed the tunnel")
+				return errors.New("tunnel: the server closed the tunnel")
 			}
-			return fmt.Errorf("sshvpn: connection to the peer lost: %w", err)
+			return fmt.Errorf("tunnel: connection to the peer lost: %w", err)
 		}
 		s.alive()
 		clear(buf[:off])
 		one[0] = buf[:off+n]
 		if _, err := link.dev.Write(one, 0); err != nil {
 			if isClosed(err) {
-				return fmt.Errorf("sshvpn: writing to %s: %w", link.dev.Name(), err)
+				return fmt.Errorf("tunnel: writing to %s: %w", link.dev.Name(), err)
 			}
 			s.stats.Dropped.Add(1)
 			continue

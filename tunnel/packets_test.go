@@ -121,7 +121,7 @@ func TestRunPacketsEnds(t *testing.T) {
 	}
 	conn := newFakePackets()
 	close(conn.recv)
-	if err := run(conn, time.Minute); err == nil || err.Error() != "sshvpn: the server closed the tunnel" {
+	if err := run(conn, time.Minute); err == nil || err.Error() != "tunnel: the server closed the tunnel" {
 		t.Errorf("peer closed: %v", err)
 	}
 	conn = newFakePackets()

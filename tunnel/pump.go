@@ -23,17 +23,17 @@ const (
 )
 
 // errPeerClosed ends a pump whose peer said goodbye.
-var errPeerClosed = errors.New("sshvpn: peer closed the tunnel")
+var errPeerClosed = errors.New("tunnel: peer closed the tunnel")
 
 // errLocalClose ends a pump that was asked to stop.
-var errLocalClose = errors.New("sshvpn: closed")
+var errLocalClose = errors.New("tunnel: closed")
 
 // ErrDropped is what a device that filters for a session answers a Write
 // of a packet the session may not carry; it was counted.
 var ErrDropped = errors.New("tunnel: dropped: the session may not carry it")
 
 // errWrite marks errors writing to the transport.
-var errWrite = errors.New("sshvpn: writing to the transport")
+var errWrite = errors.New("tunnel: writing to the transport")
 
 // closeGrace bounds how long a pump that was asked to stop waits for its
 // Close frame to be written, and how long one whose transport failed to take
@@ -44,7 +44,7 @@ const closeGrace = 2 * time.Second
 type DeadPeerError struct{ Silent time.Duration }
 
 func (e *DeadPeerError) Error() string {
-	return fmt.Sprintf("sshvpn: no sign of life from the peer for %v; assuming the connection is dead", e.Silent.Round(time.Second))
+	return fmt.Sprintf("tunnel: no sign of life from the peer for %v; assuming the connection is dead", e.Silent.Round(time.Second))
 }
 
 // Stats counts a pump's traffic.
@@ -323,9 +323,9 @@ func (p *pump) readTransport(pongs chan<- pingMsg) error {
 		t, payload, err := p.r.ReadFrame()
 		if err != nil {
 			if err == io.EOF {
-				return fmt.Errorf("sshvpn: the connection to the peer ended without a goodbye: %w", err)
+				return fmt.Errorf("tunnel: the connection to the peer ended without a goodbye: %w", err)
 			}
-			return fmt.Errorf("sshvpn: connection to the peer lost: %w", err)
+			return fmt.Errorf("tunnel: connection to the peer lost: %w", err)
 		}
 		if !p.heard.Load() {
 			p.heardAt.Store(int64(time.Since(p.start)))
@@ -355,7 +355,7 @@ func (p *pump) readTransport(pongs chan<- pingMsg) error {
 		case framing.TypeError:
 			return &RemoteError{Msg: policy.Printable(payload)}
 		case framing.TypeHello:
-			return errors.New("sshvpn: protocol error: second hello from the peer")
+			return errors.New("tunnel: protocol error: second hello from the peer")
 		default:
 			p.log.Debug("ignoring unknown frame", "type", t, "len", len(payload))
 		}
@@ -390,7 +390,7 @@ func (p *pump) toDevice(t framing.Type, payload []byte) error {
 			return nil // the session's filter counted it
 		}
 		if isClosed(err) {
-			return fmt.Errorf("sshvpn: writing to %s: %w", p.dev.Name(), err)
+			return fmt.Errorf("tunnel: writing to %s: %w", p.dev.Name(), err)
 		}
 		// A packet the kernel refuses (malformed, wrong family) costs
 		// that packet, not the tunnel.

@@ -215,7 +215,7 @@ func runClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) (
 		}
 		err := readPreamble(r)
 		if first != nil && !first.Stop() {
-			err = fmt.Errorf("sshvpn: no answer from the server within %v", cfg.HandshakeTimeout)
+			err = fmt.Errorf("tunnel: no answer from the server within %v", cfg.HandshakeTimeout)
 		}
 		if err != nil {
 			res <- result{err: err}
@@ -225,7 +225,7 @@ func runClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) (
 		timer := time.AfterFunc(answerTimeout, func() { conn.Close() })
 		h, err := readHello(r)
 		if !timer.Stop() {
-			err = fmt.Errorf("sshvpn: the server did not answer the handshake within %v", answerTimeout)
+			err = fmt.Errorf("tunnel: the server did not answer the handshake within %v", answerTimeout)
 		}
 		res <- result{h, err}
 	}()
@@ -262,7 +262,7 @@ func runClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) (
 	prop := policy.Proposal{Mode: mode, Addrs: cfg.Addrs, PeerAddrs: cfg.PeerAddrs}
 	t, err := policy.Accept(h, prop, cfg.Nets)
 	if err != nil {
-		return false, refuse(w, localError{fmt.Errorf("sshvpn: %w", err)})
+		return false, refuse(w, localError{fmt.Errorf("tunnel: %w", err)})
 	}
 	if prop.Assigned(t) {
 		log.Info("the server assigned the tunnel addresses", "local", t.Addrs, "remote", t.PeerAddrs)
@@ -306,7 +306,7 @@ func Serve(ctx context.Context, conn io.ReadWriteCloser, cfg ServerConfig) error
 		return err
 	}
 	if err := w.Flush(); err != nil {
-		return fmt.Errorf("sshvpn: writing to the client: %w", err)
+		return fmt.Errorf("tunnel: writing to the client: %w", err)
 	}
 	timer := time.AfterFunc(handshakeTimeout, func() { conn.Close() })
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
@@ -320,7 +320,7 @@ func Serve(ctx context.Context, conn io.ReadWriteCloser, cfg ServerConfig) error
 		return nil // asked to stop during the handshake
 	}
 	if !timer.Stop() {
-		return fmt.Errorf("sshvpn: no handshake from the client within %v", handshakeTimeout)
+		return fmt.Errorf("tunnel: no handshake from the client within %v", handshakeTimeout)
 	}
 	if err != nil {
 		return refuse(w, err)
@@ -370,7 +370,7 @@ func Serve(ctx context.Context, conn io.ReadWriteCloser, cfg ServerConfig) error
 	if err != nil {
 		p.conn.Close()
 		p.stop()
-		return fmt.Errorf("sshvpn: writing to the client: %w", err)
+		return fmt.Errorf("tunnel: writing to the client: %w", err)
 	}
 	log.Info("tunnel up", "dev", link.dev.Name(), "local", t.Addrs, "remote", t.PeerAddrs, "mtu", t.MTU, "offloads", offload)
 	return p.run(ctx)
@@ -467,7 +467,7 @@ func writeHello(w *framing.Writer, h *framing.Hello) error {
 		return err
 	}
 	if err := w.Flush(); err != nil {
-		return fmt.Errorf("sshvpn: writing the handshake: %w", err)
+		return fmt.Errorf("tunnel: writing the handshake: %w", err)
 	}
 	return nil
 }

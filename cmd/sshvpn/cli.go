@@ -134,7 +134,7 @@ func runWith(args []string, prof *profile) int {
 		}
 		var s silentError
 		if !errors.As(err, &s) {
-			fmt.Fprintln(os.Stderr, "sshvpn:", sanitize(strings.TrimPrefix(err.Error(), "sshvpn: ")))
+			fmt.Fprintln(os.Stderr, "sshvpn:", sanitize(err.Error()))
 		}
 		return 1
 	}
