@@ -66,9 +66,12 @@
 package nat
 
 import (
+	"fmt"
 	"net/netip"
+	"sync"
 
 	"github.com/sshvpn/sshvpn/internal/proc"
+	"github.com/vishvananda/netns"
 )
 
 // Table is the name of sshvpn's nftables table (family inet).
@@ -89,3 +92,28 @@ type Config struct {
 	// the calling process. Holder and Dev together identify the session.
 	Holder proc.Holder
 }
+
+// Gateway is one session's share of the gateway: its rules, and its claim
+// on the forwarding sysctls.
+type Gateway struct {
+	id      session
+	clients []netip.Prefix
+	dir     string
+	logf    func(string, ...any)
+	ns      netns.NsHandle // the network namespace it changed
+	nsKey   string         // that namespace as proc.NetNS names it
+
+	mu     sync.Mutex
+	closed bool
+}
+
+// session identifies a session: its process and its device.
+type session struct {
+	PID   int    `json:"pid"`
+	Start string `json:"start"`
+	Dev   string `json:"dev"`
+}
+
+func (s session) alive() bool { return proc.Holder{PID: s.PID, Start: s.Start}.Alive() }
+
+func (s session) String() string { return fmt.Sprintf("%s (pid %d)", s.Dev, s.PID) }

@@ -9,41 +9,13 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/sshvpn/sshvpn/internal/proc"
 	"github.com/vishvananda/netns"
 )
 
-// Gateway is one session's share of the gateway: its rules, and its claim
-// on the forwarding sysctls.
-type Gateway struct {
-	id      session
-	clients []netip.Prefix
-	dir     string
-	logf    func(string, ...any)
-	ns      netns.NsHandle // the network namespace it changed
-	nsKey   string         // that namespace as proc.NetNS names it
-
-	mu     sync.Mutex
-	closed bool
-}
-
-// session identifies a session: its process and its device.
-type session struct {
-	PID   int    `json:"pid"`
-	Start string `json:"start"`
-	Dev   string `json:"dev"`
-}
-
-func (s session) alive() bool { return proc.Holder{PID: s.PID, Start: s.Start}.Alive() }
-
-func (s session) String() string { return fmt.Sprintf("%s (pid %d)", s.Dev, s.PID) }
-
-// Enable adds the rules of the session cfg describes and turns forwarding
-// on, in the network namespace of the calling thread. Enabling a session
-// again replaces its rules.
-func Enable(cfg Config) (*Gateway, error) {
+// enableGateway is Enable on Linux.
+func enableGateway(cfg Config) (*Gateway, error) {
 	logf := cfg.Logf
 	if logf == nil {
 		logf = func(string, ...any) {}
@@ -101,10 +73,8 @@ func Enable(cfg Config) (*Gateway, error) {
 	return g, nil
 }
 
-// Close removes the session's rules and its claim on the forwarding
-// sysctls: the last session out puts the sysctls back and deletes the
-// table. Closing twice is harmless.
-func (g *Gateway) Close() error {
+// shutdown is Close on Linux.
+func (g *Gateway) shutdown() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
@@ -145,14 +115,8 @@ func (g *Gateway) Close() error {
 	return g.release()
 }
 
-// Cleanup removes what sessions whose processes are gone (kill -9, a crash)
-// left behind in the calling thread's network namespace: their rules, and
-// their claim on the forwarding sysctls, which go back to their old values
-// if no live session needs them, and then their guards and nat.json entry.
-// Enable and Close do the same in passing; sshvpn calls it at every session
-// start, as it sweeps stale routes. With no nat.json in stateDir and no
-// table, it does nothing, not even take the lock.
-func Cleanup(stateDir string, logf func(string, ...any)) error {
+// cleanupState is Cleanup on Linux.
+func cleanupState(stateDir string, logf func(string, ...any)) error {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
@@ -217,7 +181,7 @@ func (g *Gateway) enable() error {
 	}
 
 	// The guards are in place before forwarding goes on.
-	if err := g.syncRules(g.rules(), guards(nss)); err != nil {
+	if err := syncRules(g.ns, g.id, sessionRules(g.id, g.clients), guardedFamilies(nss), g.logf); err != nil {
 		return err
 	}
 	for _, k := range turnOn {
@@ -248,36 +212,15 @@ func (g *Gateway) release() error {
 			nss.remove(g.id)
 			g.prune(nss)
 			errs = append(errs, settle(nss, g.logf))
-			gs = guards(nss)
+			gs = guardedFamilies(nss)
 			if len(nss.Sessions) == 0 && len(nss.Saved) == 0 {
 				delete(st.Namespaces, g.nsKey)
 			}
 			errs = append(errs, st.save(g.dir))
 		}
 	}
-	errs = append(errs, g.syncRules(nil, gs))
+	errs = append(errs, syncRules(g.ns, g.id, nil, gs, g.logf))
 	return errors.Join(errs...)
-}
-
-// guards are the IP versions whose forwarding sshvpn turned on and has not
-// put back yet: a sysctl saved as anything but "1". (settle forgets a
-// saved value once no session needs it and it is back.) A family whose
-// forwarding was on before sshvpn came has no guard: the admin's rules
-// decide what is forwarded.
-func guards(nss *nsState) map[int]bool {
-	out := map[int]bool{}
-	for k, v := range nss.Saved {
-		if v == "1" {
-			continue
-		}
-		switch k {
-		case sysctlIPv4:
-			out[4] = true
-		case sysctlIPv6:
-			out[6] = true
-		}
-	}
-	return out
 }
 
 // prune drops the sessions whose processes are gone.

@@ -138,7 +138,7 @@ func ruleset(t *testing.T) []string {
 		return nil
 	}
 	out := []string{}
-	for _, ch := range []*nftables.Chain{postrouting, forward, sessions} {
+	for _, ch := range []*nftables.Chain{postrouting, forward, sessionsChain} {
 		rules, err := c.GetRules(table, ch)
 		if err != nil {
 			t.Fatalf("rules of %s: %v", ch.Name, err)
@@ -253,17 +253,17 @@ func same(t *testing.T, what string, got, want []string) {
 	}
 }
 
-// sessionRules are a session's rules in postrouting and in sessions.
-type sessionRules struct{ post, fwd []string }
+// wantRules are a session's rules in postrouting and in sessions.
+type wantRules struct{ post, fwd []string }
 
 // rulesOf are the rules Enable adds for a session of this process on dev.
-func rulesOf(dev string, clients ...string) sessionRules {
+func rulesOf(dev string, clients ...string) wantRules {
 	tag := session{PID: os.Getpid(), Start: proc.Self().Start, Dev: dev}.tag()
 	return rulesTagged(tag, dev, clients...)
 }
 
-func rulesTagged(tag, dev string, clients ...string) sessionRules {
-	var r sessionRules
+func rulesTagged(tag, dev string, clients ...string) wantRules {
+	var r wantRules
 	for _, c := range clients {
 		p := netip.MustParsePrefix(c)
 		fam, ip := "ipv4", "ip"
@@ -285,7 +285,7 @@ func rulesTagged(tag, dev string, clients ...string) sessionRules {
 
 // tableOf is the whole table, as ruleset lists it, with the guards of IP
 // versions guards and the rules of sessions ss, oldest first.
-func tableOf(guards []int, ss ...sessionRules) []string {
+func tableOf(guards []int, ss ...wantRules) []string {
 	var out []string
 	for _, s := range ss {
 		out = append(out, s.post...)

@@ -4,22 +4,16 @@ package nat
 
 import "errors"
 
-// Gateway is one session's share of the gateway.
-type Gateway struct{}
-
-// Enable returns an error: the gateway needs Linux.
-func Enable(Config) (*Gateway, error) {
+// enableGateway returns an error: the gateway needs Linux.
+func enableGateway(Config) (*Gateway, error) {
 	return nil, errors.New("nat: --nat works on Linux servers only")
 }
 
-// Close does nothing.
-func (*Gateway) Close() error { return nil }
+func (*Gateway) shutdown() error { return nil }
 
-// Cleanup does nothing.
-func Cleanup(string, func(string, ...any)) error { return nil }
+func cleanupState(string, func(string, ...any)) error { return nil }
 
-// Forwarding reports nothing: unknown here.
-func Forwarding() map[string]bool { return nil }
+// sysctlForwarding reports nothing: unknown here.
+func sysctlForwarding() map[string]bool { return nil }
 
-// ForwardingFor reports nothing: unknown here.
-func ForwardingFor(string) map[string]bool { return nil }
+func guardedForwarding(string) map[string]bool { return nil }

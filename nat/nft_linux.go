@@ -83,9 +83,9 @@ var (
 		Priority: nftables.ChainPriorityFilter,
 		Policy:   &policyAccept,
 	}
-	// sessions holds the sessions' forward rules; forward jumps to it
+	// sessionsChain holds the sessions' forward rules; forward jumps to it
 	// before its guards.
-	sessions = &nftables.Chain{Name: "sessions", Table: table}
+	sessionsChain = &nftables.Chain{Name: "sessions", Table: table}
 )
 
 // metaKeyOIFKIND is NFT_META_OIFKIND of the kernel's uapi (linux/netfilter/
@@ -146,15 +146,15 @@ func userdata(c string) []byte {
 	return append([]byte{0, byte(len(b))}, b...)
 }
 
-// rules are the session's rules. In postrouting, per client prefix: what
+// sessionRules are the session's rules. In postrouting, per client prefix: what
 // goes out of a tunnel device returns unchanged, anything else is
 // masqueraded. In sessions: what comes in from the session's device
 // towards a tunnel device returns (to forward's guards), anything else it
 // sends is accepted, and so are the replies that go back out to it.
-func (g *Gateway) rules() []*nftables.Rule {
-	ud := userdata(g.id.tag())
+func sessionRules(id session, clients []netip.Prefix) []*nftables.Rule {
+	ud := userdata(id.tag())
 	var out []*nftables.Rule
-	for _, p := range g.clients {
+	for _, p := range clients {
 		tun := slices.Concat(saddr(p), toTunnel(), []expr.Any{&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictReturn}})
 		masq := slices.Concat(saddr(p), []expr.Any{&expr.Counter{}, &expr.Masq{}})
 		out = append(out,
@@ -162,9 +162,9 @@ func (g *Gateway) rules() []*nftables.Rule {
 			&nftables.Rule{Table: table, Chain: postrouting, Exprs: masq, UserData: ud},
 		)
 	}
-	tun := slices.Concat(ifname(expr.MetaKeyIIFNAME, g.id.Dev), toTunnel(), []expr.Any{&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictReturn}})
-	in := append(ifname(expr.MetaKeyIIFNAME, g.id.Dev), &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictAccept})
-	back := append(ifname(expr.MetaKeyOIFNAME, g.id.Dev),
+	tun := slices.Concat(ifname(expr.MetaKeyIIFNAME, id.Dev), toTunnel(), []expr.Any{&expr.Counter{}, &expr.Verdict{Kind: expr.VerdictReturn}})
+	in := append(ifname(expr.MetaKeyIIFNAME, id.Dev), &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictAccept})
+	back := append(ifname(expr.MetaKeyOIFNAME, id.Dev),
 		&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
 		&expr.Bitwise{
 			SourceRegister: 1, DestRegister: 1, Len: 4,
@@ -176,15 +176,15 @@ func (g *Gateway) rules() []*nftables.Rule {
 		&expr.Verdict{Kind: expr.VerdictAccept},
 	)
 	return append(out,
-		&nftables.Rule{Table: table, Chain: sessions, Exprs: tun, UserData: ud},
-		&nftables.Rule{Table: table, Chain: sessions, Exprs: in, UserData: ud},
-		&nftables.Rule{Table: table, Chain: sessions, Exprs: back, UserData: ud},
+		&nftables.Rule{Table: table, Chain: sessionsChain, Exprs: tun, UserData: ud},
+		&nftables.Rule{Table: table, Chain: sessionsChain, Exprs: in, UserData: ud},
+		&nftables.Rule{Table: table, Chain: sessionsChain, Exprs: back, UserData: ud},
 	)
 }
 
 // jumpRule is forward's first rule: "jump sessions".
 func jumpRule() *nftables.Rule {
-	return &nftables.Rule{Table: table, Chain: forward, Exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: sessions.Name}}}
+	return &nftables.Rule{Table: table, Chain: forward, Exprs: []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: sessionsChain.Name}}}
 }
 
 // isJump reports whether r is jumpRule.
@@ -193,7 +193,7 @@ func isJump(r *nftables.Rule) bool {
 		return false
 	}
 	v, ok := r.Exprs[0].(*expr.Verdict)
-	return ok && v.Kind == expr.VerdictJump && v.Chain == sessions.Name
+	return ok && v.Kind == expr.VerdictJump && v.Chain == sessionsChain.Name
 }
 
 // guardRule drops, at the end of forward, every forwarded packet of IP
@@ -254,8 +254,8 @@ func toTunnel() []expr.Any { return ifname(metaKeyOIFKIND, "tun") }
 // processes are gone are replaced with add, and forward's guards are those
 // of the IP versions in guards (nil leaves them as they are). With no
 // session's rule and no guard left, it deletes the table.
-func (g *Gateway) syncRules(add []*nftables.Rule, guards map[int]bool) error {
-	c, err := nftables.New(nftables.WithNetNSFd(int(g.ns)))
+func syncRules(ns netns.NsHandle, id session, add []*nftables.Rule, guards map[int]bool, logf func(string, ...any)) error {
+	c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
 	if err != nil {
 		return fmt.Errorf("nat: nftables: %w", err)
 	}
@@ -305,7 +305,7 @@ func (g *Gateway) syncRules(add []*nftables.Rule, guards map[int]bool) error {
 				}
 				s, ok := parseTag(tag)
 				switch {
-				case ok && s == g.id:
+				case ok && s == id:
 					del = append(del, r)
 				case ok && !s.alive():
 					gone[s] = true
@@ -334,7 +334,7 @@ func (g *Gateway) syncRules(add []*nftables.Rule, guards map[int]bool) error {
 		c.AddTable(table)
 		c.AddChain(postrouting)
 		c.AddChain(forward)
-		c.AddChain(sessions)
+		c.AddChain(sessionsChain)
 		for _, r := range del {
 			if err := c.DelRule(r); err != nil {
 				return fmt.Errorf("nat: %w", err)
@@ -354,13 +354,13 @@ func (g *Gateway) syncRules(add []*nftables.Rule, guards map[int]bool) error {
 		return fmt.Errorf("nat: changing nftables table inet %s: %w", Table, err)
 	}
 	for s := range gone {
-		g.logf("nat: removed the rules of session %s, whose process is gone", s)
+		logf("nat: removed the rules of session %s, whose process is gone", s)
 	}
 	for _, fam := range addGuards {
-		g.logf("nat: IPv%d forwarding, which sshvpn turned on, carries only its NAT sessions' packets and their replies; the rest is dropped", fam)
+		logf("nat: IPv%d forwarding, which sshvpn turned on, carries only its NAT sessions' packets and their replies; the rest is dropped", fam)
 	}
 	if drop {
-		g.logf("nat: deleted nftables table inet %s, no session uses it", Table)
+		logf("nat: deleted nftables table inet %s, no session uses it", Table)
 	}
 	return nil
 }

@@ -200,9 +200,8 @@ func (st *state) save(dir string) error {
 	return nil
 }
 
-// Forwarding reports whether this network namespace forwards IPv4 and IPv6
-// ("ipv4", "ipv6"), as its sysctls say; a family it cannot read is left out.
-func Forwarding() map[string]bool {
+// sysctlForwarding is Forwarding on Linux.
+func sysctlForwarding() map[string]bool {
 	out := map[string]bool{}
 	for fam, name := range map[string]string{"ipv4": sysctlIPv4, "ipv6": sysctlIPv6} {
 		if v, err := readSysctl(name); err == nil {
@@ -212,12 +211,9 @@ func Forwarding() map[string]bool {
 	return out
 }
 
-// ForwardingFor is Forwarding as a session that is not a --nat session sees
-// it, in the calling thread's network namespace, given the NAT state in
-// stateDir: a family whose forwarding sshvpn turned on for its --nat
-// sessions is guarded, and forwards nothing of this session's.
-func ForwardingFor(stateDir string) map[string]bool {
-	out := Forwarding()
+// guardedForwarding is ForwardingFor on Linux.
+func guardedForwarding(stateDir string) map[string]bool {
+	out := sysctlForwarding()
 	st, err := loadState(stateDir)
 	if err != nil {
 		return out
@@ -226,8 +222,29 @@ func ForwardingFor(stateDir string) map[string]bool {
 	if nss == nil {
 		return out
 	}
-	for fam := range guards(nss) {
+	for fam := range guardedFamilies(nss) {
 		out[map[int]string{4: "ipv4", 6: "ipv6"}[fam]] = false
+	}
+	return out
+}
+
+// guardedFamilies are the IP versions whose forwarding sshvpn turned on and has not
+// put back yet: a sysctl saved as anything but "1". (settle forgets a
+// saved value once no session needs it and it is back.) A family whose
+// forwarding was on before sshvpn came has no guard: the admin's rules
+// decide what is forwarded.
+func guardedFamilies(nss *nsState) map[int]bool {
+	out := map[int]bool{}
+	for k, v := range nss.Saved {
+		if v == "1" {
+			continue
+		}
+		switch k {
+		case sysctlIPv4:
+			out[4] = true
+		case sysctlIPv6:
+			out[6] = true
+		}
 	}
 	return out
 }

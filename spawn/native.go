@@ -130,7 +130,7 @@ func (n *Native) Dial(ctx context.Context) (Conn, error) {
 }
 
 // reach resolves the destination's configuration and connects to it.
-func (n *Native) reach(ctx context.Context) (*client, error) {
+func (n *Native) reach(ctx context.Context) (*nativeConn, error) {
 	cfg, err := resolveSSHConfig(n.ConfigFile, n.Destination, n.As)
 	if err != nil {
 		return nil, err
@@ -138,8 +138,8 @@ func (n *Native) reach(ctx context.Context) (*client, error) {
 	return n.connect(ctx, cfg)
 }
 
-// client is an SSH connection through its hops.
-type client struct {
+// nativeConn is an SSH connection through its hops.
+type nativeConn struct {
 	client *ssh.Client
 	hops   []*ssh.Client // the ProxyJump hops, first first
 	peer   net.Addr      // the first hop's TCP peer
@@ -160,8 +160,8 @@ type client struct {
 
 // connect dials the hops and the destination, each verified and logged in
 // to with its own configuration, and starts the keepalives.
-func (n *Native) connect(ctx context.Context, cfg SSHConfig) (*client, error) {
-	c := &client{logf: n.logf, dead: make(chan struct{}), done: make(chan struct{}), exited: make(chan struct{})}
+func (n *Native) connect(ctx context.Context, cfg SSHConfig) (*nativeConn, error) {
+	c := &nativeConn{logf: n.logf, dead: make(chan struct{}), done: make(chan struct{}), exited: make(chan struct{})}
 	hops := make([]SSHConfig, 0, len(cfg.ProxyJump)+1)
 	for _, hop := range cfg.ProxyJump {
 		h, err := resolveSSHConfig(n.ConfigFile, hop, n.As)
@@ -259,7 +259,7 @@ func isAuthFailure(err error) bool {
 
 // keepalive sends keepalive@openssh.com every interval; after max
 // unanswered in a row the connection counts as dead and is closed.
-func (c *client) keepalive(interval time.Duration, max int) {
+func (c *nativeConn) keepalive(interval time.Duration, max int) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	missed := 0
@@ -295,7 +295,7 @@ func (c *client) keepalive(interval time.Duration, max int) {
 	}
 }
 
-func (c *client) Read(p []byte) (int, error) {
+func (c *nativeConn) Read(p []byte) (int, error) {
 	n, err := c.stdout.Read(p)
 	if err == io.EOF || (err != nil && n == 0) {
 		select {
@@ -309,24 +309,13 @@ func (c *client) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (c *client) Write(p []byte) (int, error) {
+func (c *nativeConn) Write(p []byte) (int, error) {
 	n, err := c.stdin.Write(p)
 	return explained(n, err, c.Err)
 }
 
-// explained is a failed read's or write's result, with err replaced by why
-// the connection ended (reason), once that is known.
-func explained(n int, err error, reason func() error) (int, error) {
-	if err != nil {
-		if e := reason(); e != nil {
-			return n, e
-		}
-	}
-	return n, err
-}
-
 // Err says why the connection ended, once it has.
-func (c *client) Err() error {
+func (c *nativeConn) Err() error {
 	var ee *ssh.ExitError
 	var missing *ssh.ExitMissingError
 	msg := ""
@@ -365,7 +354,7 @@ func (c *client) Err() error {
 }
 
 // PeerAddr is the first hop's address, as the TCP connection reached it.
-func (c *client) PeerAddr(context.Context) (netip.Addr, error) {
+func (c *nativeConn) PeerAddr(context.Context) (netip.Addr, error) {
 	if a, ok := c.peer.(*net.TCPAddr); ok {
 		if ip, ok := netip.AddrFromSlice(a.IP); ok {
 			return ip.Unmap(), nil
@@ -375,7 +364,7 @@ func (c *client) PeerAddr(context.Context) (netip.Addr, error) {
 }
 
 // Close ends the session and the connection (and its hops).
-func (c *client) Close() error {
+func (c *nativeConn) Close() error {
 	if c.stdin != nil {
 		c.stdin.Close()
 	}
@@ -389,7 +378,7 @@ func (c *client) Close() error {
 	return nil
 }
 
-func (c *client) closeAll() {
+func (c *nativeConn) closeAll() {
 	c.once.Do(func() { close(c.done) })
 	if c.client != nil {
 		c.client.Close()
@@ -397,7 +386,7 @@ func (c *client) closeAll() {
 	c.closeHops()
 }
 
-func (c *client) closeHops() {
+func (c *nativeConn) closeHops() {
 	for i := len(c.hops) - 1; i >= 0; i-- {
 		c.hops[i].Close()
 	}
@@ -685,14 +674,14 @@ func containsAny(s string, subs ...string) bool {
 	return false
 }
 
-var _ Conn = (*client)(nil)
+var _ Conn = (*nativeConn)(nil)
 
 // Runner runs a shell command on the server with stdin (nil: none) and
 // returns its stdout; a failure carries the end of its stderr.
 type Runner func(ctx context.Context, cmd string, stdin io.Reader) ([]byte, error)
 
 // run runs cmd in a session of its own on the connection.
-func (c *client) run(ctx context.Context, cmd string, stdin io.Reader) ([]byte, error) {
+func (c *nativeConn) run(ctx context.Context, cmd string, stdin io.Reader) ([]byte, error) {
 	s, err := c.client.NewSession()
 	if err != nil {
 		return nil, fmt.Errorf("opening a session: %w", err)

@@ -7,12 +7,6 @@ import (
 	"net/netip"
 )
 
-// ErrPeerUnknown is returned, wrapped, by SocketPeer when neither ssh nor its
-// child processes hold an established TCP connection, as when a ProxyCommand
-// relays the session some other way or ssh shares a ControlMaster's
-// connection.
-var ErrPeerUnknown = errors.New("the SSH server's address is unknown")
-
 // SocketPeer returns the remote address of the TCP connection the running ssh
 // child holds: the address ssh actually connected to, after its
 // configuration, name resolution and address family were applied. When ssh

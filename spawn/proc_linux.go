@@ -26,9 +26,9 @@ func growPipe(f *os.File) {
 	}
 }
 
-// runAs makes cmd run as account u, with its environment's HOME, USER and
-// LOGNAME set to u's.
-func runAs(cmd *exec.Cmd, u *User) error {
+// Apply makes cmd, not yet started, run as account u, with its
+// environment's HOME, USER and LOGNAME set to u's.
+func (u *User) Apply(cmd *exec.Cmd) error {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}

@@ -16,7 +16,7 @@ func dieWithParent() *syscall.SysProcAttr { return &syscall.SysProcAttr{} }
 // growPipe does nothing here.
 func growPipe(*os.File) {}
 
-// runAs is not supported here.
-func runAs(*exec.Cmd, *User) error {
+// Apply would make cmd run as account u: not supported here.
+func (u *User) Apply(*exec.Cmd) error {
 	return errors.New("spawn: running ssh as another user is supported on Linux only")
 }

@@ -168,7 +168,7 @@ func Start(o Options) (*Process, error) {
 	// remote tunnel open.
 	cmd.SysProcAttr = dieWithParent()
 	if o.As != nil {
-		if err := runAs(cmd, o.As); err != nil {
+		if err := o.As.Apply(cmd); err != nil {
 			return nil, err
 		}
 	}
@@ -353,4 +353,15 @@ func (c *Process) wait(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// explained is a failed read's or write's result, with err replaced by why
+// the connection ended (reason), once that is known.
+func explained(n int, err error, reason func() error) (int, error) {
+	if err != nil {
+		if e := reason(); e != nil {
+			return n, e
+		}
+	}
+	return n, err
 }

@@ -7,8 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -255,42 +253,6 @@ func expand(s string, tokens map[byte]string) string {
 		}
 	}
 	return b.String()
-}
-
-func localUser() string {
-	if u, err := user.Current(); err == nil {
-		return u.Username
-	}
-	return os.Getenv("USER")
-}
-
-// User is an account to run ssh as, and whose configuration, keys and
-// known_hosts to use: under sudo, the invoking user rather than root.
-type User struct {
-	Name     string
-	UID, GID uint32
-	Groups   []uint32
-	Home     string
-}
-
-// Apply makes cmd, not yet started, run as u (Linux only).
-func (u *User) Apply(cmd *exec.Cmd) error { return runAs(cmd, u) }
-
-// homeOf is as's home directory, or this process's.
-func homeOf(as *User) string {
-	if as != nil {
-		return as.Home
-	}
-	home, _ := os.UserHomeDir()
-	return home
-}
-
-// userOf is as's name, or this process's user's.
-func userOf(as *User) string {
-	if as != nil {
-		return as.Name
-	}
-	return localUser()
 }
 
 // splitDestination splits [user@]host[:port], with [v6addr]:port too.

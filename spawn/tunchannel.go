@@ -87,7 +87,7 @@ func (o *OpenSSHTun) DialPackets(ctx context.Context) (PacketConn, error) {
 
 // tunChannel is one tun@openssh.com channel, a PacketConn.
 type tunChannel struct {
-	c    *client
+	c    *nativeConn
 	ch   ssh.Channel
 	br   *bufio.Reader
 	hdr  []byte // readTunPacket's scratch
