@@ -13,7 +13,7 @@
 # Topology:
 #
 #   [$LAB_NAME-client]            [$LAB_NAME-server]             [$LAB_NAME-lan]
-#    wan0 192.0.2.1/24  <-veth->   wan0 192.0.2.2/24
+#    wan0 192.0.2.1/24  <-veth->   wan0 192.0.2.2/24   (with LAB_WAN: <-wanem->)
 #         2001:db8:1::1/64              2001:db8:1::2/64
 #                                  sshd on port 22
 #                                  lan0 198.51.100.1/24  <-veth-> lan0 198.51.100.2/24
@@ -34,6 +34,16 @@
 #               Its /30: for k <= 63, 203.0.113.(4k+1)/30, server side
 #               .(4k+2); for k >= 64, 198.19.(k/64).(4(k%64)+1)/30, server
 #               side .(4(k%64)+2) (e.g. client64 198.19.1.1, server 198.19.1.2).
+#   LAB_WAN     if set, a WAN profile for the client-server link, e.g.
+#               "delay=20ms loss=1% rate=200mbit queue=50ms" (each direction;
+#               delay is one way, so that is 40 ms RTT; also jitter=, limit=;
+#               see internal/wanem). The link is then the project's own
+#               emulator (this kernel has no sch_netem) between two tun
+#               devices named wan0, instead of the veth. LAB_WAN_UP and
+#               LAB_WAN_DOWN, if set, override it for client->server and
+#               server->client. The emulator's counters (packets, drops by
+#               reason) go to $LAB_DIR/wan.json on SIGUSR1 to $LAB_WAN_PID.
+#               WANEM_BIN is a prebuilt emulator; else `go build` makes it.
 #   LAB_USER    if set, an unprivileged account of that name is created for
 #               the lab (home under $LAB_DIR, shell /bin/sh) and removed by
 #               `down`; its keys go in $LAB_DIR/authorized_keys.$LAB_USER.
@@ -279,6 +289,38 @@ install_binary() {
 		(cd "$REPO_ROOT" && go build -o "$LAB_DIR/bin/sshvpn" ./cmd/sshvpn)
 	fi
 	chmod 0755 "$LAB_DIR" "$LAB_DIR/bin" "$LAB_DIR/bin/sshvpn"
+	[[ -n ${LAB_WAN:-}${LAB_WAN_UP:-}${LAB_WAN_DOWN:-} ]] || return 0
+	if [[ -n ${WANEM_BIN:-} ]]; then
+		cp -- "$WANEM_BIN" "$LAB_DIR/bin/wanem"
+	else
+		command -v go >/dev/null 2>&1 || die "LAB_WAN needs the emulator: install Go or set WANEM_BIN"
+		log "building ./internal/wanem/cmd/wanem into $LAB_DIR/bin/wanem"
+		(cd "$REPO_ROOT" && go build -o "$LAB_DIR/bin/wanem" ./internal/wanem/cmd/wanem)
+	fi
+}
+
+# start_wan joins the client and server namespaces through the emulator:
+# it runs in the client's namespace and makes wan0 there and in the
+# server's.
+start_wan() {
+	local i
+	rm -f "$LAB_DIR/wan.ready"
+	ip netns exec "$CLIENT_NS" "$LAB_DIR/bin/wanem" -netns "/run/netns/$SERVER_NS" -dev wan0 \
+		-profile "${LAB_WAN:-}" -up "${LAB_WAN_UP:-}" -down "${LAB_WAN_DOWN:-}" \
+		-stats "$LAB_DIR/wan.json" -ready "$LAB_DIR/wan.ready" \
+		</dev/null >>"$LAB_DIR/wanem.log" 2>&1 &
+	echo $! >"$LAB_DIR/wanem.pid"
+	for ((i = 0; i < 100; i++)); do
+		[[ -e $LAB_DIR/wan.ready ]] && break
+		kill -0 "$(<"$LAB_DIR/wanem.pid")" 2>/dev/null || die "the WAN emulator failed: $(cat "$LAB_DIR/wanem.log")"
+		sleep 0.05
+	done
+	[[ -e $LAB_DIR/wan.ready ]] || die "the WAN emulator did not come up"
+	# A long queue in the kernel, so that it drops nothing while the
+	# emulator catches up: the profile's queue is the link's.
+	ip -n "$CLIENT_NS" link set wan0 txqueuelen 10000
+	ip -n "$SERVER_NS" link set wan0 txqueuelen 10000
+	log "WAN: ${LAB_WAN:-} (up: ${LAB_WAN_UP:-same}, down: ${LAB_WAN_DOWN:-same})"
 }
 
 # client_link K sets CLI_ADDR and SRV_ADDR, the two ends of extra client K's
@@ -305,7 +347,11 @@ setup_netns() {
 
 	# wan: client <-> server. Both ends are created directly inside the
 	# namespaces, so no interface ever appears in the root namespace.
-	ip link add wan0 netns "$CLIENT_NS" type veth peer name wan0 netns "$SERVER_NS"
+	if [[ -n ${LAB_WAN:-}${LAB_WAN_UP:-}${LAB_WAN_DOWN:-} ]]; then
+		start_wan
+	else
+		ip link add wan0 netns "$CLIENT_NS" type veth peer name wan0 netns "$SERVER_NS"
+	fi
 	ip -n "$CLIENT_NS" addr add 192.0.2.1/24 dev wan0
 	ip -n "$CLIENT_NS" addr add 2001:db8:1::1/64 dev wan0 nodad
 	ip -n "$SERVER_NS" addr add 192.0.2.2/24 dev wan0
@@ -520,8 +566,10 @@ write_env() {
 		printf 'LAB_USER=%q\n' "${LAB_USER:-}"
 		printf 'LAB_CLIENTS=%q\n' "$LAB_CLIENTS"
 		printf 'LAB_SSHD_PID=%q\n' "$pid"
+		printf 'LAB_WAN_PID=%q\n' "$(cat "$LAB_DIR/wanem.pid" 2>/dev/null)"
+		printf 'LAB_WAN_STATS=%q\n' "$LAB_DIR/wan.json"
 		echo "export LAB_NAME LAB_DIR LAB_CLIENT_NS LAB_SERVER_NS LAB_LAN_NS LAB_SSH_CONFIG LAB_BIN"
-		echo "export LAB_SERVER_ADDR LAB_SERVER_ADDR6 LAB_LAN_HOST LAB_LAN_HOST6 LAB_SSHD_PID"
+		echo "export LAB_SERVER_ADDR LAB_SERVER_ADDR6 LAB_LAN_HOST LAB_LAN_HOST6 LAB_SSHD_PID LAB_WAN_PID LAB_WAN_STATS"
 	} >"$LAB_DIR/env"
 }
 
