@@ -35,9 +35,21 @@
 //	         its side after it
 //	7 Offload  a virtio_net_hdr and the packet behind it (see Offloads);
 //	         at most MaxOffloadPayload (65546) bytes
+//	8 Ack    the count of Data and Offload payload bytes the sender has
+//	         received so far, 8 bytes big endian (see Pacing)
 //
-// Type 0 is invalid. Receivers ignore types they do not know (numbers above 7),
+// Type 0 is invalid. Receivers ignore types they do not know (numbers above 8),
 // so later versions can add frames that older peers skip.
+//
+// # Pacing
+//
+// A side whose Hello says "acks" sends Ack frames as it receives data:
+// at least one per burst it reads, and one per 64 KiB. Its peer may then
+// keep what is in flight (sent, and not yet acknowledged) near what the
+// path holds, so that a queue forms in the sender, which manages it,
+// rather than in the pipes and buffers between the two. An older peer's
+// Hello has no "acks"; it gets no Ack frames, would skip them, and is
+// not paced.
 //
 // # Offloads
 //

@@ -22,6 +22,9 @@ const (
 	// super-packet behind it; only between peers whose Hellos agreed on
 	// offloads (see the package documentation).
 	TypeOffload Type = 7
+	// TypeAck carries the count of Data and Offload payload bytes the
+	// sender has received so far, for a peer that paces by it.
+	TypeAck Type = 8
 )
 
 func (t Type) String() string {
@@ -40,6 +43,8 @@ func (t Type) String() string {
 		return "close"
 	case TypeOffload:
 		return "offload"
+	case TypeAck:
+		return "ack"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
@@ -53,6 +58,8 @@ const (
 	MaxPayload = 1 << 16
 	// MaxPingPayload caps the payload of Ping and Pong frames.
 	MaxPingPayload = 64
+	// AckLen is the payload of an Ack frame: a 64-bit count.
+	AckLen = 8
 	// maxTextPayload caps Error and Close reasons and the Hello object.
 	maxTextPayload = 8 << 10
 	// VnetHdrLen is the size of the virtio_net_hdr that starts an Offload
@@ -74,6 +81,8 @@ func limit(t Type, offload int) int {
 	switch t {
 	case TypePing, TypePong:
 		return MaxPingPayload
+	case TypeAck:
+		return AckLen
 	case TypeHello, TypeError, TypeClose:
 		return maxTextPayload
 	case TypeOffload:
@@ -97,6 +106,10 @@ type Reader struct {
 func NewReader(r io.Reader) *Reader {
 	return &Reader{br: bufio.NewReaderSize(r, HeaderLen+MaxOffloadPayload)}
 }
+
+// Buffered is how many bytes of the stream the Reader holds unread: 0
+// once it has handed out all that the last read brought.
+func (r *Reader) Buffered() int { return r.br.Buffered() }
 
 // AllowOffload lets Offload frames of up to max payload bytes (at most
 // MaxOffloadPayload) come, once the handshake agreed on offloads; 0

@@ -56,7 +56,8 @@ func TestLimit(t *testing.T) {
 		{TypePong, MaxPingPayload},
 		{TypeError, maxTextPayload},
 		{TypeClose, maxTextPayload},
-		{8, MaxPayload},
+		{TypeAck, AckLen},
+		{9, MaxPayload},
 		{TypeOffload, -1},
 		{200, MaxPayload},
 	}

@@ -39,6 +39,9 @@ type Hello struct {
 	// of each family ("ipv4", "ipv6"): a client that routes networks into
 	// the tunnel warns when it does not. Absent: unknown.
 	Forward map[string]bool `json:"forward,omitempty"`
+	// Acks says that the sender acknowledges what it receives with Ack
+	// frames; its peer may then pace what it sends by them.
+	Acks bool `json:"acks,omitempty"`
 }
 
 // MinResume and MaxResume bound the length of a resume token: at least 128

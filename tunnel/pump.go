@@ -56,6 +56,9 @@ type Stats struct {
 	DroppedRate          atomic.Uint64 // packets either way over the session's rate limit
 	DroppedDetached      atomic.Uint64 // packets read from the device while no connection was attached
 	Malformed            atomic.Uint64 // offload frames from the peer whose virtio-net header failed the check
+	QueueDropped         atomic.Uint64 // packets to the peer dropped by the queue's CoDel: they waited too long
+	QueueMarked          atomic.Uint64 // packets to the peer CE-marked by CoDel instead (ECN)
+	QueueOverflow        atomic.Uint64 // packets to the peer dropped because the queue was full
 	RTT                  atomic.Int64  // the last keepalive's round trip, in nanoseconds; 0 before the first
 }
 
@@ -105,6 +108,26 @@ type pump struct {
 	stopOnce sync.Once
 	wbuf     [][]byte // one packet, for the device's batch Write
 	vnetBuf  []byte   // a Data frame's packet behind a blank virtio-net header
+
+	// The way out (see send.go): the device reader queues packets in q,
+	// the sender writes them.
+	tap   bool   // frames are Ethernet frames
+	cur   []byte // the device reader's buffer
+	bufs  bufs
+	qmu   sync.Mutex
+	q     *fqCodel
+	qseen QueueStats    // q's counters as last added to stats
+	wake  chan struct{} // the sender has work: packets, or an Ack
+	// Pacing: when the peer acknowledges (its Hello said so), the
+	// sender keeps what is in flight within the pacer's limit, and the
+	// pump acknowledges what it receives.
+	paced     bool
+	pace      pacer         // the sender's
+	sentBytes uint64        // payload bytes written; the sender's
+	acked     atomic.Uint64 // payload bytes the peer has received
+	received  atomic.Uint64 // payload bytes received from the peer
+	ackTold   uint64        // received when the last Ack was asked for; readTransport's
+	ackNow    chan struct{} // control sends an Ack
 }
 
 // lockedWriter serialises writes to the transport: each is whole frames.
@@ -123,6 +146,10 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 // burst leaves in one write.
 const dataWriterSize = 512 << 10
 
+// ackEvery is the most payload a pump receives before it acknowledges,
+// whatever the bursts.
+const ackEvery = 64 << 10
+
 type pingMsg struct {
 	n int
 	b [framing.MaxPingPayload]byte
@@ -134,15 +161,19 @@ type pingMsg struct {
 // link and waits for its goroutines. It returns nil for an orderly close by
 // either side.
 func (p *pump) run(ctx context.Context) error {
-	p.start = time.Now()
 	pongs := make(chan pingMsg, 4)
+	if p.paced {
+		p.pace.start(time.Since(p.start))
+	}
 
 	errc := make(chan error, 1) // control
 	rerr := make(chan error, 1) // readTransport
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); errc <- p.control(ctx, pongs) }()
 	go func() { defer wg.Done(); rerr <- p.readTransport(pongs) }()
+	go func() { defer wg.Done(); p.send() }()
+	wake(p.wake) // what the device read before the run began
 
 	err := p.wait(ctx, errc, rerr)
 	p.conn.Close() // first: it ends a flush the device reader may wait in
@@ -151,7 +182,9 @@ func (p *pump) run(ctx context.Context) error {
 	p.log.Debug("connection closed",
 		"packets_out", p.stats.PacketsOut.Load(), "bytes_out", p.stats.BytesOut.Load(),
 		"packets_in", p.stats.PacketsIn.Load(), "bytes_in", p.stats.BytesIn.Load(),
-		"dropped", p.stats.Dropped.Load(), "dropped_out", p.stats.DroppedOut.Load())
+		"dropped", p.stats.Dropped.Load(), "dropped_out", p.stats.DroppedOut.Load(),
+		"queue_dropped", p.stats.QueueDropped.Load(), "queue_marked", p.stats.QueueMarked.Load(), "queue_overflow", p.stats.QueueOverflow.Load(),
+		"paced", p.paced, "pace_limit", p.pace.limit(), "min_rtt", p.pace.minRTT, "rate_mbps", int(p.pace.rate()*8/1e6), "startup", p.pace.startup, "lossy", p.pace.lossy())
 	if n := p.stats.Dropped.Load() + p.stats.DroppedOut.Load() + p.stats.DroppedRate.Load() + p.stats.Malformed.Load(); n > 0 {
 		p.log.Info("dropped packets", "from_peer", p.stats.Dropped.Load(), "to_peer", p.stats.DroppedOut.Load(),
 			"over_rate", p.stats.DroppedRate.Load(), "malformed", p.stats.Malformed.Load(), AdminOnly)
@@ -180,17 +213,6 @@ func (p *pump) taking() bool {
 	}
 }
 
-// The pump is its link's sink (see sink): the link's device reader frames
-// packets into dw through these.
-
-func (p *pump) next(n int) ([]byte, error) { return p.dw.Next(n) }
-
-func (p *pump) commit(typ framing.Type, n int) error { return p.dw.Commit(typ, n) }
-
-func (p *pump) put(typ framing.Type, payload []byte) bool {
-	return p.dw.Available() >= framing.HeaderLen+len(payload) && p.dw.WriteFrame(typ, payload) == nil
-}
-
 func (p *pump) offloads() tun.Offload { return p.offload }
 
 func (p *pump) sent(pkt []byte) {
@@ -199,13 +221,6 @@ func (p *pump) sent(pkt []byte) {
 }
 
 func (p *pump) droppedOut() { p.stats.DroppedOut.Add(1) }
-
-// flush writes the data frames the device reader put in dw.
-func (p *pump) flush() {
-	if err := p.dw.Flush(); err != nil {
-		p.fail(err)
-	}
-}
 
 // fail reports a failed write of data frames to wait, once.
 func (p *pump) fail(err error) {
@@ -228,7 +243,7 @@ func (p *pump) fail(err error) {
 //     peer's Close or Error frame, or the end of the stream) explains it
 //     better than a broken pipe.
 func (p *pump) wait(ctx context.Context, errc, rerr <-chan error) error {
-	last := p.start
+	last := time.Now()
 	tick := time.NewTicker(p.keepalive)
 	defer tick.Stop()
 	cancelled := ctx.Done()
@@ -286,6 +301,10 @@ func (p *pump) control(ctx context.Context, pongs <-chan pingMsg) error {
 		select {
 		case m := <-pongs:
 			err = p.cw.WriteFrame(framing.TypePong, m.b[:m.n])
+		case <-p.ackNow:
+			var ack [framing.AckLen]byte
+			binary.BigEndian.PutUint64(ack[:], p.received.Load())
+			err = p.cw.WriteFrame(framing.TypeAck, ack[:])
 		case <-tick.C:
 			// The peer echoes the payload: when it was sent, for the RTT.
 			binary.BigEndian.PutUint64(ping[:], uint64(time.Since(p.start)))
@@ -335,6 +354,21 @@ func (p *pump) readTransport(pongs chan<- pingMsg) error {
 		case framing.TypeData, framing.TypeOffload:
 			if err := p.toDevice(t, payload); err != nil {
 				return err
+			}
+			if p.paced {
+				// An Ack per burst read, and per ackEvery bytes.
+				n := p.received.Add(uint64(len(payload)))
+				if n-p.ackTold >= ackEvery || p.r.Buffered() == 0 {
+					p.ackTold = n
+					wake(p.ackNow)
+				}
+			}
+		case framing.TypeAck:
+			if len(payload) == framing.AckLen {
+				if v := binary.BigEndian.Uint64(payload); v > p.acked.Load() {
+					p.acked.Store(v)
+					wake(p.wake)
+				}
 			}
 		case framing.TypePing:
 			var m pingMsg

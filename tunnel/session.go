@@ -116,7 +116,7 @@ type ServerConfig struct {
 // newPump joins link and the framed transport, read through r, with the
 // keepalive defaults for zero durations and the offloads agreed in the
 // handshake enabled on the device.
-func newPump(link *Link, conn io.ReadWriteCloser, tw *lockedWriter, r *framing.Reader, offload tun.Offload,
+func newPump(link *Link, conn io.ReadWriteCloser, tw *lockedWriter, r *framing.Reader, offload tun.Offload, mode tun.Mode, paced bool,
 	keepalive, deadAfter time.Duration, log *slog.Logger) (*pump, error) {
 	stats := link.stats // the run's counters: the link outlives connections
 	if link.vnet {
@@ -127,7 +127,10 @@ func newPump(link *Link, conn io.ReadWriteCloser, tw *lockedWriter, r *framing.R
 	p := &pump{dev: link.dev, vnet: link.vnet, linkDead: link.dead, linkErr: link.Err, linkClosing: link.closing, conn: conn, r: r, tw: tw, log: log, stats: stats, offload: offload,
 		dw: framing.NewWriterSize(tw, dataWriterSize), cw: framing.NewWriterSize(tw, 512), werr: make(chan error, 1),
 		keepalive: orDefault(keepalive, DefaultKeepalive), deadAfter: orDefault(deadAfter, DefaultDeadAfter),
-		done: make(chan struct{}), wbuf: make([][]byte, 1)}
+		done: make(chan struct{}), wbuf: make([][]byte, 1), start: time.Now(),
+		tap: mode == tun.ModeTAP, bufs: newBufs(), wake: make(chan struct{}, 1), paced: paced, ackNow: make(chan struct{}, 1)}
+	p.cur = p.bufs.getLarge()
+	p.q = newFQCodel(p.bufs.put)
 	p.detach = func() { link.detach(p) }
 	if link.vnet {
 		p.vnetBuf = make([]byte, tun.VnetHdrLen+framing.MaxPayload)
@@ -192,7 +195,7 @@ func runClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) (
 	tw := &lockedWriter{w: conn}
 	w := framing.NewWriter(tw)
 	hello := &framing.Hello{Role: "client", Software: software(cfg.Software), Mode: string(mode), MTU: cfg.MTU,
-		Addrs: cfg.Addrs, PeerAddrs: cfg.PeerAddrs, WantDev: cfg.RemoteDev, Routes: cfg.RemoteRoutes, Resume: cfg.Resume}
+		Addrs: cfg.Addrs, PeerAddrs: cfg.PeerAddrs, WantDev: cfg.RemoteDev, Routes: cfg.RemoteRoutes, Resume: cfg.Resume, Acks: true}
 	hello.Offloads, hello.MaxFrame = offer(cfg.Link.dev, mode)
 	// The hello is written while the answer is read: the server writes its
 	// preamble before it reads, so on an unbuffered transport (net.Pipe)
@@ -276,7 +279,7 @@ func runClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) (
 		server = a
 	}
 	offload := agree(cfg.Link.dev.Offloads(), mode, h)
-	p, err := newPump(cfg.Link, conn, tw, r, offload, cfg.Keepalive, cfg.DeadAfter, log)
+	p, err := newPump(cfg.Link, conn, tw, r, offload, mode, h.Acks, cfg.Keepalive, cfg.DeadAfter, log)
 	if err != nil {
 		return false, refuse(w, localError{err})
 	}
@@ -343,7 +346,7 @@ func Serve(ctx context.Context, conn io.ReadWriteCloser, cfg ServerConfig) error
 	// The server writes its answer straight to conn while it holds tw's
 	// lock (below), so that no data frame goes before it.
 	tw := &lockedWriter{w: conn}
-	p, err := newPump(link, conn, tw, r, offload, cfg.Keepalive, cfg.DeadAfter, log)
+	p, err := newPump(link, conn, tw, r, offload, t.Mode, h.Acks, cfg.Keepalive, cfg.DeadAfter, log)
 	if err != nil {
 		return refuse(w, err)
 	}
@@ -357,7 +360,7 @@ func Serve(ctx context.Context, conn io.ReadWriteCloser, cfg ServerConfig) error
 		return err
 	}
 	answer := &framing.Hello{Role: "server", Software: software(cfg.Software), Mode: string(t.Mode), MTU: t.MTU,
-		Addrs: t.Addrs, PeerAddrs: t.PeerAddrs, Dev: link.dev.Name()}
+		Addrs: t.Addrs, PeerAddrs: t.PeerAddrs, Dev: link.dev.Name(), Acks: true}
 	answer.Offloads, answer.MaxFrame = offer(link.dev, t.Mode)
 	if cfg.Forwarding != nil && t.Mode == tun.ModeTUN {
 		answer.Forward = cfg.Forwarding()

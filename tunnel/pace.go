@@ -1,0 +1,230 @@
+package tunnel
+
+import "time"
+
+// The pacer's parameters.
+const (
+	// paceFloor is the least the pacer lets be in flight: enough for a
+	// burst of super-packets, whatever the estimates say; paceInitial
+	// is the limit before the first estimates, as TCP's initial window.
+	paceFloor   = 64 << 10
+	paceInitial = 256 << 10
+	// startupGain is the limit's gain over the bandwidth-delay product
+	// while the delivery rate still grows by startupGrowth a round trip.
+	startupGain   = 2.0
+	startupGrowth = 1.25
+	startupRounds = 30
+	// paceMarks bounds the send marks kept for round-trip samples, and
+	// markEvery spaces them.
+	paceMarks = 256
+	markEvery = 250 * time.Microsecond
+	// bwBucket is one bucket of the delivery rate's max filter; the
+	// filter keeps the best of this one and the last two.
+	bwBucket = time.Second
+	// bwSampleMin is the shortest interval a delivery rate is measured
+	// over: shorter ones are bursts, not rates.
+	bwSampleMin = 2 * time.Millisecond
+	// stallMin is the shortest wait for an Ack that counts as a stall;
+	// lossyStalls in three seconds make a path lossy.
+	stallMin    = 5 * time.Millisecond
+	lossyStalls = 4
+)
+
+// pacer keeps what is in flight to the peer (sent, and not yet
+// acknowledged as received) just above what the path holds, so that the
+// queue forms in sshvpn's own queue, where CoDel manages it, rather than
+// in the pipe to ssh, ssh's channel buffers and the outer socket, where
+// nothing does. It works as the kernel's byte queue limits and BBR do:
+// from the peer's Acks (the bytes it has received) it learns the delivery
+// rate (the best over the last seconds) and the minimum round trip, and
+// lets rate × (round trip + a small allowance) be in flight; on a path
+// that stalls (see lossy) it steps aside. While the
+// rate still grows (startup), twice the bandwidth-delay product may be in
+// flight. A pacer that was never started (an older peer, which sends no
+// Acks) limits nothing.
+//
+// The minimum round trip is kept for the connection's life: a standing
+// queue of the allowance would otherwise creep into it. A route that
+// became longer costs throughput until the next connection.
+//
+// It is used by one goroutine, the pump's sender.
+type pacer struct {
+	active bool // the peer acknowledges
+
+	startup    bool
+	roundStart time.Duration
+	fullBw     float64
+	fullRounds int
+	rounds     int
+	settled    time.Duration // stalls count from then on
+
+	marks     []paceMark // sends not yet acknowledged, oldest first
+	minRTT    time.Duration
+	lastAck   uint64 // the last Ack
+	lastAcked uint64 // the last Ack a rate was sampled at
+	lastAckAt time.Duration
+	lastSent  time.Duration    // when what lastAcked covers was sent
+	bw        [3]float64       // bytes per second: this bucket's best, and the two before
+	stall     [3]time.Duration // the longest wait for an Ack with data in flight, likewise
+	stalls    [3]int           // and how many there were
+	bucketAt  time.Duration
+	ackAt     time.Duration // when the last Ack came
+	busy      bool          // and data was in flight after it
+}
+
+// paceMark says that sent bytes had been sent at at.
+type paceMark struct {
+	sent uint64
+	at   time.Duration
+}
+
+// start makes the pacer limit what is in flight: the peer acknowledges.
+func (p *pacer) start(now time.Duration) {
+	*p = pacer{active: true, startup: true, roundStart: now, lastAckAt: now, lastSent: now, bucketAt: now, ackAt: now}
+}
+
+// sent notes that sent bytes in all have been written by now.
+func (p *pacer) sent(sent uint64, now time.Duration) {
+	if !p.active {
+		return
+	}
+	if n := len(p.marks); n > 0 && (p.marks[n-1].sent == sent || now-p.marks[n-1].at < markEvery) {
+		return
+	}
+	if len(p.marks) == paceMarks {
+		// Thin out rather than forget the oldest: the Ack for them is
+		// what comes next.
+		for i := range paceMarks / 2 {
+			p.marks[i] = p.marks[2*i+1]
+		}
+		p.marks = p.marks[:paceMarks/2]
+	}
+	p.marks = append(p.marks, paceMark{sent, now})
+}
+
+// acked takes an Ack: the peer has received acked bytes in all by now.
+func (p *pacer) acked(acked, sent uint64, now time.Duration) {
+	if !p.active {
+		return
+	}
+	p.rotate(now)
+	if acked > p.lastAck {
+		// A stall: data was in flight and no Ack came for this long
+		// (the outer TCP repairing a loss, in either direction).
+		// Gaps shorter than half a round trip are the spacing of Acks
+		// for large packets on a slow path, not stalls.
+		if gap := now - p.ackAt; p.busy && !p.startup && now > p.settled && gap > max(p.minRTT/2, stallMin) {
+			p.stall[0] = max(p.stall[0], gap)
+			p.stalls[0]++
+		}
+		p.lastAck, p.ackAt = acked, now
+	}
+	// Data in flight is a stall's sign only when there is more than the
+	// path holds: with less, gaps are what the pacer itself leaves. (In
+	// startup, with twice that in flight, ssh's own channel window may
+	// leave them too.)
+	p.busy = float64(sent-acked) > max(paceFloor, p.rate()*p.minRTT.Seconds())
+	if acked <= p.lastAcked {
+		return
+	}
+	// A round trip: from the newest send the Ack covers.
+	i := 0
+	for i < len(p.marks) && p.marks[i].sent <= acked {
+		i++
+	}
+	if i == 0 {
+		return // nothing sent since the last mark is acknowledged whole
+	}
+	sentAt := p.marks[i-1].at
+	rtt := now - sentAt
+	if p.minRTT == 0 || rtt < p.minRTT {
+		p.minRTT = max(rtt, time.Microsecond)
+	}
+	p.marks = append(p.marks[:0], p.marks[i:]...)
+	// The delivery rate since the last sample, over the longer of the
+	// interval between the Acks and that between the sends they cover
+	// (as BBR does): data held up on the way (a retransmission in the
+	// outer TCP) and then delivered in a rush was not sent that fast, and
+	// the path cannot carry it that fast.
+	if d := max(now-p.lastAckAt, sentAt-p.lastSent); d >= max(bwSampleMin, 2*p.minRTT) {
+		rate := float64(acked-p.lastAcked) / d.Seconds()
+		p.bw[0] = max(p.bw[0], rate)
+		p.lastAcked, p.lastAckAt, p.lastSent = acked, now, sentAt
+	}
+	// Startup ends once three round trips in a row did not raise the
+	// rate by a quarter, or after startupRounds.
+	if p.startup && p.minRTT > 0 && now-p.roundStart >= p.minRTT {
+		p.roundStart = now
+		p.rounds++
+		if bw := p.rate(); bw >= p.fullBw*startupGrowth {
+			p.fullBw, p.fullRounds = bw, 0
+		} else if p.fullRounds++; p.fullRounds >= 3 {
+			p.startup = false
+		}
+		if p.rounds >= startupRounds {
+			p.startup = false // a noisy path's rate may seem to grow for ever
+		}
+		if !p.startup {
+			// What startup put in flight drains for a few round
+			// trips; gaps meanwhile are its doing.
+			p.settled = now + 4*p.minRTT
+		}
+	}
+}
+
+// rotate starts the filters' next bucket once a bucket's time is up.
+func (p *pacer) rotate(now time.Duration) {
+	for now-p.bucketAt >= bwBucket {
+		p.bw[2], p.bw[1], p.bw[0] = p.bw[1], p.bw[0], 0
+		p.stall[2], p.stall[1], p.stall[0] = p.stall[1], p.stall[0], 0
+		p.stalls[2], p.stalls[1], p.stalls[0] = p.stalls[1], p.stalls[0], 0
+		p.bucketAt += bwBucket
+		if now-p.bucketAt > 3*bwBucket {
+			p.bucketAt = now
+		}
+	}
+}
+
+// lossy reports whether the path stalled again and again in the last
+// seconds: the outer TCP stopped delivering for a while (repairing a
+// loss, in either direction). Then the pacer limits nothing. (A stall now
+// and then is ssh's channel window, which refills a round trip after
+// half of it was used: the pacer keeps limiting through those.) Measured at 40 ms and 1%
+// loss, any limit that kept the added latency below the stalls' (rate ×
+// (round trip + stall), twice that) held an inner TCP flow to 0.2-0.8 of
+// its unpaced rate, at random: its packets waited through the stalls in
+// sshvpn's queue instead of the outer TCP's, its retransmission timer
+// fired, and the delivery rate the pacer learnt fell with it. On such a
+// path the stalls set the latency, not the queue; one connection cannot
+// do better (--streams can).
+func (p *pacer) lossy() bool { return p.stalls[0]+p.stalls[1]+p.stalls[2] >= lossyStalls }
+
+// rate is the delivery rate's max filter, in bytes per second.
+func (p *pacer) rate() float64 { return max(p.bw[0], p.bw[1], p.bw[2]) }
+
+// limit is the most that may be in flight; 0 means no limit.
+func (p *pacer) limit() uint64 {
+	if !p.active {
+		return 0
+	}
+	bw := p.rate()
+	if bw == 0 || p.minRTT == 0 {
+		return paceInitial
+	}
+	if p.startup {
+		return max(paceInitial, uint64(startupGain*bw*p.minRTT.Seconds()))
+	}
+	if p.lossy() {
+		return 0
+	}
+	return max(paceFloor, uint64(bw*(p.minRTT+allowance(p.minRTT)).Seconds()))
+}
+
+// allowance is the queue the pacer leaves downstream beyond the path's
+// round trip: headroom for the rate to grow into (the estimate can only
+// rise when more than the last estimate was in flight) and for the
+// wakeups of the processes in between. It is what a packet that skips
+// sshvpn's queue (a ping, a keystroke) still waits.
+func allowance(rtt time.Duration) time.Duration {
+	return 2*time.Millisecond + rtt/8
+}

@@ -1,0 +1,158 @@
+package tunnel
+
+import (
+	"testing"
+	"time"
+)
+
+// TestPacerInactive: without Acks (an older peer) nothing is limited.
+func TestPacerInactive(t *testing.T) {
+	var p pacer
+	p.sent(1<<20, time.Millisecond)
+	if p.limit() != 0 {
+		t.Errorf("limit %d before any Ack", p.limit())
+	}
+}
+
+// TestPacerConverges: over a simulated path (a bottleneck of rate with a
+// one-way delay each way, Acks coming back), a sender kept within the
+// pacer's limit fills the bottleneck and keeps what is in flight near the
+// path's bandwidth-delay product, not at what it would send unchecked.
+func TestPacerConverges(t *testing.T) {
+	for _, c := range []struct {
+		mbps float64
+		rtt  time.Duration
+	}{{160, 40 * time.Millisecond}, {140, 100 * time.Millisecond}, {2000, 400 * time.Microsecond}} {
+		step := 100 * time.Microsecond
+		perStep := c.mbps * 1e6 / 8 * step.Seconds() // bytes the bottleneck serves per step
+		delaySteps := int(c.rtt / 2 / step)
+		var p pacer
+		p.start(0)
+		var sent, served, acked uint64
+		var queue float64             // bytes waiting at the bottleneck
+		arrivals := make([]uint64, 0) // bytes received at the peer, per step, delayed
+		ackLine := make([]uint64, 0)  // cumulative received, on its way back
+		var received uint64
+		var maxInflight uint64
+		total := int(5 * time.Second / step)
+		var deliveredLate uint64
+		for i := range total {
+			now := time.Duration(i) * step
+			// The sender: within the limit, or 8 MiB unchecked.
+			lim := p.limit()
+			if lim == 0 {
+				lim = 8 << 20
+			}
+			for sent-acked < lim {
+				sent += 16 << 10
+				queue += 16 << 10
+			}
+			p.sent(sent, now)
+			if i > total/2 {
+				maxInflight = max(maxInflight, sent-acked)
+			}
+			// The bottleneck serves, the wire delays.
+			n := min(queue, perStep)
+
+			queue -= n
+			served += uint64(n)
+			arrivals = append(arrivals, served)
+			if len(arrivals) > delaySteps {
+				received = arrivals[0]
+				arrivals = arrivals[1:]
+			}
+			ackLine = append(ackLine, received)
+			if len(ackLine) > delaySteps {
+				if a := ackLine[0]; a > acked {
+					acked = a
+					p.acked(acked, sent, now)
+				}
+				ackLine = ackLine[1:]
+			}
+			if i > total/2 {
+				deliveredLate += uint64(n)
+			}
+		}
+		bdp := c.mbps * 1e6 / 8 * c.rtt.Seconds()
+		want := bdp + c.mbps*1e6/8*allowance(c.rtt).Seconds()
+		util := float64(deliveredLate) / (perStep * float64(total-total/2-1))
+		if p.startup {
+			t.Errorf("%v Mbit/s, %v: still in startup", c.mbps, c.rtt)
+		}
+		t.Logf("%v Mbit/s, %v: limit %d, most in flight %d, BDP %.0f, utilisation %.2f", c.mbps, c.rtt, p.limit(), maxInflight, bdp, util)
+		if util < 0.95 {
+			t.Errorf("%v Mbit/s, %v: the bottleneck was busy %.0f%% of the time", c.mbps, c.rtt, 100*util)
+		}
+		if float64(maxInflight) > 1.5*want+float64(paceFloor)+16<<10 {
+			t.Errorf("%v Mbit/s, %v: %d in flight, want about %.0f", c.mbps, c.rtt, maxInflight, want)
+		}
+	}
+}
+
+// TestPacerStall: waits for an Ack with data in flight longer than half a
+// round trip (an outer TCP repairing losses), again and again, lift the
+// limit for a few seconds; then it comes back. One alone does not.
+func TestPacerStall(t *testing.T) {
+	var p pacer
+	p.start(0)
+	ms := time.Millisecond
+	const rate = 10 << 20 // bytes per second: 10 KiB a millisecond
+	var sent, acked uint64
+	now := time.Duration(0)
+	// Steady: 10 KiB sent each millisecond and acknowledged a round
+	// trip (40 ms) later; after the first second, with 5 ms of queue.
+	lag := 40 * ms
+	step := func() {
+		now += ms
+		sent += rate / 1000
+		p.sent(sent, now)
+		if now > lag {
+			if a := uint64((now-lag)/ms) * (rate / 1000); a > acked {
+				acked = a
+				p.acked(acked, sent, now)
+			}
+		}
+	}
+	for now < 2*time.Second {
+		if now > time.Second {
+			lag = 45 * ms
+		}
+		step()
+	}
+	if p.startup {
+		t.Fatal("still in startup")
+	}
+	before := p.limit()
+	// 50 ms without an Ack, then all of it at once.
+	stall := func() {
+		for range 50 {
+			now += ms
+			sent += rate / 1000
+			p.sent(sent, now)
+		}
+		lag += 50 * ms // what was held up comes all at once
+		for range 100 {
+			step()
+		}
+		lag -= 50 * ms
+		for range 100 {
+			step()
+		}
+	}
+	stall()
+	if l := p.limit(); l == 0 {
+		t.Error("one stall lifted the limit")
+	}
+	for range lossyStalls - 1 {
+		stall()
+	}
+	if l := p.limit(); l != 0 {
+		t.Errorf("limit %d after %d stalls, want none", l, lossyStalls)
+	}
+	for now < 6*time.Second {
+		step()
+	}
+	if l := p.limit(); l > before*11/10 {
+		t.Errorf("limit %d seconds after the stall, want about %d again", l, before)
+	}
+}

@@ -1,0 +1,198 @@
+package tunnel
+
+import (
+	"encoding/binary"
+	"time"
+
+	"github.com/sshvpn/sshvpn/framing"
+	"github.com/sshvpn/sshvpn/tun"
+)
+
+// The way out of a pump: the link's device reader queues each packet
+// (the pump is its sink), and the pump's sender takes them from the queue,
+// fattest flows last, and writes them to the transport as frames, one
+// write per burst, while the pacer lets more be in flight.
+
+// smallBuf is the size of the buffers small packets are queued in; a
+// larger packet keeps the buffer the device reader read it into.
+const smallBuf = 2048
+
+// bufs are free packet buffers, small and large.
+type bufs struct {
+	small, large chan []byte
+}
+
+func newBufs() bufs { return bufs{small: make(chan []byte, 4096), large: make(chan []byte, 64)} }
+
+func (b bufs) getLarge() []byte {
+	select {
+	case buf := <-b.large:
+		return buf
+	default:
+		return make([]byte, readSize)
+	}
+}
+
+func (b bufs) getSmall() []byte {
+	select {
+	case buf := <-b.small:
+		return buf
+	default:
+		return make([]byte, smallBuf)
+	}
+}
+
+// put takes a buffer back; what does not fit the free lists is left to
+// the garbage collector.
+func (b bufs) put(buf []byte) {
+	switch cap(buf) {
+	case readSize:
+		select {
+		case b.large <- buf[:readSize]:
+		default:
+		}
+	case smallBuf:
+		select {
+		case b.small <- buf[:smallBuf]:
+		default:
+		}
+	}
+}
+
+// The pump is its link's sink (see sink): the device reader reads each
+// packet into cur and queues it.
+
+func (p *pump) next(n int) ([]byte, error) { return p.cur[:min(n, len(p.cur))], nil }
+
+func (p *pump) commit(typ framing.Type, n int) error {
+	var b []byte
+	if n <= smallBuf {
+		b = p.bufs.getSmall()[:n]
+		copy(b, p.cur[:n])
+	} else {
+		b, p.cur = p.cur[:n], p.bufs.getLarge()
+	}
+	p.enqueue(typ, b)
+	return nil
+}
+
+func (p *pump) put(typ framing.Type, payload []byte) bool {
+	var b []byte
+	if len(payload) <= smallBuf {
+		b = p.bufs.getSmall()[:len(payload)]
+	} else {
+		b = p.bufs.getLarge()[:len(payload)]
+	}
+	copy(b, payload)
+	p.enqueue(typ, b)
+	return true
+}
+
+// flush does nothing: the sender writes once it has emptied the queue.
+func (p *pump) flush() {}
+
+// enqueue queues one frame's payload for the sender and wakes it.
+func (p *pump) enqueue(typ framing.Type, b []byte) {
+	ip := 0
+	switch {
+	case typ == framing.TypeOffload:
+		ip = tun.VnetHdrLen
+	case p.tap:
+		ip = -1
+		if len(b) >= 14 && (binary.BigEndian.Uint16(b[12:]) == 0x0800 || binary.BigEndian.Uint16(b[12:]) == 0x86dd) {
+			ip = 14
+		}
+	}
+	p.qmu.Lock()
+	p.q.Enqueue(b, uint8(typ), ip, time.Since(p.start))
+	p.syncQueueStats()
+	p.qmu.Unlock()
+	wake(p.wake)
+}
+
+// wake signals c without waiting.
+func wake(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// syncQueueStats adds what the queue did since the last call to the
+// link's counters. p.qmu is held.
+func (p *pump) syncQueueStats() {
+	s := p.q.stats
+	if s == p.qseen {
+		return
+	}
+	p.stats.QueueDropped.Add(s.Dropped - p.qseen.Dropped)
+	p.stats.QueueMarked.Add(s.Marked - p.qseen.Marked)
+	p.stats.QueueOverflow.Add(s.Overflow - p.qseen.Overflow)
+	p.qseen = s
+}
+
+// send writes what is queued to the transport whenever it is woken (a
+// packet queued, an Ack came), until the pump stops.
+func (p *pump) send() {
+	for {
+		select {
+		case <-p.wake:
+		case <-p.done:
+			return
+		}
+		if err := p.drain(); err != nil {
+			p.fail(err)
+			return
+		}
+	}
+}
+
+// drain writes queued packets while the pacer lets them go, and flushes
+// once the queue is empty or the pacer holds it.
+func (p *pump) drain() error {
+	for {
+		now := time.Since(p.start)
+		if p.paced {
+			acked := p.acked.Load()
+			p.pace.acked(acked, p.sentBytes, now)
+			if lim := p.pace.limit(); lim > 0 && p.sentBytes-acked >= lim {
+				break // until an Ack wakes the sender
+			}
+		}
+		p.qmu.Lock()
+		pk, ok := p.q.Dequeue(now)
+		p.syncQueueStats()
+		p.qmu.Unlock()
+		if !ok {
+			break
+		}
+		if p.dw.Available() < framing.HeaderLen+len(pk.b) {
+			if err := p.flushData(); err != nil {
+				return err
+			}
+		}
+		err := p.dw.WriteFrame(framing.Type(pk.typ), pk.b)
+		p.bufs.put(pk.b)
+		if err != nil {
+			return err
+		}
+		p.sentBytes += uint64(len(pk.b))
+	}
+	return p.flushData()
+}
+
+// flushData writes the data frames buffered and tells the pacer.
+func (p *pump) flushData() error {
+	if p.dw.Buffered() == 0 {
+		return nil
+	}
+	if err := p.dw.Flush(); err != nil {
+		return err
+	}
+	if p.paced {
+		// The mark is taken once the bytes are in the transport: a
+		// write that waited for room is not the path's round trip.
+		p.pace.sent(p.sentBytes, time.Since(p.start))
+	}
+	return nil
+}
