@@ -81,6 +81,10 @@ func (m *Monitor) Retrying(attempt int, wait time.Duration, reason string) {
 	}
 }
 
+// MarkedECN is the key, among the drops of a Status, of the packets the
+// queue CE-marked rather than dropped (ECN): they were delivered.
+const MarkedECN = "marked_ecn"
+
 // status returns the state with the counters as they are now.
 func (m *Monitor) status() registry.Status {
 	m.mu.Lock()
@@ -95,7 +99,8 @@ func (m *Monitor) status() registry.Status {
 		name string
 		n    uint64
 	}{{"from_peer", s.Dropped.Load()}, {"to_peer", s.DroppedOut.Load()}, {"over_rate", s.DroppedRate.Load()},
-		{"tunnel_down", s.DroppedDetached.Load()}, {"malformed", s.Malformed.Load()}} {
+		{"tunnel_down", s.DroppedDetached.Load()}, {"malformed", s.Malformed.Load()},
+		{"queue_codel", s.QueueDropped.Load()}, {"queue_full", s.QueueOverflow.Load()}, {MarkedECN, s.QueueMarked.Load()}} {
 		if d.n > 0 {
 			if st.Drops == nil {
 				st.Drops = map[string]uint64{}
@@ -119,7 +124,10 @@ func (m *Monitor) logCounters(msg string) {
 	args := []any{"state", st.State, "packets_out", st.PacketsOut, "bytes_out", st.BytesOut,
 		"packets_in", st.PacketsIn, "bytes_in", st.BytesIn, "rtt", st.RTT.Round(time.Microsecond), "reconnects", st.Reconnects}
 	for k, v := range st.Drops {
-		args = append(args, "dropped_"+k, v)
+		if k != MarkedECN {
+			k = "dropped_" + k
+		}
+		args = append(args, k, v)
 	}
 	m.log.Info(msg, args...)
 }

@@ -111,7 +111,12 @@ type Status struct {
 	BytesOut   uint64        `json:"bytes_out"`
 	PacketsIn  uint64        `json:"packets_in"` // peer -> device
 	BytesIn    uint64        `json:"bytes_in"`
-	// Drops counts dropped packets by reason (only reasons with drops).
+	// Drops counts dropped packets by reason (only reasons with drops):
+	// from_peer, to_peer (the anti-spoofing filter, offloads the peer
+	// did not agree to), over_rate, tunnel_down (read while no
+	// connection was up), malformed, queue_codel (waited too long in
+	// sshvpn's queue), queue_full; and marked_ecn, packets CE-marked
+	// instead of dropped.
 	Drops   map[string]uint64 `json:"drops,omitempty"`
 	Updated time.Time         `json:"updated"`
 }

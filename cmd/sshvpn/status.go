@@ -114,12 +114,17 @@ func printStatus(w io.Writer, recs []registry.Record, now time.Time) {
 		}
 		fmt.Fprintf(tw, "  sent\t%s in %d packets\n", bytesHuman(st.BytesOut), st.PacketsOut)
 		fmt.Fprintf(tw, "  received\t%s in %d packets\n", bytesHuman(st.BytesIn), st.PacketsIn)
-		if len(st.Drops) > 0 {
-			var d []string
-			for _, k := range slices.Sorted(maps.Keys(st.Drops)) {
+		var d []string
+		for _, k := range slices.Sorted(maps.Keys(st.Drops)) {
+			if k != record.MarkedECN {
 				d = append(d, fmt.Sprintf("%s %d", strings.ReplaceAll(k, "_", " "), st.Drops[k]))
 			}
+		}
+		if len(d) > 0 {
 			fmt.Fprintf(tw, "  dropped\t%s\n", strings.Join(d, ", "))
+		}
+		if n := st.Drops[record.MarkedECN]; n > 0 {
+			fmt.Fprintf(tw, "  ecn\t%d packets marked (congestion experienced) by the queue\n", n)
 		}
 		if age := now.Sub(st.Updated); age > 3*record.RecordEvery {
 			fmt.Fprintf(tw, "  note\tlast refreshed %s ago: the process may be stuck\n", age.Round(time.Second))
