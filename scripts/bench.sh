@@ -25,6 +25,14 @@
 #                server (PermitTunnel point-to-point); 198.18.2.1 -> 198.18.2.2
 #   ssh-w        tun5 <-> ssh (tun forwarding channel) <-> sshd <-> tun5
 #                (PermitTunnel point-to-point); 198.18.1.1 -> 198.18.1.2
+#   direct       no tunnel: iperf3 and ping over the lab's own link between
+#                the namespaces (192.0.2.1 -> 192.0.2.2), the reference for a
+#                WAN profile (and a check that the emulator is not the limit)
+#   wireguard    WireGuard, the UDP anchor users compare every VPN with:
+#                wireguard-go (this kernel has no WireGuard module), built from
+#                its Go module into the lab directory, configured with `wg`
+#                (Debian's wireguard-tools, installed if missing);
+#                198.18.3.1 -> 198.18.3.2
 #   raw-ssh      no tunnel, no iperf3: the bytes of one SSH session channel.
 #                Up: `ssh -F $LAB_DIR/ssh_config server 'head -c N >/dev/null'`
 #                with stdin from /dev/zero; down: `ssh ... server 'head -c N
@@ -78,12 +86,16 @@
 # Mbit/s (if ssh-w, raw-ssh ran).
 # Numbers are only comparable within one run: the machine may be shared.
 #
-# Besides the text on stdout, the medians go to a Markdown file (a table:
-# up/down Mbit/s, RTT ms, cpu-s/GB up/down, ratios to ssh -w and to raw ssh)
-# and a JSON file (the same per contender, plus each round's Mbit/s and the
-# settings), both with the machine (nproc, CPU model from /proc/cpuinfo,
-# uname -r) and the date (UTC). Missing values are "-" in Markdown, null in
-# JSON. Both are written also when a contender failed.
+# Latency under load: during every iperf3 run, a ping every 100 ms through
+# the same tunnel; its median and 99th percentile are reported next to the
+# idle RTT.
+#
+# Besides the text on stdout, the raw figures go to BENCH_OUT_RAW, and
+# internal/benchreport writes from them a Markdown table (per contender and
+# direction: Mbit/s, ratios to direct TCP and to ssh -w, idle RTT, ping under
+# load p50/p99, cpu-s/GB) and a JSON file (every figure's median and values,
+# and the settings: machine, date, profile, the emulator's drops). Missing
+# values are "-" in Markdown. Both are written also when a contender failed.
 #
 # Steps: installs iperf3 with apt-get if missing, builds ./cmd/sshvpn (unless
 # SSHVPN_BIN is set), creates a lab with scripts/lab.sh (LAB_NAME=sshvpn-bench,
@@ -99,6 +111,13 @@
 #   BENCH_CONTENDERS  which contenders to run, separated by spaces or commas,
 #                  in this order (default "sshvpn native openssh-tun ssh-w
 #                  raw-ssh")
+#   BENCH_WAN      a WAN profile for the lab's link (scripts/lab.sh LAB_WAN),
+#                  e.g. "delay=20ms loss=1% rate=200mbit queue=50ms"; unset:
+#                  the plain veth. scripts/bench-wan.sh runs the standard
+#                  profiles one after another.
+#   BENCH_OUT_RAW  file for the raw figures (one line per figure, see
+#                  internal/benchreport); default: in the run's temporary
+#                  directory
 #   BENCH_MTU      if set, adds one more contender: sshvpn (spawned ssh) with
 #                  --mtu BENCH_MTU
 #   BENCH_CIPHER   cipher for the OpenSSH clients, one of `ssh -Q cipher`
@@ -141,7 +160,9 @@ NATIVE_CIPHER=aes128-gcm@openssh.com
 RAW_BYTES_SET=${BENCH_RAW_BYTES:-}
 OUT_MD=${BENCH_OUT_MD-bench.md}
 OUT_JSON=${BENCH_OUT_JSON-bench.json}
-ALL_CONTENDERS=(sshvpn native openssh-tun ssh-w raw-ssh)
+OUT_RAW=${BENCH_OUT_RAW:-}
+BENCH_WAN=${BENCH_WAN:-}
+ALL_CONTENDERS=(direct sshvpn native openssh-tun ssh-w raw-ssh wireguard)
 BENCH_CONTENDERS=${BENCH_CONTENDERS:-${ALL_CONTENDERS[*]}}
 read -ra CONTENDERS <<<"${BENCH_CONTENDERS//,/ }"
 RUN_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
@@ -158,6 +179,17 @@ OTUN_LOCAL=198.18.2.1
 OTUN_PEER=198.18.2.2
 OTUN_PORT=5203
 OTUN_DEV=tun7
+WG_LOCAL=198.18.3.1
+WG_PEER=198.18.3.2
+WG_PORT=5204
+# wireguard-go's control sockets are /var/run/wireguard/DEV.sock, one
+# directory for all namespaces: the two ends need two names.
+WG_DEV_CLIENT=wgc0
+WG_DEV_SERVER=wgs0
+DIRECT_PORT=5205
+# wireguard-go's module version (the newest the Go module proxy served on
+# 2026-12-01).
+WIREGUARD_GO=golang.zx2c4.com/wireguard@v0.0.0-20260522210424-ecfc5a8d5446
 PING_COUNT=20
 PING_INTERVAL=0.05
 RAW_CAL_BYTES=$((64 << 20))
@@ -199,12 +231,22 @@ out_path() {
 }
 OUT_MD=$(out_path BENCH_OUT_MD "$OUT_MD")
 OUT_JSON=$(out_path BENCH_OUT_JSON "$OUT_JSON")
+OUT_RAW=$(out_path BENCH_OUT_RAW "$OUT_RAW")
 need_root "it creates network namespaces and starts sshd"
 if [[ $CIPHER != "$NATIVE_CIPHER" && " ${CONTENDERS[*]} " =~ \ (native|openssh-tun)\  ]]; then
 	warn "BENCH_CIPHER=$CIPHER: the OpenSSH clients use it, but native and openssh-tun still negotiate $NATIVE_CIPHER"
 fi
 
 need_tools iperf3:iperf3
+if [[ " ${CONTENDERS[*]} " == *" wireguard "* ]]; then
+	need_tools wg:wireguard-tools
+	command -v go >/dev/null 2>&1 || die "the wireguard contender builds wireguard-go: install Go"
+fi
+if [[ -n $BENCH_WAN ]]; then
+	export LAB_WAN=$BENCH_WAN
+else
+	unset LAB_WAN LAB_WAN_UP LAB_WAN_DOWN
+fi
 if [[ -z ${SSHVPN_BIN:-} ]]; then
 	command -v go >/dev/null 2>&1 || die "'go' is not on PATH; install Go or set SSHVPN_BIN"
 fi
@@ -216,6 +258,8 @@ LAB_STARTED=0
 SSHVPN_PID=
 SSHW_PID=
 IPERF_PID=
+WG_PIDS=
+PING_PID=
 
 cleanup() {
 	local rc=$?
@@ -223,6 +267,8 @@ cleanup() {
 	stop_pid "$SSHVPN_PID" 5
 	stop_pid "$SSHW_PID" 5
 	stop_pid "$IPERF_PID" 2
+	stop_pid "$PING_PID" 2
+	for pid in $WG_PIDS; do stop_pid "$pid" 5; done
 	if ((LAB_STARTED)); then
 		log "tearing down the lab"
 		"$LAB" down 2>&1 | sed 's/^/    /' || true
@@ -235,6 +281,13 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 TMP=$(mktemp -d /tmp/sshvpn-bench-run.XXXXXX)
+[[ -n $OUT_RAW ]] || OUT_RAW=$TMP/raw.tsv
+: >"$OUT_RAW"
+
+# raw METRIC CONTENDER DIR VALUE: one figure for the report.
+raw() { printf 'val\t%s\t%s\t%s\t%s\n' "$@" >>"$OUT_RAW"; }
+# setting KEY VALUE: one setting of the run for the report.
+setting() { printf 'set\t%s\t%s\n' "$1" "${2//$'\t'/ }" >>"$OUT_RAW"; }
 
 # ---------------------------------------------------------------- build + lab
 
@@ -363,6 +416,7 @@ record() {
 	local key=$1 dir=$2 bps=$3 bytes=$4 ticks=$5 secs=$6 hbusy=$7 htotal=$8 mbps
 	mbps=$(awk -v b="$bps" 'BEGIN { printf "%.0f", b / 1e6 }')
 	MBPS[$key,$dir]+="$mbps "
+	raw mbps "$key" "$dir" "$(awk -v b="$bps" 'BEGIN { printf "%.1f", b / 1e6 }')"
 	if [[ $ticks == - ]]; then
 		TCPU[$key,$dir]+="- "
 		CPUGB[$key,$dir]+="- "
@@ -371,6 +425,8 @@ record() {
 			'BEGIN { printf "%.2f", d / hz / s }') "
 		CPUGB[$key,$dir]+="$(awk -v d="$ticks" -v hz="$CLK_TCK" -v n="$bytes" \
 			'BEGIN { printf "%.2f", (n > 0 ? d / hz / (n / 1e9) : 0) }') "
+		raw cpu_s_per_gb "$key" "$dir" "$(awk -v d="$ticks" -v hz="$CLK_TCK" -v n="$bytes" \
+			'BEGIN { printf "%.2f", (n > 0 ? d / hz / (n / 1e9) : 0) }')"
 	fi
 	HCPU[$key,$dir]+="$(awk -v b="$hbusy" -v w="$htotal" \
 		'BEGIN { printf "%.0f", (w > 0 ? 100 * b / w : 0) }') "
@@ -384,6 +440,9 @@ measure() {
 	local -a rev=()
 	[[ $dir == down ]] && rev=(-R)
 	json=$TMP/iperf3-$key-$dir.json
+	# A ping every 100 ms through the same path while iperf3 runs.
+	ip netns exec "$CLIENT_NS" ping -n -i 0.1 -W 2 "$addr" >"$TMP/ping-load.txt" 2>&1 &
+	PING_PID=$!
 	t0=$(tunnel_ticks)
 	read -r h0 w0 < <(host_ticks)
 	start=$EPOCHREALTIME
@@ -394,14 +453,56 @@ measure() {
 		end=$EPOCHREALTIME
 		t1=$(tunnel_ticks)
 		read -r h1 w1 < <(host_ticks)
+		stop_ping
 		record "$key" "$dir" "$bps" "$bytes" $((t1 - t0)) \
 			"$(awk -v s="$start" -v e="$end" 'BEGIN { print e - s }')" $((h1 - h0)) $((w1 - w0))
+		ping_load "$key" "$dir"
+		if [[ $dir == up ]] && retr=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["end"]["sum_sent"]["retransmits"])' "$json" 2>/dev/null); then
+			raw retransmits "$key" "$dir" "$retr"
+		fi
 	else
+		stop_ping
+		raw mbps "$key" "$dir" fail
 		MBPS[$key,$dir]+="fail "
 		FAILED=1
 		warn "  $key $dir: iperf3 failed:"
 		sed 's/^/    /' "$json" >&2 || true
 	fi
+}
+
+# stop_ping: ends the ping under load with SIGINT, on which ping prints its
+# count of packets sent (lost ones count in ping_load).
+stop_ping() {
+	[[ -n $PING_PID ]] || return 0
+	kill -INT "$PING_PID" 2>/dev/null || true
+	wait "$PING_PID" 2>/dev/null || true
+	PING_PID=
+}
+
+# ping_load KEY DIR: the pings during the last iperf3 run: their median and
+# 99th percentile (a lost ping counts as 2 s), appended to PLOAD[KEY,DIR].
+declare -A PLOAD=()
+ping_load() {
+	local key=$1 dir=$2 p50 p99
+	local sent
+	sent=$(sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p' "$TMP/ping-load.txt")
+	read -r p50 p99 < <({
+		sed -n 's/.* time=\([0-9.]*\) ms.*/\1/p' "$TMP/ping-load.txt"
+	} | sort -g | awk -v sent="${sent:-0}" '
+		{ v[++n] = $1 }
+		END {
+			# A ping lost counts as 2 s; the last one may still have
+			# been on its way when ping was stopped.
+			for (i = n + 1; i < sent; i++) v[i] = 2000
+			if (sent - 1 > n) n = sent - 1
+			if (n == 0) { print "- -"; exit }
+			i50 = int(0.5 * n + 0.5); if (i50 < 1) i50 = 1
+			i99 = int(0.99 * n + 0.5); if (i99 < 1) i99 = 1
+			printf "%.2f %.2f\n", v[i50], v[i99] }')
+	PLOAD[$key,$dir]+="$p50/$p99 "
+	raw load_p50_ms "$key" "$dir" "$p50"
+	raw load_p99_ms "$key" "$dir" "$p99"
+	log "  $key $dir: ping under load p50 $p50 ms, p99 $p99 ms"
 }
 
 # ping_rtt KEY ADDR: PING_COUNT pings from the client namespace to ADDR;
@@ -412,6 +513,7 @@ ping_rtt() {
 		sed -n 's/.* time=\([0-9.]*\) ms.*/\1/p' | median_fmt %.3f) || true
 	if [[ $rtt =~ ^[0-9.]+$ ]]; then
 		RTT[$key]+="$rtt "
+		raw rtt_ms "$key" - "$rtt"
 		log "  $key ping: $rtt ms (median of $PING_COUNT)"
 	else
 		RTT[$key]+="fail "
@@ -430,6 +532,7 @@ fail_round() {
 	local key=$1 dir
 	for dir in $(directions); do
 		MBPS[$key,$dir]+="fail "
+		raw mbps "$key" "$dir" fail
 	done
 	[[ $key == raw-ssh ]] || RTT[$key]+="fail "
 	FAILED=1
@@ -594,6 +697,7 @@ raw_measure() {
 			"$bytes" "$ticks" "$RAW_SECS" $((h1 - h0)) $((w1 - w0))
 	else
 		MBPS[$key,$dir]+="fail "
+		raw mbps "$key" "$dir" fail
 		FAILED=1
 	fi
 }
@@ -737,6 +841,85 @@ run_sshw() {
 	wait_gone || die "$key: $SSHW_DEV was not removed"
 }
 
+# run_direct KEY: no tunnel: iperf3 and ping over the lab's link itself.
+run_direct() {
+	local key=$1 dir
+	if ! start_iperf_server "$LAB_SERVER_ADDR" "$DIRECT_PORT"; then
+		warn "iperf3 server on $LAB_SERVER_ADDR did not start"
+		fail_round "$key"
+		return 0
+	fi
+	LABEL[$key]="direct TCP (no tunnel)"
+	ping_rtt "$key" "$LAB_SERVER_ADDR"
+	for dir in $(directions); do
+		measure "$key" "$LAB_SERVER_ADDR" "$DIRECT_PORT" "$dir"
+	done
+	stop_iperf_server
+}
+
+# wg_build: wireguard-go into the lab directory, once.
+WG_BIN=
+wg_build() {
+	[[ -n $WG_BIN ]] && return 0
+	log "building wireguard-go ($WIREGUARD_GO)"
+	GOBIN=$LAB_DIR/bin go install "$WIREGUARD_GO" >"$TMP/wg-build.log" 2>&1 || {
+		cat "$TMP/wg-build.log" >&2
+		return 1
+	}
+	WG_BIN=$LAB_DIR/bin/wireguard
+}
+
+# wg_up NS DEV ADDR PRIVKEY PEERPUB [ENDPOINT]: wireguard-go's DEV in NS.
+wg_up() {
+	local ns=$1 dev=$2 addr=$3 key=$4 peer=$5 endpoint=${6:-} i
+	WG_PROCESS_FOREGROUND=1 ip netns exec "$ns" "$WG_BIN" -f "$dev" >>"$TMP/wireguard.log" 2>&1 &
+	WG_PIDS+=" $!"
+	for ((i = 0; i < 50; i++)); do
+		[[ -S /var/run/wireguard/$dev.sock ]] && ip -n "$ns" link show dev "$dev" >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	local -a ep=()
+	[[ -n $endpoint ]] && ep=(endpoint "$endpoint")
+	ip netns exec "$ns" wg set "$dev" listen-port 51820 private-key "$key" \
+		peer "$peer" allowed-ips "${WG_LOCAL%.*}.0/30" "${ep[@]}" persistent-keepalive 25 &&
+		ip -n "$ns" addr add "$addr/30" dev "$dev" &&
+		ip -n "$ns" link set dev "$dev" mtu 1420 up
+}
+
+run_wireguard() {
+	local key=$1 dir ok=1 ck sk cpub spub
+	if ! wg_build; then
+		warn "$key: wireguard-go did not build"
+		fail_round "$key"
+		return 0
+	fi
+	ck=$TMP/wg-client.key sk=$TMP/wg-server.key
+	(umask 077 && wg genkey >"$ck" && wg genkey >"$sk")
+	cpub=$(wg pubkey <"$ck") spub=$(wg pubkey <"$sk")
+	if ! wg_up "$SERVER_NS" "$WG_DEV_SERVER" "$WG_PEER" "$sk" "$cpub" ||
+		! wg_up "$CLIENT_NS" "$WG_DEV_CLIENT" "$WG_LOCAL" "$ck" "$spub" "$LAB_SERVER_ADDR:51820" ||
+		! wait_ping "$WG_PEER" "${WG_PIDS##* }"; then
+		warn "$key did not come up:"
+		sed 's/^/    /' "$TMP/wireguard.log" >&2 || true
+		ok=0
+	elif ! start_iperf_server "$WG_PEER" "$WG_PORT"; then
+		ok=0
+	fi
+	if ((ok)); then
+		LABEL[$key]="WireGuard (wireguard-go, mtu 1420)"
+		ping_rtt "$key" "$WG_PEER"
+		for dir in $(directions); do
+			measure "$key" "$WG_PEER" "$WG_PORT" "$dir"
+		done
+	else
+		fail_round "$key"
+	fi
+	stop_iperf_server
+	local pid
+	for pid in $WG_PIDS; do stop_pid "$pid" 5; done
+	WG_PIDS=
+}
+
 # ---------------------------------------------------------------- rounds
 
 [[ -n $BENCH_MTU ]] && CONTENDERS+=("sshvpn-mtu$BENCH_MTU")
@@ -745,6 +928,8 @@ LABEL[native]="sshvpn --native"
 LABEL[openssh-tun]="sshvpn --openssh-tun"
 LABEL[ssh-w]="ssh -w"
 LABEL[raw-ssh]="raw ssh (no tunnel)"
+LABEL[direct]="direct TCP (no tunnel)"
+LABEL[wireguard]="WireGuard (wireguard-go)"
 [[ -n $BENCH_MTU ]] && LABEL[sshvpn-mtu$BENCH_MTU]="sshvpn (mtu $BENCH_MTU)"
 FAILED=0
 
@@ -757,6 +942,8 @@ run_contender() {
 	openssh-tun) run_sshvpn openssh-tun openssh-tun ;;
 	ssh-w) run_sshw ssh-w ;;
 	raw-ssh) run_raw raw-ssh ;;
+	direct) run_direct direct ;;
+	wireguard) run_wireguard wireguard ;;
 	sshvpn-mtu*) run_sshvpn "$1" exec "$BENCH_MTU" ;;
 	esac
 }
@@ -803,13 +990,14 @@ if has raw-ssh; then
 fi
 echo "  tun-cpu = cores used by the tunnel's ssh/sshd/sshvpn processes, host% = whole machine busy,"
 echo "  cpu-s/GB = the tunnel's CPU seconds per 10^9 bytes moved, rtt-ms = median of $PING_COUNT pings (medians)"
+echo "  load-p50/p99 = pings every 100 ms during the transfer (medians over the rounds)"
 echo
 # The first column is as wide as the longest label (at least 22).
 W=22
 for c in "${CONTENDERS[@]}"; do ((${#LABEL[$c]} > W)) && W=${#LABEL[$c]}; done
 hdr=$(printf '%-*s %-5s' "$W" contender dir)
 for ((r = 1; r <= ROUNDS; r++)); do hdr+=$(printf ' %8s' "round$r"); done
-hdr+=$(printf ' %8s %8s %6s %8s %7s' median tun-cpu host% cpu-s/GB rtt-ms)
+hdr+=$(printf ' %8s %8s %6s %8s %7s %13s' median tun-cpu host% cpu-s/GB rtt-ms load-p50/p99)
 echo "$hdr"
 printf '%s\n' "${hdr//?/-}"
 declare -A MED=() MCPUGB=() MRTT=()
@@ -827,8 +1015,10 @@ for dir in $(directions); do
 		# shellcheck disable=SC2086
 		MCPUGB[$c,$dir]=$(printf '%s\n' ${CPUGB[$c,$dir]:-} | median_fmt %.2f)
 		# shellcheck disable=SC2086
-		line+=$(printf ' %8s %8s %6s %8s %7s' "${MED[$c,$dir]}" "$(median ${TCPU[$c,$dir]:-})" \
-			"$(median ${HCPU[$c,$dir]:-})" "${MCPUGB[$c,$dir]}" "${MRTT[$c]}")
+		# shellcheck disable=SC2086
+		line+=$(printf ' %8s %8s %6s %8s %7s %13s' "${MED[$c,$dir]}" "$(median ${TCPU[$c,$dir]:-})" \
+			"$(median ${HCPU[$c,$dir]:-})" "${MCPUGB[$c,$dir]}" "${MRTT[$c]}" \
+			"$(printf '%s\n' ${PLOAD[$c,$dir]:-} | cut -d/ -f1 | median_fmt %.1f)/$(printf '%s\n' ${PLOAD[$c,$dir]:-} | cut -d/ -f2 | median_fmt %.1f)")
 		echo "$line"
 	done
 done
@@ -859,6 +1049,7 @@ ratios() {
 	done
 }
 echo
+ratios direct "direct TCP"
 ratios ssh-w "ssh -w"
 ratios raw-ssh "raw ssh"
 echo
@@ -867,112 +1058,43 @@ echo "within one run (same machine, same moment, alternating order), not across 
 
 # ---------------------------------------------------------------- files
 
-# json_str S: S as a JSON string.
-json_str() {
-	local s=$1
-	s=${s//\\/\\\\}
-	s=${s//\"/\\\"}
-	s=${s//$'\t'/\\t}
-	s=${s//$'\n'/\\n}
-	printf '"%s"' "$s"
-}
-
-# json_num V: V as a JSON number (a leading 0 added to ".5"), or null.
-json_num() {
-	if [[ $1 =~ ^[0-9]*\.?[0-9]+$ ]]; then
-		[[ $1 == .* ]] && printf '0'
-		printf '%s' "$1"
-	else
-		printf 'null'
+# The settings of the run, for the report; the emulator's counters.
+setting profile "${BENCH_WAN:-veth}"
+setting date "$RUN_DATE"
+setting machine "$NPROC CPUs, $CPU_MODEL, kernel $KERNEL"
+setting rounds "$ROUNDS"
+setting seconds "$DURATION"
+setting cipher "$CIPHER"
+has raw-ssh && setting raw_ssh_bytes "$(raw_bytes_text)"
+if [[ -n ${LAB_WAN_PID:-} ]] && kill -USR1 "$LAB_WAN_PID" 2>/dev/null; then
+	sleep 0.3
+	if [[ -s $LAB_WAN_STATS ]]; then
+		setting wan "$(cat "$LAB_WAN_STATS")"
+		echo "WAN emulator ($BENCH_WAN): $(cat "$LAB_WAN_STATS")"
 	fi
-}
+fi
 
-# med KEY DIR: the median Mbit/s, or "-" if that direction was not measured.
-med() { echo "${MED[$1,$2]:--}"; }
-
-write_md() {
-	local c
-	{
-		echo "# sshvpn bench"
-		echo
-		echo "- date: $RUN_DATE"
-		echo "- machine: $NPROC CPUs, $CPU_MODEL, kernel $KERNEL"
-		echo "- $ROUNDS rounds; iperf3 TCP, $DURATION s per run; cipher \`$CIPHER\`"
-		if has raw-ssh; then
-			echo "- raw ssh: \`ssh server\` without a tunnel, $(raw_bytes_text) per run"
+# The files: internal/benchreport writes them from the raw figures.
+if [[ -n $OUT_MD$OUT_JSON ]]; then
+	REPORT=$TMP/benchreport
+	if command -v go >/dev/null 2>&1 &&
+		(cd "$REPO_ROOT" && go build -o "$REPORT" ./internal/benchreport/cmd/benchreport) 2>"$TMP/report-build.log"; then
+		args=()
+		[[ -n $OUT_MD ]] && args+=(-md "$OUT_MD")
+		[[ -n $OUT_JSON ]] && args+=(-json "$OUT_JSON")
+		if "$REPORT" "${args[@]}" "$OUT_RAW" >/dev/null; then
+			log "wrote ${OUT_MD:-} ${OUT_JSON:-}"
+		else
+			warn "could not write the report files"
+			FAILED=1
 		fi
-		echo "- medians over the rounds: Mbit/s at the receiver; RTT: median of $PING_COUNT pings through the idle tunnel;"
-		echo "  cpu-s/GB: CPU seconds of the tunnel's own processes per 10^9 bytes moved"
-		echo
-		echo "| contender | up Mbit/s | down Mbit/s | RTT ms | cpu-s/GB up | cpu-s/GB down | up / ssh -w | down / ssh -w | up / raw ssh | down / raw ssh |"
-		echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-		for c in "${CONTENDERS[@]}"; do
-			printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "${LABEL[$c]}" \
-				"$(med "$c" up)" "$(med "$c" down)" "${MRTT[$c]}" \
-				"${MCPUGB[$c,up]:--}" "${MCPUGB[$c,down]:--}" \
-				"$(ratio "$(med "$c" up)" "$(med ssh-w up)")" "$(ratio "$(med "$c" down)" "$(med ssh-w down)")" \
-				"$(ratio "$(med "$c" up)" "$(med raw-ssh up)")" "$(ratio "$(med "$c" down)" "$(med raw-ssh down)")"
-		done
-	} >"$OUT_MD"
-}
-
-write_json() {
-	local c dir first=1 rfirst
-	{
-		printf '{\n'
-		printf '  "date": %s,\n' "$(json_str "$RUN_DATE")"
-		printf '  "machine": {"nproc": %s, "cpu_model": %s, "kernel": %s},\n' \
-			"$NPROC" "$(json_str "$CPU_MODEL")" "$(json_str "$KERNEL")"
-		printf '  "settings": {"rounds": %s, "seconds": %s, "reverse": %s, "cipher": %s, "bench_mtu": %s, ' \
-			"$ROUNDS" "$DURATION" "$([[ $REVERSE == yes ]] && echo true || echo false)" \
-			"$(json_str "$CIPHER")" "$(json_num "$BENCH_MTU")"
-		printf '"ping_count": %s, "raw_ssh_bytes": {"up": %s, "down": %s}},\n' \
-			"$PING_COUNT" "$(json_num "${RAW_BYTES[up]:-}")" "$(json_num "${RAW_BYTES[down]:-}")"
-		printf '  "units": {"mbps": "Mbit/s (10^6 bit/s) at the receiver", "rtt_ms": "ms", "cpu_s_per_gb": "CPU seconds per 10^9 bytes"},\n'
-		printf '  "contenders": ['
-		for c in "${CONTENDERS[@]}"; do
-			((first)) || printf ','
-			first=0
-			printf '\n    {"name": %s, "label": %s,\n' "$(json_str "$c")" "$(json_str "${LABEL[$c]}")"
-			printf '     "up_mbps": %s, "down_mbps": %s, "rtt_ms": %s,\n' \
-				"$(json_num "$(med "$c" up)")" "$(json_num "$(med "$c" down)")" "$(json_num "${MRTT[$c]}")"
-			printf '     "cpu_s_per_gb_up": %s, "cpu_s_per_gb_down": %s,\n' \
-				"$(json_num "${MCPUGB[$c,up]:-}")" "$(json_num "${MCPUGB[$c,down]:-}")"
-			printf '     "ratio_to_ssh_w": {"up": %s, "down": %s},\n' \
-				"$(json_num "$(ratio "$(med "$c" up)" "$(med ssh-w up)")")" \
-				"$(json_num "$(ratio "$(med "$c" down)" "$(med ssh-w down)")")"
-			printf '     "ratio_to_raw_ssh": {"up": %s, "down": %s},\n' \
-				"$(json_num "$(ratio "$(med "$c" up)" "$(med raw-ssh up)")")" \
-				"$(json_num "$(ratio "$(med "$c" down)" "$(med raw-ssh down)")")"
-			printf '     "rounds_mbps": {'
-			rfirst=1
-			for dir in up down; do
-				((rfirst)) || printf ', '
-				rfirst=0
-				printf '"%s": [' "$dir"
-				if [[ $dir == up || $REVERSE == yes ]]; then
-					# shellcheck disable=SC2206
-					local -a vals=(${MBPS[$c,$dir]:-})
-					local i
-					for ((i = 0; i < ${#vals[@]}; i++)); do
-						((i)) && printf ', '
-						json_num "${vals[i]}"
-					done
-				fi
-				printf ']'
-			done
-			printf '}}'
-		done
-		printf '\n  ]\n}\n'
-	} >"$OUT_JSON"
-}
-
-if [[ -n $OUT_MD ]]; then
-	if write_md; then log "wrote $OUT_MD"; else warn "could not write $OUT_MD"; FAILED=1; fi
+	else
+		cat "$TMP/report-build.log" >&2 2>/dev/null || true
+		warn "the report files need Go (internal/benchreport); the raw figures are in $OUT_RAW"
+		FAILED=1
+	fi
 fi
-if [[ -n $OUT_JSON ]]; then
-	if write_json; then log "wrote $OUT_JSON"; else warn "could not write $OUT_JSON"; FAILED=1; fi
-fi
+[[ $OUT_RAW == "$TMP"/* ]] || log "raw figures in $OUT_RAW"
 
 if ((FAILED)); then
 	warn "some contenders failed to come up or to complete a measurement"
