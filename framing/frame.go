@@ -248,6 +248,28 @@ func (w *Writer) WriteFrame(t Type, payload []byte) error {
 	return nil
 }
 
+// WriteFramed flushes what is buffered, then writes one frame of type t
+// whose payload is frame[HeaderLen:]: the header goes into the room in
+// front of it, and the frame leaves in the same write, without a copy
+// (for large payloads, which a copy into the buffer would cost more than
+// a second write saves).
+func (w *Writer) WriteFramed(t Type, frame []byte) error {
+	n := len(frame) - HeaderLen
+	if n < 0 {
+		return errors.New("framing: WriteFramed without room for the header")
+	}
+	if err := w.check(t, n); err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	w.started = true
+	frame[0], frame[1], frame[2], frame[3] = byte(t), byte(n>>16), byte(n>>8), byte(n)
+	_, err := w.w.Write(frame)
+	return err
+}
+
 // Available reports how many bytes the buffer can take before WriteFrame
 // would flush.
 func (w *Writer) Available() int { return cap(w.buf) - len(w.buf) }

@@ -29,12 +29,13 @@ const (
 // the offset of its IP header in the payload (behind a virtio-net header,
 // or none in tap mode: -1), and when it came.
 type queued struct {
-	b    []byte
-	typ  uint8
-	ip   int
-	at   time.Duration
-	size int
-	seq  uint64 // the order of arrival
+	b      []byte
+	typ    uint8
+	ip     int
+	framed bool // b has the frame header's room in front of the payload
+	at     time.Duration
+	size   int    // the payload's
+	seq    uint64 // the order of arrival
 }
 
 // arrival is a packet's place in the order of arrival: its flow and
@@ -162,15 +163,20 @@ func newFQCodel(free func([]byte)) *fqCodel {
 func (q *fqCodel) Len() int { return q.bytes }
 
 // Enqueue queues packet b (a frame of type typ, with its IP header at ip,
-// -1 for none), arrived at now. The queue owns b until Dequeue returns it
-// or it is dropped (given to free).
-func (q *fqCodel) Enqueue(b []byte, typ uint8, ip int, now time.Duration) {
+// -1 for none; with framed, b has the frame header's room in front of the
+// payload), arrived at now. The queue owns b until Dequeue returns it or
+// it is dropped (given to free).
+func (q *fqCodel) Enqueue(b []byte, typ uint8, ip int, framed bool, now time.Duration) {
 	i := int(flowHash(b, ip) % queueFlows)
 	f := &q.flows[i]
 	q.seq++
-	f.push(queued{b: b, typ: typ, ip: ip, at: now, size: len(b), seq: q.seq})
+	size := len(b)
+	if framed {
+		size -= 4
+	}
+	f.push(queued{b: b, typ: typ, ip: ip, framed: framed, at: now, size: size, seq: q.seq})
 	q.arrivals.push(arrival{i, q.seq})
-	q.bytes += len(b)
+	q.bytes += size
 	if f.list == 0 {
 		f.list = 1
 		f.deficit = queueQuantum

@@ -43,13 +43,13 @@ func ipv4Checksum(h []byte) uint16 {
 func TestQueueSparseFirst(t *testing.T) {
 	q := newFQCodel(nil)
 	for range 100 {
-		q.Enqueue(flowPacket(1000, 1400, 0), 2, 0, 0)
+		q.Enqueue(flowPacket(1000, 1400, 0), 2, 0, false, 0)
 	}
 	// The bulk flow has been served for a while: it is an old flow now.
 	for range 10 {
 		q.Dequeue(0)
 	}
-	q.Enqueue(flowPacket(2000, 84, 0), 2, 0, 0)
+	q.Enqueue(flowPacket(2000, 84, 0), 2, 0, false, 0)
 	for i := range 3 {
 		p, ok := q.Dequeue(time.Millisecond)
 		if !ok {
@@ -70,8 +70,8 @@ func TestQueueNoDropBelowTarget(t *testing.T) {
 	q := newFQCodel(nil)
 	now := time.Duration(0)
 	for range 100000 {
-		q.Enqueue(flowPacket(1000, 1400, 0), 2, 0, now)
-		q.Enqueue(flowPacket(1000, 1400, 0), 2, 0, now)
+		q.Enqueue(flowPacket(1000, 1400, 0), 2, 0, false, now)
+		q.Enqueue(flowPacket(1000, 1400, 0), 2, 0, false, now)
 		now += time.Millisecond
 		for {
 			if _, ok := q.Dequeue(now); !ok {
@@ -94,8 +94,8 @@ func TestQueueSojournDrops(t *testing.T) {
 		now := time.Duration(0)
 		var firstDrop time.Duration = -1
 		for range 3000 {
-			q.Enqueue(flowPacket(1000, 1400, ecn), 2, 0, now)
-			q.Enqueue(flowPacket(1000, 1400, ecn), 2, 0, now)
+			q.Enqueue(flowPacket(1000, 1400, ecn), 2, 0, false, now)
+			q.Enqueue(flowPacket(1000, 1400, ecn), 2, 0, false, now)
 			p, ok := q.Dequeue(now)
 			if ok && ecn != 0 && p.b[1]&3 == 3 && binary.BigEndian.Uint16(p.b[10:]) != ipv4Checksum(p.b[:20]) {
 				t.Fatal("a marked packet's checksum is wrong")
@@ -129,7 +129,7 @@ func TestQueueResponsiveFlow(t *testing.T) {
 	for ms := range 20000 {
 		now := time.Duration(ms) * time.Millisecond
 		for credit += rate; credit >= 1; credit-- {
-			q.Enqueue(flowPacket(1000, 1400, 0), 2, 0, now)
+			q.Enqueue(flowPacket(1000, 1400, 0), 2, 0, false, now)
 		}
 		if p, ok := q.Dequeue(now); ok && ms > 10000 {
 			sojourns = append(sojourns, now-p.at)
@@ -160,9 +160,9 @@ func TestQueueOverflow(t *testing.T) {
 	freed := 0
 	q := newFQCodel(func([]byte) { freed++ })
 	q.limit = 100 * 1400
-	q.Enqueue(flowPacket(2000, 84, 0), 2, 0, 0)
+	q.Enqueue(flowPacket(2000, 84, 0), 2, 0, false, 0)
 	for range 200 {
-		q.Enqueue(flowPacket(1000, 1400, 0), 2, 0, 0)
+		q.Enqueue(flowPacket(1000, 1400, 0), 2, 0, false, 0)
 	}
 	if q.stats.Overflow == 0 || uint64(freed) != q.stats.Overflow || q.Len() > q.limit {
 		t.Errorf("overflow %d, freed %d, %d bytes queued (limit %d)", q.stats.Overflow, freed, q.Len(), q.limit)
