@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"sync"
 	"time"
 
@@ -46,14 +45,7 @@ func RunPackets(ctx context.Context, conn PacketConn, cfg ClientConfig) error {
 	}
 	mtu = min(mtu, conn.MaxMTU())
 	t := Tunnel{Mode: tun.ModeTUN, MTU: mtu, Addrs: cfg.Addrs, PeerAddrs: cfg.PeerAddrs}
-	var server netip.Addr
-	if cfg.ServerAddr != nil {
-		a, err := cfg.ServerAddr(ctx)
-		if err != nil {
-			log.Debug("the SSH server's address is unknown", "err", err)
-		}
-		server = a
-	}
+	server := cfg.serverAddr(ctx, log)
 	link := cfg.Link
 	s := &packetSink{conn: conn, stats: link.stats, queue: make(chan []byte, packetQueue), free: make(chan []byte, packetQueue),
 		done: make(chan struct{}), failed: make(chan error, 1), cur: make([]byte, readSize)}

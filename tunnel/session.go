@@ -172,6 +172,19 @@ func agree(own tun.Offload, mode tun.Mode, peer *framing.Hello) tun.Offload {
 	return (own & tun.ParseOffloads(peer.Offloads)).Usable()
 }
 
+// serverAddr is the SSH server's address as the connection reached it, if
+// known.
+func (cfg *ClientConfig) serverAddr(ctx context.Context, log *slog.Logger) netip.Addr {
+	if cfg.ServerAddr == nil {
+		return netip.Addr{}
+	}
+	a, err := cfg.ServerAddr(ctx)
+	if err != nil {
+		log.Debug("the SSH server's address is unknown", "err", err)
+	}
+	return a
+}
+
 // RunClient runs the client side of one connection over conn until ctx ends
 // (an orderly close, returning nil), the server closes, or something fails.
 // It brings cfg.Link up to the tunnel the server decides and pumps packets
@@ -270,14 +283,7 @@ func runClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) (
 	if prop.Assigned(t) {
 		log.Info("the server assigned the tunnel addresses", "local", t.Addrs, "remote", t.PeerAddrs)
 	}
-	var server netip.Addr
-	if cfg.ServerAddr != nil {
-		a, err := cfg.ServerAddr(ctx)
-		if err != nil {
-			log.Debug("the SSH server's address is unknown", "err", err)
-		}
-		server = a
-	}
+	server := cfg.serverAddr(ctx, log)
 	offload := agree(cfg.Link.dev.Offloads(), mode, h)
 	p, err := newPump(cfg.Link, conn, tw, r, offload, mode, h.Acks, cfg.Keepalive, cfg.DeadAfter, log)
 	if err != nil {
