@@ -22,8 +22,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Profile is how one direction of the link behaves.
@@ -296,22 +294,4 @@ func deliver(ctx context.Context, line <-chan packet, free chan<- []byte, out io
 		}
 	}
 	return nil
-}
-
-// sleepUntil waits for t, false if ctx ended first. It sleeps in the
-// kernel (nanosleep, with high-resolution timers) rather than on a Go
-// timer, which the runtime's poller may fire a millisecond late: the delay
-// of a 40 ms link must not grow by 5%.
-func sleepUntil(ctx context.Context, t time.Time) bool {
-	for {
-		d := time.Until(t)
-		if d <= 0 {
-			return true
-		}
-		if ctx.Err() != nil {
-			return false
-		}
-		ts := unix.NsecToTimespec(int64(min(d, 10*time.Millisecond)))
-		unix.Nanosleep(&ts, nil)
-	}
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command wanem is the lab's link emulator (see package wanem): run in
 // one network namespace, it makes a tun device there and another in a
 // second namespace, and carries packets between them as a WAN would.
