@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"math"
 	"time"
+
+	"github.com/sshvpn/sshvpn/framing"
 )
 
 // The queue's parameters. The interval is CoDel's (RFC 8289) for the
@@ -172,7 +174,7 @@ func (q *fqCodel) Enqueue(b []byte, typ uint8, ip int, framed bool, now time.Dur
 	q.seq++
 	size := len(b)
 	if framed {
-		size -= 4
+		size -= framing.HeaderLen
 	}
 	f.push(queued{b: b, typ: typ, ip: ip, framed: framed, at: now, size: size, seq: q.seq})
 	q.arrivals.push(arrival{i, q.seq})
