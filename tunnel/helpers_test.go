@@ -22,6 +22,11 @@ import (
 	"github.com/sshvpn/sshvpn/tun/tuntest"
 )
 
+// The pump's tests check that every packet arrives, from senders that
+// never slow down: on a loaded machine CoDel would drop some, rightly.
+// CoDel has tests of its own (queue_test.go), over newFQCodel.
+func init() { pumpQueueTarget = time.Hour }
+
 // testLogger returns a logger writing to t.Logf. Lines logged after the test
 // has finished (by a leaked goroutine) are dropped instead of panicking.
 func testLogger(t testing.TB) *slog.Logger {

@@ -27,6 +27,10 @@ const (
 	fifoSojourn = time.Millisecond
 )
 
+// pumpQueueTarget is the CoDel target of a pump's queue: codelTarget,
+// but for the pump's own tests, whose senders do not slow down.
+var pumpQueueTarget = codelTarget
+
 // queued is one packet waiting in the queue: a frame's type and payload,
 // the offset of its IP header in the payload (behind a virtio-net header,
 // or none in tap mode: -1), and when it came.
@@ -150,6 +154,7 @@ type fqCodel struct {
 	seq      uint64
 	bytes    int
 	limit    int
+	target   time.Duration // CoDel's
 	stats    QueueStats
 	free     func([]byte) // takes back a dropped packet's buffer
 }
@@ -158,7 +163,7 @@ func newFQCodel(free func([]byte)) *fqCodel {
 	if free == nil {
 		free = func([]byte) {}
 	}
-	return &fqCodel{limit: queueLimit, free: free}
+	return &fqCodel{limit: queueLimit, target: codelTarget, free: free}
 }
 
 // Len is the bytes queued.
@@ -218,7 +223,7 @@ func (q *fqCodel) Dequeue(now time.Duration) (queued, bool) {
 			if now-f.pkts[f.head].at < fifoSojourn {
 				q.arrivals.pop()
 				p, _ := q.pop(f)
-				f.shouldDrop(p, now) // keeps CoDel's state current
+				f.shouldDrop(p, now, q.target) // keeps CoDel's state current
 				f.dropping = false
 				return p, true
 			}
@@ -270,7 +275,7 @@ func (q *fqCodel) codelDequeue(f *flowQueue, now time.Duration) (queued, bool) {
 		f.dropping = false
 		return p, false
 	}
-	okToDrop := f.shouldDrop(p, now)
+	okToDrop := f.shouldDrop(p, now, q.target)
 	if f.dropping {
 		if !okToDrop {
 			f.dropping = false
@@ -287,7 +292,7 @@ func (q *fqCodel) codelDequeue(f *flowQueue, now time.Duration) (queued, bool) {
 				f.dropping = false
 				return p, false
 			}
-			if !f.shouldDrop(p, now) {
+			if !f.shouldDrop(p, now, q.target) {
 				f.dropping = false
 			} else {
 				f.dropNext = controlLaw(f.dropNext, f.count)
@@ -343,8 +348,8 @@ func (q *fqCodel) mark(p queued) bool {
 
 // shouldDrop is CoDel's check of one packet's sojourn time: true once
 // packets have waited longer than the target for a whole interval.
-func (f *flowQueue) shouldDrop(p queued, now time.Duration) bool {
-	if now-p.at < codelTarget || f.bytes <= queueQuantum {
+func (f *flowQueue) shouldDrop(p queued, now, target time.Duration) bool {
+	if now-p.at < target || f.bytes <= queueQuantum {
 		f.firstAboveTime = 0
 		return false
 	}

@@ -131,6 +131,7 @@ func newPump(link *Link, conn io.ReadWriteCloser, tw *lockedWriter, r *framing.R
 		tap: mode == tun.ModeTAP, bufs: newBufs(), wake: make(chan struct{}, 1), paced: paced, ackNow: make(chan struct{}, 1)}
 	p.cur = p.bufs.getLarge()
 	p.q = newFQCodel(p.bufs.put)
+	p.q.target = pumpQueueTarget
 	p.detach = func() { link.detach(p) }
 	if link.vnet {
 		p.vnetBuf = make([]byte, tun.VnetHdrLen+framing.MaxPayload)
