@@ -71,6 +71,9 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, sig signals, v v
 	if err != nil {
 		return err
 	}
+	if !c.Native {
+		oneThread()
+	}
 	cfg := client.Config{
 		Dialer: dialer, Packets: packets, Destination: c.Destination, Profile: c.profile,
 		Dev: c.Dev, Mode: p.mode, Offload: c.Offload && !c.OpenSSHTun, MTU: c.MTU, Addrs: p.addrs, PeerAddrs: p.peers,

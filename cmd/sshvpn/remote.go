@@ -38,6 +38,7 @@ func (r *remoteCmd) Run(ctx context.Context, log *slog.Logger, id server.Identit
 	if err != nil {
 		return err
 	}
+	oneThread() // sshd encrypts
 	cfg, err := r.config()
 	if err != nil {
 		// The client gets the reason in the protocol, as the server's,
