@@ -80,6 +80,13 @@ type Config struct {
 	// Offload). It is granted in tun mode on little-endian machines whose
 	// kernel has the checksum offload for tun; Device.Offloads tells.
 	Offload bool
+	// MultiQueue makes a device that takes several queues
+	// (IFF_MULTI_QUEUE): Open returns its first, and OpenQueue adds
+	// more, each its own file. The kernel spreads the packets it sends
+	// out over the queues by their flow's hash, so each flow leaves
+	// through one queue, and re-spreads when a queue closes. An existing
+	// device must have been made multi-queue too.
+	MultiQueue bool
 }
 
 // MaxNameLen is the longest interface name Linux accepts (IFNAMSIZ - 1).

@@ -13,3 +13,6 @@ func Exists(string) bool { return false }
 
 // IsTun reports false.
 func IsTun(string) bool { return false }
+
+// OpenQueue is Linux only.
+func OpenQueue(Device) (Device, error) { return nil, ErrUnsupported }

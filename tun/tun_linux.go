@@ -15,6 +15,8 @@ import (
 
 type device struct {
 	f          *os.File
+	cfg        Config // what it was opened with, for OpenQueue
+	vnet       bool   // with a virtio-net header
 	rc         syscall.RawConn
 	offloads   Offload // accepted by the kernel; 0 without a virtio-net header
 	name       string
@@ -55,10 +57,13 @@ func Open(cfg Config) (Device, error) {
 			d.Close() // the kernel has no offloads for tun: open plainly
 		}
 	}
-	if exists {
+	if exists || cfg.MultiQueue {
 		d, err := openFd(cfg, false)
 		if err != nil {
 			return nil, err
+		}
+		if !exists {
+			return d, nil // a new multi-queue device (water makes no such)
 		}
 		d.persistent = true
 		// Offloads belong to the device, not to the open file: what an
@@ -204,6 +209,9 @@ func openFd(cfg Config, vnet bool) (*device, error) {
 	if vnet {
 		req.flags |= unix.IFF_VNET_HDR
 	}
+	if cfg.MultiQueue {
+		req.flags |= unix.IFF_MULTI_QUEUE
+	}
 	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETIFF, uintptr(unsafe.Pointer(&req))); errno != 0 {
 		unix.Close(fd)
 		if errno == unix.EPERM && Exists(cfg.Name) {
@@ -213,7 +221,33 @@ func openFd(cfg Config, vnet bool) (*device, error) {
 		}
 		return nil, openError(cfg.Name, errno)
 	}
-	return newDevice(os.NewFile(uintptr(fd), "/dev/net/tun"), unix.ByteSliceToString(req.name[:]))
+	d, err := newDevice(os.NewFile(uintptr(fd), "/dev/net/tun"), unix.ByteSliceToString(req.name[:]))
+	if err != nil {
+		return nil, err
+	}
+	d.cfg, d.vnet = cfg, vnet
+	d.cfg.Name = d.name
+	return d, nil
+}
+
+// OpenQueue opens another queue of d, a device opened with
+// Config.MultiQueue: the same device, with the same header and offloads,
+// as its own file.
+func OpenQueue(d Device) (Device, error) {
+	first, ok := d.(*device)
+	if !ok || !first.cfg.MultiQueue {
+		return nil, fmt.Errorf("tun: %s was not opened multi-queue", d.Name())
+	}
+	q, err := openFd(first.cfg, first.vnet)
+	if err != nil {
+		return nil, err
+	}
+	if q.index != first.index {
+		q.Close()
+		return nil, fmt.Errorf("tun: %s is another device now", first.name)
+	}
+	q.offloads, q.persistent = first.offloads, first.persistent
+	return q, nil
 }
 
 func modeOr(m Mode) Mode {

@@ -245,3 +245,93 @@ func readerParked() bool {
 	}
 	return false
 }
+
+// TestMultiQueue: a multi-queue device spreads flows over its queues, each
+// flow through one queue, with the same header on each; once a queue is
+// closed, every flow leaves through those left.
+func TestMultiQueue(t *testing.T) {
+	inNewNetns(t, func() {
+		first, err := Open(Config{Name: "mq0", Offload: true, MultiQueue: true})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		queues := []Device{first}
+		defer func() {
+			for _, q := range queues {
+				q.Close()
+			}
+		}()
+		for range 2 {
+			q, err := OpenQueue(first)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if q.Name() != "mq0" || q.Offloads() != first.Offloads() {
+				t.Errorf("queue %s with offloads %v, want mq0's %v", q.Name(), q.Offloads(), first.Offloads())
+			}
+			queues = append(queues, q)
+		}
+		if _, err := OpenQueue(&device{name: "x"}); err == nil {
+			t.Error("OpenQueue of a single-queue device succeeded")
+		}
+		for _, args := range [][]string{{"addr", "add", "198.18.0.1/24", "dev", "mq0"}, {"link", "set", "mq0", "up"}} {
+			if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+				t.Errorf("ip %v: %v %s", args, err, out)
+				return
+			}
+		}
+		off := 0
+		if first.Offloads() != 0 {
+			off = VnetHdrLen
+		}
+		// flows sends one UDP datagram from each of 32 source ports and
+		// says which queue each port's came out of.
+		flows := func(qs []Device) map[int]int {
+			via := map[int]int{}
+			for port := 40000; port < 40032; port++ {
+				c, err := net.DialUDP("udp4", &net.UDPAddr{Port: port}, &net.UDPAddr{IP: net.IPv4(198, 18, 0, 2), Port: 9})
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.Write([]byte("x"))
+				c.Close()
+			}
+			buf := make([]byte, VnetHdrLen+65536)
+			deadline := time.Now().Add(5 * time.Second)
+			for len(via) < 32 && time.Now().Before(deadline) {
+				for i, q := range qs {
+					n, err := q.TryRead(buf)
+					if err != nil {
+						t.Fatal(err)
+					}
+					pkt := buf[off:n]
+					if n == 0 || len(pkt) < 28 || pkt[0]>>4 != 4 || pkt[9] != 17 {
+						continue
+					}
+					port := int(binary.BigEndian.Uint16(pkt[20:]))
+					if prev, seen := via[port]; seen && prev != i {
+						t.Errorf("port %d's flow came out of queues %d and %d", port, prev, i)
+					}
+					via[port] = i
+				}
+				time.Sleep(time.Millisecond)
+			}
+			if len(via) != 32 {
+				t.Fatalf("%d of 32 flows came out of the queues", len(via))
+			}
+			return via
+		}
+		used := map[int]bool{}
+		for _, q := range flows(queues) {
+			used[q] = true
+		}
+		if len(used) < 2 {
+			t.Errorf("32 flows all left through one queue of three")
+		}
+		queues[1].Close()
+		queues = append(queues[:1], queues[2:]...)
+		flows(queues) // every flow still comes out
+	})
+}
