@@ -306,8 +306,11 @@ func TestMultiQueue(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
+					if n < off+28 {
+						continue // nothing, or too short for UDP over IPv4
+					}
 					pkt := buf[off:n]
-					if n == 0 || len(pkt) < 28 || pkt[0]>>4 != 4 || pkt[9] != 17 {
+					if pkt[0]>>4 != 4 || pkt[9] != 17 {
 						continue
 					}
 					port := int(binary.BigEndian.Uint16(pkt[20:]))
