@@ -89,6 +89,14 @@ type Config struct {
 	MultiQueue bool
 }
 
+// A Queue is a device opened as one queue of a multi-queue device
+// (Config.MultiQueue, OpenQueue): SetQueue(false) takes it out of the
+// device's set of queues without closing it, so that the kernel sends
+// every flow through the others, and SetQueue(true) puts it back.
+type Queue interface {
+	SetQueue(attached bool) error
+}
+
 // MaxNameLen is the longest interface name Linux accepts (IFNAMSIZ - 1).
 const MaxNameLen = 15
 

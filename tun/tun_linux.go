@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"sync"
 	"syscall"
 	"unsafe"
 
@@ -17,6 +18,8 @@ type device struct {
 	f          *os.File
 	cfg        Config // what it was opened with, for OpenQueue
 	vnet       bool   // with a virtio-net header
+	qmu        sync.Mutex
+	detached   bool // out of its multi-queue device's set (SetQueue)
 	rc         syscall.RawConn
 	offloads   Offload // accepted by the kernel; 0 without a virtio-net header
 	name       string
@@ -228,6 +231,41 @@ func openFd(cfg Config, vnet bool) (*device, error) {
 	d.cfg, d.vnet = cfg, vnet
 	d.cfg.Name = d.name
 	return d, nil
+}
+
+// SetQueue takes this queue out of its multi-queue device's set
+// (attached false: the kernel sends the device's packets through the
+// other queues) or puts it back, keeping the file open (TUNSETQUEUE).
+func (d *device) SetQueue(attached bool) error {
+	d.qmu.Lock()
+	defer d.qmu.Unlock()
+	if !d.cfg.MultiQueue {
+		return fmt.Errorf("tun: %s is not multi-queue", d.name)
+	}
+	if d.detached == !attached {
+		return nil // the kernel refuses to do it twice
+	}
+	var req struct {
+		name  [unix.IFNAMSIZ]byte
+		flags uint16
+		_     [22]byte
+	}
+	req.flags = unix.IFF_DETACH_QUEUE
+	if attached {
+		req.flags = unix.IFF_ATTACH_QUEUE
+	}
+	var errno syscall.Errno
+	err := d.rc.Control(func(fd uintptr) {
+		_, _, errno = unix.Syscall(unix.SYS_IOCTL, fd, unix.TUNSETQUEUE, uintptr(unsafe.Pointer(&req)))
+	})
+	if err == nil && errno != 0 {
+		err = errno
+	}
+	if err != nil {
+		return fmt.Errorf("tun: %s: setting a queue attached=%v: %w", d.name, attached, err)
+	}
+	d.detached = !attached
+	return nil
 }
 
 // OpenQueue opens another queue of d, a device opened with

@@ -336,5 +336,28 @@ func TestMultiQueue(t *testing.T) {
 		queues[1].Close()
 		queues = append(queues[:1], queues[2:]...)
 		flows(queues) // every flow still comes out
+		// A queue taken out of the set gets nothing until it is back.
+		q := queues[1].(Queue)
+		if err := q.SetQueue(false); err != nil {
+			t.Fatal(err)
+		}
+		if err := q.SetQueue(false); err != nil {
+			t.Errorf("SetQueue(false) twice: %v", err)
+		}
+		for port, via := range flows(queues) {
+			if via != 0 {
+				t.Errorf("port %d's flow came out of the detached queue", port)
+			}
+		}
+		if err := q.SetQueue(true); err != nil {
+			t.Fatal(err)
+		}
+		used = map[int]bool{}
+		for _, via := range flows(queues) {
+			used[via] = true
+		}
+		if !used[1] {
+			t.Errorf("no flow came out of the queue put back")
+		}
 	})
 }
