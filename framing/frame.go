@@ -109,7 +109,7 @@ func NewReader(r io.Reader) *Reader {
 
 // Buffered is how many bytes of the stream the Reader holds unread: 0
 // once it has handed out all that the last read brought.
-func (r *Reader) Buffered() int { return r.br.Buffered() }
+func (r *Reader) Buffered() int { return r.br.Buffered() - r.pending }
 
 // AllowOffload lets Offload frames of up to max payload bytes (at most
 // MaxOffloadPayload) come, once the handshake agreed on offloads; 0

@@ -585,3 +585,22 @@ func TestWriterEncoding(t *testing.T) {
 		t.Fatalf("encoded stream differs:\n got % x\nwant % x", short(buf.Bytes()), short(want))
 	}
 }
+
+// TestReaderBuffered: Buffered counts what follows the frame just read,
+// not the frame itself, whose payload the Reader still holds.
+func TestReaderBuffered(t *testing.T) {
+	var b bytes.Buffer
+	w := NewWriter(&b)
+	w.WriteFrame(TypeData, make([]byte, 100))
+	w.WriteFrame(TypeData, make([]byte, 50))
+	w.Flush()
+	r := NewReader(&b)
+	for _, want := range []int{HeaderLen + 50, 0} {
+		if _, _, err := r.ReadFrame(); err != nil {
+			t.Fatal(err)
+		}
+		if got := r.Buffered(); got != want {
+			t.Errorf("Buffered() = %d, want %d", got, want)
+		}
+	}
+}
