@@ -28,8 +28,16 @@ func TestWAN(t *testing.T) {
 	for _, args := range [][]string{append(tunnelArgs, "root@server"), l.nativeArgs("root@server")} {
 		v := l.up(args...)
 		l.transferBothWays(serverV4, 20<<20)
-		if err, log := v.stop(t); err != nil {
+		err, log := v.stop(t)
+		if err != nil {
 			t.Errorf("exit %v:\n%s", err, log)
+		}
+		// Each side's pacer read the outer TCP connection's
+		// retransmissions (ssh's socket, or --native's, and sshd's) and
+		// stepped aside: on this path, the stalls of its repairs set
+		// the latency, not the queue.
+		if n := strings.Count(log, `msg="the outer TCP connection retransmits`); n < 2 {
+			t.Errorf("%v: %d pacers saw the outer connection retransmit, want both:\n%s", args, n, log)
 		}
 	}
 	// The emulator's counters, on SIGUSR1.

@@ -143,6 +143,7 @@ type nativeConn struct {
 	client *ssh.Client
 	hops   []*ssh.Client // the ProxyJump hops, first first
 	peer   net.Addr      // the first hop's TCP peer
+	local  net.Addr      // and this end of that connection
 	logf   func(string, ...any)
 	dead   chan struct{} // closed when keepalives went unanswered
 	done   chan struct{}
@@ -183,7 +184,7 @@ func (n *Native) connect(ctx context.Context, cfg SSHConfig) (*nativeConn, error
 				c.closeHops()
 				return nil, &ConnectError{Err: fmt.Errorf("connecting to %s (%s): %w", h.Host, addr, err), Temp: true}
 			}
-			c.peer = conn.RemoteAddr()
+			c.peer, c.local = conn.RemoteAddr(), conn.LocalAddr()
 		} else if conn, err = prev.DialContext(ctx, "tcp", addr); err != nil {
 			c.closeHops()
 			return nil, &ConnectError{Err: fmt.Errorf("connecting to %s (%s) through %s: %w", h.Host, addr, hops[i-1].Host, err), Temp: true}

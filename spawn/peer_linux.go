@@ -28,30 +28,36 @@ const tcpEstablished = 0x01
 // (in file descriptor order) held by process pid or, if it holds none, by its
 // descendants, breadth first, down to maxChildDepth generations.
 func peerOfPID(pid int) (netip.AddrPort, error) {
+	row, err := connOfPID(pid)
+	return row.remote, err
+}
+
+// connOfPID is peerOfPID's connection: both its addresses.
+func connOfPID(pid int) (tcpRow, error) {
 	level := []int{pid}
 	var ppids map[int][]int // from scanning /proc, when task/*/children is missing
 	for depth := 0; depth <= maxChildDepth && len(level) > 0; depth++ {
 		var next []int
 		for _, p := range level {
-			ap, ok, err := tcpPeerOf(p)
+			row, ok, err := tcpConnOf(p)
 			if err != nil && p == pid {
-				return netip.AddrPort{}, err
+				return tcpRow{}, err
 			}
 			if ok {
-				return ap, nil
+				return row, nil
 			}
 			if depth == maxChildDepth {
 				continue
 			}
 			kids, err := childrenOf(p)
 			if errors.Is(err, fs.ErrNotExist) && p == pid {
-				return netip.AddrPort{}, err
+				return tcpRow{}, err
 			}
 			if err != nil {
 				// No CONFIG_PROC_CHILDREN: scan /proc/*/stat once.
 				if ppids == nil {
 					if ppids, err = scanParents(); err != nil {
-						return netip.AddrPort{}, err
+						return tcpRow{}, err
 					}
 				}
 				kids = ppids[p]
@@ -60,31 +66,31 @@ func peerOfPID(pid int) (netip.AddrPort, error) {
 		}
 		level = next
 	}
-	return netip.AddrPort{}, fmt.Errorf("ssh (pid %d) and its child processes hold no established TCP connection: %w", pid, ErrPeerUnknown)
+	return tcpRow{}, fmt.Errorf("ssh (pid %d) and its child processes hold no established TCP connection: %w", pid, ErrPeerUnknown)
 }
 
-// tcpPeerOf returns the remote address of the first established TCP socket,
-// in file descriptor order, that process pid holds. ok is false if it holds
-// none; err is set only if its file descriptors cannot be listed.
-func tcpPeerOf(pid int) (ap netip.AddrPort, ok bool, err error) {
+// tcpConnOf returns the first established TCP connection, in file
+// descriptor order, that process pid holds. ok is false if it holds none;
+// err is set only if its file descriptors cannot be listed.
+func tcpConnOf(pid int) (row tcpRow, ok bool, err error) {
 	inodes, err := socketInodes(pid)
 	if err != nil || len(inodes) == 0 {
-		return netip.AddrPort{}, false, err
+		return tcpRow{}, false, err
 	}
-	peers := map[uint64]netip.AddrPort{}
+	conns := map[uint64]tcpRow{}
 	for _, name := range []string{"tcp", "tcp6"} {
 		// The tables of the process's network namespace; tcp6 is absent
 		// when IPv6 is disabled.
-		if err := readTCPTable(fmt.Sprintf("/proc/%d/net/%s", pid, name), peers); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return netip.AddrPort{}, false, err
+		if err := readTCPTable(fmt.Sprintf("/proc/%d/net/%s", pid, name), conns); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return tcpRow{}, false, err
 		}
 	}
 	for _, ino := range inodes {
-		if ap, found := peers[ino]; found {
-			return ap, true, nil
+		if row, found := conns[ino]; found {
+			return row, true, nil
 		}
 	}
-	return netip.AddrPort{}, false, nil
+	return tcpRow{}, false, nil
 }
 
 // socketInodes returns the inodes of the sockets process pid holds, in the
@@ -128,8 +134,8 @@ func socketInodes(pid int) ([]uint64, error) {
 }
 
 // readTCPTable adds the established connections of a /proc/net/tcp or tcp6
-// file to peers, by socket inode.
-func readTCPTable(path string, peers map[uint64]netip.AddrPort) error {
+// file to conns, by socket inode.
+func readTCPTable(path string, conns map[uint64]tcpRow) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -146,7 +152,7 @@ func readTCPTable(path string, peers map[uint64]netip.AddrPort) error {
 			return fmt.Errorf("%s: %w", path, err)
 		}
 		if row.state == tcpEstablished && row.inode != 0 {
-			peers[row.inode] = row.remote
+			conns[row.inode] = row
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -155,7 +161,7 @@ func readTCPTable(path string, peers map[uint64]netip.AddrPort) error {
 	return nil
 }
 
-// tcpRow is what peerOfPID needs of a line of /proc/net/tcp or tcp6.
+// tcpRow is what connOfPID needs of a line of /proc/net/tcp or tcp6.
 type tcpRow struct {
 	local, remote netip.AddrPort
 	state         uint8

@@ -162,27 +162,27 @@ func TestTCPTableOwnSockets(t *testing.T) {
 			a := acceptOne(t, ln)
 			dialer := d.(*net.TCPConn)
 
-			peers := map[uint64]netip.AddrPort{}
+			conns := map[uint64]tcpRow{}
 			for _, name := range []string{"tcp", "tcp6"} {
-				if err := readTCPTable("/proc/self/net/"+name, peers); err != nil && !errors.Is(err, os.ErrNotExist) {
+				if err := readTCPTable("/proc/self/net/"+name, conns); err != nil && !errors.Is(err, os.ErrNotExist) {
 					t.Fatal(err)
 				}
 			}
 			serverEnd := netip.AddrPortFrom(netip.MustParseAddr(tt.dial), uint16(port))
 			clientEnd := d.LocalAddr().(*net.TCPAddr).AddrPort()
 			clientEnd = netip.AddrPortFrom(clientEnd.Addr().Unmap(), clientEnd.Port())
-			if got := peers[inodeOf(t, dialer)]; got != serverEnd {
-				t.Errorf("dialing socket: remote %v, want %v", got, serverEnd)
+			if got := conns[inodeOf(t, dialer)]; got.remote != serverEnd || got.local != clientEnd {
+				t.Errorf("dialing socket: %v to %v, want %v to %v", got.local, got.remote, clientEnd, serverEnd)
 			}
-			if got := peers[inodeOf(t, a)]; got != clientEnd {
+			if got := conns[inodeOf(t, a)].remote; got != clientEnd {
 				t.Errorf("accepted socket: remote %v, want %v", got, clientEnd)
 			}
 			// The accepted socket's row is in the table for its family.
-			only := map[uint64]netip.AddrPort{}
+			only := map[uint64]tcpRow{}
 			if err := readTCPTable("/proc/self/net/"+tt.table, only); err != nil {
 				t.Fatal(err)
 			}
-			if got := only[inodeOf(t, a)]; got != clientEnd {
+			if got := only[inodeOf(t, a)].remote; got != clientEnd {
 				t.Errorf("accepted socket in %s: remote %v, want %v", tt.table, got, clientEnd)
 			}
 		})

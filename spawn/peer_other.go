@@ -8,6 +8,14 @@ import (
 	"net/netip"
 )
 
+// tcpRow is a TCP connection's addresses.
+type tcpRow struct{ local, remote netip.AddrPort }
+
 func peerOfPID(pid int) (netip.AddrPort, error) {
-	return netip.AddrPort{}, fmt.Errorf("finding the connection of ssh (pid %d): %w", pid, errors.ErrUnsupported)
+	row, err := connOfPID(pid)
+	return row.remote, err
+}
+
+func connOfPID(pid int) (tcpRow, error) {
+	return tcpRow{}, fmt.Errorf("finding the connection of ssh (pid %d): %w", pid, errors.ErrUnsupported)
 }

@@ -13,18 +13,27 @@ import (
 // stdio joins the process's stdin and stdout.
 type stdio struct {
 	in, out *os.File
+	conn    string // sshd's SSH_CONNECTION for them
 }
 
 // Stdio returns the process's stdin and stdout as one Conn: the remote
 // side's transport when sshd runs "sshvpn --remote". Both descriptors are
 // switched to non-blocking mode so that Close unblocks a pending Read.
 func Stdio() (Conn, error) {
-	for _, fd := range []int{0, 1} {
+	return Files(0, 1, os.Getenv("SSH_CONNECTION"))
+}
+
+// Files is Stdio for another process's stdin and stdout, handed over as
+// descriptors in and out (one more stream of a striped session, whose
+// first process serves it), with that process's SSH_CONNECTION. The Conn
+// owns the descriptors.
+func Files(in, out int, sshConnection string) (Conn, error) {
+	for _, fd := range []int{in, out} {
 		if err := syscall.SetNonblock(fd, true); err != nil {
 			return nil, fmt.Errorf("spawn: stdio: %w", err)
 		}
 	}
-	s := &stdio{in: os.NewFile(0, "stdin"), out: os.NewFile(1, "stdout")}
+	s := &stdio{in: os.NewFile(uintptr(in), "stdin"), out: os.NewFile(uintptr(out), "stdout"), conn: sshConnection}
 	growPipe(s.in) // when sshd gave pipes; sockets keep their buffers
 	growPipe(s.out)
 	return s, nil
@@ -36,7 +45,7 @@ func (s *stdio) Write(p []byte) (int, error) { return s.out.Write(p) }
 // PeerAddr is the SSH client's address, as sshd tells it in
 // SSH_CONNECTION.
 func (s *stdio) PeerAddr(context.Context) (netip.Addr, error) {
-	f := strings.Fields(os.Getenv("SSH_CONNECTION"))
+	f := strings.Fields(s.conn)
 	if len(f) == 0 {
 		return netip.Addr{}, errors.New("spawn: SSH_CONNECTION is not set; the client's address is unknown")
 	}
@@ -46,6 +55,10 @@ func (s *stdio) PeerAddr(context.Context) (netip.Addr, error) {
 	}
 	return a.Unmap(), nil
 }
+
+// Files are the descriptors this Conn reads and writes, for handing
+// them to another process.
+func (s *stdio) Files() (in, out *os.File) { return s.in, s.out }
 
 // Err is nil: the stream just ends.
 func (s *stdio) Err() error { return nil }

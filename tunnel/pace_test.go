@@ -156,3 +156,26 @@ func TestPacerStall(t *testing.T) {
 		t.Errorf("limit %d seconds after the stall, want about %d again", l, before)
 	}
 }
+
+// TestPacerOuter: the outer connection's counters, where known, decide
+// whether the path is lossy; without them, the stalls do.
+func TestPacerOuter(t *testing.T) {
+	var p pacer
+	p.start(0)
+	p.startup, p.minRTT, p.bw[0] = false, 40*time.Millisecond, 10e6
+	for _, tt := range []struct {
+		outer  int32
+		stalls int
+		limits bool
+	}{
+		{outerUnknown, 0, true},
+		{outerUnknown, lossyStalls, false},
+		{outerClean, lossyStalls, true},
+		{outerLossy, 0, false},
+	} {
+		p.outer, p.stalls[0] = tt.outer, tt.stalls
+		if got := p.limit() != 0; got != tt.limits {
+			t.Errorf("outer %d, %d stalls: limit %d", tt.outer, tt.stalls, p.limit())
+		}
+	}
+}

@@ -106,6 +106,8 @@ type pump struct {
 	received  atomic.Uint64 // payload bytes received from the peer
 	ackTold   uint64        // received when the last Ack was asked for; readTransport's
 	ackNow    chan struct{} // control sends an Ack
+	loss      *lossMeter    // the outer TCP connection's; nil: none
+	outer     atomic.Int32  // what loss last said (outerUnknown...); control's
 }
 
 // lockedWriter serialises writes to the transport: each is whole frames.
@@ -173,10 +175,29 @@ func (p *pump) fail(err error) {
 func (p *pump) control(ctx context.Context, pongs <-chan pingMsg) error {
 	tick := time.NewTicker(p.keepalive)
 	defer tick.Stop()
+	var lossC <-chan time.Time
+	if p.paced && p.loss != nil {
+		t := time.NewTicker(lossPoll)
+		defer t.Stop()
+		lossC = t.C
+	}
 	var ping [8]byte
 	for {
 		var err error
 		select {
+		case <-lossC:
+			st, err := p.loss.poll()
+			if err != nil {
+				p.log.Debug("the pacer goes by stalls: the outer TCP connection's counters are unknown", "err", err)
+				lossC = nil
+			}
+			switch old := p.outer.Swap(st); {
+			case st == outerLossy && old != outerLossy:
+				p.log.Debug("the outer TCP connection retransmits: the pacer steps aside")
+			case old == outerLossy && st == outerClean:
+				p.log.Debug("the outer TCP connection no longer retransmits: the pacer limits again")
+			}
+			continue
 		case m := <-pongs:
 			err = p.cw.WriteFrame(framing.TypePong, m.b[:m.n])
 		case <-p.ackNow:

@@ -120,6 +120,7 @@ func (p *pump) drain() error {
 	for {
 		now := time.Since(p.start)
 		if p.paced {
+			p.pace.outer = p.outer.Load()
 			acked := p.acked.Load()
 			p.pace.acked(acked, p.sentBytes, now)
 			if lim := p.pace.limit(); lim > 0 && p.sentBytes-acked >= lim {

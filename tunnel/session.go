@@ -130,6 +130,7 @@ func newPump(link *Link, conn io.ReadWriteCloser, tw *lockedWriter, r *framing.R
 		done: make(chan struct{}), wbuf: make([][]byte, 1), start: time.Now(),
 		tap: mode == tun.ModeTAP, bufs: newBufs(), wake: make(chan struct{}, 1), paced: paced, ackNow: make(chan struct{}, 1)}
 	p.cur = p.bufs.getLarge()
+	p.loss = newLossMeter(conn)
 	p.q = newFQCodel(p.bufs.put)
 	p.q.target = pumpQueueTarget
 	p.detach = func() { link.detach(p) }
