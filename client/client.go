@@ -69,6 +69,9 @@ type Config struct {
 	Rehook          bool
 
 	Reconnect Reconnect
+	// Streams stripes the tunnel over this many connections (see
+	// stream.go); 0 or 1: one.
+	Streams   int
 	Keepalive time.Duration
 	DeadAfter time.Duration
 
@@ -140,23 +143,27 @@ func Run(ctx context.Context, cfg Config) error {
 			mon.Up(t, fmt.Sprintf("tunnel up: %s %s to %s, server %s", c.Dev, join(t.Addrs), join(t.PeerAddrs), cfg.Destination))
 			return nil
 		}})
-	link := tunnel.NewLink(dev, tunnel.LinkConfig{Host: stack.New(dev.Name(), log, stages...), Logger: log, Stats: stats})
+	link := tunnel.NewLink(dev, tunnel.LinkConfig{Host: stack.New(dev.Name(), log, stages...), Logger: log, Stats: stats, Queue: cfg.Streams > 1})
 	defer link.Close()
 
 	rc := cfg.Reconnect
 	rc.Retrying = mon.Retrying
-	return connect(ctx, dialer, tunnel.ClientConfig{
+	tc := tunnel.ClientConfig{
 		Mode: mode, MTU: cfg.MTU, Addrs: cfg.Addrs, PeerAddrs: cfg.PeerAddrs, RemoteDev: cfg.RemoteDev, RemoteRoutes: cfg.RemoteRoutes,
 		Nets: nets, Link: link, Resume: resumeToken(), Server: cfg.Destination, Software: cfg.Software,
 		Routed:    tunnel.Routed{Routes: cfg.Routes, DefaultRoute: cfg.DefaultRoute},
 		Keepalive: cfg.Keepalive, DeadAfter: cfg.DeadAfter, Logger: log,
-	}, rc, log)
+	}
+	if cfg.Streams > 1 {
+		return newStriped(cfg.Streams, dialer, tc, rc, stats, log).run(ctx)
+	}
+	return connect(ctx, dialer, tc, rc, log)
 }
 
 // open opens the device and lists the networks this machine is on, which
 // the tunnel must not take over.
 func open(cfg Config, mode tun.Mode, log *slog.Logger) (tun.Device, []router.Net, error) {
-	dev, err := tun.Open(tun.Config{Name: cfg.Dev, Mode: mode, Offload: cfg.Offload})
+	dev, err := tun.Open(tun.Config{Name: cfg.Dev, Mode: mode, Offload: cfg.Offload, MultiQueue: cfg.Streams > 1})
 	if err != nil {
 		return nil, nil, err
 	}

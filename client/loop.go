@@ -89,10 +89,30 @@ func failuresAfter(failures int, up bool, upFor time.Duration) int {
 // --default-route, nothing leaks past the tunnel). It returns nil when ctx
 // ends.
 func connect(ctx context.Context, d transport, cfg tunnel.ClientConfig, rc Reconnect, log *slog.Logger) error {
+	return connectEach(ctx, d, cfg, nil, rc, log)
+}
+
+// adjuster makes one attempt's configuration from the run's, knowing how
+// the last attempt ended (nil before the first): a stream of a striped
+// tunnel joins its session, or begins it anew. An error ends the loop.
+type adjuster func(ctx context.Context, c *tunnel.ClientConfig, last error) error
+
+// connectEach is connect with adjust, if set, making each attempt's
+// configuration.
+func connectEach(ctx context.Context, d transport, cfg tunnel.ClientConfig, adjust adjuster, rc Reconnect, log *slog.Logger) error {
 	failures := 0
+	var last error
 	for attempt := 0; ; attempt++ {
-		connCtx, cancel := context.WithCancelCause(ctx)
 		c := cfg
+		if adjust != nil {
+			if err := adjust(ctx, &c, last); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+		}
+		connCtx, cancel := context.WithCancelCause(ctx)
 		if attempt > 0 {
 			// The first attempt may wait for a password; a reconnect
 			// must not wait for ever on a connection that died while it
@@ -102,6 +122,7 @@ func connect(ctx context.Context, d transport, cfg tunnel.ClientConfig, rc Recon
 		began := time.Now()
 		ups := cfg.Link.Ups()
 		err := dialOnce(connCtx, cancel, d, c, rc.Hangup)
+		last = err
 		up := cfg.Link.Ups() > ups
 		hungUp := errors.Is(context.Cause(connCtx), errHangup)
 		cancel(nil)

@@ -42,6 +42,43 @@ type Hello struct {
 	// Acks says that the sender acknowledges what it receives with Ack
 	// frames; its peer may then pace what it sends by them.
 	Acks bool `json:"acks,omitempty"`
+	// Streams, in a client's Hello, asks to stripe the tunnel over this
+	// many connections (--streams); a server that agrees answers with
+	// Join, which the client's other connections present. Absent or 1:
+	// one connection.
+	Streams int `json:"streams,omitempty"`
+	// Join, in a client's Hello, adds this connection to a striped
+	// session as one more stream; in the server's answer to a Hello with
+	// Streams, it names the session and its secret.
+	Join *Join `json:"join,omitempty"`
+}
+
+// Join names a striped session and proves that a connection belongs to
+// it: both are made by the server, at random, when the session begins.
+type Join struct {
+	Session string `json:"session"` // SessionLen hex digits
+	Secret  string `json:"secret"`  // SecretLen hex digits: 256 bits
+}
+
+// The lengths of a Join's fields, and the most streams a session has.
+const (
+	SessionLen = 32
+	SecretLen  = 64
+	MaxStreams = 16
+)
+
+// Valid reports whether j's fields have their lengths and are hex.
+func (j *Join) Valid() bool {
+	return j != nil && len(j.Session) == SessionLen && len(j.Secret) == SecretLen && isHex(j.Session) && isHex(j.Secret)
+}
+
+func isHex(s string) bool {
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // MinResume and MaxResume bound the length of a resume token: at least 128

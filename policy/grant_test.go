@@ -249,3 +249,25 @@ func TestGrant(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckStreams: a client may ask for 1 to framing.MaxStreams streams,
+// and a join must be well formed.
+func TestCheckStreams(t *testing.T) {
+	ok := framing.Join{Session: strings.Repeat("a", framing.SessionLen), Secret: strings.Repeat("b", framing.SecretLen)}
+	for _, tt := range []struct {
+		h    framing.Hello
+		want string
+	}{
+		{framing.Hello{Role: "client", Streams: 4}, ""},
+		{framing.Hello{Role: "client", Streams: framing.MaxStreams + 1}, "streams"},
+		{framing.Hello{Role: "client", Streams: -1}, "streams"},
+		{framing.Hello{Role: "client", Join: &ok}, ""},
+		{framing.Hello{Role: "client", Join: &framing.Join{Session: ok.Session, Secret: "short"}}, "malformed join"},
+		{framing.Hello{Role: "client", Join: &framing.Join{Session: strings.Repeat("A", framing.SessionLen), Secret: ok.Secret}}, "malformed join"},
+	} {
+		err := Check(&tt.h, Server{})
+		if (err == nil) != (tt.want == "") || err != nil && !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Check(streams %d, join %+v) = %v, want %q", tt.h.Streams, tt.h.Join, err, tt.want)
+		}
+	}
+}

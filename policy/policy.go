@@ -33,6 +33,9 @@ type Tunnel struct {
 	// server before its device is opened, what the client offered: the
 	// device is opened for them only then.
 	Offload tun.Offload
+	// Streams is how many connections the tunnel is striped over, as
+	// the client asked (at most framing.MaxStreams); 0 or 1: one.
+	Streams int
 }
 
 // Server is a server's policy: the flags of its "sshvpn --remote", which
@@ -129,7 +132,13 @@ func check(h *framing.Hello, p Server) (Tunnel, error) {
 	if len(h.Resume) > framing.MaxResume || (h.Resume != "" && len(h.Resume) < framing.MinResume) {
 		return Tunnel{}, fmt.Errorf("protocol error: a resume token of %d bytes (%d to %d)", len(h.Resume), framing.MinResume, framing.MaxResume)
 	}
-	return Tunnel{Mode: mode, MTU: p.MTU, Routes: routes, Resume: h.Resume}, nil
+	if h.Streams < 0 || h.Streams > framing.MaxStreams {
+		return Tunnel{}, fmt.Errorf("the client asked for %d streams; a tunnel has 1 to %d", h.Streams, framing.MaxStreams)
+	}
+	if h.Join != nil && !h.Join.Valid() {
+		return Tunnel{}, errors.New("protocol error: a malformed join of a striped session")
+	}
+	return Tunnel{Mode: mode, MTU: p.MTU, Routes: routes, Resume: h.Resume, Streams: h.Streams}, nil
 }
 
 // Grant decides the tunnel a client's Hello h gets under policy p, on a

@@ -152,6 +152,14 @@ type serving struct {
 	stats  *tunnel.Stats
 	client netip.Addr // the SSH client's address
 	stop   func()     // stops the monitor
+
+	// A striped session's (see stream.go): the device itself, the
+	// guarded one the first link has, and whether it is multi-queue.
+	dev     tun.Device
+	guarded tun.Device
+	link    *tunnel.Link
+	multi   bool
+	stripes *stripes
 }
 
 func serve(ctx context.Context, conn spawn.Conn, cfg Config, log *slog.Logger) error {
@@ -208,6 +216,13 @@ func serve(ctx context.Context, conn spawn.Conn, cfg Config, log *slog.Logger) e
 	}
 	if s.leases != nil {
 		sc.Assign = s.assign
+	}
+	sc.Join = s.joinSession
+	sc.Stripe = s.stripe(ctx, sc)
+	sc.Linger = func() {
+		if s.stripes != nil {
+			s.stripes.linger(s.link)
+		}
 	}
 	err = tunnel.Serve(ctx, conn, sc)
 	if cause := context.Cause(ctx); err == nil && (errors.Is(cause, errReplaced) || errors.Is(cause, errResumed)) {
@@ -269,10 +284,18 @@ func (s *serving) open(t tunnel.Tunnel) (*tunnel.Link, error) {
 		return nil, err
 	}
 	s.rec.SetEntry(entry)
-	dev, err := tun.Open(tun.Config{Name: name, Mode: t.Mode, Offload: cfg.Offload && t.Offload != 0})
+	tc := tun.Config{Name: name, Mode: t.Mode, Offload: cfg.Offload && t.Offload != 0, MultiQueue: t.Streams > 1}
+	dev, err := tun.Open(tc)
+	if err != nil && tc.MultiQueue {
+		// An admin's device made single-queue: one stream.
+		s.log.Debug("no multi-queue device for the streams", "err", err)
+		tc.MultiQueue = false
+		dev, err = tun.Open(tc)
+	}
 	if err != nil {
 		return nil, err
 	}
+	s.dev, s.multi = dev, tc.MultiQueue
 	s.rec.Update(func(r *registry.Record) { r.Dev, r.Ifindex = dev.Name(), dev.Index() })
 	env := hook.Env{Side: "remote"}
 	if s.client.IsValid() {
@@ -304,7 +327,9 @@ func (s *serving) open(t tunnel.Tunnel) (*tunnel.Link, error) {
 	// within the rate limit.
 	guarded := tunnel.Guard(dev, tunnel.GuardConfig{Addresses: t.Mode == tun.ModeTUN, Peer: t.PeerAddrs,
 		Behind: slices.Concat(cfg.Policy.AllowSources, t.Routes), Rate: cfg.Rate, Stats: s.stats, Logger: s.log})
-	return tunnel.NewLink(guarded, tunnel.LinkConfig{Host: stack.New(dev.Name(), admin, stages...), Logger: s.log, Stats: s.stats}), nil
+	s.guarded = guarded
+	s.link = tunnel.NewLink(guarded, tunnel.LinkConfig{Host: stack.New(dev.Name(), admin, stages...), Logger: s.log, Stats: s.stats, Queue: s.multi})
+	return s.link, nil
 }
 
 // recordStage is the last stage of the host stack: the session's record

@@ -17,6 +17,7 @@ import (
 // refusal, this side's own setup.
 func Retryable(err error, up bool) bool {
 	var (
+		join     *JoinError
 		remote   *RemoteError
 		preamble *framing.PreambleError
 		version  *framing.VersionError
@@ -25,7 +26,7 @@ func Retryable(err error, up bool) bool {
 		dead     *DeadPeerError
 	)
 	switch {
-	case err == nil, errors.As(err, &dead):
+	case err == nil, errors.As(err, &dead), errors.As(err, &join):
 		return true
 	case errors.As(err, &remote), errors.As(err, &local), errors.Is(err, errLinkDead):
 		return false
@@ -38,3 +39,11 @@ func Retryable(err error, up bool) bool {
 	}
 	return true // the connection was lost some other way
 }
+
+// JoinError is the server's refusal of a connection as one more stream of
+// a striped session (the session has ended, say): the client may start
+// a session anew.
+type JoinError struct{ Err error }
+
+func (e *JoinError) Error() string { return "tunnel: joining the striped session: " + e.Err.Error() }
+func (e *JoinError) Unwrap() error { return e.Err }

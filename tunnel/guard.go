@@ -1,6 +1,7 @@
 package tunnel
 
 import (
+	"fmt"
 	"log/slog"
 	"net/netip"
 
@@ -42,6 +43,27 @@ func Guard(dev tun.Device, cfg GuardConfig) tun.Device {
 		g.out = newAddrFilter(cfg.Peer, cfg.Behind, true)
 	}
 	return g
+}
+
+// GuardQueue is guarded's guard around q, another queue of the same
+// multi-queue device (a stream of a striped session): the same filters,
+// and the same rate limit, which the streams share.
+func GuardQueue(guarded, q tun.Device) tun.Device {
+	g, ok := guarded.(*guard)
+	if !ok {
+		return q
+	}
+	c := *g
+	c.Device = q
+	return &c
+}
+
+// SetQueue is the guarded device's (see tun.Queue).
+func (g *guard) SetQueue(attached bool) error {
+	if q, ok := g.Device.(tun.Queue); ok {
+		return q.SetQueue(attached)
+	}
+	return fmt.Errorf("tunnel: %s is not one queue of several", g.Name())
 }
 
 type guard struct {

@@ -21,6 +21,11 @@ type LinkConfig struct {
 	Host   Host
 	Logger *slog.Logger
 	Stats  *Stats // counters for the whole run; allocated when nil
+	// Queue says that the device is one queue of a multi-queue device
+	// (one stream of a striped tunnel; see tun.Queue): the link takes it
+	// out of the device's set while no connection is attached, so that
+	// the kernel sends every flow through the streams that are up.
+	Queue bool
 }
 
 // Host is what a link asks of the host around its device.
@@ -84,10 +89,28 @@ func NewLink(dev tun.Device, cfg LinkConfig) *Link {
 	if l.stats == nil {
 		l.stats = new(Stats)
 	}
+	l.setQueue(false) // until a connection is attached
 	l.read.Add(1)
 	go l.readDevice()
 	return l
 }
+
+// setQueue puts the link's queue in its device's set or takes it out.
+func (l *Link) setQueue(attached bool) {
+	if !l.cfg.Queue {
+		return
+	}
+	q, ok := l.dev.(tun.Queue)
+	if !ok {
+		return
+	}
+	if err := q.SetQueue(attached); err != nil {
+		l.log.Debug("the device's queue", "attached", attached, "err", err)
+	}
+}
+
+// Device is the link's device.
+func (l *Link) Device() tun.Device { return l.dev }
 
 // Stats are the link's counters.
 func (l *Link) Stats() *Stats { return l.stats }
@@ -185,13 +208,18 @@ type sink interface {
 type slot struct{ s sink }
 
 // attach makes s the sink packets from the device go to.
-func (l *Link) attach(s sink) { l.current.Store(&slot{s}) }
+func (l *Link) attach(s sink) {
+	l.current.Store(&slot{s})
+	l.setQueue(true)
+}
 
 // detach stops handing packets to s; once it returns, no packet reaches
 // s.
 func (l *Link) detach(s sink) {
 	if cur := l.current.Load(); cur != nil && cur.s == s {
-		l.current.CompareAndSwap(cur, nil)
+		if l.current.CompareAndSwap(cur, nil) {
+			l.setQueue(false)
+		}
 	}
 	l.deliver.Lock()
 	l.deliver.Unlock() // (only waited for a delivery in progress)

@@ -60,6 +60,15 @@ type ClientConfig struct {
 	// Routed is what this side routes into the tunnel: the client warns
 	// when the server does not forward it.
 	Routed Routed
+	// Streams asks the server to stripe the tunnel over this many
+	// connections (--streams); Joined hears its answer once the tunnel
+	// is up: the session the other connections join, or nil when the
+	// server runs the tunnel over one (an older sshvpn).
+	Streams int
+	Joined  func(*framing.Join)
+	// Join makes this connection one more stream of a striped session,
+	// on a Link of its own over another queue of the device.
+	Join *framing.Join
 
 	Keepalive time.Duration // interval between pings; DefaultKeepalive when 0
 	DeadAfter time.Duration // silence that ends the session; DefaultDeadAfter when 0
@@ -103,6 +112,21 @@ type ServerConfig struct {
 	// carries it, so that a client routing networks here can warn.
 	Forwarding func() map[string]bool
 	Open       Opener
+	// Stripe, if set, is asked once the tunnel is up when the client
+	// asked for several streams (t.Streams): it returns the session's
+	// Join for the answer, which the client's other connections present
+	// (nil: the tunnel runs over one).
+	Stripe func(t Tunnel, link *Link) *framing.Join
+	// Join, if set, takes a connection whose Hello joins a striped
+	// session (h.Join) once the policy has checked the Hello, and hands
+	// it to the session (see ServeStream), returning once the stream has
+	// ended; handed false with an error is the session's refusal, which
+	// Serve tells the client. Without Join, joins are refused.
+	Join func(ctx context.Context, h *framing.Hello, conn io.ReadWriteCloser) (handed bool, err error)
+	// Linger, if set, is called when the connection has ended, before
+	// the link closes: a striped session waits there for its other
+	// streams.
+	Linger func()
 
 	// Software names this build in the answer; DefaultSoftware when
 	// empty.
@@ -210,7 +234,11 @@ func runClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) (
 	tw := &lockedWriter{w: conn}
 	w := framing.NewWriter(tw)
 	hello := &framing.Hello{Role: "client", Software: software(cfg.Software), Mode: string(mode), MTU: cfg.MTU,
-		Addrs: cfg.Addrs, PeerAddrs: cfg.PeerAddrs, WantDev: cfg.RemoteDev, Routes: cfg.RemoteRoutes, Resume: cfg.Resume, Acks: true}
+		Addrs: cfg.Addrs, PeerAddrs: cfg.PeerAddrs, WantDev: cfg.RemoteDev, Routes: cfg.RemoteRoutes, Resume: cfg.Resume, Acks: true,
+		Join: cfg.Join}
+	if cfg.Streams > 1 && cfg.Join == nil {
+		hello.Streams = cfg.Streams
+	}
 	hello.Offloads, hello.MaxFrame = offer(cfg.Link.dev, mode)
 	// The hello is written while the answer is read: the server writes its
 	// preamble before it reads, so on an unbuffered transport (net.Pipe)
@@ -259,6 +287,10 @@ func runClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) (
 	if got.err != nil {
 		conn.Close() // unblocks a hello the server will never read
 		<-wrote
+		var remote *RemoteError
+		if cfg.Join != nil && errors.As(got.err, &remote) {
+			return false, &JoinError{Err: got.err}
+		}
 		return false, got.err
 	}
 	var werr error
@@ -295,10 +327,21 @@ func runClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) (
 	if err := upAttached(cfg.Link, p, t, server); err != nil {
 		return false, refuse(w, localError{err})
 	}
+	if cfg.Join != nil {
+		log.Debug("stream joined", "session", cfg.Join.Session[:8], "offloads", offload)
+		return true, p.run(ctx)
+	}
 	log.Info("tunnel up", "dev", cfg.Link.dev.Name(), "local", t.Addrs, "remote", t.PeerAddrs, "mtu", t.MTU,
 		"server", cfg.Server, "remote_dev", h.Dev, "offloads", offload)
 	if msg := noForwarding(cfg.Routed, t.Addrs, h.Forward); msg != "" {
 		log.Warn(msg)
+	}
+	if cfg.Streams > 1 && cfg.Joined != nil {
+		j := h.Join
+		if !j.Valid() {
+			j = nil
+		}
+		cfg.Joined(j)
 	}
 	return true, p.run(ctx)
 }
@@ -338,6 +381,21 @@ func Serve(ctx context.Context, conn io.ReadWriteCloser, cfg ServerConfig) error
 	}
 	log.Debug("handshake: client hello", "software", h.Software, "mode", h.Mode, "mtu", h.MTU,
 		"addrs", h.Addrs, "peer_addrs", h.PeerAddrs)
+	if h.Join != nil {
+		// One more stream of a striped session: the same policy
+		// checks its Hello, and the session takes it.
+		if err := policy.Check(h, cfg.policy()); err != nil {
+			return refuse(w, err)
+		}
+		if cfg.Join == nil {
+			return refuse(w, errors.New("this server does not stripe tunnels: connect with one stream"))
+		}
+		handed, err := cfg.Join(ctx, h, conn)
+		if !handed && err != nil {
+			return refuse(w, err)
+		}
+		return err
+	}
 	t, err := grant(cfg, h)
 	if err != nil {
 		return refuse(w, err)
@@ -367,11 +425,12 @@ func Serve(ctx context.Context, conn io.ReadWriteCloser, cfg ServerConfig) error
 		tw.mu.Unlock()
 		return err
 	}
-	answer := &framing.Hello{Role: "server", Software: software(cfg.Software), Mode: string(t.Mode), MTU: t.MTU,
-		Addrs: t.Addrs, PeerAddrs: t.PeerAddrs, Dev: link.dev.Name(), Acks: true}
-	answer.Offloads, answer.MaxFrame = offer(link.dev, t.Mode)
+	answer := serverHello(cfg, t, link)
 	if cfg.Forwarding != nil && t.Mode == tun.ModeTUN {
 		answer.Forward = cfg.Forwarding()
+	}
+	if t.Streams > 1 && cfg.Stripe != nil {
+		answer.Join = cfg.Stripe(t, link)
 	}
 	err = w.WriteHello(answer)
 	if err == nil {
@@ -384,6 +443,59 @@ func Serve(ctx context.Context, conn io.ReadWriteCloser, cfg ServerConfig) error
 		return fmt.Errorf("tunnel: writing to the client: %w", err)
 	}
 	log.Info("tunnel up", "dev", link.dev.Name(), "local", t.Addrs, "remote", t.PeerAddrs, "mtu", t.MTU, "offloads", offload)
+	err = p.run(ctx)
+	if cfg.Linger != nil {
+		cfg.Linger()
+	}
+	return err
+}
+
+// serverHello is the server's answer for tunnel t on link.
+func serverHello(cfg ServerConfig, t Tunnel, link *Link) *framing.Hello {
+	h := &framing.Hello{Role: "server", Software: software(cfg.Software), Mode: string(t.Mode), MTU: t.MTU,
+		Addrs: t.Addrs, PeerAddrs: t.PeerAddrs, Dev: link.dev.Name(), Acks: true}
+	h.Offloads, h.MaxFrame = offer(link.dev, t.Mode)
+	return h
+}
+
+// ServeStream runs one more stream of a striped session over conn: h is
+// its Hello, which joined the session whose tunnel is t (the stream's
+// first process read it, and wrote the preamble), and link the stream's
+// own, over another queue of the session's device. It answers, and pumps
+// until the stream ends; it closes conn, never the link.
+func ServeStream(ctx context.Context, conn io.ReadWriteCloser, h *framing.Hello, link *Link, t Tunnel, cfg ServerConfig) error {
+	defer conn.Close()
+	log := logger(cfg.Logger)
+	r := framing.NewReader(conn)
+	w := framing.NewWriter(conn)
+	offload := agree(link.dev.Offloads(), t.Mode, h)
+	tw := &lockedWriter{w: conn}
+	p, err := newPump(link, conn, tw, r, offload, t.Mode, h.Acks, cfg.Keepalive, cfg.DeadAfter, log)
+	if err != nil {
+		return refuse(w, err)
+	}
+	t.Offload = offload
+	tw.mu.Lock()
+	if link.Ups() > 0 {
+		// The session's first link, whose connection ended: its host
+		// is configured for t already.
+		link.attach(p)
+	} else if err := upAttached(link, p, t, netip.Addr{}); err != nil {
+		err = refuse(w, err)
+		tw.mu.Unlock()
+		return err
+	}
+	err = w.WriteHello(serverHello(cfg, t, link))
+	if err == nil {
+		err = w.Flush()
+	}
+	tw.mu.Unlock()
+	if err != nil {
+		p.conn.Close()
+		p.stop()
+		return fmt.Errorf("tunnel: writing to the client: %w", err)
+	}
+	log.Debug("stream joined", "dev", link.dev.Name(), "offloads", offload)
 	return p.run(ctx)
 }
 

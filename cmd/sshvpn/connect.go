@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sshvpn/sshvpn/client"
+	"github.com/sshvpn/sshvpn/framing"
 	"github.com/sshvpn/sshvpn/logs"
 	"github.com/sshvpn/sshvpn/policy"
 	"github.com/sshvpn/sshvpn/spawn"
@@ -42,6 +44,7 @@ type connectCmd struct {
 	Untunneled     bool          `name:"allow-untunneled" help:"With --default-route, let the address family the tunnel does not carry (IPv6 past an IPv4-only tunnel, IPv4 past an IPv6-only one) go outside the tunnel, the way it goes without it. By default it is blocked while the tunnel is up (unreachable routes for its two halves), so that it fails at once instead of leaking past the tunnel."`
 	Reconnect      bool          `help:"When the connection dies (ssh exits, the server stops answering or restarts), dial again with backoff (1s doubling to 60s), keeping the device, its addresses and routes, and open TCP connections. SIGHUP reconnects at once."`
 	ReconnectTries int           `placeholder:"N" help:"Give up after N failed attempts in a row (implies --reconnect; default: no limit)."`
+	Streams        int           `default:"1" placeholder:"N" help:"Stripe the tunnel over N SSH connections (N ssh processes, or N in-process connections with --native) joined to one device: the kernel spreads the flows over them, each flow on one connection, so that N connections lift what caps one (ssh's 2 MiB channel window per round trip, one core per direction, one connection's loss recovery stalling every flow). Each connection runs the server's sshvpn (its forced command) and proves it belongs to the session; with --reconnect a connection that dies is dialled again while the others carry its flows, without, the tunnel goes on with fewer. Not with --openssh-tun."`
 	Rehook         bool          `help:"With --reconnect, run the down and up hooks around every reconnect too (SSHVPN_SCRIPT_CONTEXT=restart); by default they run once, when the link first comes up and at the end."`
 	Keepalive      time.Duration `default:"10s" help:"Interval between keepalive pings."`
 	DeadAfter      time.Duration `default:"45s" help:"Give up on a peer silent this long."`
@@ -80,7 +83,7 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, sig signals, v v
 		RemoteDev: c.RemoteDev, RemoteRoutes: prefixes(c.RemoteRoute),
 		Routes: prefixes(c.Route), DefaultRoute: c.DefaultRoute, AllowUntunneled: c.Untunneled, Bridge: c.Bridge, MAC: p.mac,
 		DNS: c.DNS, Up: c.Up, Down: c.Down, HookTimeout: c.HookTimeout, Rehook: c.Rehook,
-		Reconnect: client.Reconnect{Enabled: c.Reconnect || c.ReconnectTries > 0, Tries: c.ReconnectTries, Hangup: sig.hangup},
+		Reconnect: client.Reconnect{Enabled: c.Reconnect || c.ReconnectTries > 0, Tries: c.ReconnectTries, Hangup: sig.hangup}, Streams: c.Streams,
 		Keepalive: c.Keepalive, DeadAfter: c.DeadAfter,
 		Logger: log, Verbose: v.verbose, Counters: sig.counters, Software: "sshvpn " + versionString(),
 	}
@@ -107,6 +110,12 @@ func (c *connectCmd) plan() (plan, error) {
 	}
 	if err := checkKeepalive(c.Keepalive, c.DeadAfter); err != nil {
 		return p, err
+	}
+	if c.Streams < 1 || c.Streams > framing.MaxStreams {
+		return p, fmt.Errorf("--streams %d: want 1 to %d", c.Streams, framing.MaxStreams)
+	}
+	if c.Streams > 1 && c.OpenSSHTun {
+		return p, errors.New("--streams with --openssh-tun: sshd's tun channel cannot join several connections to one tunnel; run sshvpn on the server (drop --openssh-tun) to stripe")
 	}
 	if c.ReconnectTries < 0 {
 		return p, fmt.Errorf("--reconnect-tries %d: want a positive number", c.ReconnectTries)
