@@ -73,6 +73,12 @@ type pacer struct {
 	ackAt     time.Duration // when the last Ack came
 	busy      bool          // and data was in flight after it
 	outer     int32         // the outer TCP connection's state, if known (outerUnknown...)
+
+	// appLimitedTo: the bytes sent up to the last time the sender ran
+	// out of packets below the limit. An Ack up to there measured what
+	// the sender had to send, not what the path carries.
+	appLimitedTo uint64
+	lastFull     time.Duration // the last rate sample that was not app-limited
 }
 
 // paceMark says that sent bytes had been sent at at.
@@ -153,9 +159,18 @@ func (p *pacer) acked(acked, sent uint64, now time.Duration) {
 		rate := float64(acked-p.lastAcked) / d.Seconds()
 		p.bw[0] = max(p.bw[0], rate)
 		p.lastAcked, p.lastAckAt, p.lastSent = acked, now, sentAt
+		if acked > p.appLimitedTo {
+			p.lastFull = now
+		}
 	}
 	// Startup ends once three round trips in a row did not raise the
-	// rate by a quarter, or after startupRounds.
+	// rate by a quarter, or after startupRounds; rounds in which the
+	// sender had less to send than the limit let go do not count (as
+	// BBR's): a side that only acknowledged a download for a minute has
+	// learnt nothing of the path when its own upload begins.
+	if p.startup && p.minRTT > 0 && now-p.roundStart >= p.minRTT && acked <= p.appLimitedTo {
+		p.roundStart = now
+	}
 	if p.startup && p.minRTT > 0 && now-p.roundStart >= p.minRTT {
 		p.roundStart = now
 		p.rounds++
@@ -172,6 +187,21 @@ func (p *pacer) acked(acked, sent uint64, now time.Duration) {
 			// trips; gaps meanwhile are its doing.
 			p.settled = now + 4*p.minRTT
 		}
+	}
+}
+
+// appLimited notes that the sender ran out of packets, having sent sent
+// bytes, with less in flight than the limit.
+func (p *pacer) appLimited(sent uint64) { p.appLimitedTo = sent }
+
+// held notes that the limit held packets back at now. When the rate the
+// limit comes from was measured only while the sender had little to send
+// (none of the last samples was otherwise), it says nothing of the path:
+// startup begins again, as it does for a new connection.
+func (p *pacer) held(now time.Duration) {
+	if p.active && !p.startup && now-p.lastFull > 3*bwBucket {
+		p.startup, p.roundStart, p.fullBw, p.fullRounds, p.rounds = true, now, 0, 0, 0
+		p.lastFull = now
 	}
 }
 

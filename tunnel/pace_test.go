@@ -179,3 +179,75 @@ func TestPacerOuter(t *testing.T) {
 		}
 	}
 }
+
+// TestPacerAfterAppLimited: a side that had little to send for seconds
+// (it only acknowledged the other way) begins startup again once its
+// limit holds a bulk flow back, and fills the path: what it measured
+// while it had little to send does not hold it to that rate. (In the
+// lab, without this, the limit of a server that had only acknowledged
+// an upload held the download that followed to 5 Mbit/s at 100 ms: CoDel
+// dropped what the limit held back, and the inner flows never sent more
+// than the limit let through.)
+func TestPacerAfterAppLimited(t *testing.T) {
+	const mbps, rtt = 140.0, 100 * time.Millisecond
+	step := 100 * time.Microsecond
+	perStep := mbps * 1e6 / 8 * step.Seconds()
+	delaySteps := int(rtt / 2 / step)
+	var p pacer
+	p.start(0)
+	var sent, served, acked, received uint64
+	var queue float64
+	var arrivals, ackLine []uint64
+	idle, total := int(20*time.Second/step), int(28*time.Second/step)
+	var late float64
+	heldOnce := false
+	for i := range total {
+		now := time.Duration(i) * step
+		if i < idle {
+			if i%10 == 0 { // 1.5 KB a millisecond: ACKs of a download
+				sent += 1500
+				queue += 1500
+				p.sent(sent, now)
+			}
+			p.appLimited(sent)
+		} else {
+			lim := p.limit()
+			if lim == 0 {
+				lim = 8 << 20
+			}
+			if sent-acked >= lim {
+				p.held(now)
+				if !heldOnce && !p.startup {
+					t.Fatalf("the limit (%d) first holds the bulk flow back outside startup", lim)
+				}
+				heldOnce = true
+			}
+			for sent-acked < lim {
+				sent += 16 << 10
+				queue += 16 << 10
+			}
+			p.sent(sent, now)
+		}
+		n := min(queue, perStep)
+		queue -= n
+		served += uint64(n)
+		if i >= total-int(4*time.Second/step) {
+			late += n
+		}
+		arrivals = append(arrivals, served)
+		if len(arrivals) > delaySteps {
+			received, arrivals = arrivals[0], arrivals[1:]
+		}
+		ackLine = append(ackLine, received)
+		if len(ackLine) > delaySteps {
+			if a := ackLine[0]; a > acked {
+				acked = a
+				p.acked(acked, sent, now)
+			}
+			ackLine = ackLine[1:]
+		}
+	}
+	if util := late / (perStep * 4 * float64(time.Second/step)); util < 0.8 {
+		t.Errorf("the last 4 s of the bulk flow used %.2f of the path (limit %d, rate %.0f Mbit/s, startup %v)", util, p.limit(), p.rate()*8/1e6, p.startup)
+	}
+}

@@ -124,6 +124,7 @@ func (p *pump) drain() error {
 			acked := p.acked.Load()
 			p.pace.acked(acked, p.sentBytes, now)
 			if lim := p.pace.limit(); lim > 0 && p.sentBytes-acked >= lim {
+				p.pace.held(now)
 				break // until an Ack wakes the sender
 			}
 		}
@@ -135,6 +136,9 @@ func (p *pump) drain() error {
 		p.syncQueueStats()
 		p.qmu.Unlock()
 		if !ok {
+			if p.paced {
+				p.pace.appLimited(p.sentBytes)
+			}
 			break
 		}
 		var err error
