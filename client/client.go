@@ -155,7 +155,9 @@ func Run(ctx context.Context, cfg Config) error {
 		Keepalive: cfg.Keepalive, DeadAfter: cfg.DeadAfter, Logger: log,
 	}
 	if cfg.Streams > 1 {
-		return newStriped(cfg.Streams, dialer, tc, rc, stats, log).run(ctx)
+		st := newStriped(cfg.Streams, dialer, tc, rc, stats, log)
+		mon.SetStreams(st.streams)
+		return st.run(ctx)
 	}
 	return connect(ctx, dialer, tc, rc, log)
 }

@@ -8,6 +8,8 @@ import (
 	"sync"
 
 	"github.com/sshvpn/sshvpn/framing"
+	"github.com/sshvpn/sshvpn/record"
+	"github.com/sshvpn/sshvpn/registry"
 	"github.com/sshvpn/sshvpn/tun"
 	"github.com/sshvpn/sshvpn/tunnel"
 )
@@ -38,9 +40,10 @@ type striped struct {
 	changed chan struct{} // closed (and replaced) when join changes
 	started bool          // the other connections run
 	warned  bool
-	links   []*tunnel.Link // the other queues' links
+	links   []*tunnel.Link // by stream: its link (the first's is cfg.Link; nil: none)
+	ended   []bool         // by stream: it ended for good
 	wg      sync.WaitGroup
-	ended   chan streamEnd
+	done    chan streamEnd
 	running int
 }
 
@@ -50,7 +53,10 @@ type streamEnd struct {
 }
 
 func newStriped(n int, d transport, cfg tunnel.ClientConfig, rc Reconnect, stats *tunnel.Stats, log *slog.Logger) *striped {
-	return &striped{n: n, d: d, cfg: cfg, rc: rc, stats: stats, log: log, changed: make(chan struct{}), ended: make(chan streamEnd, n)}
+	st := &striped{n: n, d: d, cfg: cfg, rc: rc, stats: stats, log: log, changed: make(chan struct{}), done: make(chan streamEnd, n),
+		ended: make([]bool, n), links: make([]*tunnel.Link, n)}
+	st.links[0] = cfg.Link
+	return st
 }
 
 // run runs the connections until the last one ends (or ctx does), and
@@ -64,8 +70,9 @@ func (st *striped) run(ctx context.Context) error {
 	st.mu.Unlock()
 	var last error
 	for {
-		e := <-st.ended
+		e := <-st.done
 		st.mu.Lock()
+		st.ended[e.i] = true
 		st.running--
 		left := st.running
 		st.mu.Unlock()
@@ -82,8 +89,10 @@ func (st *striped) run(ctx context.Context) error {
 		}
 	}
 	st.wg.Wait()
-	for _, l := range st.links {
-		l.Close()
+	for _, l := range st.links[1:] {
+		if l != nil {
+			l.Close()
+		}
 	}
 	return last
 }
@@ -97,7 +106,7 @@ func (st *striped) start(ctx context.Context, i int, cfg tunnel.ClientConfig) {
 	go func() {
 		defer st.wg.Done()
 		err := connectEach(ctx, st.d, cfg, st.adjust(i), st.rc, log)
-		st.ended <- streamEnd{i, err}
+		st.done <- streamEnd{i, err}
 	}()
 }
 
@@ -128,8 +137,9 @@ func (st *striped) joined(ctx context.Context, j *framing.Join) {
 			st.log.Warn(fmt.Sprintf("stream %d: no queue on the device for it", i+1), "err", err.Error())
 			continue
 		}
-		link := tunnel.NewLink(q, tunnel.LinkConfig{Queue: true, Logger: st.log, Stats: st.stats})
-		st.links = append(st.links, link)
+		// Each stream counts its own; the status sums them.
+		link := tunnel.NewLink(q, tunnel.LinkConfig{Queue: true, Logger: st.log, Stats: new(tunnel.Stats)})
+		st.links[i] = link
 		cfg := st.cfg
 		cfg.Link = link
 		st.start(ctx, i, cfg)
@@ -169,4 +179,31 @@ func (st *striped) adjust(i int) adjuster {
 		}
 		return nil
 	}
+}
+
+// streams is the state and counters of each connection, for the status.
+func (st *striped) streams() []record.Stream {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	out := make([]record.Stream, 0, st.n)
+	for i, l := range st.links {
+		if l == nil {
+			if i > 0 && st.started {
+				continue // no queue for it
+			}
+			out = append(out, record.Stream{State: registry.StateConnecting, Stats: new(tunnel.Stats)})
+			continue
+		}
+		state := registry.StateConnecting
+		switch {
+		case l.Attached():
+			state = registry.StateUp
+		case st.ended[i]:
+			state = registry.StateEnded
+		case l.Ups() > 0:
+			state = registry.StateReconnecting
+		}
+		out = append(out, record.Stream{State: state, Stats: l.Stats()})
+	}
+	return out
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sshvpn/sshvpn/framing"
+	"github.com/sshvpn/sshvpn/registry"
 )
 
 // TestStreams: --streams 3 stripes the tunnel over three ssh connections
@@ -59,6 +60,31 @@ func TestStreams(t *testing.T) {
 				if out := l.mustIn(ns, "ip", "-d", "link", "show", dev); !strings.Contains(out, "multi_queue") {
 					t.Errorf("%s in %s is not multi-queue:\n%s", dev, ns, out)
 				}
+			}
+			// One record per side, the client's with a line per stream.
+			var c *registry.Record
+			if !eventually(10*time.Second, func() bool {
+				c, _ = l.statusOf(v.cmd.Process.Pid)
+				if c == nil || c.Status == nil || len(c.Status.Streams) != 3 {
+					return false
+				}
+				for _, s := range c.Status.Streams {
+					if s.State != registry.StateUp {
+						return false
+					}
+				}
+				return true
+			}) {
+				t.Errorf("the client's status: %+v, want three streams up", c)
+			}
+			remotes := 0
+			for _, r := range l.status(exec.Command("nsenter", "-t", l.env["LAB_SSHD_PID"], "-m", l.Bin, "status", "--json")) {
+				if r.Side == registry.SideRemote && len(r.PeerAddrs) > 0 && r.PeerAddrs[0].String() == clientV4+"/30" {
+					remotes++
+				}
+			}
+			if remotes != 1 {
+				t.Errorf("%d records of the session on the server, want 1", remotes)
 			}
 			var ssh []int
 			if !tt.native {

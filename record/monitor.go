@@ -29,8 +29,23 @@ type Monitor struct {
 	// a person (systemd's STATUS).
 	OnState func(state, line string)
 
-	mu sync.Mutex
-	st registry.Status
+	mu      sync.Mutex
+	st      registry.Status
+	streams func() []Stream
+}
+
+// Stream is one connection of a striped tunnel, for its status.
+type Stream struct {
+	State string // registry.StateUp, ...
+	Stats *tunnel.Stats
+}
+
+// SetStreams makes the status that of a striped tunnel: f lists its
+// connections, whose counters the status sums.
+func (m *Monitor) SetStreams(f func() []Stream) {
+	m.mu.Lock()
+	m.streams = f
+	m.mu.Unlock()
 }
 
 // How often the record is refreshed, and how often -v logs the counters.
@@ -89,23 +104,48 @@ const MarkedECN = "marked_ecn"
 func (m *Monitor) status() registry.Status {
 	m.mu.Lock()
 	st := m.st
+	streams := m.streams
 	m.mu.Unlock()
-	s := m.stats
-	st.RTT = time.Duration(s.RTT.Load())
-	st.PacketsOut, st.BytesOut = s.PacketsOut.Load(), s.BytesOut.Load()
-	st.PacketsIn, st.BytesIn = s.PacketsIn.Load(), s.BytesIn.Load()
-	st.Drops = nil
-	for _, d := range []struct {
-		name string
-		n    uint64
-	}{{"from_peer", s.Dropped.Load()}, {"to_peer", s.DroppedOut.Load()}, {"over_rate", s.DroppedRate.Load()},
-		{"tunnel_down", s.DroppedDetached.Load()}, {"malformed", s.Malformed.Load()},
-		{"queue_codel", s.QueueDropped.Load()}, {"queue_full", s.QueueOverflow.Load()}, {MarkedECN, s.QueueMarked.Load()}} {
-		if d.n > 0 {
-			if st.Drops == nil {
-				st.Drops = map[string]uint64{}
+	all := []*tunnel.Stats{m.stats}
+	if streams != nil {
+		all = all[:0]
+		for _, c := range streams() {
+			all = append(all, c.Stats)
+			rtt := time.Duration(c.Stats.RTT.Load())
+			if c.State != registry.StateUp {
+				rtt = 0
 			}
-			st.Drops[d.name] = d.n
+			st.Streams = append(st.Streams, registry.StreamStatus{State: c.State, RTT: rtt,
+				BytesOut: c.Stats.BytesOut.Load(), BytesIn: c.Stats.BytesIn.Load()})
+		}
+	}
+	st.RTT = time.Duration(m.stats.RTT.Load())
+	if streams != nil {
+		st.RTT = 0 // a striped tunnel's: the quickest stream's that is up
+		for _, c := range st.Streams {
+			if c.RTT > 0 && (st.RTT == 0 || c.RTT < st.RTT) {
+				st.RTT = c.RTT
+			}
+		}
+	}
+	st.Drops = nil
+	for _, s := range all {
+		st.PacketsOut += s.PacketsOut.Load()
+		st.BytesOut += s.BytesOut.Load()
+		st.PacketsIn += s.PacketsIn.Load()
+		st.BytesIn += s.BytesIn.Load()
+		for _, d := range []struct {
+			name string
+			n    uint64
+		}{{"from_peer", s.Dropped.Load()}, {"to_peer", s.DroppedOut.Load()}, {"over_rate", s.DroppedRate.Load()},
+			{"tunnel_down", s.DroppedDetached.Load()}, {"malformed", s.Malformed.Load()},
+			{"queue_codel", s.QueueDropped.Load()}, {"queue_full", s.QueueOverflow.Load()}, {MarkedECN, s.QueueMarked.Load()}} {
+			if d.n > 0 {
+				if st.Drops == nil {
+					st.Drops = map[string]uint64{}
+				}
+				st.Drops[d.name] += d.n
+			}
 		}
 	}
 	st.Updated = time.Now().UTC()

@@ -118,8 +118,22 @@ type Status struct {
 	// sshvpn's queue), queue_full; and marked_ecn, packets CE-marked
 	// instead of dropped.
 	Drops   map[string]uint64 `json:"drops,omitempty"`
-	Updated time.Time         `json:"updated"`
+	// Streams are the connections of a striped tunnel (--streams), in
+	// order; the counters above are their sums.
+	Streams []StreamStatus `json:"streams,omitempty"`
+	Updated time.Time      `json:"updated"`
 }
+
+// StreamStatus is one connection of a striped tunnel.
+type StreamStatus struct {
+	State    string        `json:"state"` // StateUp, StateConnecting or StateReconnecting, or StateEnded
+	RTT      time.Duration `json:"rtt_ns,omitempty"`
+	BytesOut uint64        `json:"bytes_out"`
+	BytesIn  uint64        `json:"bytes_in"`
+}
+
+// StateEnded is a stream of a striped tunnel that ended for good.
+const StateEnded = "ended"
 
 // Holder is the process that wrote r.
 func (r *Record) Holder() proc.Holder { return proc.Holder{PID: r.PID, Start: r.Start} }

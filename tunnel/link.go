@@ -225,6 +225,9 @@ func (l *Link) detach(s sink) {
 	l.deliver.Unlock() // (only waited for a delivery in progress)
 }
 
+// Attached reports whether a connection is attached to the link now.
+func (l *Link) Attached() bool { return l.attached() != nil }
+
 // attached is the sink attached now, if any.
 func (l *Link) attached() sink {
 	if cur := l.current.Load(); cur != nil {

@@ -114,6 +114,13 @@ func printStatus(w io.Writer, recs []registry.Record, now time.Time) {
 		}
 		fmt.Fprintf(tw, "  sent\t%s in %d packets\n", bytesHuman(st.BytesOut), st.PacketsOut)
 		fmt.Fprintf(tw, "  received\t%s in %d packets\n", bytesHuman(st.BytesIn), st.PacketsIn)
+		for i, c := range st.Streams {
+			rtt := "rtt -"
+			if c.RTT > 0 {
+				rtt = "rtt " + c.RTT.Round(time.Microsecond).String()
+			}
+			fmt.Fprintf(tw, "  stream %d\t%s, %s, sent %s, received %s\n", i+1, clean(c.State), rtt, bytesHuman(c.BytesOut), bytesHuman(c.BytesIn))
+		}
 		var d []string
 		for _, k := range slices.Sorted(maps.Keys(st.Drops)) {
 			if k != record.MarkedECN {
