@@ -78,7 +78,7 @@
 #   cpu-s/GB  that CPU time (seconds) divided by the payload moved in the
 #             run, in GB of 10^9 bytes (iperf3: the receiver's byte count;
 #             raw-ssh: N)
-#   rtt-ms    the median of 20 pings (ping -c 20 -i 0.05) from the client
+#   rtt-ms    the median of 60 pings (ping -c 60 -i 0.05) from the client
 #             namespace to the contender's server tunnel address, taken on
 #             the idle tunnel just before the iperf3 runs; "-" for raw-ssh
 # The last three and tun-cpu are medians over the rounds. Then each
@@ -120,6 +120,10 @@
 #                  directory
 #   BENCH_MTU      if set, adds one more contender: sshvpn (spawned ssh) with
 #                  --mtu BENCH_MTU
+#   BENCH_STREAMS  numbers N (e.g. "2 4"): adds a contender streamsN per
+#                  number: sshvpn (spawned ssh) with --streams N
+#   BENCH_FLOWS    parallel TCP flows per iperf3 run (iperf3 -P; default 1):
+#                  striping spreads flows, not one flow's packets
 #   BENCH_CIPHER   cipher for the OpenSSH clients, one of `ssh -Q cipher`
 #                  (default aes128-gcm@openssh.com; see "Cipher" above)
 #   BENCH_RAW_BYTES  bytes per raw-ssh run, in both directions: a number,
@@ -153,6 +157,8 @@ ROUNDS=${BENCH_ROUNDS:-3}
 DURATION=${BENCH_SECONDS:-5}
 REVERSE=${BENCH_REVERSE:-yes}
 BENCH_MTU=${BENCH_MTU:-}
+BENCH_STREAMS=${BENCH_STREAMS:-}
+FLOWS=${BENCH_FLOWS:-1}
 CIPHER=${BENCH_CIPHER:-aes128-gcm@openssh.com}
 # The cipher sshvpn --native negotiates with OpenSSH's sshd: the first of
 # golang.org/x/crypto/ssh's default ciphers.
@@ -190,7 +196,7 @@ DIRECT_PORT=5205
 # wireguard-go's module version (the newest the Go module proxy served on
 # 2026-12-01).
 WIREGUARD_GO=golang.zx2c4.com/wireguard@v0.0.0-20260522210424-ecfc5a8d5446
-PING_COUNT=20
+PING_COUNT=60
 PING_INTERVAL=0.05
 RAW_CAL_BYTES=$((64 << 20))
 RAW_CAL_MAX=$((16 << 30))
@@ -211,6 +217,10 @@ if [[ -n $BENCH_MTU ]]; then
 		die "BENCH_MTU must be 576..65000"
 	fi
 fi
+for n in $BENCH_STREAMS; do
+	[[ $n =~ ^[1-9][0-9]?$ ]] && ((n <= 16)) || die "BENCH_STREAMS: $n is not a number of streams (1..16)"
+done
+[[ $FLOWS =~ ^[1-9][0-9]?$ ]] || die "BENCH_FLOWS must be 1..99"
 if [[ -n $RAW_BYTES_SET ]]; then
 	[[ $RAW_BYTES_SET =~ ^[1-9][0-9]{0,12}[KMG]?$ ]] ||
 		die "BENCH_RAW_BYTES must be a number of bytes, optionally with K, M or G (e.g. 2G)"
@@ -447,7 +457,7 @@ measure() {
 	read -r h0 w0 < <(host_ticks)
 	start=$EPOCHREALTIME
 	if timeout --foreground $((DURATION + 30)) ip netns exec "$CLIENT_NS" \
-		iperf3 -c "$addr" -p "$port" -t "$DURATION" -J "${rev[@]}" >"$json" 2>&1 &&
+		iperf3 -c "$addr" -p "$port" -t "$DURATION" -P "$FLOWS" -J "${rev[@]}" >"$json" 2>&1 &&
 		bps=$(iperf_received "$json" bits_per_second 2>/dev/null) &&
 		bytes=$(iperf_received "$json" bytes 2>/dev/null); then
 		end=$EPOCHREALTIME
@@ -508,13 +518,19 @@ ping_load() {
 # ping_rtt KEY ADDR: PING_COUNT pings from the client namespace to ADDR;
 # appends the median RTT in ms to RTT[KEY] (or "fail").
 ping_rtt() {
-	local key=$1 addr=$2 rtt
-	rtt=$(ip netns exec "$CLIENT_NS" ping -n -c "$PING_COUNT" -i "$PING_INTERVAL" -W 1 "$addr" 2>&1 |
-		sed -n 's/.* time=\([0-9.]*\) ms.*/\1/p' | median_fmt %.3f) || true
+	local key=$1 addr=$2 rtt p90 max
+	read -r rtt p90 max < <(ip netns exec "$CLIENT_NS" ping -n -c "$PING_COUNT" -i "$PING_INTERVAL" -W 1 "$addr" 2>&1 |
+		sed -n 's/.* time=\([0-9.]*\) ms.*/\1/p' | sort -g | awk '{ v[NR] = $1 } END {
+			if (NR == 0) { print "- - -"; exit }
+			m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+			i90 = int(0.9 * NR + 0.5); if (i90 < 1) i90 = 1
+			printf "%.3f %.3f %.3f\n", m, v[i90], v[NR] }') || true
 	if [[ $rtt =~ ^[0-9.]+$ ]]; then
 		RTT[$key]+="$rtt "
 		raw rtt_ms "$key" - "$rtt"
-		log "  $key ping: $rtt ms (median of $PING_COUNT)"
+		raw rtt_p90_ms "$key" - "$p90"
+		raw rtt_max_ms "$key" - "$max"
+		log "  $key ping: p50 $rtt ms, p90 $p90, max $max ($PING_COUNT pings)"
 	else
 		RTT[$key]+="fail "
 		FAILED=1
@@ -741,7 +757,7 @@ otun_dev_up() {
 # --openssh-tun, the server's side being sshd's own $OTUN_DEV).
 declare -A LABEL=()
 run_sshvpn() {
-	local key=$1 mode=$2 mtu=${3:-} dev devmtu dir ok=1 name laddr=$VPN_LOCAL peer=$VPN_PEER port=$VPN_PORT
+	local key=$1 mode=$2 mtu=${3:-} streams=${4:-} dev devmtu dir ok=1 name laddr=$VPN_LOCAL peer=$VPN_PEER port=$VPN_PORT
 	local -a args=()
 	case $mode in
 	exec)
@@ -759,6 +775,10 @@ run_sshvpn() {
 		;;
 	esac
 	[[ -n $mtu ]] && args+=(--mtu "$mtu")
+	if [[ -n $streams ]]; then
+		name="sshvpn --streams $streams"
+		args+=(--streams "$streams")
+	fi
 	ip netns exec "$CLIENT_NS" "$LAB_BIN" -q "${args[@]}" \
 		--addr "$laddr/30" --peer-addr "$peer/30" root@server \
 		</dev/null >"$TMP/$key.log" 2>&1 &
@@ -923,6 +943,7 @@ run_wireguard() {
 # ---------------------------------------------------------------- rounds
 
 [[ -n $BENCH_MTU ]] && CONTENDERS+=("sshvpn-mtu$BENCH_MTU")
+for n in $BENCH_STREAMS; do CONTENDERS+=("streams$n"); done
 LABEL[sshvpn]="sshvpn"
 LABEL[native]="sshvpn --native"
 LABEL[openssh-tun]="sshvpn --openssh-tun"
@@ -931,6 +952,7 @@ LABEL[raw-ssh]="raw ssh (no tunnel)"
 LABEL[direct]="direct TCP (no tunnel)"
 LABEL[wireguard]="WireGuard (wireguard-go)"
 [[ -n $BENCH_MTU ]] && LABEL[sshvpn-mtu$BENCH_MTU]="sshvpn (mtu $BENCH_MTU)"
+for n in $BENCH_STREAMS; do LABEL[streams$n]="sshvpn --streams $n"; done
 FAILED=0
 
 has() { [[ " ${CONTENDERS[*]} " == *" $1 "* ]]; }
@@ -945,6 +967,7 @@ run_contender() {
 	direct) run_direct direct ;;
 	wireguard) run_wireguard wireguard ;;
 	sshvpn-mtu*) run_sshvpn "$1" exec "$BENCH_MTU" ;;
+	streams*) run_sshvpn "$1" exec "" "${1#streams}" ;;
 	esac
 }
 
@@ -1063,6 +1086,7 @@ setting profile "${BENCH_WAN:-veth}"
 setting date "$RUN_DATE"
 setting machine "$NPROC CPUs, $CPU_MODEL, kernel $KERNEL"
 setting rounds "$ROUNDS"
+setting flows "$FLOWS"
 setting seconds "$DURATION"
 setting cipher "$CIPHER"
 has raw-ssh && setting raw_ssh_bytes "$(raw_bytes_text)"

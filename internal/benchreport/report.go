@@ -29,7 +29,9 @@ import (
 const (
 	Mbps       = "mbps"         // iperf3 throughput at the receiver
 	CPUPerGB   = "cpu_s_per_gb" // CPU seconds of the tunnel's processes per 10^9 bytes
-	RTT        = "rtt_ms"       // idle round trip through the tunnel
+	RTT        = "rtt_ms"       // idle round trip through the tunnel, median of the pings
+	RTTP90     = "rtt_p90_ms"   // likewise, 90th percentile
+	RTTMax     = "rtt_max_ms"   // likewise, the slowest
 	LoadP50    = "load_p50_ms"  // round trip during the transfer, median
 	LoadP99    = "load_p99_ms"  // round trip during the transfer, 99th percentile
 	WANDropped = "wan_dropped"  // packets the link emulator dropped (loss and queue)
@@ -132,12 +134,12 @@ func num(v float64, ok bool, prec int) string {
 }
 
 // WriteMarkdown writes one table for all runs: a row per profile,
-// contender and direction, with the reference for ratios (direct TCP over
-// the same link when measured, else ssh -w).
+// contender and direction, with the ratios to direct TCP over the same
+// link, to ssh -w and to the raw SSH channel, where they were measured.
 func WriteMarkdown(w io.Writer, runs []*Run) error {
 	b := &strings.Builder{}
-	b.WriteString("| profile | contender | dir | Mbit/s | / direct | / ssh -w | idle RTT ms | under load p50 ms | p99 ms | cpu-s/GB |\n")
-	b.WriteString("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	b.WriteString("| profile | contender | dir | Mbit/s | / direct | / ssh -w | / raw ssh | idle RTT ms p50 / p90 / max | under load p50 ms | p99 ms | cpu-s/GB |\n")
+	b.WriteString("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, r := range runs {
 		for _, c := range r.Contenders {
 			for _, d := range []string{"up", "down"} {
@@ -147,12 +149,19 @@ func WriteMarkdown(w io.Writer, runs []*Run) error {
 				}
 				rd, okd := r.Ratio(c, "direct", d)
 				rw, okw := r.Ratio(c, "ssh-w", d)
+				rr, okrr := r.Ratio(c, "raw-ssh", d)
 				rtt, okr := r.Median(RTT, c, "-")
+				rtt90, okr90 := r.Median(RTTP90, c, "-")
+				rttMax, okrm := r.Median(RTTMax, c, "-")
+				idle := num(rtt, okr, 2)
+				if okr90 || okrm {
+					idle += " / " + num(rtt90, okr90, 2) + " / " + num(rttMax, okrm, 2)
+				}
 				p50, ok50 := r.Median(LoadP50, c, d)
 				p99, ok99 := r.Median(LoadP99, c, d)
 				cpu, okc := r.Median(CPUPerGB, c, d)
-				fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Profile(), c, d,
-					num(mbps, ok, 0), num(rd, okd, 2), num(rw, okw, 2), num(rtt, okr, 2), num(p50, ok50, 1), num(p99, ok99, 1), num(cpu, okc, 2))
+				fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Profile(), c, d,
+					num(mbps, ok, 0), num(rd, okd, 2), num(rw, okw, 2), num(rr, okrr, 2), idle, num(p50, ok50, 1), num(p99, ok99, 1), num(cpu, okc, 2))
 			}
 		}
 	}
@@ -184,7 +193,7 @@ func WriteJSON(w io.Writer, runs []*Run) error {
 		Runs  []run             `json:"runs"`
 	}
 	out.Units = map[string]string{Mbps: "Mbit/s (10^6 bit/s) at the receiver", CPUPerGB: "CPU seconds per 10^9 bytes",
-		RTT: "ms, idle", LoadP50: "ms, ping every 100 ms during the transfer", LoadP99: "ms, likewise", WANDropped: "packets", Retrans: "segments"}
+		RTT: "ms, idle, median of the pings", RTTP90: "ms, idle, 90th percentile", RTTMax: "ms, idle, the slowest ping", LoadP50: "ms, ping every 100 ms during the transfer", LoadP99: "ms, likewise", WANDropped: "packets", Retrans: "segments"}
 	for _, r := range runs {
 		jr := run{Profile: r.Profile(), Settings: r.Settings}
 		for _, c := range r.Contenders {

@@ -10,7 +10,8 @@ import (
 const sample = "set\tprofile\tdelay=20ms\n" +
 	"val\tmbps\tsshvpn\tup\t300\nval\tmbps\tsshvpn\tup\t100\nval\tmbps\tsshvpn\tup\t200\n" +
 	"val\tmbps\tdirect\tup\t400\nval\tmbps\tssh-w\tup\tfail\n" +
-	"val\trtt_ms\tsshvpn\t-\t41.5\nval\tload_p50_ms\tsshvpn\tup\t48\n"
+	"val\trtt_ms\tsshvpn\t-\t41.5\nval\trtt_p90_ms\tsshvpn\t-\t42\nval\trtt_max_ms\tsshvpn\t-\t45.25\n" +
+	"val\tload_p50_ms\tsshvpn\tup\t48\nval\tmbps\traw-ssh\tup\t800\n"
 
 func TestReport(t *testing.T) {
 	r, err := Parse(strings.NewReader(sample))
@@ -30,7 +31,7 @@ func TestReport(t *testing.T) {
 	if err := WriteMarkdown(&md, []*Run{r}); err != nil {
 		t.Fatal(err)
 	}
-	if want := "| delay=20ms | sshvpn | up | 200 | 0.50 | - | 41.50 | 48.0 | - | - |"; !strings.Contains(md.String(), want) {
+	if want := "| delay=20ms | sshvpn | up | 200 | 0.50 | - | 0.25 | 41.50 / 42.00 / 45.25 | 48.0 | - | - |"; !strings.Contains(md.String(), want) {
 		t.Errorf("markdown:\n%s\nwant a row %q", md.String(), want)
 	}
 	if !strings.Contains(md.String(), "| delay=20ms | ssh-w | up | - |") {
