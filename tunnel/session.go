@@ -408,46 +408,22 @@ func Serve(ctx context.Context, conn io.ReadWriteCloser, cfg ServerConfig) error
 		return refuse(w, err)
 	}
 	defer link.Close()
-	offload := agree(link.dev.Offloads(), t.Mode, h)
-	// The server writes its answer straight to conn while it holds tw's
-	// lock (below), so that no data frame goes before it.
-	tw := &lockedWriter{w: conn}
-	p, err := newPump(link, conn, tw, r, offload, t.Mode, h.Acks, cfg.Keepalive, cfg.DeadAfter, log)
-	if err != nil {
-		return refuse(w, err)
+	if cfg.Linger != nil {
+		defer cfg.Linger() // first: a striped session's other streams end before the link closes
 	}
-	t.Offload = offload
-	// Packets the device reads once the link is up must not reach the
-	// client before the answer: the pump's writers wait for the lock.
-	tw.mu.Lock()
-	if err := upAttached(link, p, t, netip.Addr{}); err != nil {
-		err = refuse(w, err)
-		tw.mu.Unlock()
+	p, t, err := answer(conn, r, w, h, link, t, cfg, log, func(a *framing.Hello, t Tunnel) {
+		if cfg.Forwarding != nil && t.Mode == tun.ModeTUN {
+			a.Forward = cfg.Forwarding()
+		}
+		if t.Streams > 1 && cfg.Stripe != nil {
+			a.Join = cfg.Stripe(t, link)
+		}
+	})
+	if err != nil {
 		return err
 	}
-	answer := serverHello(cfg, t, link)
-	if cfg.Forwarding != nil && t.Mode == tun.ModeTUN {
-		answer.Forward = cfg.Forwarding()
-	}
-	if t.Streams > 1 && cfg.Stripe != nil {
-		answer.Join = cfg.Stripe(t, link)
-	}
-	err = w.WriteHello(answer)
-	if err == nil {
-		err = w.Flush()
-	}
-	tw.mu.Unlock()
-	if err != nil {
-		p.conn.Close()
-		p.stop()
-		return fmt.Errorf("tunnel: writing to the client: %w", err)
-	}
-	log.Info("tunnel up", "dev", link.dev.Name(), "local", t.Addrs, "remote", t.PeerAddrs, "mtu", t.MTU, "offloads", offload)
-	err = p.run(ctx)
-	if cfg.Linger != nil {
-		cfg.Linger()
-	}
-	return err
+	log.Info("tunnel up", "dev", link.dev.Name(), "local", t.Addrs, "remote", t.PeerAddrs, "mtu", t.MTU, "offloads", t.Offload)
+	return p.run(ctx)
 }
 
 // serverHello is the server's answer for tunnel t on link.
@@ -466,37 +442,51 @@ func serverHello(cfg ServerConfig, t Tunnel, link *Link) *framing.Hello {
 func ServeStream(ctx context.Context, conn io.ReadWriteCloser, h *framing.Hello, link *Link, t Tunnel, cfg ServerConfig) error {
 	defer conn.Close()
 	log := logger(cfg.Logger)
-	r := framing.NewReader(conn)
-	w := framing.NewWriter(conn)
+	p, t, err := answer(conn, framing.NewReader(conn), framing.NewWriter(conn), h, link, t, cfg, log, nil)
+	if err != nil {
+		return err
+	}
+	log.Debug("stream joined", "dev", link.dev.Name(), "offloads", t.Offload)
+	return p.run(ctx)
+}
+
+// answer makes the pump of a server's connection for tunnel t on link,
+// brings the link up with the pump attached (only attaches it when the
+// link is up already: a striped session's first link, taken over by a
+// later stream), and answers the client with the server's Hello, which
+// more, if set, completes. The server writes its answer straight to conn
+// while it holds tw's lock, so that no data frame the device reads once
+// the link is up goes before it. On failure the client is told why.
+func answer(conn io.ReadWriteCloser, r *framing.Reader, w *framing.Writer, h *framing.Hello, link *Link, t Tunnel, cfg ServerConfig,
+	log *slog.Logger, more func(*framing.Hello, Tunnel)) (*pump, Tunnel, error) {
 	offload := agree(link.dev.Offloads(), t.Mode, h)
 	tw := &lockedWriter{w: conn}
 	p, err := newPump(link, conn, tw, r, offload, t.Mode, h.Acks, cfg.Keepalive, cfg.DeadAfter, log)
 	if err != nil {
-		return refuse(w, err)
+		return nil, t, refuse(w, err)
 	}
 	t.Offload = offload
 	tw.mu.Lock()
+	defer tw.mu.Unlock()
 	if link.Ups() > 0 {
-		// The session's first link, whose connection ended: its host
-		// is configured for t already.
 		link.attach(p)
 	} else if err := upAttached(link, p, t, netip.Addr{}); err != nil {
-		err = refuse(w, err)
-		tw.mu.Unlock()
-		return err
+		return nil, t, refuse(w, err)
 	}
-	err = w.WriteHello(serverHello(cfg, t, link))
+	a := serverHello(cfg, t, link)
+	if more != nil {
+		more(a, t)
+	}
+	err = w.WriteHello(a)
 	if err == nil {
 		err = w.Flush()
 	}
-	tw.mu.Unlock()
 	if err != nil {
 		p.conn.Close()
 		p.stop()
-		return fmt.Errorf("tunnel: writing to the client: %w", err)
+		return nil, t, fmt.Errorf("tunnel: writing to the client: %w", err)
 	}
-	log.Debug("stream joined", "dev", link.dev.Name(), "offloads", offload)
-	return p.run(ctx)
+	return p, t, nil
 }
 
 // grant decides the tunnel for the client's Hello h: the policy's check,
