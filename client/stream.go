@@ -36,7 +36,7 @@ type striped struct {
 	stats *tunnel.Stats
 
 	mu      sync.Mutex
-	join    *framing.Join // the session's, once known
+	current *framing.Join // the session's Join, once known
 	changed chan struct{} // closed (and replaced) when join changes
 	started bool          // the other connections run
 	warned  bool
@@ -123,7 +123,7 @@ func (st *striped) joined(ctx context.Context, j *framing.Join) {
 		}
 		return
 	}
-	st.join = j
+	st.current = j
 	close(st.changed)
 	st.changed = make(chan struct{})
 	if st.started {
@@ -155,11 +155,11 @@ func (st *striped) adjust(i int) adjuster {
 		st.mu.Lock()
 		defer st.mu.Unlock()
 		var refused *tunnel.JoinError
-		if errors.As(last, &refused) && st.join != nil && used == st.join {
+		if errors.As(last, &refused) && st.current != nil && used == st.current {
 			st.log.Info("the server no longer knows the striped session: it begins anew", "reason", refused.Err.Error())
-			st.join = nil
+			st.current = nil
 		}
-		for i > 0 && st.join == nil {
+		for i > 0 && st.current == nil {
 			changed := st.changed
 			st.mu.Unlock()
 			select {
@@ -170,8 +170,8 @@ func (st *striped) adjust(i int) adjuster {
 			}
 			st.mu.Lock()
 		}
-		used = st.join
-		c.Join = st.join
+		used = st.current
+		c.Join = st.current
 		if c.Join != nil && st.cfg.Link != nil {
 			if t := st.cfg.Link.Tunnel(); len(t.Addrs) > 0 {
 				c.Addrs, c.PeerAddrs = t.Addrs, t.PeerAddrs

@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sshvpn/sshvpn/framing"
 	"github.com/sshvpn/sshvpn/hook"
 	"github.com/sshvpn/sshvpn/nat"
 	"github.com/sshvpn/sshvpn/policy"
@@ -142,28 +143,26 @@ func (e setupError) Unwrap() error        { return e.error }
 // serving is one server session's state beyond the handshake: what
 // admission granted it and what its device and stack hold.
 type serving struct {
+	// joined is what a striped session's other streams share with it
+	// (see stream.go): the identity, the device itself and the guarded
+	// one its first link has, the counters and the log.
+	joined
 	cfg    Config
-	log    *slog.Logger
 	rec    *record.Session
 	adm    *admission
 	leases *pool.Pool
 	lease  *pool.Lease
 	mon    *record.Monitor
-	stats  *tunnel.Stats
 	client netip.Addr // the SSH client's address
 	stop   func()     // stops the monitor
 
-	// A striped session's (see stream.go): the device itself, the
-	// guarded one the first link has, and whether it is multi-queue.
-	dev     tun.Device
-	guarded tun.Device
-	link    *tunnel.Link
-	multi   bool
-	stripes *stripes
+	firstLink *tunnel.Link // the session's first link
+	multi     bool         // the device is multi-queue
+	stripes   *stripes     // a striped session's other streams
 }
 
 func serve(ctx context.Context, conn spawn.Conn, cfg Config, log *slog.Logger) error {
-	s := &serving{cfg: cfg, log: log, stats: new(tunnel.Stats), stop: func() {}}
+	s := &serving{joined: joined{id: cfg.Identity.ID, log: log, stats: new(tunnel.Stats)}, cfg: cfg, stop: func() {}}
 	if len(cfg.Policy.Pool) > 0 {
 		var err error
 		if s.leases, err = pool.New(cfg.StateDir, cfg.Policy.Pool); err != nil {
@@ -217,11 +216,23 @@ func serve(ctx context.Context, conn spawn.Conn, cfg Config, log *slog.Logger) e
 	if s.leases != nil {
 		sc.Assign = s.assign
 	}
-	sc.Join = s.joinSession
-	sc.Stripe = s.stripe(ctx, sc)
+	dir := rec.Registry().Dir()
+	sc.Join = func(ctx context.Context, h *framing.Hello, conn io.ReadWriteCloser) (bool, error) {
+		return joinSession(ctx, h, conn, dir, cfg.Identity.ID, log)
+	}
+	stripeSC := sc
+	sc.Stripe = func(t tunnel.Tunnel, link *tunnel.Link) *framing.Join {
+		if !s.multi {
+			log.Warn("the client asked for streams, but the device is not multi-queue: one stream", "dev", s.dev.Name())
+			return nil
+		}
+		var j *framing.Join
+		s.stripes, j = stripe(ctx, stripeSC, t, dir, s.joined)
+		return j
+	}
 	sc.Linger = func() {
 		if s.stripes != nil {
-			s.stripes.linger(s.link)
+			s.stripes.linger(s.firstLink)
 		}
 	}
 	err = tunnel.Serve(ctx, conn, sc)
@@ -328,8 +339,8 @@ func (s *serving) open(t tunnel.Tunnel) (*tunnel.Link, error) {
 	guarded := tunnel.Guard(dev, tunnel.GuardConfig{Addresses: t.Mode == tun.ModeTUN, Peer: t.PeerAddrs,
 		Behind: slices.Concat(cfg.Policy.AllowSources, t.Routes), Rate: cfg.Rate, Stats: s.stats, Logger: s.log})
 	s.guarded = guarded
-	s.link = tunnel.NewLink(guarded, tunnel.LinkConfig{Host: stack.New(dev.Name(), admin, stages...), Logger: s.log, Stats: s.stats, Queue: s.multi})
-	return s.link, nil
+	s.firstLink = tunnel.NewLink(guarded, tunnel.LinkConfig{Host: stack.New(dev.Name(), admin, stages...), Logger: s.log, Stats: s.stats, Queue: s.multi})
+	return s.firstLink, nil
 }
 
 // recordStage is the last stage of the host stack: the session's record

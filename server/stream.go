@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -65,13 +66,13 @@ func socketPath(dir, session string) string {
 
 // stripes is the owner's side of a striped session.
 type stripes struct {
-	s    *serving
-	join framing.Join
-	t    tunnel.Tunnel
-	ctx  context.Context
-	sc   tunnel.ServerConfig
-	ln   *net.UnixListener
-	path string
+	joined // what it takes from the session
+	join   framing.Join
+	t      tunnel.Tunnel
+	ctx    context.Context
+	sc     tunnel.ServerConfig
+	ln     *net.UnixListener
+	path   string
 
 	mu      sync.Mutex
 	free    []*tunnel.Link // links no stream uses now
@@ -83,31 +84,36 @@ type stripes struct {
 	wg      sync.WaitGroup
 }
 
-// stripe makes the session striped, once its tunnel t is up on link: it
-// listens for the client's other streams and returns their Join.
-func (s *serving) stripe(ctx context.Context, sc tunnel.ServerConfig) func(tunnel.Tunnel, *tunnel.Link) *framing.Join {
-	return func(t tunnel.Tunnel, link *tunnel.Link) *framing.Join {
-		if !s.multi {
-			s.log.Warn("the client asked for streams, but the device is not multi-queue: one stream", "dev", s.dev.Name())
-			return nil
-		}
-		j := framing.Join{Session: randomHex(framing.SessionLen / 2), Secret: randomHex(framing.SecretLen / 2)}
-		path := socketPath(s.rec.Registry().Dir(), j.Session)
-		old := unix.Umask(0o077)
-		ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
-		unix.Umask(old)
-		if err != nil {
-			s.log.Warn("the client asked for streams; serving one", "err", err.Error())
-			return nil
-		}
-		ln.SetUnlinkOnClose(true)
-		st := &stripes{s: s, join: j, t: t, ctx: ctx, sc: sc, ln: ln, path: path, first: true, changed: make(chan struct{}, 1)}
-		s.stripes = st
-		st.wg.Add(1)
-		go st.accept()
-		s.log.Info("striped session", "streams", t.Streams, "session", j.Session[:8], tunnel.AdminOnly)
-		return &j
+// joined is what a striped session's streams share with its first: the
+// session's identity (whose key a stream must have), its device (itself,
+// for more queues, and as the session guards it), its counters and log.
+type joined struct {
+	id      string
+	dev     tun.Device
+	guarded tun.Device
+	stats   *tunnel.Stats
+	log     *slog.Logger
+}
+
+// stripe makes the session of tunnel t striped: it listens, in the
+// registry's directory dir, for the client's other streams, and returns
+// their Join. ctx and sc are the session's.
+func stripe(ctx context.Context, sc tunnel.ServerConfig, t tunnel.Tunnel, dir string, j0 joined) (*stripes, *framing.Join) {
+	j := framing.Join{Session: randomHex(framing.SessionLen / 2), Secret: randomHex(framing.SecretLen / 2)}
+	path := socketPath(dir, j.Session)
+	old := unix.Umask(0o077)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	unix.Umask(old)
+	if err != nil {
+		j0.log.Warn("the client asked for streams; serving one", "err", err.Error())
+		return nil, nil
 	}
+	ln.SetUnlinkOnClose(true)
+	st := &stripes{joined: j0, join: j, t: t, ctx: ctx, sc: sc, ln: ln, path: path, first: true, changed: make(chan struct{}, 1)}
+	st.wg.Add(1)
+	go st.accept()
+	j0.log.Info("striped session", "streams", t.Streams, "session", j.Session[:8], tunnel.AdminOnly)
+	return st, &j
 }
 
 func randomHex(n int) string {
@@ -128,23 +134,23 @@ func (st *stripes) accept() {
 		go func() {
 			defer st.wg.Done()
 			defer c.Close()
-			st.serve(c)
+			st.take(c)
 		}()
 	}
 }
 
-// serve checks one joiner's request and, if it holds, serves its stream
+// take checks one joiner's request and, if it holds, serves its stream
 // until it ends.
-func (st *stripes) serve(c *net.UnixConn) {
+func (st *stripes) take(c *net.UnixConn) {
 	req, fds, err := readJoin(c)
 	if err != nil {
-		st.s.log.Warn("stream refused", "reason", err.Error(), tunnel.AdminOnly)
+		st.log.Warn("stream refused", "reason", err.Error(), tunnel.AdminOnly)
 		closeFds(fds)
 		return
 	}
 	link, err := st.admit(req)
 	if err != nil {
-		st.s.log.Warn("stream refused", "reason", err.Error(), tunnel.AdminOnly)
+		st.log.Warn("stream refused", "reason", err.Error(), tunnel.AdminOnly)
 		closeFds(fds)
 		writeReply(c, joinReply{Error: err.Error()})
 		return
@@ -166,9 +172,9 @@ func (st *stripes) serve(c *net.UnixConn) {
 		io.Copy(io.Discard, c)
 		conn.Close()
 	}()
-	st.s.log.Info("stream joined", "client", req.Conn, tunnel.AdminOnly)
+	st.log.Info("stream joined", "client", req.Conn, tunnel.AdminOnly)
 	err = tunnel.ServeStream(st.ctx, conn, req.Hello, link, st.t, st.sc)
-	st.s.log.Info("stream ended", "client", req.Conn, "err", errString(err), tunnel.AdminOnly)
+	st.log.Info("stream ended", "client", req.Conn, "err", errString(err), tunnel.AdminOnly)
 }
 
 func errString(err error) string {
@@ -186,7 +192,7 @@ func (st *stripes) admit(req joinRequest) (*tunnel.Link, error) {
 		subtle.ConstantTimeCompare([]byte(j.Secret), []byte(st.join.Secret)) != 1 {
 		return nil, errors.New("a stream with a wrong secret for this striped session")
 	}
-	if req.ID != st.s.cfg.Identity.ID {
+	if req.ID != st.id {
 		return nil, fmt.Errorf("a stream from another key (%s) than the session's", req.ID)
 	}
 	st.mu.Lock()
@@ -205,11 +211,11 @@ func (st *stripes) admit(req joinRequest) (*tunnel.Link, error) {
 	if k := len(st.free); k > 0 {
 		link, st.free = st.free[k-1], st.free[:k-1]
 	} else {
-		q, err := tun.OpenQueue(st.s.dev)
+		q, err := tun.OpenQueue(st.dev)
 		if err != nil {
 			return nil, err
 		}
-		link = tunnel.NewLink(tunnel.GuardQueue(st.s.guarded, q), tunnel.LinkConfig{Queue: true, Logger: st.s.log, Stats: st.s.stats})
+		link = tunnel.NewLink(tunnel.GuardQueue(st.guarded, q), tunnel.LinkConfig{Queue: true, Logger: st.log, Stats: st.stats})
 		st.opened = append(st.opened, link)
 	}
 	st.live++
@@ -314,14 +320,16 @@ func closeFds(fds []int) {
 }
 
 // joinSession is a joiner's part: it hands conn (its stdin and stdout)
-// to the owner of the session h joins, and waits until the owner is done
-// with it. handed is false when the owner refused, or cannot be reached.
-func (s *serving) joinSession(ctx context.Context, h *framing.Hello, conn io.ReadWriteCloser) (bool, error) {
+// to the owner of the session h joins, whose socket is in the registry's
+// directory dir, with the joiner's identity id, and waits until the
+// owner is done with it. handed is false when the owner refused, or
+// cannot be reached.
+func joinSession(ctx context.Context, h *framing.Hello, conn io.ReadWriteCloser, dir, id string, log *slog.Logger) (bool, error) {
 	files, ok := conn.(interface{ Files() (in, out *os.File) })
 	if !ok {
 		return false, errors.New("this connection cannot join a striped session")
 	}
-	path := socketPath(s.rec.Registry().Dir(), h.Join.Session)
+	path := socketPath(dir, h.Join.Session)
 	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ECONNREFUSED) {
@@ -331,7 +339,7 @@ func (s *serving) joinSession(ctx context.Context, h *framing.Hello, conn io.Rea
 	}
 	defer c.Close()
 	in, out := files.Files()
-	b, err := json.Marshal(joinRequest{Hello: h, ID: s.cfg.Identity.ID, Conn: os.Getenv("SSH_CONNECTION")})
+	b, err := json.Marshal(joinRequest{Hello: h, ID: id, Conn: os.Getenv("SSH_CONNECTION")})
 	if err != nil {
 		return false, err
 	}
@@ -347,7 +355,7 @@ func (s *serving) joinSession(ctx context.Context, h *framing.Hello, conn io.Rea
 	if r.Error != "" {
 		return false, errors.New(r.Error)
 	}
-	s.log.Info("stream handed to its session", "session", h.Join.Session[:8], tunnel.AdminOnly)
+	log.Info("stream handed to its session", "session", h.Join.Session[:8], tunnel.AdminOnly)
 	c.SetReadDeadline(time.Time{})
 	done := make(chan struct{})
 	go func() {

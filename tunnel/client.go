@@ -39,11 +39,3 @@ func Retryable(err error, up bool) bool {
 	}
 	return true // the connection was lost some other way
 }
-
-// JoinError is the server's refusal of a connection as one more stream of
-// a striped session (the session has ended, say): the client may start
-// a session anew.
-type JoinError struct{ Err error }
-
-func (e *JoinError) Error() string { return "tunnel: joining the striped session: " + e.Err.Error() }
-func (e *JoinError) Unwrap() error { return e.Err }

@@ -43,6 +43,14 @@ type RemoteError struct{ Msg string }
 
 func (e *RemoteError) Error() string { return "remote: " + e.Msg }
 
+// JoinError is the server's refusal of a connection as one more stream of
+// a striped session (the session has ended, say): the client may start
+// a session anew.
+type JoinError struct{ Err error }
+
+func (e *JoinError) Error() string { return "tunnel: joining the striped session: " + e.Err.Error() }
+func (e *JoinError) Unwrap() error { return e.Err }
+
 // errProtocol marks a peer that does not speak the protocol as it should.
 var errProtocol = errors.New("tunnel: protocol error")
 
