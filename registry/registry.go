@@ -117,7 +117,7 @@ type Status struct {
 	// connection was up), malformed, queue_codel (waited too long in
 	// sshvpn's queue), queue_full; and marked_ecn, packets CE-marked
 	// instead of dropped.
-	Drops   map[string]uint64 `json:"drops,omitempty"`
+	Drops map[string]uint64 `json:"drops,omitempty"`
 	// Streams are the connections of a striped tunnel (--streams), in
 	// order; the counters above are their sums.
 	Streams []StreamStatus `json:"streams,omitempty"`
