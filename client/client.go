@@ -114,7 +114,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		dialer = framed{d}
 	}
-	rec := session(cfg, dev, log)
+	rec := runRecord(cfg, dev, log)
 	defer rec.Close()
 	rec.Sweep()
 	stats := new(tunnel.Stats)
@@ -200,9 +200,9 @@ func localNets(dev string) ([]router.Net, error) {
 	return out, nil
 }
 
-// session records the client's session in the registry, if it can:
+// runRecord records the client's run in the registry, if it can:
 // without it, a killed session's routes are not found by the next one.
-func session(cfg Config, dev tun.Device, log *slog.Logger) *record.Session {
+func runRecord(cfg Config, dev tun.Device, log *slog.Logger) *record.Session {
 	s, err := record.Open(log)
 	if err != nil {
 		log.Debug("no session registry; routes of a killed session will not be found", "err", err)

@@ -306,7 +306,7 @@ func (s *Session) Sweep(admin ...any) {
 	defer unlock()
 	// Routes first, records second: a route added after this listing is
 	// not judged, and one added before it was recorded before it.
-	routes, err := router.Routes(router.RouteProtocol)
+	routes, err := router.ListRoutes(router.RouteProtocol)
 	if err != nil || len(routes) == 0 {
 		return
 	}

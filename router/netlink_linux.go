@@ -157,9 +157,9 @@ func Nets() ([]Net, error) {
 	return out, nil
 }
 
-// Routes lists the routes of the main table whose protocol is proto (such
+// ListRoutes lists the routes of the main table whose protocol is proto (such
 // as RouteProtocol), both families.
-func Routes(proto int) ([]Route, error) {
+func ListRoutes(proto int) ([]Route, error) {
 	rs, err := retryDump(func() ([]netlink.Route, error) {
 		return netlink.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Protocol: netlink.RouteProtocol(proto), Table: unix.RT_TABLE_MAIN},
 			netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)

@@ -106,9 +106,9 @@ func TestNetsAndMarkedRoutes(t *testing.T) {
 			t.Errorf("ip route add: %v %s", err, out)
 			return
 		}
-		rs, err := Routes(RouteProtocol)
+		rs, err := ListRoutes(RouteProtocol)
 		if err != nil || len(rs) != 1 || rs[0] != ours {
-			t.Errorf("Routes(RouteProtocol) = %v, %v; want only %v", rs, err, ours)
+			t.Errorf("ListRoutes(RouteProtocol) = %v, %v; want only %v", rs, err, ours)
 		}
 		out, _ := exec.Command("ip", "route", "show", "proto", "115").CombinedOutput()
 		if !strings.Contains(string(out), "198.51.100.0/24") {
@@ -255,7 +255,7 @@ func TestBlockedRoutes(t *testing.T) {
 				t.Errorf("no %q in:\n%s", want, got)
 			}
 		}
-		listed, err := Routes(RouteProtocol)
+		listed, err := ListRoutes(RouteProtocol)
 		for _, b := range blocks {
 			if !slices.Contains(listed, b) || !slices.Contains(records[0], b) {
 				t.Errorf("%v: listed %v (%v), recorded %v; want it in both", b, listed, err, records[0])
@@ -286,7 +286,7 @@ func TestBlockedRoutes(t *testing.T) {
 				t.Error(err)
 			}
 		}
-		listed, _ = Routes(RouteProtocol)
+		listed, _ = ListRoutes(RouteProtocol)
 		for _, r := range listed {
 			if err := DelRoute(r); err != nil {
 				t.Error(err)

@@ -27,8 +27,8 @@ type Options struct {
 // Nets returns ErrUnsupported.
 func Nets() ([]Net, error) { return nil, ErrUnsupported }
 
-// Routes returns ErrUnsupported.
-func Routes(int) ([]Route, error) { return nil, ErrUnsupported }
+// ListRoutes returns ErrUnsupported.
+func ListRoutes(int) ([]Route, error) { return nil, ErrUnsupported }
 
 // DelRoute returns ErrUnsupported.
 func DelRoute(Route) error { return ErrUnsupported }

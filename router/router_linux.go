@@ -218,7 +218,7 @@ func (r *linuxRouter) addShared(rt Route, exists string) error {
 	if !errors.Is(err, fs.ErrExist) {
 		return err
 	}
-	if ours, _ := Routes(RouteProtocol); slices.Contains(ours, rt) {
+	if ours, _ := ListRoutes(RouteProtocol); slices.Contains(ours, rt) {
 		r.added = append(r.added, rt)
 		r.recordRoutes()
 		r.log.Debug("sharing the route another sshvpn session added", "route", rt)

@@ -105,7 +105,7 @@ func stripe(ctx context.Context, sc tunnel.ServerConfig, t tunnel.Tunnel, dir st
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	unix.Umask(old)
 	if err != nil {
-		j0.log.Warn("the client asked for streams; serving one", "err", err.Error())
+		j0.log.Warn("the client asked for streams; one stream only", "err", err.Error())
 		return nil, nil
 	}
 	ln.SetUnlinkOnClose(true)

@@ -25,15 +25,15 @@ func Stdio() (Conn, error) {
 
 // Files is Stdio for another process's stdin and stdout, handed over as
 // descriptors in and out (one more stream of a striped session, whose
-// first process serves it), with that process's SSH_CONNECTION. The Conn
+// first process serves it), with that process's SSH_CONNECTION (sshConn). The Conn
 // owns the descriptors.
-func Files(in, out int, sshConnection string) (Conn, error) {
+func Files(in, out int, sshConn string) (Conn, error) {
 	for _, fd := range []int{in, out} {
 		if err := syscall.SetNonblock(fd, true); err != nil {
 			return nil, fmt.Errorf("spawn: stdio: %w", err)
 		}
 	}
-	s := &stdio{in: os.NewFile(uintptr(in), "stdin"), out: os.NewFile(uintptr(out), "stdout"), conn: sshConnection}
+	s := &stdio{in: os.NewFile(uintptr(in), "stdin"), out: os.NewFile(uintptr(out), "stdout"), conn: sshConn}
 	growPipe(s.in) // when sshd gave pipes; sockets keep their buffers
 	growPipe(s.out)
 	return s, nil

@@ -182,7 +182,7 @@ func TestRoutesBlockUntunneled(t *testing.T) {
 			if err := outside(); !errors.Is(err, syscall.EHOSTUNREACH) {
 				t.Errorf("%s: a socket to an outside IPv6 address: %v, want no route to host", when, err)
 			}
-			ours, err := router.Routes(router.RouteProtocol)
+			ours, err := router.ListRoutes(router.RouteProtocol)
 			for _, b := range blocks {
 				if !slices.Contains(recorded, b) || !slices.Contains(ours, b) {
 					t.Errorf("%s: %v recorded %v, listed as sshvpn's %v (%v); want both", when, b, slices.Contains(recorded, b), slices.Contains(ours, b), err)

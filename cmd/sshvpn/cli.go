@@ -55,8 +55,8 @@ type CLI struct {
 	Down          downCmd          `cmd:"" help:"End the tunnel that \"sshvpn up NAME\" started, and wait until it has cleaned up."`
 }
 
-// run parses args, runs the command and returns the exit status.
-func run(args []string) int { return runWith(args, nil) }
+// runCLI parses args, runs the command and returns the exit status.
+func runCLI(args []string) int { return runWith(args, nil) }
 
 // runWith is run with a profile (sshvpn up NAME): its values are the
 // defaults of the flags the command line does not give.
