@@ -54,3 +54,19 @@ func TestStripedAdjust(t *testing.T) {
 		t.Errorf("a connection waiting for a session the run gave up on went on")
 	}
 }
+
+// TestStripedOlderServer: a server that answers the first connection
+// without a Join (an older sshvpn) gets one stream, and the user a
+// warning, once.
+func TestStripedOlderServer(t *testing.T) {
+	var b strings.Builder
+	st := newStriped(3, nil, tunnel.ClientConfig{}, Reconnect{}, new(tunnel.Stats), slog.New(slog.NewTextHandler(&b, nil)))
+	st.joined(context.Background(), nil)
+	st.joined(context.Background(), nil) // a reconnect: no second warning
+	if n := strings.Count(b.String(), "does not stripe the tunnel"); n != 1 || !strings.Contains(b.String(), "one stream instead of 3") {
+		t.Errorf("%d warnings:\n%s", n, b.String())
+	}
+	if st.started || st.running != 0 {
+		t.Errorf("other connections started for a server that does not stripe")
+	}
+}
