@@ -77,14 +77,20 @@ func TestStreams(t *testing.T) {
 			}) {
 				t.Errorf("the client's status: %+v, want three streams up", c)
 			}
-			remotes := 0
-			for _, r := range l.status(exec.Command("nsenter", "-t", l.env["LAB_SSHD_PID"], "-m", l.Bin, "status", "--json")) {
-				if r.Side == registry.SideRemote && len(r.PeerAddrs) > 0 && r.PeerAddrs[0].String() == clientV4+"/30" {
-					remotes++
+			// The server: one record of the session, with its three
+			// streams up.
+			var remotes []registry.Record
+			if !eventually(10*time.Second, func() bool {
+				remotes = nil
+				for _, r := range l.status(exec.Command("nsenter", "-t", l.env["LAB_SSHD_PID"], "-m", l.Bin, "status", "--json")) {
+					if r.Side == registry.SideRemote && len(r.PeerAddrs) > 0 && r.PeerAddrs[0].String() == clientV4+"/30" {
+						remotes = append(remotes, r)
+					}
 				}
-			}
-			if remotes != 1 {
-				t.Errorf("%d records of the session on the server, want 1", remotes)
+				return len(remotes) == 1 && remotes[0].Status != nil && len(remotes[0].Status.Streams) == 3 &&
+					!slices.ContainsFunc(remotes[0].Status.Streams, func(s registry.StreamStatus) bool { return s.State != registry.StateUp })
+			}) {
+				t.Errorf("the session's records on the server: %+v, want one with three streams up", remotes)
 			}
 			var ssh []int
 			if !tt.native {

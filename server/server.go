@@ -228,6 +228,10 @@ func serve(ctx context.Context, conn spawn.Conn, cfg Config, log *slog.Logger) e
 		}
 		var j *framing.Join
 		s.stripes, j = stripe(ctx, stripeSC, t, dir, s.joined)
+		if s.stripes != nil {
+			first, st := s.firstLink, s.stripes
+			s.mon.SetStreams(func() []record.Stream { return st.streams(first) })
+		}
 		return j
 	}
 	sc.Linger = func() {

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/sshvpn/sshvpn/framing"
+	"github.com/sshvpn/sshvpn/record"
+	"github.com/sshvpn/sshvpn/registry"
 	"github.com/sshvpn/sshvpn/spawn"
 	"github.com/sshvpn/sshvpn/tun"
 	"github.com/sshvpn/sshvpn/tunnel"
@@ -215,7 +217,9 @@ func (st *stripes) admit(req joinRequest) (*tunnel.Link, error) {
 		if err != nil {
 			return nil, err
 		}
-		link = tunnel.NewLink(tunnel.GuardQueue(st.guarded, q), tunnel.LinkConfig{Queue: true, Logger: st.log, Stats: st.stats})
+		// Each stream counts its own bytes (the guard's drops go to the
+		// session's counters); the status sums them.
+		link = tunnel.NewLink(tunnel.GuardQueue(st.guarded, q), tunnel.LinkConfig{Queue: true, Logger: st.log, Stats: new(tunnel.Stats)})
 		st.opened = append(st.opened, link)
 	}
 	st.live++
@@ -255,6 +259,23 @@ func (st *stripes) linger(first *tunnel.Link) {
 	for _, l := range st.opened {
 		l.Close()
 	}
+}
+
+// streams is the state and counters of each of the session's streams,
+// the first one's link first, for the status: up while a connection is
+// attached to its link.
+func (st *stripes) streams(first *tunnel.Link) []record.Stream {
+	st.mu.Lock()
+	links := append([]*tunnel.Link{first}, st.opened...)
+	st.mu.Unlock()
+	out := make([]record.Stream, len(links))
+	for i, l := range links {
+		out[i] = record.Stream{State: registry.StateEnded, Stats: l.Stats()}
+		if l.Attached() {
+			out[i].State = registry.StateUp
+		}
+	}
+	return out
 }
 
 // readJoin reads a joiner's request and its two descriptors.
