@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -252,7 +253,13 @@ func TestHooks(t *testing.T) {
 // TestTAPBridge: tap mode with both ends bridged to a veth in their namespace
 // joins two hosts into one Ethernet: ARP and neighbour discovery, ping over
 // IPv4 and IPv6, and a TCP transfer with checksums.
-func TestTAPBridge(t *testing.T) {
+func TestTAPBridge(t *testing.T) { tapBridge(t) }
+
+// TestTAPBridgeStreams: the same, striped over two SSH connections: tap
+// devices take several queues too.
+func TestTAPBridgeStreams(t *testing.T) { tapBridge(t, "--streams", "2") }
+
+func tapBridge(t *testing.T, extra ...string) {
 	l := newLab(t)
 	hostA, hostB := l.name+"-hosta", l.name+"-hostb"
 	for _, c := range []struct{ host, ns, v4, v6 string }{
@@ -278,7 +285,15 @@ func TestTAPBridge(t *testing.T) {
 	}
 	const mac = "02:00:5e:10:00:01"
 	l.setKeys("root", "--mode", "tap", "--bridge", "br0", "--dev", "tap0")
-	l.up("--mode", "tap", "--bridge", "br0", "--dev", "tap0", "--mac", mac, "root@server")
+	v := l.up(slices.Concat([]string{"--mode", "tap", "--bridge", "br0", "--dev", "tap0", "--mac", mac}, extra, []string{"root@server"})...)
+	if len(extra) > 0 {
+		if !eventually(15*time.Second, func() bool { return len(l.pidsOf(l.Server, "sshvpn")) == 2 }) {
+			t.Fatalf("sshvpn processes on the server: %v, want 2\n%s", l.pidsOf(l.Server, "sshvpn"), v.log)
+		}
+		if out := l.mustIn(l.Client, "ip", "-d", "link", "show", "tap0"); !strings.Contains(out, "multi_queue") {
+			t.Errorf("tap0 is not multi-queue:\n%s", out)
+		}
+	}
 	if out := l.mustIn(l.Client, "ip", "link", "show", "tap0"); !strings.Contains(out, "master br0") || !strings.Contains(out, mac) {
 		t.Errorf("client tap0 not in br0 with MAC %s:\n%s", mac, out)
 	}
