@@ -70,6 +70,13 @@ func run(t *testing.T, p Profile, n, size int, gap, settle time.Duration) ([]arr
 		}
 	}
 	time.Sleep(settle)
+	// Then until every packet is accounted for, delivered or dropped: on
+	// a loaded machine (the race detector, CI) the emulator may still be
+	// at work after settle.
+	deadline := time.Now().Add(10 * time.Second)
+	for st.Packets.Load()+st.Lost.Load()+st.Overflow.Load()+st.OverLimit.Load() < uint64(n) && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
 	cancel()
 	close(dev.done)
 	if err := <-done; err != nil {
