@@ -53,6 +53,33 @@ type CLI struct {
 	Status        statusCmd        `cmd:"" help:"List the tunnels running on this machine, client and server sides: addresses, state, RTT, traffic, drops."`
 	Up            upCmd            `cmd:"" help:"Bring up the tunnel of a profile: ~/.config/sshvpn/NAME.conf, else /etc/sshvpn/NAME.conf (under sudo, root's, never the invoking user's). Flags after NAME override the profile; see README, Profiles."`
 	Down          downCmd          `cmd:"" help:"End the tunnel that \"sshvpn up NAME\" started, and wait until it has cleaned up."`
+	// help and version are answered before parsing (see words); these
+	// list them with the other commands.
+	Help        wordCmd `cmd:"" help:"Show this help, or a command's: sshvpn help connect."`
+	VersionWord wordCmd `cmd:"" name:"version" help:"Print the version."`
+}
+
+// wordCmd is a command that words turns into a flag before kong parses.
+type wordCmd struct {
+	Command []string `arg:"" optional:"" hidden:""`
+}
+
+func (wordCmd) Run() error { return nil }
+
+// words turns "sshvpn help [COMMAND...]" into "sshvpn [COMMAND...] --help"
+// and "sshvpn version" into "sshvpn --version": words that would
+// otherwise be taken for a host to connect to.
+func words(args []string) []string {
+	if len(args) == 0 {
+		return args
+	}
+	switch args[0] {
+	case "help":
+		return append(slices.Clone(args[1:]), "--help")
+	case "version":
+		return []string{"--version"}
+	}
+	return args
 }
 
 // runCLI parses args, runs the command and returns the exit status.
@@ -76,10 +103,12 @@ func runWith(args []string, prof *profile) int {
 		fmt.Fprintln(os.Stderr, "sshvpn:", err)
 		return 2
 	}
-	kctx, err := parser.Parse(remoteFlag(args))
+	kctx, err := parser.Parse(words(remoteFlag(args)))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sshvpn:", err)
 		if hint := flagHint(err); hint != "" {
+			fmt.Fprintln(os.Stderr, hint)
+		} else if hint := argHint(args, err, parser.Model.Children); hint != "" {
 			fmt.Fprintln(os.Stderr, hint)
 		}
 		fmt.Fprintln(os.Stderr, `Run "sshvpn --help" for usage.`)

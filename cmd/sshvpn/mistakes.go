@@ -30,7 +30,8 @@ func mistyped(dest string, cmds []*kong.Node, known func(string) bool) error {
 		if len(dest) <= 5 {
 			limit = 1
 		}
-		if d := distance(dest, c.Name); d > 0 && d <= limit {
+		// "stat" for "status": the start of a command's name.
+		if d := distance(dest, c.Name); d > 0 && d <= limit || len(dest) >= 3 && strings.HasPrefix(c.Name, dest) {
 			if known != nil && known(dest) {
 				return nil
 			}
@@ -38,6 +39,46 @@ func mistyped(dest string, cmds []*kong.Node, known func(string) bool) error {
 		}
 	}
 	return nil
+}
+
+// argHint explains a command line that kong refused for an argument too
+// many: a mistyped command ("sshvpn donw office"), or sshuttle's habit
+// of subnets after the destination ("sshvpn root@server 0/0").
+func argHint(args []string, err error, cmds []*kong.Node) string {
+	if !strings.Contains(err.Error(), "unexpected argument") {
+		return ""
+	}
+	var words []string
+	for _, a := range args {
+		if !strings.HasPrefix(a, "-") {
+			words = append(words, a)
+		}
+	}
+	if len(words) == 0 {
+		return ""
+	}
+	if e := mistyped(words[0], cmds, nil); e != nil {
+		return e.Error()
+	}
+	for _, w := range words[1:] {
+		if looksLikeSubnet(w) {
+			if addr, bits, _ := strings.Cut(w, "/"); strings.Trim(bits, "0") == "" && strings.Trim(addr, "0.:") == "" {
+				return fmt.Sprintf("%q looks like sshuttle's subnet for everything: sshvpn's is --default-route (and a network is --route CIDR).", w)
+			}
+			return fmt.Sprintf("%q looks like a subnet, as sshuttle takes them: sshvpn routes a network into the tunnel with --route CIDR, and everything with --default-route.", w)
+		}
+	}
+	return ""
+}
+
+// looksLikeSubnet reports whether w is an address with a prefix length,
+// in sshuttle's short forms too ("0/0", "10/8").
+func looksLikeSubnet(w string) bool {
+	addr, bits, ok := strings.Cut(w, "/")
+	if !ok || addr == "" || bits == "" || strings.Trim(bits, "0123456789") != "" {
+		return false
+	}
+	return strings.Trim(addr, "0123456789.") == "" || strings.Count(addr, ":") >= 2
 }
 
 // knownHost reports whether name is a Host of the ssh configuration (its

@@ -60,3 +60,42 @@ func TestFlagHint(t *testing.T) {
 		t.Error("distance")
 	}
 }
+
+// TestWordsAndArgHints: help and version are commands, not hosts; an
+// argument too many gets a hint when it is a mistyped command or a subnet
+// in sshuttle's manner.
+func TestWordsAndArgHints(t *testing.T) {
+	for _, tt := range []struct{ in, want []string }{
+		{[]string{"help"}, []string{"--help"}},
+		{[]string{"help", "connect"}, []string{"connect", "--help"}},
+		{[]string{"version"}, []string{"--version"}},
+		{[]string{"gw"}, []string{"gw"}},
+		{[]string{"connect", "help"}, []string{"connect", "help"}}, // a host called help
+	} {
+		if got := words(tt.in); strings.Join(got, " ") != strings.Join(tt.want, " ") {
+			t.Errorf("words(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	var cli CLI
+	parser, err := kong.New(&cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unexpected := errors.New("unexpected argument x")
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"donw", "office"}, `did you mean "down"`},
+		{[]string{"root@server", "0/0"}, "--default-route"},
+		{[]string{"-v", "root@server", "10.0.0.0/8"}, "--route CIDR"},
+		{[]string{"root@server", "extra"}, ""},
+	} {
+		if got := argHint(tt.args, unexpected, parser.Model.Children); (got == "") != (tt.want == "") || !strings.Contains(got, tt.want) {
+			t.Errorf("argHint(%q) = %q, want %q", tt.args, got, tt.want)
+		}
+	}
+	if err := mistyped("stat", parser.Model.Children, nil); err == nil || !strings.Contains(err.Error(), `"status"`) {
+		t.Errorf("mistyped(stat) = %v, want a hint for status", err)
+	}
+}
