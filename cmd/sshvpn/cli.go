@@ -53,8 +53,7 @@ type CLI struct {
 	Status        statusCmd        `cmd:"" help:"List the tunnels running on this machine, client and server sides: addresses, state, RTT, traffic, drops."`
 	Up            upCmd            `cmd:"" help:"Bring up the tunnel of a profile: ~/.config/sshvpn/NAME.conf, else /etc/sshvpn/NAME.conf (under sudo, root's, never the invoking user's). Flags after NAME override the profile; see README, Profiles."`
 	Down          downCmd          `cmd:"" help:"End the tunnel that \"sshvpn up NAME\" started, and wait until it has cleaned up."`
-	// help and version are answered before parsing (see words); these
-	// list them with the other commands.
+	// words answers help and version; these list them with the others.
 	Help        wordCmd `cmd:"" help:"Show this help, or a command's: sshvpn help connect."`
 	VersionWord wordCmd `cmd:"" name:"version" help:"Print the version."`
 }
@@ -66,9 +65,8 @@ type wordCmd struct {
 
 func (wordCmd) Run() error { return nil }
 
-// words turns "sshvpn help [COMMAND...]" into "sshvpn [COMMAND...] --help"
-// and "sshvpn version" into "sshvpn --version": words that would
-// otherwise be taken for a host to connect to.
+// words turns "help [COMMAND]" into "[COMMAND] --help" and "version" into
+// "--version", which would otherwise be taken for hosts to connect to.
 func words(args []string) []string {
 	if len(args) == 0 {
 		return args

@@ -9,6 +9,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/sshvpn/sshvpn/internal/text"
 	"github.com/sshvpn/sshvpn/spawn"
 )
 
@@ -31,7 +32,7 @@ func mistyped(dest string, cmds []*kong.Node, known func(string) bool) error {
 			limit = 1
 		}
 		// "stat" for "status": the start of a command's name.
-		if d := distance(dest, c.Name); d > 0 && d <= limit || len(dest) >= 3 && strings.HasPrefix(c.Name, dest) {
+		if d := text.Distance(dest, c.Name); d > 0 && d <= limit || len(dest) >= 3 && strings.HasPrefix(c.Name, dest) {
 			if known != nil && known(dest) {
 				return nil
 			}
@@ -105,30 +106,4 @@ func flagHint(err error) string {
 		return "ssh -w's tunnel is sshvpn's default: sshvpn user@host (--openssh-tun --native uses ssh -w's channel)."
 	}
 	return ""
-}
-
-// distance is the edit distance between a and b, a swap of two adjacent
-// letters counting as one edit (optimal string alignment).
-func distance(a, b string) int {
-	d := make([][]int, len(a)+1)
-	for i := range d {
-		d[i] = make([]int, len(b)+1)
-		d[i][0] = i
-	}
-	for j := range d[0] {
-		d[0][j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
-			}
-		}
-	}
-	return d[len(a)][len(b)]
 }

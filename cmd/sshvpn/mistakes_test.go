@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/alecthomas/kong"
+
+	"github.com/sshvpn/sshvpn/internal/text"
 )
 
 func TestMistyped(t *testing.T) {
@@ -56,7 +58,7 @@ func TestFlagHint(t *testing.T) {
 	if h := flagHint(errors.New(`unknown flag --reconnect-trie, did you mean "--reconnect-tries"?`)); h != "" {
 		t.Errorf("hint for a typo of --reconnect-tries: %q", h)
 	}
-	if distance("stauts", "status") != 1 || distance("", "ab") != 2 || distance("same", "same") != 0 || distance("donw", "down") != 1 {
+	if text.Distance("stauts", "status") != 1 || text.Distance("", "ab") != 2 || text.Distance("same", "same") != 0 || text.Distance("donw", "down") != 1 {
 		t.Error("distance")
 	}
 }

@@ -23,3 +23,14 @@ func TestClean(t *testing.T) {
 		}
 	}
 }
+
+func TestDistance(t *testing.T) {
+	for _, tt := range []struct {
+		a, b string
+		want int
+	}{{"stauts", "status", 1}, {"", "ab", 2}, {"same", "same", 0}, {"donw", "down", 1}, {"dwn", "down", 1}, {"remot", "remote", 1}} {
+		if got := Distance(tt.a, tt.b); got != tt.want {
+			t.Errorf("Distance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
