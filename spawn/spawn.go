@@ -337,8 +337,9 @@ func (e *ExitError) Error() string {
 	case e.Status == 255:
 		return "spawn: ssh failed to connect or lost the connection (exit status 255): " + e.Message
 	case e.Status == 127:
-		return fmt.Sprintf("spawn: the remote could not find the command %q (exit status 127): install sshvpn on the server "+
-			"where the remote login's PATH finds it, or name its full path with --remote-cmd \"/path/to/sshvpn --remote\"", e.RemoteCommand)
+		return fmt.Sprintf("spawn: the remote could not find the command %q (exit status 127): sshvpn is not on the server, "+
+			"or not where the remote login's PATH finds it: pass --upload to copy this sshvpn there for the session, install sshvpn there, "+
+			"or name its full path with --remote-cmd \"/path/to/sshvpn --remote\"", e.RemoteCommand)
 	case e.Status == 126:
 		return fmt.Sprintf("spawn: the remote command %q is not executable (exit status 126): check its permissions on the server", e.RemoteCommand)
 	}

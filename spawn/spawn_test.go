@@ -104,7 +104,7 @@ func TestExitErrorMessages(t *testing.T) {
 		{ExitError{Status: -1, Signaled: true, RemoteCommand: "sshvpn --remote"}, []string{"killed by a signal"}},
 		{ExitError{Status: 255, RemoteCommand: "sshvpn --remote", Message: "ssh: connect to host gw port 22: Connection refused"}, []string{"failed to connect", "255"}},
 		{ExitError{Status: 255, RemoteCommand: "sshvpn --remote"}, []string{"255 and no message"}},
-		{ExitError{Status: 127, RemoteCommand: "sshvpn --remote"}, []string{`"sshvpn --remote"`, "127", "install sshvpn", "--remote-cmd"}},
+		{ExitError{Status: 127, RemoteCommand: "sshvpn --remote"}, []string{`"sshvpn --remote"`, "127", "install sshvpn", "--upload", "--remote-cmd"}},
 		{ExitError{Status: 126, RemoteCommand: "/opt/sshvpn"}, []string{`"/opt/sshvpn"`, "not executable", "126", "permissions"}},
 		{ExitError{Status: 1, RemoteCommand: "sshvpn --remote"}, []string{`"sshvpn --remote"`, "exited with status 1"}},
 		{ExitError{Status: 3, RemoteCommand: "x"}, []string{"status 3"}},

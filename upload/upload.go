@@ -153,6 +153,10 @@ func Ensure(ctx context.Context, run Runner, opt Options) (Result, error) {
 		return Result{}, fmt.Errorf("upload: the server did not say whether the directory for the copy is safe (%q)", st)
 	}
 	res := Result{Path: path.Join(dir, name), size: bin.size, sum: bin.sum, hashed: probe["hasher"] != "none"}
+	if bin.interp != "" {
+		// It runs only where its loader and C libraries are.
+		res.Note = fmt.Sprintf("%s is dynamically linked (it needs %s and its C libraries on the server); the static build runs on any Linux of its architecture: CGO_ENABLED=0 go build ./cmd/sshvpn, then --upload-binary", bin.path, bin.interp)
+	}
 	if probe["dir"] == "ok" && probe["hasher"] != "none" && probe["size"] == strconv.FormatInt(bin.size, 10) && probe["exec"] == "yes" && hexIn(probe["sha256"]) == bin.sum {
 		logf("upload: the server already has this sshvpn at %s (%d bytes, sha256 %.16s…)", res.Path, bin.size, bin.sum)
 		return res, nil
@@ -181,7 +185,7 @@ func Ensure(ctx context.Context, run Runner, opt Options) (Result, error) {
 	}
 	res.hashed = got["hasher"] != "none"
 	if got["hasher"] == "none" {
-		res.Note = fmt.Sprintf("the server has none of %s, so the copy at %s was checked by its size only (and is copied again each time)", hashTools, res.Path)
+		res.Note = strings.TrimPrefix(res.Note+"; ", "; ") + fmt.Sprintf("the server has none of %s, so the copy at %s was checked by its size only (and is copied again each time)", hashTools, res.Path)
 	} else if s := hexIn(got["sha256"]); s != bin.sum {
 		return Result{}, fmt.Errorf("upload: the copy at %s on the server has SHA-256 %q, not %s", res.Path, s, bin.sum)
 	}
@@ -383,6 +387,7 @@ type localBinary struct {
 	sum    string // SHA-256, lower-case hex
 	goos   string // from the ELF header
 	goarch string
+	interp string // the program interpreter of a dynamically linked binary
 }
 
 // openBinary opens the binary, reads its platform and hashes it. The file
@@ -425,6 +430,7 @@ func openBinary(name string) (*localBinary, error) {
 	if b.goos, b.goarch, err = elfPlatform(b.f); err != nil {
 		return nil, fmt.Errorf("upload: %s: %w", b.path, err)
 	}
+	b.interp = interpreter(io.NewSectionReader(b.f, 0, b.size))
 	h := sha256.New()
 	if _, err := io.Copy(h, io.NewSectionReader(b.f, 0, b.size)); err != nil {
 		return nil, fmt.Errorf("upload: reading %s: %w", b.path, err)
@@ -432,6 +438,24 @@ func openBinary(name string) (*localBinary, error) {
 	b.sum = hex.EncodeToString(h.Sum(nil))
 	ok = true
 	return b, nil
+}
+
+// interpreter is the program interpreter (PT_INTERP) of a dynamically
+// linked ELF executable, "" for a static one.
+func interpreter(r io.ReaderAt) string {
+	f, err := elf.NewFile(r)
+	if err != nil {
+		return ""
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP && p.Filesz > 0 && p.Filesz < 4096 {
+			b := make([]byte, p.Filesz)
+			if _, err := p.ReadAt(b, 0); err == nil {
+				return strings.TrimRight(string(b), "\x00")
+			}
+		}
+	}
+	return ""
 }
 
 // elfPlatform reads the GOOS and GOARCH an executable is for from its ELF

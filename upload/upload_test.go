@@ -632,3 +632,39 @@ func TestCleanStderr(t *testing.T) {
 		t.Errorf("cleanStderr(long) = %q", long)
 	}
 }
+
+// TestEnsureDynamicBinary: a dynamically linked binary is copied, with a
+// note that it needs its loader on the server and how to build the static
+// one; a static one gets no such note.
+func TestEnsureDynamicBinary(t *testing.T) {
+	dyn := ""
+	for _, p := range []string{"/bin/sh", "/usr/bin/env", "/bin/ls"} {
+		if f, err := os.Open(p); err == nil {
+			if interpreter(f) != "" {
+				dyn = p
+			}
+			f.Close()
+		}
+		if dyn != "" {
+			break
+		}
+	}
+	if dyn == "" || runtime.GOARCH != "amd64" {
+		t.Skip("no dynamically linked amd64 executable to try")
+	}
+	if interpreter(strings.NewReader("not an ELF file")) != "" {
+		t.Error("an interpreter for a file that is not ELF")
+	}
+	srv := newServer(t, "Linux x86_64")
+	res, err := Ensure(context.Background(), ExecRunner(srv.argv(t, loginShells()[0])), Options{Binary: dyn, Version: "sshvpn 1.2.3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(res.Note, "dynamically linked") || !strings.Contains(res.Note, "CGO_ENABLED=0") {
+		t.Errorf("note %q, want one about a dynamically linked binary", res.Note)
+	}
+	static := fakeBinary(t, "amd64", 1<<10)
+	if res, err := Ensure(context.Background(), ExecRunner(srv.argv(t, loginShells()[0])), Options{Binary: static, Version: "sshvpn 1.2.4"}); err != nil || res.Note != "" {
+		t.Errorf("a static binary: %+v, %v; want no note", res, err)
+	}
+}
