@@ -203,8 +203,23 @@ func TestUnprivilegedRemote(t *testing.T) {
 	l.setKeys(user, "--addr", "198.18.0.10/30", "--peer-addr", "198.18.0.9/30")
 	v := l.start(user + "@server")
 	err, log := v.wait(t, 30*time.Second)
-	if last := lastLine(log); err == nil || !strings.Contains(last, "CAP_NET_ADMIN") || !strings.Contains(last, "ip tuntap add") {
+	if last := lastLine(log); err == nil || !strings.Contains(last, "ip tuntap add dev NAME mode tun user "+user) || !strings.Contains(last, "--remote-dev NAME") {
 		t.Errorf("unprivileged remote without a device: exit %v, last line %q", err, last)
+	}
+	// The advice as written: with no forced command naming it, the
+	// client asks for the device the admin made for the account.
+	l.setKeys(user, "--addr", serverV4+"/30", "--peer-addr", clientV4+"/30")
+	v = l.up("--remote-dev", "svpn0", user+"@server")
+	if err := l.ping(l.Client, serverV4); err != nil {
+		t.Error(err)
+	}
+	if err, log := v.stop(t); err != nil {
+		t.Errorf("client exit %v:\n%s", err, log)
+	}
+	// Another account's device, or one that is not there, stays refused.
+	v = l.start("--remote-dev", "tun0", user+"@server")
+	if err, log = v.wait(t, 30*time.Second); err == nil || !strings.Contains(lastLine(log), `may not ask for "tun0"`) {
+		t.Errorf("--remote-dev of a device the account does not own: exit %v, last line %q", err, lastLine(log))
 	}
 	// The prepared device's address, but the key does not name the device:
 	// the address is in use there, and the error says which device has it.

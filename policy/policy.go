@@ -36,6 +36,10 @@ type Tunnel struct {
 	// Streams is how many connections the tunnel is striped over, as
 	// the client asked (at most framing.MaxStreams); 0 or 1: one.
 	Streams int
+	// Dev is the server's device as the policy names it (server side):
+	// its --dev, or the device of the account's own that the client
+	// asked for (see Server.Dev); empty lets the server choose.
+	Dev string
 }
 
 // Server is a server's policy: the flags of its "sshvpn --remote", which
@@ -138,7 +142,7 @@ func check(h *framing.Hello, p Server) (Tunnel, error) {
 	if h.Join != nil && !h.Join.Valid() {
 		return Tunnel{}, errors.New("protocol error: a malformed join of a striped session")
 	}
-	return Tunnel{Mode: mode, MTU: p.MTU, Routes: routes, Resume: h.Resume, Streams: h.Streams}, nil
+	return Tunnel{Mode: mode, MTU: p.MTU, Routes: routes, Resume: h.Resume, Streams: h.Streams, Dev: p.Dev}, nil
 }
 
 // Grant decides the tunnel a client's Hello h gets under policy p, on a

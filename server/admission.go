@@ -172,7 +172,7 @@ func (c *admission) conflict(t tunnel.Tunnel, dev string, pooled bool) (*registr
 				}
 				held := slices.ContainsFunc(others, func(r registry.Record) bool { return r.Dev == n.Dev })
 				if n.Prefix.Addr() == a.Addr() && dev == "" && tun.IsTun(n.Dev) && !held {
-					return nil, fmt.Errorf("address %v is in use on this server (%v); if %s is the device prepared for this key, name it in the key's command (--dev %s)", a, n, n.Dev, n.Dev)
+					return nil, fmt.Errorf("address %v is in use on this server (%v); if %s is the device prepared for this key, name it in the key's command (--dev %s), or, if this account owns it, connect with --remote-dev %s", a, n, n.Dev, n.Dev, n.Dev)
 				}
 				if n.Prefix.Addr() == a.Addr() {
 					return nil, fmt.Errorf("address %v is in use on this server (%v); choose tunnel addresses the server does not have", a, n)

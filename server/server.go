@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -206,7 +207,7 @@ func serve(ctx context.Context, conn spawn.Conn, cfg Config, log *slog.Logger) e
 		Mode: cfg.Policy.Mode, MTU: cfg.Policy.MTU, Addrs: cfg.Policy.Addrs, PeerAddrs: cfg.Policy.PeerAddrs, Dev: cfg.Policy.Dev,
 		AllowRoutes: cfg.Policy.AllowRoutes, Pool: cfg.Policy.Pool, Nets: router.Nets,
 		ClientAddr: s.client, Keepalive: cfg.Keepalive, DeadAfter: cfg.DeadAfter, Logger: log,
-		Forwarding: s.forwarding, Open: s.open, Software: cfg.Software,
+		Forwarding: s.forwarding, Open: s.open, Software: cfg.Software, OwnDevice: ownDevice,
 		Admit: func(t tunnel.Tunnel) error {
 			// The same client reconnecting ends its older session first.
 			s.adm.resume = tokenHash(t.Resume)
@@ -277,14 +278,14 @@ func (s *serving) assign(proposed []netip.Prefix) ([]netip.Prefix, []netip.Prefi
 // returns the link around it with the host stack.
 func (s *serving) open(t tunnel.Tunnel) (*tunnel.Link, error) {
 	cfg := s.cfg
-	name := cfg.Policy.Dev
+	name := t.Dev
 	if s.lease != nil && strings.Contains(name, "%d") {
 		// The lease's number, not the kernel's lowest free one: the name
 		// stays this session's until its down hook has run.
 		name = strings.Replace(name, "%d", strconv.Itoa(s.lease.Index), 1)
 	}
-	if name != cfg.Policy.Dev && tun.Exists(name) {
-		name = cfg.Policy.Dev // another pool's device has this number: let the kernel choose
+	if name != t.Dev && tun.Exists(name) {
+		name = t.Dev // another pool's device has this number: let the kernel choose
 	}
 	claimed := name
 	if strings.Contains(claimed, "%") {
@@ -301,6 +302,11 @@ func (s *serving) open(t tunnel.Tunnel) (*tunnel.Link, error) {
 	s.rec.SetEntry(entry)
 	tc := tun.Config{Name: name, Mode: t.Mode, Offload: cfg.Offload && t.Offload != 0, MultiQueue: t.Streams > 1}
 	dev, err := tun.Open(tc)
+	if errors.Is(err, fs.ErrPermission) && name == "" {
+		return nil, fmt.Errorf("this server's account (%s) may not create a tun device: ask the server's admin for one made for it "+
+			"(ip tuntap add dev NAME mode %s user %s), then connect with --remote-dev NAME, or have the admin name it in the forced command (--dev NAME)",
+			s.cfg.Identity.User, t.Mode, s.cfg.Identity.User)
+	}
 	if err != nil && tc.MultiQueue {
 		// An admin's device made single-queue: one stream.
 		s.log.Debug("no multi-queue device for the streams", "err", err)
@@ -361,6 +367,15 @@ func (s *serving) recordStage() stack.Stage {
 		},
 		OnDown: func() error { s.stop(); s.stop = func() {}; return nil },
 	}
+}
+
+// ownDevice reports whether this account, not root, owns the tun or tap
+// device name: an admin made it for the account, and a client of the
+// account may then ask for it by name (--remote-dev) with no forced
+// command naming it. Root's clients get the device the policy names.
+func ownDevice(name string) bool {
+	uid := os.Getuid()
+	return uid != 0 && tun.OwnedBy(name, uid)
 }
 
 // HookEnv is the environment of the server's hooks: the account's basics

@@ -16,3 +16,6 @@ func IsTun(string) bool { return false }
 
 // OpenQueue is Linux only.
 func OpenQueue(Device) (Device, error) { return nil, ErrUnsupported }
+
+// OwnedBy is Linux only: false.
+func OwnedBy(string, int) bool { return false }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -266,6 +268,20 @@ func (d *device) SetQueue(attached bool) error {
 	}
 	d.detached = !attached
 	return nil
+}
+
+// OwnedBy reports whether name is a tun or tap device whose owner is
+// uid (ip tuntap add ... user USER), as sysfs says.
+func OwnedBy(name string, uid int) bool {
+	if CheckName(name) != nil || name == "" {
+		return false
+	}
+	b, err := os.ReadFile("/sys/class/net/" + name + "/owner")
+	if err != nil {
+		return false
+	}
+	owner, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	return err == nil && owner == uid
 }
 
 // OpenQueue opens another queue of d, a device opened with

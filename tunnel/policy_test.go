@@ -27,7 +27,12 @@ func TestServerPolicyGrants(t *testing.T) {
 			// The routes are the server's to add; the client's own
 			// Tunnel has none.
 			wantServer: Tunnel{Mode: tun.ModeTUN, MTU: 1400, Addrs: pfx("10.9.0.1/24"), PeerAddrs: pfx("10.9.0.2/24"),
-				Routes: pfx("192.168.7.0/24", "fd07::/64")},
+				Routes: pfx("192.168.7.0/24", "fd07::/64"), Dev: "tun7"},
+			wantClient: Tunnel{Mode: tun.ModeTUN, MTU: 1400, Addrs: pfx("10.9.0.2/24"), PeerAddrs: pfx("10.9.0.1/24")}},
+		{name: "the account's own device",
+			client: func(c *ClientConfig) { c.RemoteDev = "svpn0" },
+			server: ServerConfig{OwnDevice: func(name string) bool { return name == "svpn0" }},
+			wantServer: Tunnel{Mode: tun.ModeTUN, MTU: 1400, Addrs: pfx("10.9.0.1/24"), PeerAddrs: pfx("10.9.0.2/24"), Dev: "svpn0"},
 			wantClient: Tunnel{Mode: tun.ModeTUN, MTU: 1400, Addrs: pfx("10.9.0.2/24"), PeerAddrs: pfx("10.9.0.1/24")}},
 		{name: "pool lease",
 			server: ServerConfig{Addrs: pfx("10.7.0.1/24"), PeerAddrs: pfx("10.7.0.2/24"),

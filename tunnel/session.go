@@ -111,7 +111,11 @@ type ServerConfig struct {
 	// IPv6 ("ipv4", "ipv6"), asked once the link is up; the answer
 	// carries it, so that a client routing networks here can warn.
 	Forwarding func() map[string]bool
-	Open       Opener
+	// OwnDevice, if set, reports whether the server's account owns the
+	// device a client asks for by name when the policy names none (a
+	// device the admin made for this account): then it is the policy's.
+	OwnDevice func(name string) bool
+	Open      Opener
 	// Stripe, if set, is asked once the tunnel is up when the client
 	// asked for several streams (t.Streams): it returns the session's
 	// Join for the answer, which the client's other connections present
@@ -495,6 +499,9 @@ func answer(conn io.ReadWriteCloser, r *framing.Reader, w *framing.Writer, h *fr
 // then Assign for a lease.
 func grant(cfg ServerConfig, h *framing.Hello) (Tunnel, error) {
 	pol := cfg.policy()
+	if pol.Dev == "" && h.WantDev != "" && cfg.OwnDevice != nil && cfg.OwnDevice(h.WantDev) {
+		pol.Dev = h.WantDev
+	}
 	if err := policy.Check(h, pol); err != nil {
 		return Tunnel{}, err
 	}

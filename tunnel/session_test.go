@@ -190,7 +190,7 @@ func TestHappyPath(t *testing.T) {
 
 func sameTunnel(a, b Tunnel) bool {
 	return a.Mode == b.Mode && a.MTU == b.MTU && slices.Equal(a.Addrs, b.Addrs) &&
-		slices.Equal(a.PeerAddrs, b.PeerAddrs) && slices.Equal(a.Routes, b.Routes)
+		slices.Equal(a.PeerAddrs, b.PeerAddrs) && slices.Equal(a.Routes, b.Routes) && a.Dev == b.Dev
 }
 
 // handshake runs RunClient and Serve over a socketpair until both have opened
@@ -325,6 +325,10 @@ func TestRefusals(t *testing.T) {
 			want:   `chooses the device; the client may not ask for "evil0"`},
 		{name: "device when the server names none",
 			client: func(c *ClientConfig) { c.RemoteDev = "tun7" },
+			want:   `may not ask for "tun7"`},
+		{name: "a device the account does not own",
+			client: func(c *ClientConfig) { c.RemoteDev = "tun7" },
+			server: func(s *ServerConfig) { s.OwnDevice = func(name string) bool { return name == "svpn0" } },
 			want:   `may not ask for "tun7"`},
 		{name: "route policy",
 			client: func(c *ClientConfig) { c.RemoteRoutes = pfx("192.168.7.0/24", "192.168.9.0/24") },
