@@ -586,7 +586,7 @@ up_cleanup() {
 
 do_up() {
 	if lab_present; then
-		die "lab '$LAB_NAME' already exists (namespaces or $LAB_DIR); run 'LAB_NAME=$LAB_NAME scripts/lab.sh down' first"
+		die "lab '$LAB_NAME' already exists (namespaces or $LAB_DIR); run '$(down_command)' first"
 	fi
 	ensure_packages
 	check_syslog_socket
@@ -622,8 +622,15 @@ Then, from another terminal, ping across the tunnel:
   ip netns exec $CLIENT_NS ping 198.18.0.2
 
 Tear everything down with:
-  LAB_NAME=$LAB_NAME scripts/lab.sh down
+  $(down_command)
 EOF
+}
+
+# down_command: the command that tears this lab down, as a person can paste
+# it from any directory: this script's own path, and the lab's name and
+# directory (a LAB_DIR that is not the default would otherwise be missed).
+down_command() {
+	printf 'LAB_NAME=%q LAB_DIR=%q %q down' "$LAB_NAME" "$LAB_DIR" "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
 }
 
 # ---------------------------------------------------------------- status/env
