@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -139,5 +140,42 @@ func TestScale(t *testing.T) {
 	}) {
 		t.Errorf("left on the server: sshvpn %v, sshd %v (was %d), devices:\n%s",
 			l.pidsOf(l.Server, "sshvpn"), l.pidsOf(l.Server, "sshd"), sessionsBefore, l.mustIn(l.Server, "ip", "-o", "link"))
+	}
+}
+
+// TestLabTeardownAsPrinted: the teardown command that "lab.sh up" prints
+// removes that lab when run as printed, from another directory, for a lab
+// with a LAB_DIR of its own.
+func TestLabTeardownAsPrinted(t *testing.T) {
+	requirePrereqs(t)
+	name := fmt.Sprintf("svt%d-td", os.Getpid()%100000)
+	dir := filepath.Join(t.TempDir(), "elsewhere")
+	up := exec.Command("../scripts/lab.sh", "up")
+	up.Env = append(os.Environ(), "LAB_NAME="+name, "LAB_DIR="+dir, "SSHVPN_BIN="+binary)
+	out, err := up.CombinedOutput()
+	t.Cleanup(func() {
+		down := exec.Command("../scripts/lab.sh", "down")
+		down.Env = append(os.Environ(), "LAB_NAME="+name, "LAB_DIR="+dir)
+		down.Run()
+	})
+	if err != nil {
+		t.Fatalf("lab.sh up: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	printed := strings.TrimSpace(lines[len(lines)-1])
+	if !strings.HasSuffix(printed, " down") {
+		t.Fatalf("the last line of up is not a teardown command: %q", printed)
+	}
+	down := exec.Command("bash", "-c", printed)
+	down.Dir = "/"
+	down.Env = []string{"PATH=" + os.Getenv("PATH")} // nothing of this test's environment
+	if out, err := down.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", printed, err, out)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("%s is still there after %q", dir, printed)
+	}
+	if ns, _ := exec.Command("ip", "netns", "list").Output(); strings.Contains(string(ns), name+"-") {
+		t.Errorf("namespaces of %s are left after %q:\n%s", name, printed, ns)
 	}
 }
