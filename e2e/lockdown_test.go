@@ -63,8 +63,11 @@ func TestForcedCommand(t *testing.T) {
 		}
 	}
 
-	if out, _ := ssh("server", "id"); strings.Contains(out, "uid=") {
-		t.Errorf("the restricted key ran a command:\n%s", out)
+	// A person trying a command with the key reads one line saying what
+	// the key is for, not frame bytes.
+	if out, _ := ssh("server", "id"); strings.Contains(out, "uid=") || !strings.Contains(out, "runs sshvpn only") ||
+		strings.ContainsFunc(out, func(r rune) bool { return r < 0x20 && r != '\n' && r != '\r' }) {
+		t.Errorf("the restricted key and a command, the output %q", out)
 	}
 	if out, _ := ssh("-tt", "server"); !strings.Contains(out, "PTY allocation request failed") || strings.Contains(out, "#") {
 		t.Errorf("the restricted key got a terminal:\n%s", out)

@@ -369,6 +369,7 @@ func Serve(ctx context.Context, conn io.ReadWriteCloser, cfg ServerConfig) error
 	timer := time.AfterFunc(handshakeTimeout, func() { conn.Close() })
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	err := readPreamble(r)
+	notClient := err != nil // what came is no sshvpn client's
 	var h *framing.Hello
 	if err == nil {
 		h, err = readHello(r)
@@ -379,6 +380,12 @@ func Serve(ctx context.Context, conn io.ReadWriteCloser, cfg ServerConfig) error
 	}
 	if !timer.Stop() {
 		return fmt.Errorf("tunnel: no handshake from the client within %v", handshakeTimeout)
+	}
+	if notClient {
+		// A person's "ssh host id" or a shell against a key that runs
+		// only sshvpn: one line they can read, not a frame.
+		io.WriteString(conn, "\r\n"+NotAClient+"\r\n")
+		return err
 	}
 	if err != nil {
 		return refuse(w, err)
@@ -429,6 +436,9 @@ func Serve(ctx context.Context, conn io.ReadWriteCloser, cfg ServerConfig) error
 	log.Info("tunnel up", "dev", link.dev.Name(), "local", t.Addrs, "remote", t.PeerAddrs, "mtu", t.MTU, "offloads", t.Offload)
 	return p.run(ctx)
 }
+
+// NotAClient is what the server says to a peer that is no sshvpn client.
+const NotAClient = "sshvpn --remote: this login runs sshvpn only (a VPN over SSH); it takes no commands and no shell. Connect with: sshvpn USER@HOST"
 
 // serverHello is the server's answer for tunnel t on link.
 func serverHello(cfg ServerConfig, t Tunnel, link *Link) *framing.Hello {

@@ -689,3 +689,27 @@ func manyAddrs() []string {
 	}
 	return out
 }
+
+// TestServeNotAClient: a peer that is no sshvpn client (a person's "ssh
+// host id" on a key that runs only sshvpn) gets the preamble and one
+// readable line, no frame.
+func TestServeNotAClient(t *testing.T) {
+	for _, sent := range []string{"id\n", ""} {
+		cc, sc := socketPair(t)
+		errc := make(chan error, 1)
+		go func() { errc <- Serve(context.Background(), sc, ServerConfig{}) }()
+		cc.Write([]byte(sent))
+		if c, ok := cc.(interface{ CloseWrite() error }); ok {
+			c.CloseWrite()
+		}
+		out, _ := io.ReadAll(cc)
+		if err := <-errc; err == nil {
+			t.Errorf("%q: Serve returned no error", sent)
+		}
+		want := framing.Magic + "1\n\r\n" + NotAClient + "\r\n"
+		if string(out) != want {
+			t.Errorf("%q: the peer read %q, want %q", sent, out, want)
+		}
+		cc.Close()
+	}
+}
