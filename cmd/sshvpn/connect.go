@@ -36,7 +36,7 @@ type connectCmd struct {
 	UploadBinary string `placeholder:"FILE" help:"With --upload: copy FILE instead of this sshvpn (a build for the server's architecture: CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build ./cmd/sshvpn)."`
 	tunnelFlags
 	Mode        string `default:"tun" enum:"tun,tap" help:"tun carries IP packets; tap carries Ethernet frames (the server must allow it)."`
-	RemoteDev   string `placeholder:"NAME" help:"Ask the server for this device name (granted only if its policy names the same)."`
+	RemoteDev   string `placeholder:"NAME" help:"Ask the server for this device: granted if its policy names the same, or, where the policy names none, if the server's account (not root) owns it (a device its admin made for it: ip tuntap add dev NAME mode tun user USER)."`
 	RemoteRoute []cidr `placeholder:"CIDR" help:"Ask the server to route this network, which is behind this machine, into the tunnel (granted only inside the server's --allow-route networks)."`
 	linkFlags
 	DNS            []netip.Addr  `name:"dns" placeholder:"ADDR" help:"Use this DNS server (reached through the tunnel, say a resolver on the server's network) while the tunnel is up, for all names: through systemd-resolved when it runs, else resolvconf; undone on exit. Repeatable."`
