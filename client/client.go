@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -157,10 +158,19 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Streams > 1 {
 		st := newStriped(cfg.Streams, dialer, tc, rc, stats, log)
 		mon.SetStreams(st.streams)
-		return st.run(ctx)
+		err = st.run(ctx)
+	} else {
+		err = connect(ctx, dialer, tc, rc, log)
 	}
-	return connect(ctx, dialer, tc, rc, log)
+	if ctx.Err() != nil && link.Ups() == 0 {
+		return ErrInterrupted
+	}
+	return err
 }
+
+// ErrInterrupted is Run's error when it was asked to stop (ctx ended)
+// before the tunnel ever came up: the command line exits as interrupted.
+var ErrInterrupted = errors.New("client: stopped before the tunnel came up")
 
 // open opens the device and lists the networks this machine is on, which
 // the tunnel must not take over.

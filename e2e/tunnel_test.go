@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"crypto/sha256"
+	"errors"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -303,5 +304,24 @@ func TestCtrlC(t *testing.T) {
 	}
 	if !eventually(5*time.Second, func() bool { return !processesOf(l.Bin) && len(l.pidsOf(l.Server, "sshvpn")) == 0 }) {
 		t.Error("sshvpn processes left after Ctrl-C")
+	}
+}
+
+// TestCtrlCWhileConnecting: Ctrl-C before the tunnel is up (here ssh
+// waits on a ProxyCommand that never connects) exits with 130 and says
+// so, rather than 0 in silence.
+func TestCtrlCWhileConnecting(t *testing.T) {
+	l := newLab(t)
+	v := l.start(append(tunnelArgs, "-e", "ssh -F "+l.SSHConfig+" -o 'ProxyCommand=sleep 60'", "root@server")...)
+	if !eventually(10*time.Second, func() bool { return len(children(t, v.cmd.Process.Pid, "ssh")) > 0 }) {
+		t.Fatalf("no ssh child:\n%s", v.log)
+	}
+	if err := syscall.Kill(-v.cmd.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	err, log := v.wait(t, 15*time.Second)
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 130 || !strings.Contains(lastLine(log), "interrupted before the tunnel came up") {
+		t.Errorf("Ctrl-C while connecting: exit %v, last line %q", err, lastLine(log))
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/sshvpn/sshvpn/client"
 	"github.com/sshvpn/sshvpn/logs"
 	"github.com/sshvpn/sshvpn/server"
 )
@@ -53,21 +54,21 @@ type CLI struct {
 	Status        statusCmd        `cmd:"" help:"List the tunnels running on this machine, client and server sides: addresses, state, RTT, traffic, drops."`
 	Up            upCmd            `cmd:"" help:"Bring up the tunnel of a profile: ~/.config/sshvpn/NAME.conf, else /etc/sshvpn/NAME.conf (under sudo, root's, never the invoking user's). Flags after NAME override the profile; see README, Profiles."`
 	Down          downCmd          `cmd:"" help:"End the tunnel that \"sshvpn up NAME\" started, and wait until it has cleaned up."`
-	// words answers help and version; these list them with the others.
+	// commandWords answers help and version; these list them with the others.
 	Help        wordCmd `cmd:"" help:"Show this help, or a command's: sshvpn help connect."`
 	VersionWord wordCmd `cmd:"" name:"version" help:"Print the version."`
 }
 
-// wordCmd is a command that words turns into a flag before kong parses.
+// wordCmd is a command that commandWords turns into a flag before kong parses.
 type wordCmd struct {
 	Command []string `arg:"" optional:"" hidden:""`
 }
 
 func (wordCmd) Run() error { return nil }
 
-// words turns "help [COMMAND]" into "[COMMAND] --help" and "version" into
+// commandWords turns "help [COMMAND]" into "[COMMAND] --help" and "version" into
 // "--version", which would otherwise be taken for hosts to connect to.
-func words(args []string) []string {
+func commandWords(args []string) []string {
 	if len(args) == 0 {
 		return args
 	}
@@ -80,11 +81,9 @@ func words(args []string) []string {
 	return args
 }
 
-// runCLI parses args, runs the command and returns the exit status.
-func runCLI(args []string) int { return runWith(args, nil) }
-
-// runWith is run with a profile (sshvpn up NAME): its values are the
-// defaults of the flags the command line does not give.
+// runWith parses args, runs the command and returns the exit status;
+// with a profile (sshvpn up NAME), its values are the defaults of the
+// flags the command line does not give.
 func runWith(args []string, prof *profile) int {
 	var cli CLI
 	opts := []kong.Option{
@@ -101,7 +100,7 @@ func runWith(args []string, prof *profile) int {
 		fmt.Fprintln(os.Stderr, "sshvpn:", err)
 		return 2
 	}
-	kctx, err := parser.Parse(words(remoteFlag(args)))
+	kctx, err := parser.Parse(commandWords(remoteFlag(args)))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sshvpn:", err)
 		if hint := flagHint(err); hint != "" {
@@ -149,6 +148,10 @@ func runWith(args []string, prof *profile) int {
 	kctx.Bind(verbosity{verbose: cli.Verbose, quiet: cli.Quiet})
 	kctx.BindTo(ctx, (*context.Context)(nil))
 	if err := kctx.Run(log); err != nil {
+		if errors.Is(err, client.ErrInterrupted) {
+			fmt.Fprintln(os.Stderr, "sshvpn: interrupted before the tunnel came up")
+			return 130
+		}
 		// Ctrl-C in a terminal reaches ssh too, which may die (and end
 		// the connection) before sshvpn has taken its own signal: an
 		// error that comes with a request to stop is that stop.

@@ -6,5 +6,5 @@ package main
 import "os"
 
 func main() {
-	os.Exit(runCLI(os.Args[1:]))
+	os.Exit(runWith(os.Args[1:], nil))
 }

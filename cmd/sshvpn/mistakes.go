@@ -49,19 +49,19 @@ func argHint(args []string, err error, cmds []*kong.Node) string {
 	if !strings.Contains(err.Error(), "unexpected argument") {
 		return ""
 	}
-	var words []string
+	var positional []string
 	for _, a := range args {
 		if !strings.HasPrefix(a, "-") {
-			words = append(words, a)
+			positional = append(positional, a)
 		}
 	}
-	if len(words) == 0 {
+	if len(positional) == 0 {
 		return ""
 	}
-	if e := mistyped(words[0], cmds, nil); e != nil {
+	if e := mistyped(positional[0], cmds, nil); e != nil {
 		return e.Error()
 	}
-	for _, w := range words[1:] {
+	for _, w := range positional[1:] {
 		if looksLikeSubnet(w) {
 			if addr, bits, _ := strings.Cut(w, "/"); strings.Trim(bits, "0") == "" && strings.Trim(addr, "0.:") == "" {
 				return fmt.Sprintf("%q looks like sshuttle's subnet for everything: sshvpn's is --default-route (and a network is --route CIDR).", w)

@@ -74,8 +74,8 @@ func TestWordsAndArgHints(t *testing.T) {
 		{[]string{"gw"}, []string{"gw"}},
 		{[]string{"connect", "help"}, []string{"connect", "help"}}, // a host called help
 	} {
-		if got := words(tt.in); strings.Join(got, " ") != strings.Join(tt.want, " ") {
-			t.Errorf("words(%q) = %q, want %q", tt.in, got, tt.want)
+		if got := commandWords(tt.in); strings.Join(got, " ") != strings.Join(tt.want, " ") {
+			t.Errorf("commandWords(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 	var cli CLI
