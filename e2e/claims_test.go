@@ -77,7 +77,7 @@ func TestRateDownload(t *testing.T) {
 	srv.Close()
 	var remote *registry.Record
 	if !eventually(10*time.Second, func() bool {
-		for _, r := range l.status(exec.Command("nsenter", "-t", l.env["LAB_SSHD_PID"], "-m", l.Bin, "status", "--json")) {
+		for _, r := range l.status(exec.Command("nsenter", "-t", l.env["LAB_SSHD_PID"], "-m", l.Bin, "status", "--all", "--json")) {
 			if r.Side == registry.SideRemote && r.Status != nil && r.Status.Drops["over_rate"] > 0 {
 				remote = &r
 				return true

@@ -22,8 +22,8 @@ import (
 // admin is played by "sshvpn status" run in sshd's mount namespace.
 func (l *lab) statusOf(clientPID int) (client, remote *registry.Record) {
 	l.t.Helper()
-	recs := l.status(exec.Command(l.Bin, "status", "--json"))
-	recs = append(recs, l.status(exec.Command("nsenter", "-t", l.env["LAB_SSHD_PID"], "-m", l.Bin, "status", "--json"))...)
+	recs := l.status(exec.Command(l.Bin, "status", "--all", "--json"))
+	recs = append(recs, l.status(exec.Command("nsenter", "-t", l.env["LAB_SSHD_PID"], "-m", l.Bin, "status", "--all", "--json"))...)
 	for i, r := range recs {
 		if r.Side == registry.SideClient && r.PID == clientPID {
 			client = &recs[i]
@@ -63,9 +63,20 @@ func TestStatus(t *testing.T) {
 	if r.Status.State != registry.StateUp || r.PeerAddrs[0].String() != clientV4+"/30" || !strings.HasPrefix(r.Peer, "192.0.2.1") {
 		t.Errorf("remote record %+v, status %+v", r, r.Status)
 	}
-	out, err := exec.Command(l.Bin, "status").Output()
-	if err != nil || !strings.Contains(string(out), "client vpn0") || !strings.Contains(string(out), "state      up") {
-		t.Errorf("sshvpn status: %v\n%s", err, out)
+	// Per network namespace: in the client's, its tunnel; in the root
+	// one, none of the lab's but a word on them, and with --all each
+	// with the name ip netns knows its namespace by.
+	out, err := l.in(l.Client, l.Bin, "status")
+	if err != nil || !strings.Contains(out, "client vpn0") || !strings.Contains(out, "state      up") || strings.Contains(out, "netns") {
+		t.Errorf("sshvpn status in the client's namespace: %v\n%s", err, out)
+	}
+	root, err := exec.Command(l.Bin, "status").Output()
+	if err != nil || strings.Contains(string(root), "client vpn0") || !strings.Contains(string(root), "more in other network namespaces") {
+		t.Errorf("sshvpn status in the root namespace: %v\n%s", err, root)
+	}
+	all, err := exec.Command(l.Bin, "status", "--all").Output()
+	if err != nil || !strings.Contains(string(all), "client vpn0") || !strings.Contains(string(all), "netns      "+l.Client+" (net:[") {
+		t.Errorf("sshvpn status --all: %v\n%s", err, all)
 	}
 
 	v.cmd.Process.Signal(syscall.SIGUSR1)
@@ -192,7 +203,7 @@ mtu = 1300
 	if link := l.mustIn(l.Client, "ip", "link", "show", "vpn0"); !strings.Contains(link, "mtu 1400") {
 		t.Errorf("--mtu after the profile's name did not win:\n%s", link)
 	}
-	st, err := exec.Command(l.Bin, "status").Output()
+	st, err := exec.Command(l.Bin, "status", "--all").Output()
 	if err != nil || !strings.Contains(string(st), "client vpn0 (profile lab)") {
 		t.Errorf("sshvpn status: %v\n%s", err, st)
 	}

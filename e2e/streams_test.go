@@ -82,7 +82,7 @@ func TestStreams(t *testing.T) {
 			var remotes []registry.Record
 			if !eventually(10*time.Second, func() bool {
 				remotes = nil
-				for _, r := range l.status(exec.Command("nsenter", "-t", l.env["LAB_SSHD_PID"], "-m", l.Bin, "status", "--json")) {
+				for _, r := range l.status(exec.Command("nsenter", "-t", l.env["LAB_SSHD_PID"], "-m", l.Bin, "status", "--all", "--json")) {
 					if r.Side == registry.SideRemote && len(r.PeerAddrs) > 0 && r.PeerAddrs[0].String() == clientV4+"/30" {
 						remotes = append(remotes, r)
 					}

@@ -130,7 +130,7 @@ func TestPlantedRecords(t *testing.T) {
 		t.Fatal("root's sshvpn down killed a root process that another account named")
 	default:
 	}
-	st, err := exec.Command(binary, "status", "--json").Output()
+	st, err := exec.Command(binary, "status", "--all", "--json").Output()
 	if err != nil {
 		t.Fatalf("sshvpn status: %v", err)
 	}
@@ -159,12 +159,12 @@ func TestPlantedRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer mine.Remove()
-	if out, err := exec.Command(binary, "status").CombinedOutput(); err != nil || !strings.Contains(string(out), "root-only") {
+	if out, err := exec.Command(binary, "status", "--all").CombinedOutput(); err != nil || !strings.Contains(string(out), "root-only") {
 		t.Errorf("root's status does not list root's session: %v\n%s", err, out)
 	}
 	// The account's own listing shows its own session, not root's, and
 	// removes the lie from its registry.
-	status := exec.Command(publicBinary(t), "status")
+	status := exec.Command(publicBinary(t), "status", "--all")
 	status.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
 	status.Env = []string{"HOME=/nonexistent", "PATH=" + os.Getenv("PATH")}
 	if out, err := status.CombinedOutput(); err != nil || strings.Contains(string(out), "root-only") || !strings.Contains(string(out), "profile mine") {
@@ -204,7 +204,7 @@ func TestStateNotInTmp(t *testing.T) {
 	if _, err := os.Lstat(fmt.Sprintf("/run/user/%d", nobody)); err == nil {
 		t.Fatalf("/run/user/%d exists; this test wants an account without it", nobody)
 	}
-	cmd := exec.Command(bin, "status")
+	cmd := exec.Command(bin, "status", "--all")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
 	cmd.Env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH")}
 	out, err := cmd.CombinedOutput()

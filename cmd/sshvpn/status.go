@@ -2,18 +2,11 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
-	"io"
-	"maps"
-	"net/netip"
 	"os"
 	"slices"
-	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/sshvpn/sshvpn/internal/proc"
-	"github.com/sshvpn/sshvpn/internal/text"
 	"github.com/sshvpn/sshvpn/record"
 	"github.com/sshvpn/sshvpn/registry"
 )
@@ -21,12 +14,17 @@ import (
 // statusCmd lists the tunnels running on this machine, both sides.
 type statusCmd struct {
 	JSON bool `name:"json" help:"Print the sessions as a JSON array, for scripts: the registry records as they are (see README, Status)."`
+	All  bool `help:"List the tunnels of every network namespace, not only this one's."`
 }
 
 func (c *statusCmd) Run() error {
-	recs, err := record.All()
+	all, err := record.All()
 	if err != nil {
 		return err
+	}
+	here, recs := proc.NetNS(), all
+	if !c.All {
+		recs = slices.DeleteFunc(slices.Clone(all), func(r registry.Record) bool { return r.NetNS != here })
 	}
 	if c.JSON {
 		enc := json.NewEncoder(os.Stdout)
@@ -36,146 +34,6 @@ func (c *statusCmd) Run() error {
 		}
 		return enc.Encode(recs)
 	}
-	printStatus(os.Stdout, recs, time.Now())
+	record.Show(os.Stdout, recs, time.Now(), here, len(all)-len(recs))
 	return nil
-}
-
-// printStatus writes one block per session, for a person.
-func printStatus(w io.Writer, recs []registry.Record, now time.Time) {
-	if len(recs) == 0 {
-		fmt.Fprintln(w, "no sshvpn tunnels are running")
-		return
-	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	here := proc.NetNS()
-	for i, r := range recs {
-		if i > 0 {
-			fmt.Fprintln(tw)
-		}
-		// Records are files anyone of their account could have written,
-		// and carry text from the network (the reason a connection
-		// ended): nothing of them reaches the terminal raw.
-		r.Profile, r.Peer, r.User, r.Key, r.Dev, r.NetNS = clean(r.Profile), clean(r.Peer), clean(r.User), clean(r.Key), clean(r.Dev), clean(r.NetNS)
-		if r.Status != nil {
-			st := *r.Status
-			st.Reason, st.Offloads, st.State = clean(st.Reason), clean(st.Offloads), clean(st.State)
-			r.Status = &st
-		}
-		title := fmt.Sprintf("%s %s", r.Side, orDash(r.Dev))
-		if r.Profile != "" {
-			title += " (profile " + r.Profile + ")"
-		}
-		fmt.Fprintf(tw, "%s\tpid %d\n", title, r.PID)
-		if r.NetNS != here {
-			fmt.Fprintf(tw, "  netns\t%s (another network namespace)\n", r.NetNS)
-		}
-		peer := "server"
-		if r.Side == registry.SideRemote {
-			peer = "client"
-		}
-		who := orDash(r.Peer)
-		if r.User != "" {
-			who += " as " + r.User
-		}
-		if r.Key != "" {
-			who += ", key " + r.Key
-		}
-		fmt.Fprintf(tw, "  %s\t%s\n", peer, who)
-		fmt.Fprintf(tw, "  addresses\t%s ⇄ %s\n", orDash(join(r.Addrs)), orDash(join(r.PeerAddrs)))
-		if r.Lease > 0 {
-			fmt.Fprintf(tw, "  lease\t%d\n", r.Lease-1)
-		}
-		var routes []string
-		for _, rt := range r.Added {
-			routes = append(routes, rt.Dst.String())
-		}
-		if len(routes) > 0 {
-			fmt.Fprintf(tw, "  routes\t%s\n", strings.Join(routes, ", "))
-		}
-		st := r.Status
-		if st == nil {
-			fmt.Fprintf(tw, "  state\tstarting (since %s)\n", ago(now, r.Started))
-			continue
-		}
-		state := st.State
-		switch st.State {
-		case registry.StateUp:
-			state = "up " + ago(now, st.Since)
-		case registry.StateReconnecting:
-			state = fmt.Sprintf("reconnecting, attempt %d, for %s: %s", st.Attempt, ago(now, st.Since), st.Reason)
-		}
-		fmt.Fprintf(tw, "  state\t%s\n", state)
-		fmt.Fprintf(tw, "  running\t%s, %d reconnects\n", ago(now, r.Started), st.Reconnects)
-		if st.RTT > 0 {
-			fmt.Fprintf(tw, "  rtt\t%s (last keepalive)\n", st.RTT.Round(time.Microsecond))
-		}
-		if st.MTU > 0 {
-			fmt.Fprintf(tw, "  mtu\t%d, offloads %s\n", st.MTU, orDash(st.Offloads))
-		}
-		fmt.Fprintf(tw, "  sent\t%s in %d packets\n", bytesHuman(st.BytesOut), st.PacketsOut)
-		fmt.Fprintf(tw, "  received\t%s in %d packets\n", bytesHuman(st.BytesIn), st.PacketsIn)
-		for i, c := range st.Streams {
-			rtt := "rtt -"
-			if c.RTT > 0 {
-				rtt = "rtt " + c.RTT.Round(time.Microsecond).String()
-			}
-			fmt.Fprintf(tw, "  stream %d\t%s, %s, sent %s, received %s\n", i+1, clean(c.State), rtt, bytesHuman(c.BytesOut), bytesHuman(c.BytesIn))
-		}
-		var d []string
-		for _, k := range slices.Sorted(maps.Keys(st.Drops)) {
-			if k != record.MarkedECN {
-				d = append(d, fmt.Sprintf("%s %d", strings.ReplaceAll(k, "_", " "), st.Drops[k]))
-			}
-		}
-		if len(d) > 0 {
-			fmt.Fprintf(tw, "  dropped\t%s\n", strings.Join(d, ", "))
-		}
-		if n := st.Drops[record.MarkedECN]; n > 0 {
-			fmt.Fprintf(tw, "  ecn\t%d packets marked (congestion experienced) by the queue\n", n)
-		}
-		if age := now.Sub(st.Updated); age > 3*record.RecordEvery {
-			fmt.Fprintf(tw, "  note\tlast refreshed %s ago: the process may be stuck\n", age.Round(time.Second))
-		}
-	}
-	tw.Flush()
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-// ago says how long ago t was, to the second.
-func ago(now, t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	return now.Sub(t).Round(time.Second).String()
-}
-
-// bytesHuman writes n bytes with a binary unit.
-func bytesHuman(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
-func clean(s string) string { return text.Clean(s, false) }
-
-// join writes prefixes as a comma-separated list.
-func join(ps []netip.Prefix) string {
-	s := make([]string, len(ps))
-	for i, p := range ps {
-		s[i] = p.String()
-	}
-	return strings.Join(s, ", ")
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Holder is a running (or once running) process.
@@ -105,4 +106,21 @@ func UIDs(pid int) (real, effective int, ok bool) {
 func (h Holder) OwnedBy(uid int) bool {
 	r, e, ok := UIDs(h.PID)
 	return ok && r == uid && e == uid && h.Alive()
+}
+
+// NetNSName is the name "ip netns" knows the network namespace id (as
+// NetNS gives it, "net:[4026532375]") by: a file under /run/netns bound
+// to it. "" when none is.
+func NetNSName(id string) string {
+	ents, err := os.ReadDir("/run/netns")
+	if err != nil {
+		return ""
+	}
+	for _, e := range ents {
+		var st syscall.Stat_t
+		if syscall.Stat("/run/netns/"+e.Name(), &st) == nil && fmt.Sprintf("net:[%d]", st.Ino) == id {
+			return e.Name()
+		}
+	}
+	return ""
 }
