@@ -48,6 +48,7 @@ type Config struct {
 	// record; Profile the profile the run was started from, if any.
 	Destination string
 	Profile     string
+	ProfileFile string // the file the profile was read from
 
 	Dev     string   // the device's name; empty lets the kernel choose
 	Mode    tun.Mode // ModeTUN when empty
@@ -218,7 +219,7 @@ func runRecord(cfg Config, dev tun.Device, log *slog.Logger) *record.Session {
 		log.Debug("no session registry; routes of a killed session will not be found", "err", err)
 		return nil
 	}
-	if err := s.Add(registry.Record{Side: registry.SideClient, Dev: dev.Name(), Ifindex: dev.Index(), Peer: cfg.Destination, Profile: cfg.Profile}); err != nil {
+	if err := s.Add(registry.Record{Side: registry.SideClient, Dev: dev.Name(), Ifindex: dev.Index(), Peer: cfg.Destination, Profile: cfg.Profile, ProfileFile: cfg.ProfileFile}); err != nil {
 		log.Debug("not recording the session", "err", err)
 	}
 	return s

@@ -204,7 +204,7 @@ mtu = 1300
 		t.Errorf("--mtu after the profile's name did not win:\n%s", link)
 	}
 	st, err := exec.Command(l.Bin, "status", "--all").Output()
-	if err != nil || !strings.Contains(string(st), "client vpn0 (profile lab)") {
+	if err != nil || !strings.Contains(string(st), "client vpn0 (profile lab)") || !strings.Contains(string(st), "profile    "+filepath.Join(home, ".config/sshvpn/lab.conf")) {
 		t.Errorf("sshvpn status: %v\n%s", err, st)
 	}
 	down := exec.Command(l.Bin, "down", "lab")

@@ -68,6 +68,9 @@ func Show(w io.Writer, recs []registry.Record, now time.Time, here string, hidde
 			who += ", key " + r.Key
 		}
 		fmt.Fprintf(tw, "  %s\t%s\n", peer, who)
+		if r.ProfileFile != "" {
+			fmt.Fprintf(tw, "  profile\t%s\n", clean(r.ProfileFile))
+		}
 		fmt.Fprintf(tw, "  addresses\t%s ⇄ %s\n", orDash(join(r.Addrs)), orDash(join(r.PeerAddrs)))
 		if r.Lease > 0 {
 			fmt.Fprintf(tw, "  lease\t%d\n", r.Lease-1)

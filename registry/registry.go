@@ -85,6 +85,8 @@ type Record struct {
 	// Profile is the profile the client was started from (sshvpn up
 	// NAME), if any.
 	Profile string `json:"profile,omitempty"`
+	// ProfileFile is the file it was read from.
+	ProfileFile string `json:"profile_file,omitempty"`
 	// Status is what the session says of itself, refreshed every few
 	// seconds while it runs.
 	Status *Status `json:"status,omitempty"`

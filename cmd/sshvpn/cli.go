@@ -126,7 +126,7 @@ func runWith(args []string, prof *profile) int {
 		return runWith(args, prof)
 	}
 	if prof != nil {
-		cli.Connect.profile = prof.name
+		cli.Connect.profile, cli.Connect.profileFile = prof.name, prof.path
 	}
 	var log *slog.Logger
 	if kctx.Command() == "remote" {
@@ -141,6 +141,9 @@ func runWith(args []string, prof *profile) int {
 		kctx.Bind(id)
 	} else {
 		log = logs.New(os.Stderr, cli.Verbose, cli.Quiet, cli.LogFormat)
+		if prof != nil {
+			log.Debug("profile read", "name", prof.name, "file", prof.path)
+		}
 	}
 	ctx, sig, stop := watch(kctx.Command() == "remote")
 	defer stop()

@@ -51,9 +51,10 @@ type connectCmd struct {
 
 	Destination string `arg:"" help:"[user@]host, as ssh takes it (a Host alias from ssh_config works)."`
 
-	profile string // the profile it was started from (sshvpn up)
-	verb    verbosity
-	as      *spawn.User // under sudo: the account ssh runs as
+	profile     string // the profile it was started from (sshvpn up)
+	profileFile string // and the file it was read from
+	verb        verbosity
+	as          *spawn.User // under sudo: the account ssh runs as
 }
 
 func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, sig signals, v verbosity) error {
@@ -78,7 +79,7 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, sig signals, v v
 		oneThread()
 	}
 	cfg := client.Config{
-		Dialer: dialer, Packets: packets, Destination: c.Destination, Profile: c.profile,
+		Dialer: dialer, Packets: packets, Destination: c.Destination, Profile: c.profile, ProfileFile: c.profileFile,
 		Dev: c.Dev, Mode: p.mode, Offload: c.Offload && !c.OpenSSHTun, MTU: c.MTU, Addrs: p.addrs, PeerAddrs: p.peers,
 		RemoteDev: c.RemoteDev, RemoteRoutes: prefixes(c.RemoteRoute),
 		Routes: prefixes(c.Route), DefaultRoute: c.DefaultRoute, AllowUntunneled: c.Untunneled, Bridge: c.Bridge, MAC: p.mac,

@@ -42,8 +42,11 @@ func profileDirs() []string {
 	if home := ownHome(); home != "" {
 		dirs = append(dirs, filepath.Join(home, ".config", "sshvpn"))
 	}
-	return append(dirs, "/etc/sshvpn")
+	return append(dirs, systemProfiles)
 }
+
+// systemProfiles is the system's profile directory.
+var systemProfiles = "/etc/sshvpn"
 
 // ownHome is the home directory of the account sshvpn runs as: $HOME, but
 // under sudo root's from the password database (sudo may keep the user's
@@ -68,30 +71,46 @@ func checkProfileName(name string) error {
 	return nil
 }
 
-// loadProfile finds and reads profile name.
-func loadProfile(name string) (*profile, error) {
+// loadProfile finds and reads profile name: in the account's own
+// directory or the system's (from "user" or "system"), or, with from
+// empty, in whichever has it; a name both have is ambiguous, and refused.
+func loadProfile(name, from string) (*profile, error) {
 	if err := checkProfileName(name); err != nil {
 		return nil, err
 	}
-	var tried []string
-	for _, d := range profileDirs() {
+	dirs := profileDirs()
+	switch {
+	case from == "system":
+		dirs = dirs[len(dirs)-1:]
+	case from == "user" && len(dirs) > 1:
+		dirs = dirs[:1]
+	case from == "user":
+		return nil, errors.New("--user: this account has no home directory for profiles")
+	}
+	var tried, found []string
+	for _, d := range dirs {
 		path := filepath.Join(d, name+".conf")
-		b, err := readProfile(path)
-		if errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
 			tried = append(tried, path)
 			continue
 		}
-		if err != nil {
-			return nil, fmt.Errorf("profile %s: %w", name, err)
-		}
-		p := &profile{name: name, path: path, values: map[string]any{}}
-		_, err = toml.Decode(string(b), &p.values)
-		if err != nil {
-			return nil, fmt.Errorf("profile %s: %w", path, err)
-		}
-		return p, nil
+		found = append(found, path)
 	}
-	return nil, fmt.Errorf("no profile %q: none of %s exists (see README, Profiles)", name, strings.Join(tried, ", "))
+	switch len(found) {
+	case 0:
+		return nil, fmt.Errorf("no profile %q: none of %s exists (see README, Profiles)", name, strings.Join(tried, ", "))
+	case 2:
+		return nil, fmt.Errorf("profile %s is both %s and %s: say which, with sshvpn up --user %s or sshvpn up --system %s", name, found[0], found[1], name, name)
+	}
+	b, err := readProfile(found[0])
+	if err != nil {
+		return nil, fmt.Errorf("profile %s: %w", name, err)
+	}
+	p := &profile{name: name, path: found[0], values: map[string]any{}}
+	if _, err := toml.Decode(string(b), &p.values); err != nil {
+		return nil, fmt.Errorf("profile %s: %w", found[0], err)
+	}
+	return p, nil
 }
 
 // readProfile reads a profile file, refusing one that another account could
@@ -200,14 +219,22 @@ func (p *profile) Resolve(_ *kong.Context, _ *kong.Path, flag *kong.Flag) (any, 
 
 // upCmd is "sshvpn up NAME [flags]".
 type upCmd struct {
-	Name string   `arg:"" help:"The profile: NAME.conf in ~/.config/sshvpn, else in /etc/sshvpn."`
-	Args []string `arg:"" optional:"" passthrough:"" help:"Flags of sshvpn connect, which override the profile's."`
+	User   bool     `xor:"from" help:"Read NAME from ~/.config/sshvpn only (a name both directories have needs --user or --system)."`
+	System bool     `xor:"from" help:"Read NAME from /etc/sshvpn only."`
+	Name   string   `arg:"" help:"The profile: NAME.conf in ~/.config/sshvpn or in /etc/sshvpn."`
+	Args   []string `arg:"" optional:"" passthrough:"" help:"Flags of sshvpn connect, which override the profile's."`
 }
 
 // connect loads the profile and returns the command line of sshvpn
 // connect that runs it, with the profile to resolve its flags.
 func (u *upCmd) connect(verbose, quiet bool, format string) ([]string, *profile, error) {
-	prof, err := loadProfile(u.Name)
+	from := ""
+	if u.User {
+		from = "user"
+	} else if u.System {
+		from = "system"
+	}
+	prof, err := loadProfile(u.Name, from)
 	if err != nil {
 		return nil, nil, err
 	}

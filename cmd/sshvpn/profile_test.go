@@ -39,7 +39,7 @@ mtu = 1300
 keepalive = "5s"
 ssh-cmd = "ssh -p 2222"
 `)
-	prof, err := loadProfile("office")
+	prof, err := loadProfile("office", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ ssh-cmd = "ssh -p 2222"
 	}
 
 	writeProfile(t, "typo", "destination = \"gw\"\ndefualt-route = true\n")
-	prof, err = loadProfile("typo")
+	prof, err = loadProfile("typo", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,11 +70,11 @@ ssh-cmd = "ssh -p 2222"
 		t.Errorf("a profile with a typo: %v", err)
 	}
 	for _, bad := range []string{"../etc/passwd", "", "-x", "a/b"} {
-		if _, err := loadProfile(bad); err == nil {
+		if _, err := loadProfile(bad, ""); err == nil {
 			t.Errorf("profile name %q accepted", bad)
 		}
 	}
-	if _, err := loadProfile("missing"); err == nil || !strings.Contains(err.Error(), "missing.conf") {
+	if _, err := loadProfile("missing", ""); err == nil || !strings.Contains(err.Error(), "missing.conf") {
 		t.Errorf("a missing profile: %v", err)
 	}
 }
@@ -85,7 +85,7 @@ func TestProfileUnderSudo(t *testing.T) {
 	netnstest.NeedRoot(t, "files of another account")
 	writeProfile(t, "mine", "destination = \"gw\"\nup = \"/tmp/evil\"\n")
 	t.Setenv("SUDO_UID", "1000")
-	if p, err := loadProfile("mine"); err == nil {
+	if p, err := loadProfile("mine", ""); err == nil {
 		t.Errorf("root under sudo read %s", p.path)
 	}
 }
@@ -101,26 +101,57 @@ func TestProfilePermissions(t *testing.T) {
 	home := os.Getenv("HOME")
 	dir := filepath.Join(home, ".config", "sshvpn")
 	file := filepath.Join(dir, "ww.conf")
-	if _, err := loadProfile("ww"); err != nil {
+	if _, err := loadProfile("ww", ""); err != nil {
 		t.Fatalf("root's own profile: %v", err)
 	}
 	os.Chmod(file, 0o666)
-	if _, err := loadProfile("ww"); err == nil || !strings.Contains(err.Error(), "bad owner or permissions on "+file) || !strings.Contains(err.Error(), "chmod go-w") {
+	if _, err := loadProfile("ww", ""); err == nil || !strings.Contains(err.Error(), "bad owner or permissions on "+file) || !strings.Contains(err.Error(), "chmod go-w") {
 		t.Errorf("a 0666 profile: %v", err)
 	}
 	os.Chmod(file, 0o644)
 	os.Chown(file, 1000, 1000) // a user's, read by root with the user's HOME
-	if _, err := loadProfile("ww"); err == nil || !strings.Contains(err.Error(), "owned by uid 1000") {
+	if _, err := loadProfile("ww", ""); err == nil || !strings.Contains(err.Error(), "owned by uid 1000") {
 		t.Errorf("a profile of uid 1000 read by root: %v", err)
 	}
 	os.Chown(file, 0, 0)
 	os.Chmod(dir, 0o777)
-	if _, err := loadProfile("ww"); err == nil || !strings.Contains(err.Error(), "bad owner or permissions on "+dir) {
+	if _, err := loadProfile("ww", ""); err == nil || !strings.Contains(err.Error(), "bad owner or permissions on "+dir) {
 		t.Errorf("a profile in a directory anyone can write: %v", err)
 	}
 	os.Chmod(dir, 0o755)
 	os.Chown(dir, 1000, 1000)
-	if _, err := loadProfile("ww"); err == nil || !strings.Contains(err.Error(), "owned by uid 1000") {
+	if _, err := loadProfile("ww", ""); err == nil || !strings.Contains(err.Error(), "owned by uid 1000") {
 		t.Errorf("a profile in a directory of uid 1000: %v", err)
+	}
+}
+
+// TestProfileAmbiguous: a name that both the account's directory and
+// the system's have is refused unless --user or --system picks one, and
+// the profile says which file it came from.
+func TestProfileAmbiguous(t *testing.T) {
+	writeProfile(t, "office", `destination = "me@gw"`)
+	system := t.TempDir()
+	old := systemProfiles
+	systemProfiles = system
+	t.Cleanup(func() { systemProfiles = old })
+	if err := os.WriteFile(filepath.Join(system, "office.conf"), []byte(`destination = "all@gw"`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := loadProfile("office", ""); err == nil || !strings.Contains(err.Error(), "sshvpn up --user office or sshvpn up --system office") {
+		t.Errorf("an ambiguous name: %v", err)
+	}
+	for from, want := range map[string]string{"user": "me@gw", "system": "all@gw"} {
+		p, err := loadProfile("office", from)
+		if err != nil {
+			t.Fatalf("%s: %v", from, err)
+		}
+		if d, _ := p.key("destination"); d != want || (from == "system") != strings.HasPrefix(p.path, system) {
+			t.Errorf("%s: %s from %s", from, d, p.path)
+		}
+	}
+	var c CLI
+	parser, _ := kong.New(&c)
+	if _, err := parser.Parse([]string{"up", "--user", "--system", "office"}); err == nil {
+		t.Error("up --user --system was accepted")
 	}
 }
