@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/sshvpn/sshvpn/spawn"
@@ -145,7 +146,7 @@ func connectEach(ctx context.Context, d transport, cfg tunnel.ClientConfig, adju
 		case hungUp:
 			wait, reason = 0, "hangup"
 		case err != nil:
-			reason = err.Error()
+			reason = reasonOf(err)
 		}
 		log.Warn("connection ended; reconnecting", "reason", reason, "attempt", failures, "in", wait.Round(time.Millisecond))
 		if rc.Retrying != nil {
@@ -207,6 +208,24 @@ func dialOnce(ctx context.Context, cancel context.CancelCauseFunc, d transport, 
 		cfg.Addrs, cfg.PeerAddrs = t.Addrs, t.PeerAddrs
 	}
 	return d.run(ctx, cfg)
+}
+
+// reasonOf is why a connection ended, for a person (the reconnect line,
+// systemd's STATUS): the failure itself, without the layers that passed
+// it up ("tunnel: connection to the peer lost: spawn: ...").
+func reasonOf(err error) string {
+	var exit *spawn.ExitError
+	var dead *tunnel.DeadPeerError
+	var remote *tunnel.RemoteError
+	switch {
+	case errors.As(err, &exit):
+		return strings.TrimPrefix(exit.Error(), "spawn: ")
+	case errors.As(err, &dead):
+		return strings.TrimPrefix(dead.Error(), "tunnel: ")
+	case errors.As(err, &remote):
+		return remote.Error()
+	}
+	return err.Error()
 }
 
 // dialError is a Dialer's failure to start a connection at all (no ssh

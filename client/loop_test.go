@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -238,6 +239,24 @@ func TestBackoff(t *testing.T) {
 	} {
 		if got := failuresAfter(tt.failures, tt.up, tt.upFor); got != tt.want {
 			t.Errorf("failuresAfter(%d, %v, %v) = %d, want %d", tt.failures, tt.up, tt.upFor, got, tt.want)
+		}
+	}
+}
+
+// TestReasonOf: the reconnect line and systemd's STATUS say what failed,
+// without the layers that passed it up.
+func TestReasonOf(t *testing.T) {
+	exit := &spawn.ExitError{Signaled: true}
+	for _, tt := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("tunnel: connection to the peer lost: %w", exit), "ssh was killed by a signal"},
+		{fmt.Errorf("x: %w", &tunnel.DeadPeerError{Silent: 9 * time.Second}), "no sign of life from the peer for 9s; assuming the connection is dead"},
+		{errors.New("tunnel: something else"), "tunnel: something else"},
+	} {
+		if got := reasonOf(tt.err); got != tt.want {
+			t.Errorf("reasonOf(%v) = %q, want %q", tt.err, got, tt.want)
 		}
 	}
 }

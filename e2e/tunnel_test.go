@@ -325,3 +325,18 @@ func TestCtrlCWhileConnecting(t *testing.T) {
 		t.Errorf("Ctrl-C while connecting: exit %v, last line %q", err, lastLine(log))
 	}
 }
+
+// TestSSHFailureOnce: when ssh cannot log in, its message reaches the
+// user once, followed by advice, and without sshvpn's inner layers.
+func TestSSHFailureOnce(t *testing.T) {
+	l := newLab(t)
+	v := l.start(append(tunnelArgs, "nosuchuser@server")...)
+	err, log := v.wait(t, 30*time.Second)
+	if err == nil {
+		t.Fatalf("logging in as nobody the server knows succeeded:\n%s", log)
+	}
+	if n := strings.Count(log, "Permission denied"); n != 1 || !strings.Contains(log, "ssh-add -l") || !strings.Contains(log, "ssh -v nosuchuser@server") ||
+		strings.Contains(log, "connection to the peer lost") {
+		t.Errorf("ssh's refusal said %d times, or without advice:\n%s", n, log)
+	}
+}

@@ -284,7 +284,10 @@ func (c *Process) exitError() error {
 		return nil // ssh exited with status 0; only stderr was left open
 	}
 	if errors.As(c.waitErr, &ee) {
-		return &ExitError{Status: ee.ExitCode(), Signaled: !ee.Exited(), RemoteCommand: c.remote, Message: c.stderr.sshLast()}
+		// ssh's stderr reached the user as it came: its message is
+		// not said again.
+		return &ExitError{Status: ee.ExitCode(), Signaled: !ee.Exited(), RemoteCommand: c.remote, Message: c.stderr.sshLast(),
+			Shown: true, Destination: c.opts.Destination}
 	}
 	if c.waitErr != nil {
 		return fmt.Errorf("spawn: ssh: %w", c.waitErr)
@@ -298,6 +301,23 @@ type ExitError struct {
 	Signaled      bool // ssh was killed by a signal
 	RemoteCommand string
 	Message       string // ssh's own last line on stderr, if it had one at the end
+	Shown         bool   // Message has reached the user already (ssh's stderr)
+	Destination   string // ssh's destination, for advice
+}
+
+// advice is what a person can do about a failed ssh connection.
+func (e *ExitError) advice() string {
+	dest := e.Destination
+	if dest == "" {
+		dest = "HOST"
+	}
+	switch {
+	case strings.Contains(e.Message, "Permission denied"):
+		return fmt.Sprintf(". The server took none of the keys offered: ssh-add -l lists the agent's, and -e \"ssh -i KEY\" (or IdentityFile in ssh_config) offers another; ssh -v %s shows each key tried", dest)
+	case strings.Contains(e.Message, "Host key verification failed"), strings.Contains(e.Message, "IDENTIFICATION HAS CHANGED"):
+		return fmt.Sprintf(". Check the server's host key (ssh %s says which line of known_hosts differs)", dest)
+	}
+	return fmt.Sprintf(". ssh -v %s shows why", dest)
 }
 
 // permanent are the starts of ssh's messages about failures that trying
@@ -335,7 +355,13 @@ func (e *ExitError) Error() string {
 	case e.Status == 255 && e.Message == "":
 		return "spawn: ssh exited with status 255 and no message: the connection dropped, or the remote command was killed by a signal (ssh reports no status then)"
 	case e.Status == 255:
-		return "spawn: ssh failed to connect or lost the connection (exit status 255): " + e.Message
+		msg := "spawn: ssh failed to connect or lost the connection (exit status 255)"
+		if e.Shown {
+			msg += "; ssh said why above"
+		} else {
+			msg += ": " + e.Message
+		}
+		return msg + e.advice()
 	case e.Status == 127:
 		return fmt.Sprintf("spawn: the remote could not find the command %q (exit status 127): sshvpn is not on the server, "+
 			"or not where the remote login's PATH finds it: pass --upload to copy this sshvpn there for the session, install sshvpn there, "+

@@ -589,3 +589,21 @@ func TestExitErrorTemporary(t *testing.T) {
 		}
 	}
 }
+
+// TestExitErrorShown: a message ssh printed already is not said again,
+// and the advice fits the failure.
+func TestExitErrorShown(t *testing.T) {
+	e := &ExitError{Status: 255, Message: "root@192.0.2.2: Permission denied (publickey).", Shown: true, Destination: "root@gw"}
+	msg := e.Error()
+	if strings.Contains(msg, "Permission denied") || !strings.Contains(msg, "said why above") || !strings.Contains(msg, "ssh-add -l") || !strings.Contains(msg, "ssh -v root@gw") {
+		t.Errorf("shown: %q", msg)
+	}
+	e.Shown = false
+	if msg := e.Error(); !strings.Contains(msg, "Permission denied (publickey)") {
+		t.Errorf("not shown: %q", msg)
+	}
+	e.Message = "ssh: connect to host gw port 22: Connection refused"
+	if msg := e.Error(); !strings.HasSuffix(msg, "ssh -v root@gw shows why") {
+		t.Errorf("refused: %q", msg)
+	}
+}
