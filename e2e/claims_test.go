@@ -52,6 +52,21 @@ func TestLogFormatJSON(t *testing.T) {
 		t.Fatalf("exit %v:\n%s", err, log)
 	}
 	parse()
+	// One schema on both sides: the same field has the same type in the
+	// client's line and in the server's, relayed.
+	for _, m := range recs {
+		if m["msg"] != "tunnel up" {
+			continue
+		}
+		_, local := m["local"].(string)
+		_, remote := m["remote"].(string)
+		_, mtu := m["mtu"].(float64)
+		_, offloads := m["offloads"].(string)
+		if !local || !remote || !mtu || !offloads {
+			t.Errorf("a 'tunnel up' of side %v with local %T, remote %T, mtu %T, offloads %T; want strings and a number",
+				m["side"], m["local"], m["remote"], m["mtu"], m["offloads"])
+		}
+	}
 	for _, m := range recs {
 		if _, ok := m["level"].(string); !ok {
 			t.Errorf("a record without a level: %v", m)

@@ -211,7 +211,7 @@ func parseRemoteLine(line string) (slog.Record, bool) {
 			if strings.HasPrefix(v, "[") && strings.HasSuffix(v, "]") { // a list, as slog prints one
 				v = strings.Join(strings.Fields(v[1:len(v)-1]), ",")
 			}
-			attrs = append(attrs, slog.String(kv[0], v))
+			attrs = append(attrs, typed(kv[0], v))
 		}
 	}
 	if !remote {
@@ -220,6 +220,19 @@ func parseRemoteLine(line string) (slog.Record, bool) {
 	rec := slog.NewRecord(time.Now(), lvl, text.Clean(msg, false), 0)
 	rec.AddAttrs(attrs...)
 	return rec, true
+}
+
+// typed is a value of the server's line with the type the client's own
+// lines give it: whole numbers as numbers, true and false as booleans,
+// the rest as text (one schema for both sides' JSON).
+func typed(key, v string) slog.Attr {
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil && (v == "0" || !strings.HasPrefix(v, "0")) {
+		return slog.Int64(key, n)
+	}
+	if b, err := strconv.ParseBool(v); err == nil && (v == "true" || v == "false") {
+		return slog.Bool(key, b)
+	}
+	return slog.String(key, v)
 }
 
 // parseLogfmt splits slog's text format: key=value pairs separated by

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 )
 
@@ -28,6 +29,10 @@ const (
 var offloadNames = []string{"csum", "tso4", "tso6", "uso4", "uso6"}
 
 // String lists the offloads' names separated by commas, or "none".
+// LogValue logs the offloads by their names ("csum,tso4"), as String
+// does, in every log format.
+func (o Offload) LogValue() slog.Value { return slog.StringValue(o.String()) }
+
 func (o Offload) String() string {
 	if o == 0 {
 		return "none"

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -85,6 +87,19 @@ func readPreamble(r *framing.Reader) error {
 		return fmt.Errorf("tunnel: the remote closed the connection before the handshake: %w", err)
 	}
 	return err
+}
+
+// prefixes logs a list of addresses or networks as one string,
+// "198.18.0.1/30,2001:2::1/126", the same in every log format and on
+// both sides (the server's lines reach the client as text).
+type prefixes []netip.Prefix
+
+func (p prefixes) LogValue() slog.Value {
+	s := make([]string, len(p))
+	for i, x := range p {
+		s[i] = x.String()
+	}
+	return slog.StringValue(strings.Join(s, ","))
 }
 
 // logger is l, or a logger that discards when l is nil.

@@ -59,7 +59,7 @@ func RunPackets(ctx context.Context, conn PacketConn, cfg ClientConfig) error {
 		s.stop(link)
 		return localError{err}
 	}
-	log.Info("tunnel up", "dev", link.dev.Name(), "local", t.Addrs, "remote", t.PeerAddrs, "mtu", t.MTU, "server", cfg.Server, "transport", "packets")
+	log.Info("tunnel up", "dev", link.dev.Name(), "local", prefixes(t.Addrs), "remote", prefixes(t.PeerAddrs), "mtu", t.MTU, "server", cfg.Server, "transport", "packets")
 	return s.run(ctx, link, orDefault(cfg.Keepalive, DefaultKeepalive), orDefault(cfg.DeadAfter, DefaultDeadAfter))
 }
 

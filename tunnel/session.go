@@ -251,7 +251,7 @@ func runClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) (
 	// transport's own error for it) than by a broken pipe.
 	wrote := make(chan error, 1)
 	go func() { wrote <- writeHello(w, hello) }()
-	log.Debug("handshake: sending hello", "mode", mode, "mtu", cfg.MTU, "addrs", cfg.Addrs, "peer_addrs", cfg.PeerAddrs)
+	log.Debug("handshake: sending hello", "mode", mode, "mtu", cfg.MTU, "addrs", prefixes(cfg.Addrs), "peer_addrs", prefixes(cfg.PeerAddrs))
 
 	type result struct {
 		h   *framing.Hello
@@ -312,14 +312,14 @@ func runClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) (
 	// From here on, the server has opened its device and waits for
 	// packets: when the client gives up, it says why in an Error frame.
 	log.Debug("handshake: server answered", "software", h.Software, "mode", h.Mode, "mtu", h.MTU,
-		"addrs", h.Addrs, "peer_addrs", h.PeerAddrs, "dev", h.Dev)
+		"addrs", prefixes(h.Addrs), "peer_addrs", prefixes(h.PeerAddrs), "dev", h.Dev)
 	prop := policy.Proposal{Mode: mode, Addrs: cfg.Addrs, PeerAddrs: cfg.PeerAddrs}
 	t, err := policy.Accept(h, prop, cfg.Nets)
 	if err != nil {
 		return false, refuse(w, localError{fmt.Errorf("tunnel: %w", err)})
 	}
 	if prop.Assigned(t) {
-		log.Info("the server assigned the tunnel addresses", "local", t.Addrs, "remote", t.PeerAddrs)
+		log.Info("the server assigned the tunnel addresses", "local", prefixes(t.Addrs), "remote", prefixes(t.PeerAddrs))
 	}
 	server := cfg.serverAddr(ctx, log)
 	offload := agree(cfg.Link.dev.Offloads(), mode, h)
@@ -335,7 +335,7 @@ func runClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) (
 		log.Debug("stream joined", "session", cfg.Join.Session[:8], "offloads", offload)
 		return true, p.run(ctx)
 	}
-	log.Info("tunnel up", "dev", cfg.Link.dev.Name(), "local", t.Addrs, "remote", t.PeerAddrs, "mtu", t.MTU,
+	log.Info("tunnel up", "dev", cfg.Link.dev.Name(), "local", prefixes(t.Addrs), "remote", prefixes(t.PeerAddrs), "mtu", t.MTU,
 		"server", cfg.Server, "remote_dev", h.Dev, "offloads", offload)
 	if msg := noForwarding(cfg.Routed, t.Addrs, h.Forward); msg != "" {
 		log.Warn(msg)
@@ -391,7 +391,7 @@ func Serve(ctx context.Context, conn io.ReadWriteCloser, cfg ServerConfig) error
 		return refuse(w, err)
 	}
 	log.Debug("handshake: client hello", "software", h.Software, "mode", h.Mode, "mtu", h.MTU,
-		"addrs", h.Addrs, "peer_addrs", h.PeerAddrs)
+		"addrs", prefixes(h.Addrs), "peer_addrs", prefixes(h.PeerAddrs))
 	if h.Join != nil {
 		// One more stream of a striped session: the same policy
 		// checks its Hello, and the session takes it.
@@ -433,7 +433,7 @@ func Serve(ctx context.Context, conn io.ReadWriteCloser, cfg ServerConfig) error
 	if err != nil {
 		return err
 	}
-	log.Info("tunnel up", "dev", link.dev.Name(), "local", t.Addrs, "remote", t.PeerAddrs, "mtu", t.MTU, "offloads", t.Offload)
+	log.Info("tunnel up", "dev", link.dev.Name(), "local", prefixes(t.Addrs), "remote", prefixes(t.PeerAddrs), "mtu", t.MTU, "offloads", t.Offload)
 	return p.run(ctx)
 }
 
