@@ -195,8 +195,21 @@ mtu = 1300
 		t.Fatal(err)
 	}
 	l.Env = []string{"HOME=" + home}
+	// up returns once the tunnel is up; the tunnel goes on in the
+	// background.
 	v := l.exec(l.Client, l.Bin, "up", "lab", "--mtu", "1400")
-	l.waitUp(v, "tunnel up")
+	if err, log := v.wait(t, 60*time.Second); err != nil || !strings.Contains(log, "sshvpn down lab ends it") {
+		t.Fatalf("sshvpn up lab: exit %v:\n%s", err, log)
+	}
+	pid := 0
+	for _, r := range l.status(exec.Command(l.Bin, "status", "--all", "--json")) {
+		if r.Profile == "lab" {
+			pid = r.PID
+		}
+	}
+	if pid == 0 || !processAlive(pid) {
+		t.Fatalf("no running tunnel of profile lab after up returned (pid %d)", pid)
+	}
 	if err := l.ping(l.Client, serverV4); err != nil {
 		t.Error(err)
 	}
@@ -207,20 +220,29 @@ mtu = 1300
 	if err != nil || !strings.Contains(string(st), "client vpn0 (profile lab)") || !strings.Contains(string(st), "profile    "+filepath.Join(home, ".config/sshvpn/lab.conf")) {
 		t.Errorf("sshvpn status: %v\n%s", err, st)
 	}
+	// A second up says it is up already.
+	again := l.exec(l.Client, l.Bin, "up", "lab")
+	if err, log := again.wait(t, 10*time.Second); err == nil || !strings.Contains(log, "profile lab is up already") {
+		t.Errorf("a second up: exit %v:\n%s", err, log)
+	}
 	down := exec.Command(l.Bin, "down", "lab")
 	if o, err := down.CombinedOutput(); err != nil {
 		t.Fatalf("sshvpn down lab: %v\n%s", err, o)
 	}
-	select {
-	case <-v.done:
-		if v.err != nil {
-			t.Errorf("sshvpn up lab exited with %v after down:\n%s", v.err, v.log)
-		}
-	case <-time.After(time.Second): // (Wait returns a moment after the exit)
-		t.Fatalf("sshvpn down returned while the tunnel still runs:\n%s", v.log)
+	if processAlive(pid) {
+		t.Errorf("sshvpn down returned while the tunnel (pid %d) still runs", pid)
 	}
 	if _, err := l.in(l.Client, "ip", "link", "show", "vpn0"); err == nil {
 		t.Error("vpn0 is still there after sshvpn down")
+	}
+	// --foreground stays until the tunnel ends, as the systemd unit runs it.
+	fg := l.exec(l.Client, l.Bin, "up", "--foreground", "lab")
+	l.waitUp(fg, "tunnel up")
+	if o, err := exec.Command(l.Bin, "down", "lab").CombinedOutput(); err != nil {
+		t.Fatalf("sshvpn down lab: %v\n%s", err, o)
+	}
+	if err, log := fg.wait(t, 10*time.Second); err != nil {
+		t.Errorf("sshvpn up --foreground lab exited with %v after down:\n%s", err, log)
 	}
 	if o, err := exec.Command(l.Bin, "down", "lab").CombinedOutput(); err == nil || !strings.Contains(string(o), "no tunnel of profile lab") {
 		t.Errorf("a second down: %v %s", err, o)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"slices"
@@ -118,12 +119,20 @@ func runWith(args []string, prof *profile) int {
 		}
 	}
 	if strings.HasPrefix(kctx.Command(), "up ") {
-		args, prof, err := cli.Up.connect(cli.Verbose, cli.Quiet, cli.LogFormat)
+		upArgs, prof, err := cli.Up.connect(cli.Verbose, cli.Quiet, cli.LogFormat)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "sshvpn:", err)
 			return 2
 		}
-		return runWith(args, prof)
+		if pid := runningProfile(cli.Up.Name); pid > 0 && !cli.Up.Child {
+			fmt.Fprintf(os.Stderr, "sshvpn: profile %s is up already (pid %d); sshvpn down %s ends it\n", cli.Up.Name, pid, cli.Up.Name)
+			return 1
+		}
+		if !cli.Up.Foreground && !cli.Up.Child {
+			return cli.Up.background(args)
+		}
+		prof.syslog = cli.Up.Child
+		return runWith(upArgs, prof)
 	}
 	if prof != nil {
 		cli.Connect.profile, cli.Connect.profileFile = prof.name, prof.path
@@ -140,7 +149,11 @@ func runWith(args []string, prof *profile) int {
 		log = logs.NewRemote(os.Stderr, logs.OpenSyslog(), cli.Verbose, clientLevel, id.Attrs())
 		kctx.Bind(id)
 	} else {
-		log = logs.New(os.Stderr, cli.Verbose, cli.Quiet, cli.LogFormat)
+		var w io.Writer = os.Stderr
+		if sys := logs.OpenSyslog(); prof != nil && prof.syslog && sys != nil {
+			w = io.MultiWriter(sys, os.Stderr) // the journal first: stderr goes once up returns
+		}
+		log = logs.New(w, cli.Verbose, cli.Quiet, cli.LogFormat)
 		if prof != nil {
 			log.Debug("profile read", "name", prof.name, "file", prof.path)
 		}

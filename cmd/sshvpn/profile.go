@@ -17,6 +17,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/alecthomas/kong"
 
+	"github.com/sshvpn/sshvpn/daemon"
 	"github.com/sshvpn/sshvpn/internal/statedir"
 	"github.com/sshvpn/sshvpn/record"
 	"github.com/sshvpn/sshvpn/registry"
@@ -31,6 +32,7 @@ type profile struct {
 	name   string
 	path   string
 	values map[string]any
+	syslog bool // the run logs to the system log too (up in the background)
 }
 
 // profileDirs are where "sshvpn up NAME" looks for NAME.conf, in order:
@@ -219,10 +221,12 @@ func (p *profile) Resolve(_ *kong.Context, _ *kong.Path, flag *kong.Flag) (any, 
 
 // upCmd is "sshvpn up NAME [flags]".
 type upCmd struct {
-	User   bool     `xor:"from" help:"Read NAME from ~/.config/sshvpn only (a name both directories have needs --user or --system)."`
-	System bool     `xor:"from" help:"Read NAME from /etc/sshvpn only."`
-	Name   string   `arg:"" help:"The profile: NAME.conf in ~/.config/sshvpn or in /etc/sshvpn."`
-	Args   []string `arg:"" optional:"" passthrough:"" help:"Flags of sshvpn connect, which override the profile's."`
+	Foreground bool     `help:"Stay in the foreground until the tunnel ends, logging to stderr (the systemd unit, scripts); by default up returns once the tunnel is up and the tunnel goes on in the background, logging to the system log."`
+	Child      bool     `name:"daemon-child" hidden:"" help:"(up's background process)"`
+	User       bool     `xor:"from" help:"Read NAME from ~/.config/sshvpn only (a name both directories have needs --user or --system)."`
+	System     bool     `xor:"from" help:"Read NAME from /etc/sshvpn only."`
+	Name       string   `arg:"" help:"The profile: NAME.conf in ~/.config/sshvpn or in /etc/sshvpn."`
+	Args       []string `arg:"" optional:"" passthrough:"" help:"Flags of sshvpn connect, which override the profile's."`
 }
 
 // connect loads the profile and returns the command line of sshvpn
@@ -257,6 +261,40 @@ func (u *upCmd) connect(verbose, quiet bool, format string) ([]string, *profile,
 	}
 	args = append(append(args, rest...), "--", d)
 	return args, prof, nil
+}
+
+// background runs "sshvpn ARGS" (up NAME ...) again as a process of its
+// own and returns once its tunnel is up, or with its failure.
+func (u *upCmd) background(args []string) int {
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sshvpn:", err)
+		return 1
+	}
+	i := slices.Index(args, "up")
+	argv := slices.Concat([]string{exe}, args[:i+1], []string{"--daemon-child"}, args[i+1:])
+	pid, status, err := daemon.Start(argv, nil, os.Stderr, 2*time.Minute)
+	var exit *daemon.ExitError
+	switch {
+	case errors.As(err, &exit):
+		return exit.Status // it said why on stderr
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "sshvpn:", err)
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "sshvpn: %s (pid %d, logging to the system log); sshvpn down %s ends it\n", status, pid, u.Name)
+	return 0
+}
+
+// runningProfile is the pid of the running client of profile name, or 0.
+func runningProfile(name string) int {
+	recs, _ := record.All()
+	for _, r := range recs {
+		if r.Side == registry.SideClient && r.Profile == name && r.Holder().Alive() {
+			return r.PID
+		}
+	}
+	return 0
 }
 
 // downCmd is "sshvpn down NAME".
