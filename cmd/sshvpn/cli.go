@@ -38,6 +38,9 @@ Examples:
   sshvpn --default-route --dns 10.20.0.53 gw    # the server's forced command has --nat
   sshvpn up office; sshvpn status; sshvpn down office
 
+Common flags (sshvpn connect --help lists them all): --addr/--peer-addr CIDR, --route CIDR, --default-route,
+--dns ADDR, --reconnect, --streams N, -e "ssh ...", --native, -v/-q.
+
 "sshvpn connect --help" lists the client's flags (routes, default route, hooks, tap mode);
 "sshvpn remote --help" the server's policy flags; README.md has walkthroughs.`
 
@@ -82,6 +85,10 @@ func commandWords(args []string) []string {
 	return args
 }
 
+// helpGroups are the headings of the flags that are not everyday ones.
+var helpGroups = []kong.Group{{Key: "ssh", Title: "SSH transport:"}, {Key: "device", Title: "Device:"},
+	{Key: "hooks", Title: "Hooks:"}, {Key: "keepalive", Title: "Keepalive:"}}
+
 // runWith parses args, runs the command and returns the exit status;
 // with a profile (sshvpn up NAME), its values are the defaults of the
 // flags the command line does not give.
@@ -92,6 +99,7 @@ func runWith(args []string, prof *profile) int {
 		kong.Description(description),
 		kong.Vars{"version": "sshvpn " + versionString()},
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+		kong.ExplicitGroups(helpGroups),
 	}
 	if prof != nil {
 		opts = append(opts, kong.Resolvers(prof))

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/alecthomas/kong"
 	"github.com/sshvpn/sshvpn/spawn"
 )
 
@@ -146,5 +147,30 @@ func TestClientAsks(t *testing.T) {
 	}
 	if v, q := clientAsks("sshvpn --remote --dev=-v"); v || q {
 		t.Error("a flag value")
+	}
+}
+
+// TestHelpOrder: the client's help lists the flags people use first
+// (addresses, routes, reconnect) and the transport's after, under their
+// own heading; the top-level help names the common client flags.
+func TestHelpOrder(t *testing.T) {
+	help := func(args ...string) string {
+		var b strings.Builder
+		var cli CLI
+		p, err := kong.New(&cli, kong.Name("sshvpn"), kong.Description(description), kong.Writers(&b, &b), kong.Exit(func(int) {}),
+			kong.ConfigureHelp(kong.HelpOptions{Compact: true}), kong.ExplicitGroups(helpGroups))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Parse(args)
+		return b.String()
+	}
+	c := help("connect", "--help")
+	route, transport, sshCmd := strings.Index(c, "--route="), strings.Index(c, "SSH transport:"), strings.Index(c, "--ssh-cmd=")
+	if route < 0 || transport < 0 || !(route < transport && transport < sshCmd) {
+		t.Errorf("connect --help: --route at %d, SSH transport at %d, --ssh-cmd at %d:\n%s", route, transport, sshCmd, c)
+	}
+	if top := help("--help"); !strings.Contains(top, "--default-route") || !strings.Contains(top, "--reconnect") {
+		t.Errorf("the top-level help names no client flags:\n%s", top)
 	}
 }

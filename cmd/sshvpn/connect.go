@@ -24,19 +24,19 @@ import (
 )
 
 type connectCmd struct {
-	SSHCmd       string `short:"e" name:"ssh-cmd" default:"ssh" placeholder:"CMD" help:"The ssh command and its options, split like a shell would (e.g. \"ssh -p 2222 -F ./ssh_config\")."`
-	RemoteCmd    string `default:"sshvpn --remote" placeholder:"CMD" help:"The command ssh runs on the server."`
-	Native       bool   `help:"Speak SSH in this process (golang.org/x/crypto/ssh) instead of running ssh. It reads the same configuration (HostName, User, Port, IdentityFile, ProxyJump, ServerAlive*, known_hosts, StrictHostKeyChecking, HostKeyAlias, ConnectTimeout), uses the ssh-agent first, then the identity files."`
-	SSHConfig    string `short:"F" name:"ssh-config" placeholder:"FILE" help:"The ssh configuration file instead of ~/.ssh/config and /etc/ssh/ssh_config (passed on to a spawned ssh as -F)."`
-	AcceptNew    bool   `help:"With --native: record an unknown server's host key and connect (like StrictHostKeyChecking=accept-new). A changed host key is always refused."`
-	Subsystem    string `placeholder:"NAME" help:"With --native: ask sshd for this Subsystem instead of running --remote-cmd (sshd_config: \"Subsystem sshvpn /usr/local/bin/sshvpn --remote\"): no shell, so no startup files and no banners."`
-	OpenSSHTun   bool   `name:"openssh-tun" help:"With --native: the server has no sshvpn; use OpenSSH's own tun@openssh.com channel (what ssh -w uses; the server needs PermitTunnel). --remote-dev N picks its tunN; its addresses are the server admin's business."`
-	Upload       bool   `help:"Copy this sshvpn to the server over ssh (to ~/.cache/sshvpn/sshvpn-VERSION, checked by size and SHA-256, skipped when an identical copy is there) and run that copy in place of the sshvpn that --remote-cmd names (so \"sudo sshvpn --remote\" runs the copy with sudo): nothing to install on the server. Works with the ssh binary and --native. The server's system and architecture must match the binary's."`
-	AsRootSSH    bool   `name:"as-root-ssh" help:"Under sudo, use root's ssh keys, configuration and known_hosts; by default ssh runs as the user who ran sudo (SUDO_UID), with that user's, while the device and routes stay root's."`
-	UploadBinary string `placeholder:"FILE" help:"With --upload: copy FILE instead of this sshvpn (a build for the server's architecture: CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build ./cmd/sshvpn)."`
+	SSHCmd       string `group:"ssh" short:"e" name:"ssh-cmd" default:"ssh" placeholder:"CMD" help:"The ssh command and its options, split like a shell would (e.g. \"ssh -p 2222 -F ./ssh_config\")."`
+	RemoteCmd    string `group:"ssh" default:"sshvpn --remote" placeholder:"CMD" help:"The command ssh runs on the server."`
+	Native       bool   `group:"ssh" help:"Speak SSH in this process (golang.org/x/crypto/ssh) instead of running ssh. It reads the same configuration (HostName, User, Port, IdentityFile, ProxyJump, ServerAlive*, known_hosts, StrictHostKeyChecking, HostKeyAlias, ConnectTimeout), uses the ssh-agent first, then the identity files."`
+	SSHConfig    string `group:"ssh" short:"F" name:"ssh-config" placeholder:"FILE" help:"The ssh configuration file instead of ~/.ssh/config and /etc/ssh/ssh_config (passed on to a spawned ssh as -F)."`
+	AcceptNew    bool   `group:"ssh" help:"With --native: record an unknown server's host key and connect (like StrictHostKeyChecking=accept-new). A changed host key is always refused."`
+	Subsystem    string `group:"ssh" placeholder:"NAME" help:"With --native: ask sshd for this Subsystem instead of running --remote-cmd (sshd_config: \"Subsystem sshvpn /usr/local/bin/sshvpn --remote\"): no shell, so no startup files and no banners."`
+	OpenSSHTun   bool   `group:"ssh" name:"openssh-tun" help:"With --native: the server has no sshvpn; use OpenSSH's own tun@openssh.com channel (what ssh -w uses; the server needs PermitTunnel). --remote-dev N picks its tunN; its addresses are the server admin's business."`
+	Upload       bool   `group:"ssh" help:"Copy this sshvpn to the server over ssh (to ~/.cache/sshvpn/sshvpn-VERSION, checked by size and SHA-256, skipped when an identical copy is there) and run that copy in place of the sshvpn that --remote-cmd names (so \"sudo sshvpn --remote\" runs the copy with sudo): nothing to install on the server. Works with the ssh binary and --native. The server's system and architecture must match the binary's."`
+	AsRootSSH    bool   `group:"ssh" name:"as-root-ssh" help:"Under sudo, use root's ssh keys, configuration and known_hosts; by default ssh runs as the user who ran sudo (SUDO_UID), with that user's, while the device and routes stay root's."`
+	UploadBinary string `group:"ssh" placeholder:"FILE" help:"With --upload: copy FILE instead of this sshvpn (a build for the server's architecture: CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build ./cmd/sshvpn)."`
 	tunnelFlags
-	Mode        string `default:"tun" enum:"tun,tap" help:"tun carries IP packets; tap carries Ethernet frames (the server must allow it)."`
-	RemoteDev   string `placeholder:"NAME" help:"Ask the server for this device: granted if its policy names the same, or, where the policy names none, if the server's account (not root) owns it (a device its admin made for it: ip tuntap add dev NAME mode tun user USER)."`
+	Mode        string `group:"device" default:"tun" enum:"tun,tap" help:"tun carries IP packets; tap carries Ethernet frames (the server must allow it)."`
+	RemoteDev   string `group:"device" placeholder:"NAME" help:"Ask the server for this device: granted if its policy names the same, or, where the policy names none, if the server's account (not root) owns it (a device its admin made for it: ip tuntap add dev NAME mode tun user USER)."`
 	RemoteRoute []cidr `placeholder:"CIDR" help:"Ask the server to route this network, which is behind this machine, into the tunnel (granted only inside the server's --allow-route networks)."`
 	linkFlags
 	DNS            []netip.Addr  `name:"dns" placeholder:"ADDR" help:"Use this DNS server (reached through the tunnel, say a resolver on the server's network) while the tunnel is up, for all names: through systemd-resolved when it runs, else resolvconf; undone on exit. Repeatable."`
@@ -45,9 +45,9 @@ type connectCmd struct {
 	Reconnect      bool          `help:"When the connection dies (ssh exits, the server stops answering or restarts), dial again with backoff (1s doubling to 60s), keeping the device, its addresses and routes, and open TCP connections. SIGHUP reconnects at once."`
 	ReconnectTries int           `placeholder:"N" help:"Give up after N failed attempts in a row (implies --reconnect; default: no limit)."`
 	Streams        int           `default:"1" placeholder:"N" help:"Stripe the tunnel over N SSH connections (N ssh processes, or N in-process connections with --native) joined to one device: the kernel spreads the flows over them, each flow on one connection, so that N connections lift what caps one (ssh's 2 MiB channel window per round trip, one core per direction, one connection's loss recovery stalling every flow). Each connection runs the server's sshvpn (its forced command) and proves it belongs to the session; with --reconnect a connection that dies is dialled again while the others carry its flows, without, the tunnel goes on with fewer. Not with --openssh-tun."`
-	Rehook         bool          `help:"With --reconnect, run the down and up hooks around every reconnect too (SSHVPN_SCRIPT_CONTEXT=restart); by default they run once, when the link first comes up and at the end."`
-	Keepalive      time.Duration `default:"10s" help:"Interval between keepalive pings."`
-	DeadAfter      time.Duration `default:"45s" help:"Give up on a peer silent this long."`
+	Rehook         bool          `group:"hooks" help:"With --reconnect, run the down and up hooks around every reconnect too (SSHVPN_SCRIPT_CONTEXT=restart); by default they run once, when the link first comes up and at the end."`
+	Keepalive      time.Duration `group:"keepalive" default:"10s" help:"Interval between keepalive pings."`
+	DeadAfter      time.Duration `group:"keepalive" default:"45s" help:"Give up on a peer silent this long."`
 
 	Destination string `arg:"" help:"[user@]host, as ssh takes it (a Host alias from ssh_config works)."`
 

@@ -39,21 +39,21 @@ func prefixes(cs []cidr) []netip.Prefix {
 
 // tunnelFlags are the flags both sides share.
 type tunnelFlags struct {
-	Dev      string `placeholder:"NAME" help:"Device name (default: the kernel picks tunN)."`
+	Dev      string `group:"device" placeholder:"NAME" help:"Device name (default: the kernel picks tunN)."`
 	Addr     []cidr `placeholder:"CIDR" help:"This side's tunnel address with prefix length, IPv4 or IPv6; repeat for both."`
 	PeerAddr []cidr `placeholder:"CIDR" help:"The other side's tunnel address; repeat for both families."`
-	MTU      int    `name:"mtu" help:"Tunnel MTU (default 1500; the server's --mtu wins)."`
+	MTU      int    `group:"device" name:"mtu" help:"Tunnel MTU (default 1500; the server's --mtu wins)."`
 }
 
 // linkFlags set up the device beyond its addresses; both sides have them.
 type linkFlags struct {
 	Route       []cidr        `placeholder:"CIDR" help:"Route this network into the tunnel while it is up (IPv4 or IPv6; repeatable). Removed when the tunnel goes down."`
-	Bridge      string        `placeholder:"NAME" help:"tap mode: make the device a port of this existing Linux bridge."`
-	MAC         string        `name:"mac" placeholder:"ADDR" help:"tap mode: the device's MAC address (default: random)."`
-	Up          string        `placeholder:"SCRIPT" help:"Run SCRIPT once the link is up, with SSHVPN_* variables (see README, Hooks). If it fails, the tunnel does not come up."`
-	Down        string        `placeholder:"SCRIPT" help:"Run SCRIPT once when the tunnel goes down, whatever ends it (only if the link came up)."`
-	HookTimeout time.Duration `default:"30s" help:"Kill a hook that runs longer than this."`
-	Offload     bool          `default:"true" negatable:"" help:"tun mode: pass the kernel's segmentation and checksum offloads through the tunnel (64 KiB super-packets instead of MTU-sized ones), when both sides' kernels have them and neither side says --no-offload."`
+	Bridge      string        `group:"device" placeholder:"NAME" help:"tap mode: make the device a port of this existing Linux bridge."`
+	MAC         string        `group:"device" name:"mac" placeholder:"ADDR" help:"tap mode: the device's MAC address (default: random)."`
+	Up          string        `group:"hooks" placeholder:"SCRIPT" help:"Run SCRIPT once the link is up, with SSHVPN_* variables (see README, Hooks). If it fails, the tunnel does not come up."`
+	Down        string        `group:"hooks" placeholder:"SCRIPT" help:"Run SCRIPT once when the tunnel goes down, whatever ends it (only if the link came up)."`
+	HookTimeout time.Duration `group:"hooks" default:"30s" help:"Kill a hook that runs longer than this."`
+	Offload     bool          `group:"device" default:"true" negatable:"" help:"tun mode: pass the kernel's segmentation and checksum offloads through the tunnel (64 KiB super-packets instead of MTU-sized ones), when both sides' kernels have them and neither side says --no-offload."`
 }
 
 // args renders the flags that differ from their defaults, for

@@ -26,8 +26,8 @@ import (
 type remoteCmd struct {
 	policyFlags
 	linkFlags
-	Keepalive time.Duration `default:"10s" help:"Interval between keepalive pings."`
-	DeadAfter time.Duration `default:"45s" help:"Give up on a client silent this long."`
+	Keepalive time.Duration `group:"keepalive" default:"10s" help:"Interval between keepalive pings."`
+	DeadAfter time.Duration `group:"keepalive" default:"45s" help:"Give up on a client silent this long."`
 }
 
 func (r *remoteCmd) Run(ctx context.Context, log *slog.Logger, id server.Identity, sig signals) error {
