@@ -210,3 +210,36 @@ func TestSystemdUnitHardened(t *testing.T) {
 		t.Errorf("exposure %s %s, want 3 or less (README says 2.5 OK)", m[1], m[2])
 	}
 }
+
+// TestInstallScript: scripts/install.sh builds the release binary (its
+// version and commit stamped, whatever -buildvcs says) and installs it
+// with its man page, completions and systemd unit, made from the binary.
+func TestInstallScript(t *testing.T) {
+	dest := t.TempDir()
+	cmd := exec.Command("../scripts/install.sh")
+	cmd.Env = append(os.Environ(), "DESTDIR="+dest, "GOFLAGS=-buildvcs=false")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("install.sh: %v\n%s", err, out)
+	}
+	root := filepath.Join(dest, "usr/local")
+	for _, f := range []string{"bin/sshvpn", "share/man/man1/sshvpn.1", "share/bash-completion/completions/sshvpn",
+		"share/zsh/site-functions/_sshvpn", "share/fish/vendor_completions.d/sshvpn.fish"} {
+		if st, err := os.Stat(filepath.Join(root, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dest, "etc/systemd/system/sshvpn@.service")); err != nil {
+		t.Error(err)
+	}
+	out, err := exec.Command(filepath.Join(root, "bin/sshvpn"), "--version").Output()
+	if err != nil || !regexp.MustCompile(`^sshvpn \S+ \(commit [0-9a-f]{40}(-dirty)?\)`).Match(out) {
+		t.Errorf("--version of the release build: %v %q", err, out)
+	}
+	if out, err := exec.Command("bash", "-n", filepath.Join(root, "share/bash-completion/completions/sshvpn")).CombinedOutput(); err != nil {
+		t.Errorf("the bash completion does not parse: %v %s", err, out)
+	}
+	if out, err := exec.Command("bash", "-c", "source "+filepath.Join(root, "share/bash-completion/completions/sshvpn")+
+		"; COMP_WORDS=(sshvpn connect --def); COMP_CWORD=2; _sshvpn; echo ${COMPREPLY[@]}").Output(); err != nil || strings.TrimSpace(string(out)) != "--default-route" {
+		t.Errorf("completing 'sshvpn connect --def': %v %q", err, out)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/sshvpn/sshvpn/client"
+	"github.com/sshvpn/sshvpn/internal/clidoc"
 	"github.com/sshvpn/sshvpn/logs"
 	"github.com/sshvpn/sshvpn/server"
 )
@@ -58,6 +59,8 @@ type CLI struct {
 	Status        statusCmd        `cmd:"" help:"List the tunnels running on this machine, client and server sides: addresses, state, RTT, traffic, drops."`
 	Up            upCmd            `cmd:"" help:"Bring up the tunnel of a profile: ~/.config/sshvpn/NAME.conf, else /etc/sshvpn/NAME.conf (under sudo, root's, never the invoking user's). Flags after NAME override the profile; see README, Profiles."`
 	Down          downCmd          `cmd:"" help:"End the tunnel that \"sshvpn up NAME\" started, and wait until it has cleaned up."`
+	Completion    completionCmd    `cmd:"" help:"Print a completion script for bash, zsh or fish (scripts/install.sh installs them)."`
+	Man           manCmd           `cmd:"" help:"Print the man page (roff): sshvpn man | man -l -"`
 	// commandWords answers help and version; these list them with the others.
 	Help        wordCmd `cmd:"" help:"Show this help, or a command's: sshvpn help connect."`
 	VersionWord wordCmd `cmd:"" name:"version" help:"Print the version."`
@@ -69,6 +72,23 @@ type wordCmd struct {
 }
 
 func (wordCmd) Run() error { return nil }
+
+// completionCmd and manCmd print what internal/clidoc makes of the
+// command line itself.
+type completionCmd struct {
+	Shell string `arg:"" enum:"bash,zsh,fish" help:"bash, zsh or fish."`
+}
+
+func (c *completionCmd) Run(k *kong.Context) error {
+	gen := map[string]func(io.Writer, *kong.Application) error{"bash": clidoc.Bash, "zsh": clidoc.Zsh, "fish": clidoc.Fish}[c.Shell]
+	return gen(os.Stdout, k.Model)
+}
+
+type manCmd struct{}
+
+func (manCmd) Run(k *kong.Context) error {
+	return clidoc.Man(os.Stdout, k.Model, "sshvpn "+versionString())
+}
 
 // commandWords turns "help [COMMAND]" into "[COMMAND] --help" and "version" into
 // "--version", which would otherwise be taken for hosts to connect to.
@@ -97,7 +117,7 @@ func runWith(args []string, prof *profile) int {
 	opts := []kong.Option{
 		kong.Name("sshvpn"),
 		kong.Description(description),
-		kong.Vars{"version": "sshvpn " + versionString()},
+		kong.Vars{"version": versionLine()},
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 		kong.ExplicitGroups(helpGroups),
 	}

@@ -2,12 +2,35 @@ package main
 
 import (
 	"runtime/debug"
+	"strings"
 
 	"github.com/sshvpn/sshvpn/internal/text"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = ""
+// version and commit are set at build time (scripts/build.sh):
+// -ldflags "-X main.version=... -X main.commit=...".
+var version, commit = "", ""
+
+// versionLine is what --version prints: the version and the commit it
+// was built from, from the build's flags, else from Go's record of the
+// repository (none with -buildvcs=false: the release build sets both).
+func versionLine() string {
+	c := commit
+	if bi, ok := debug.ReadBuildInfo(); ok && c == "" {
+		for _, s := range bi.Settings {
+			switch {
+			case s.Key == "vcs.revision":
+				c = s.Value + c
+			case s.Key == "vcs.modified" && s.Value == "true":
+				c += "-dirty"
+			}
+		}
+	}
+	if c == "" || strings.HasPrefix(c, "-") {
+		c = "unknown: build with scripts/build.sh"
+	}
+	return "sshvpn " + versionString() + " (commit " + c + ")"
+}
 
 func versionString() string {
 	if version != "" {
