@@ -66,7 +66,8 @@ type Config struct {
 	Bridge          string
 	MAC             net.HardwareAddr
 	DNS             []netip.Addr
-	Up, Down        string // hook scripts
+	DNSDomains      []string // --dns-domain: only these names through DNS
+	Up, Down        string   // hook scripts
 	HookTimeout     time.Duration
 	Rehook          bool
 
@@ -134,7 +135,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Routes: cfg.Routes, DefaultRoute: cfg.DefaultRoute, AllowUntunneled: cfg.AllowUntunneled,
 		Bridge: cfg.Bridge, MAC: cfg.MAC, Log: log})
 	if len(cfg.DNS) > 0 {
-		stages = append(stages, &stack.DNS{Servers: cfg.DNS, Log: log})
+		stages = append(stages, &stack.DNS{Servers: cfg.DNS, Domains: cfg.DNSDomains, Log: log})
 	}
 	stages = append(stages,
 		&stack.Hooks{Runner: &hook.Runner{Up: cfg.Up, Down: cfg.Down, Timeout: cfg.HookTimeout, Log: log},

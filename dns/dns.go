@@ -5,6 +5,11 @@
 // "resolvectl dns DEV ADDR..." and the device gets the routing domain "~."
 // ("resolvectl domain DEV ~."), so every query goes to them, as every
 // packet goes through the tunnel; "resolvectl revert DEV" undoes both.
+// With domains (--dns-domain), only names under them go to the tunnel's
+// servers: the device gets those domains instead of "~." ("corp.example"
+// to search and route, "~corp.example" to route only) and is no default
+// route for queries ("resolvectl default-route DEV false"). resolvconf
+// has no per-server domains: there domains are refused.
 // Elsewhere, where a resolvconf program (Debian's resolvconf or
 // openresolv) is installed, the servers are given to it as the record
 // "DEV.sshvpn" ("resolvconf -a DEV.sshvpn", the nameserver lines on its
@@ -51,11 +56,26 @@ const recordSuffix = ".sshvpn"
 // Apply makes servers the DNS servers for everything while device dev is
 // up, through systemd-resolved or resolvconf, whichever is there. undo
 // takes them away; calling it again does nothing.
-func Apply(dev string, servers []netip.Addr, logf func(string, ...any)) (undo func() error, err error) {
-	return host.apply(dev, servers, logf)
+func Apply(dev string, servers []netip.Addr, domains []string, logf func(string, ...any)) (undo func() error, err error) {
+	return host.apply(dev, servers, domains, logf)
 }
 
-func (s system) apply(dev string, servers []netip.Addr, logf func(string, ...any)) (func() error, error) {
+// CheckDomain refuses what is no domain name for --dns-domain: labels of
+// letters, digits and '-', with one leading '~' for a routing-only one.
+func CheckDomain(d string) error {
+	name := strings.TrimSuffix(strings.TrimPrefix(d, "~"), ".")
+	ok := name != "" && len(name) <= 253
+	for _, label := range strings.Split(name, ".") {
+		ok = ok && label != "" && len(label) <= 63 && !strings.HasPrefix(label, "-") &&
+			strings.Trim(strings.ToLower(label), "abcdefghijklmnopqrstuvwxyz0123456789-") == ""
+	}
+	if !ok {
+		return fmt.Errorf("dns: %q is not a domain name (corp.example, or ~corp.example to route only)", d)
+	}
+	return nil
+}
+
+func (s system) apply(dev string, servers []netip.Addr, domains []string, logf func(string, ...any)) (func() error, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
@@ -73,17 +93,32 @@ func (s system) apply(dev string, servers []netip.Addr, logf func(string, ...any
 		addrs[i] = a.Unmap().String()
 	}
 
+	for _, d := range domains {
+		if err := CheckDomain(d); err != nil {
+			return nil, err
+		}
+	}
 	if resolvectl, ok := s.resolved(); ok {
 		if err := s.run(resolvectl, nil, append([]string{"dns", dev}, addrs...)...); err != nil {
 			return nil, err
 		}
-		if err := s.run(resolvectl, nil, "domain", dev, "~."); err != nil {
-			if rerr := s.run(resolvectl, nil, "revert", dev); rerr != nil {
-				logf("dns: undoing: %v", rerr)
-			}
-			return nil, err
+		steps := [][]string{{"domain", dev, "~."}}
+		if len(domains) > 0 {
+			steps = [][]string{append([]string{"domain", dev}, domains...), {"default-route", dev, "false"}}
 		}
-		logf("dns: %s resolves through %s (systemd-resolved)", dev, strings.Join(addrs, ", "))
+		for _, step := range steps {
+			if err := s.run(resolvectl, nil, step...); err != nil {
+				if rerr := s.run(resolvectl, nil, "revert", dev); rerr != nil {
+					logf("dns: undoing: %v", rerr)
+				}
+				return nil, err
+			}
+		}
+		which := "every name"
+		if len(domains) > 0 {
+			which = "names under " + strings.Join(domains, ", ")
+		}
+		logf("dns: %s resolves %s through %s (systemd-resolved)", dev, which, strings.Join(addrs, ", "))
 		s.warnResolvConf(logf)
 		return once(func() error {
 			err := s.run(resolvectl, nil, "revert", dev)
@@ -99,6 +134,10 @@ func (s system) apply(dev string, servers []netip.Addr, logf func(string, ...any
 	}
 
 	if resolvconf, err := s.lookPath("resolvconf"); err == nil {
+		if len(domains) > 0 {
+			return nil, fmt.Errorf("dns: --dns-domain needs systemd-resolved (per-device DNS domains); this machine has resolvconf, " +
+				"which sends every name to every server: drop --dns-domain to resolve every name through the tunnel, or run systemd-resolved")
+		}
 		record := dev + recordSuffix
 		var conf bytes.Buffer
 		for _, a := range addrs {

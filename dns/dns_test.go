@@ -118,7 +118,7 @@ func same(t *testing.T, what string, got, want []string) {
 
 func TestResolved(t *testing.T) {
 	f := newFake(t, "resolvectl", "resolvconf")
-	undo, err := f.system(t, true).apply("tun0", addrs("10.0.0.1", "fd00::1"), t.Logf)
+	undo, err := f.system(t, true).apply("tun0", addrs("10.0.0.1", "fd00::1"), nil, t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +137,7 @@ func TestResolved(t *testing.T) {
 // "resolvectl status" works.
 func TestResolvedByStatus(t *testing.T) {
 	f := newFake(t, "resolvectl")
-	undo, err := f.system(t, false).apply("tun0", addrs("10.0.0.1"), t.Logf)
+	undo, err := f.system(t, false).apply("tun0", addrs("10.0.0.1"), nil, t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func TestResolvedByStatus(t *testing.T) {
 
 func TestResolvconf(t *testing.T) {
 	f := newFake(t, "resolvconf")
-	undo, err := f.system(t, true).apply("tun0", addrs("10.0.0.1", "fd00::1"), t.Logf)
+	undo, err := f.system(t, true).apply("tun0", addrs("10.0.0.1", "fd00::1"), nil, t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestResolvconf(t *testing.T) {
 func TestResolvedNotRunning(t *testing.T) {
 	f := newFake(t, "resolvectl", "resolvconf")
 	f.fail(t, "status")
-	undo, err := f.system(t, false).apply("tun0", addrs("10.0.0.1"), t.Logf)
+	undo, err := f.system(t, false).apply("tun0", addrs("10.0.0.1"), nil, t.Logf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +182,7 @@ func TestResolvedNotRunning(t *testing.T) {
 
 func TestNeither(t *testing.T) {
 	f := newFake(t)
-	_, err := f.system(t, true).apply("tun0", addrs("10.0.0.1", "10.0.0.2"), t.Logf)
+	_, err := f.system(t, true).apply("tun0", addrs("10.0.0.1", "10.0.0.2"), nil, t.Logf)
 	want := "dns: neither systemd-resolved nor resolvconf is available to set the DNS server; install one of them, or set nameserver 10.0.0.1 in /etc/resolv.conf yourself"
 	if err == nil || err.Error() != want {
 		t.Fatalf("err = %v, want %q", err, want)
@@ -194,7 +194,7 @@ func TestFailures(t *testing.T) {
 	t.Run("resolvectl dns", func(t *testing.T) {
 		f := newFake(t, "resolvectl")
 		f.fail(t, "dns")
-		_, err := f.system(t, true).apply("tun0", addrs("10.0.0.1"), t.Logf)
+		_, err := f.system(t, true).apply("tun0", addrs("10.0.0.1"), nil, t.Logf)
 		if want := "dns: resolvectl dns tun0 10.0.0.1: exit status 1: dns: it went wrong"; err == nil || err.Error() != want {
 			t.Errorf("err = %v, want %q", err, want)
 		}
@@ -203,7 +203,7 @@ func TestFailures(t *testing.T) {
 	t.Run("resolvectl domain", func(t *testing.T) {
 		f := newFake(t, "resolvectl")
 		f.fail(t, "domain")
-		_, err := f.system(t, true).apply("tun0", addrs("10.0.0.1"), t.Logf)
+		_, err := f.system(t, true).apply("tun0", addrs("10.0.0.1"), nil, t.Logf)
 		if want := "dns: resolvectl domain tun0 ~.: exit status 1: domain: it went wrong"; err == nil || err.Error() != want {
 			t.Errorf("err = %v, want %q", err, want)
 		}
@@ -213,7 +213,7 @@ func TestFailures(t *testing.T) {
 	t.Run("resolvectl revert", func(t *testing.T) {
 		f := newFake(t, "resolvectl")
 		s := f.system(t, true)
-		undo, err := s.apply("tun0", addrs("10.0.0.1"), t.Logf)
+		undo, err := s.apply("tun0", addrs("10.0.0.1"), nil, t.Logf)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -226,7 +226,7 @@ func TestFailures(t *testing.T) {
 		f := newFake(t, "resolvectl")
 		s := f.system(t, true)
 		s.linkExists = func(string) bool { return false }
-		undo, err := s.apply("tun0", addrs("10.0.0.1"), t.Logf)
+		undo, err := s.apply("tun0", addrs("10.0.0.1"), nil, t.Logf)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -238,7 +238,7 @@ func TestFailures(t *testing.T) {
 	t.Run("resolvconf -a", func(t *testing.T) {
 		f := newFake(t, "resolvconf")
 		f.fail(t, "a")
-		_, err := f.system(t, false).apply("tun0", addrs("10.0.0.1"), t.Logf)
+		_, err := f.system(t, false).apply("tun0", addrs("10.0.0.1"), nil, t.Logf)
 		if want := "dns: resolvconf -a tun0.sshvpn: exit status 1: a: it went wrong"; err == nil || err.Error() != want {
 			t.Errorf("err = %v, want %q", err, want)
 		}
@@ -259,7 +259,7 @@ func TestBadArguments(t *testing.T) {
 		{"tun0", []netip.Addr{{}}},
 		{"tun0", addrs("0.0.0.0")},
 	} {
-		if _, err := s.apply(c.dev, c.servers, t.Logf); err == nil || !strings.HasPrefix(err.Error(), "dns: ") {
+		if _, err := s.apply(c.dev, c.servers, nil, t.Logf); err == nil || !strings.HasPrefix(err.Error(), "dns: ") {
 			t.Errorf("apply(%q, %v) = %v, want a dns error", c.dev, c.servers, err)
 		}
 	}
@@ -272,7 +272,7 @@ func TestWarnResolvConf(t *testing.T) {
 	var logged []string
 	logf := func(format string, args ...any) { logged = append(logged, fmt.Sprintf(format, args...)) }
 
-	if _, err := s.apply("tun0", addrs("10.0.0.1"), logf); err != nil {
+	if _, err := s.apply("tun0", addrs("10.0.0.1"), nil, logf); err != nil {
 		t.Fatal(err)
 	}
 	if slices.ContainsFunc(logged, func(l string) bool { return strings.Contains(l, "warning") }) {
@@ -281,10 +281,45 @@ func TestWarnResolvConf(t *testing.T) {
 
 	logged = nil
 	os.WriteFile(s.resolvConf, []byte("nameserver 192.0.2.53\n"), 0o644)
-	if _, err := s.apply("tun0", addrs("10.0.0.1"), logf); err != nil {
+	if _, err := s.apply("tun0", addrs("10.0.0.1"), nil, logf); err != nil {
 		t.Fatal(err)
 	}
 	if !slices.ContainsFunc(logged, func(l string) bool { return strings.Contains(l, "does not point at systemd-resolved") }) {
 		t.Errorf("no warning with another nameserver in resolv.conf: %q", logged)
+	}
+}
+
+// TestResolvedDomains: with domains, only their names go to the tunnel's
+// servers: the device gets them instead of "~.", and is no default route.
+func TestResolvedDomains(t *testing.T) {
+	f := newFake(t, "resolvectl", "resolvconf")
+	undo, err := f.system(t, true).apply("tun0", addrs("10.0.0.1"), []string{"corp.example", "~lab.example"}, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same(t, "apply", f.calls(t), []string{"resolvectl dns tun0 10.0.0.1", "resolvectl domain tun0 corp.example ~lab.example", "resolvectl default-route tun0 false"})
+	if err := undo(); err != nil {
+		t.Fatal(err)
+	}
+	same(t, "undo", f.calls(t), []string{"resolvectl revert tun0"})
+}
+
+// TestDomainsNeedResolved: resolvconf cannot split by domain, and says so;
+// what is no domain name is refused before anything runs.
+func TestDomainsNeedResolved(t *testing.T) {
+	f := newFake(t, "resolvconf")
+	if _, err := f.system(t, true).apply("tun0", addrs("10.0.0.1"), []string{"corp.example"}, t.Logf); err == nil || !strings.Contains(err.Error(), "needs systemd-resolved") {
+		t.Errorf("domains with resolvconf: %v", err)
+	}
+	same(t, "nothing run", f.calls(t), nil)
+	for _, bad := range []string{"", "~", "-x.example", "a..b", "bad_name.example", "x y", strings.Repeat("a", 64) + ".example"} {
+		if CheckDomain(bad) == nil {
+			t.Errorf("CheckDomain(%q) accepted it", bad)
+		}
+	}
+	for _, good := range []string{"corp.example", "~corp.example", "Corp.Example.", "a-1.b"} {
+		if err := CheckDomain(good); err != nil {
+			t.Errorf("CheckDomain(%q): %v", good, err)
+		}
 	}
 }

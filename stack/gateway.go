@@ -52,6 +52,7 @@ func (n *NAT) Down() error {
 // not fatal: the tunnel works without it.
 type DNS struct {
 	Servers []netip.Addr
+	Domains []string // only names under these (--dns-domain); none: every name
 	Log     *slog.Logger
 
 	undo func() error
@@ -61,7 +62,7 @@ func (d *DNS) Up(c *Conf) error {
 	if d.undo != nil || len(d.Servers) == 0 {
 		return nil
 	}
-	undo, err := dns.Apply(c.Dev, d.Servers, func(f string, a ...any) { d.Log.Debug(fmt.Sprintf(f, a...)) })
+	undo, err := dns.Apply(c.Dev, d.Servers, d.Domains, func(f string, a ...any) { d.Log.Debug(fmt.Sprintf(f, a...)) })
 	if err != nil {
 		d.Log.Error(err.Error())
 		return nil

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sshvpn/sshvpn/client"
+	"github.com/sshvpn/sshvpn/dns"
 	"github.com/sshvpn/sshvpn/framing"
 	"github.com/sshvpn/sshvpn/logs"
 	"github.com/sshvpn/sshvpn/policy"
@@ -40,6 +41,7 @@ type connectCmd struct {
 	RemoteRoute []cidr `placeholder:"CIDR" help:"Ask the server to route this network, which is behind this machine, into the tunnel (granted only inside the server's --allow-route networks)."`
 	linkFlags
 	DNS            []netip.Addr  `name:"dns" placeholder:"ADDR" help:"Use this DNS server (reached through the tunnel, say a resolver on the server's network) while the tunnel is up, for all names: through systemd-resolved when it runs, else resolvconf; undone on exit. Repeatable."`
+	DNSDomain      []string      `name:"dns-domain" placeholder:"DOMAIN" help:"With --dns, send only names under DOMAIN to the DNS servers of --dns (split DNS), through systemd-resolved's per-device domains; ~DOMAIN routes without searching it. Repeatable. Without it, every name goes to them."`
 	DefaultRoute   bool          `help:"Send all traffic through the tunnel: the two half-default routes for each family the tunnel has, after pinning the route to the SSH server outside it. A family the tunnel has no address in is blocked meanwhile (see --allow-untunneled). All removed on exit; with --reconnect they stay while the tunnel is down, so nothing leaks past it."`
 	Untunneled     bool          `name:"allow-untunneled" help:"With --default-route, let the address family the tunnel does not carry (IPv6 past an IPv4-only tunnel, IPv4 past an IPv6-only one) go outside the tunnel, the way it goes without it. By default it is blocked while the tunnel is up (unreachable routes for its two halves), so that it fails at once instead of leaking past the tunnel."`
 	Reconnect      bool          `help:"When the connection dies (ssh exits, the server stops answering or restarts), dial again with backoff (1s doubling to 60s), keeping the device, its addresses and routes, and open TCP connections. SIGHUP reconnects at once."`
@@ -83,7 +85,7 @@ func (c *connectCmd) Run(ctx context.Context, log *slog.Logger, sig signals, v v
 		Dev: c.Dev, Mode: p.mode, Offload: c.Offload && !c.OpenSSHTun, MTU: c.MTU, Addrs: p.addrs, PeerAddrs: p.peers,
 		RemoteDev: c.RemoteDev, RemoteRoutes: prefixes(c.RemoteRoute),
 		Routes: prefixes(c.Route), DefaultRoute: c.DefaultRoute, AllowUntunneled: c.Untunneled, Bridge: c.Bridge, MAC: p.mac,
-		DNS: c.DNS, Up: c.Up, Down: c.Down, HookTimeout: c.HookTimeout, Rehook: c.Rehook,
+		DNS: c.DNS, DNSDomains: c.DNSDomain, Up: c.Up, Down: c.Down, HookTimeout: c.HookTimeout, Rehook: c.Rehook,
 		Reconnect: client.Reconnect{Enabled: c.Reconnect || c.ReconnectTries > 0, Tries: c.ReconnectTries, Hangup: sig.hangup}, Streams: c.Streams,
 		Keepalive: c.Keepalive, DeadAfter: c.DeadAfter,
 		Logger: log, Verbose: v.verbose, Counters: sig.counters, Software: "sshvpn " + versionString(),
@@ -111,6 +113,14 @@ func (c *connectCmd) plan() (plan, error) {
 	}
 	if err := checkKeepalive(c.Keepalive, c.DeadAfter); err != nil {
 		return p, err
+	}
+	for _, d := range c.DNSDomain {
+		if err := dns.CheckDomain(d); err != nil {
+			return p, fmt.Errorf("--dns-domain: %w", err)
+		}
+	}
+	if len(c.DNSDomain) > 0 && len(c.DNS) == 0 {
+		return p, errors.New("--dns-domain names the domains for the servers of --dns: give --dns ADDR too")
 	}
 	if c.Streams < 1 || c.Streams > framing.MaxStreams {
 		return p, fmt.Errorf("--streams %d: want 1 to %d", c.Streams, framing.MaxStreams)
