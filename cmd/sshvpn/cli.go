@@ -16,6 +16,8 @@ import (
 	"github.com/sshvpn/sshvpn/client"
 	"github.com/sshvpn/sshvpn/internal/clidoc"
 	"github.com/sshvpn/sshvpn/logs"
+	"github.com/sshvpn/sshvpn/metrics"
+	"github.com/sshvpn/sshvpn/record"
 	"github.com/sshvpn/sshvpn/server"
 )
 
@@ -59,6 +61,7 @@ type CLI struct {
 	Status        statusCmd        `cmd:"" help:"List the tunnels running on this machine, client and server sides: addresses, state, RTT, traffic, drops."`
 	Up            upCmd            `cmd:"" help:"Bring up the tunnel of a profile: ~/.config/sshvpn/NAME.conf, else /etc/sshvpn/NAME.conf (under sudo, root's, never the invoking user's). Flags after NAME override the profile; see README, Profiles."`
 	Down          downCmd          `cmd:"" help:"End the tunnel that \"sshvpn up NAME\" started, and wait until it has cleaned up."`
+	Metrics       metricsCmd       `cmd:"" help:"Print the sessions of this machine in the Prometheus text format, or serve them (--listen)."`
 	Completion    completionCmd    `cmd:"" help:"Print a completion script for bash, zsh or fish (scripts/install.sh installs them)."`
 	Man           manCmd           `cmd:"" help:"Print the man page (roff): sshvpn man | man -l -"`
 	// commandWords answers help and version; these list them with the others.
@@ -82,6 +85,20 @@ type completionCmd struct {
 func (c *completionCmd) Run(k *kong.Context) error {
 	gen := map[string]func(io.Writer, *kong.Application) error{"bash": clidoc.Bash, "zsh": clidoc.Zsh, "fish": clidoc.Fish}[c.Shell]
 	return gen(os.Stdout, k.Model)
+}
+
+// metricsCmd is "sshvpn metrics": see package metrics.
+type metricsCmd struct {
+	Listen         string `placeholder:"ADDR" help:"Serve the metrics at http://ADDR/metrics for a scrape (e.g. 127.0.0.1:9586) until stopped, instead of printing them once."`
+	NoClientLabels bool   `help:"Leave out the labels that name a client (user, key, addresses): one series per device."`
+}
+
+func (c *metricsCmd) Run(ctx context.Context) error {
+	reg := metrics.New(record.All, metrics.Options{NoClientLabels: c.NoClientLabels})
+	if c.Listen != "" {
+		return metrics.Serve(ctx, c.Listen, reg)
+	}
+	return metrics.Write(os.Stdout, reg)
 }
 
 type manCmd struct{}
@@ -152,7 +169,7 @@ func runWith(args []string, prof *profile) int {
 			fmt.Fprintln(os.Stderr, "sshvpn:", err)
 			return 2
 		}
-		if pid := runningProfile(cli.Up.Name); pid > 0 && !cli.Up.Child {
+		if pid := record.ProfileRunning(cli.Up.Name); pid > 0 && !cli.Up.Child {
 			fmt.Fprintf(os.Stderr, "sshvpn: profile %s is up already (pid %d); sshvpn down %s ends it\n", cli.Up.Name, pid, cli.Up.Name)
 			return 1
 		}

@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -20,7 +19,6 @@ import (
 	"github.com/sshvpn/sshvpn/daemon"
 	"github.com/sshvpn/sshvpn/internal/statedir"
 	"github.com/sshvpn/sshvpn/record"
-	"github.com/sshvpn/sshvpn/registry"
 )
 
 // A profile is a tunnel written down: the flags of "sshvpn connect" as
@@ -286,17 +284,6 @@ func (u *upCmd) background(args []string) int {
 	return 0
 }
 
-// runningProfile is the pid of the running client of profile name, or 0.
-func runningProfile(name string) int {
-	recs, _ := record.All()
-	for _, r := range recs {
-		if r.Side == registry.SideClient && r.Profile == name && r.Holder().Alive() {
-			return r.PID
-		}
-	}
-	return 0
-}
-
 // downCmd is "sshvpn down NAME".
 type downCmd struct {
 	Name    string        `arg:"" help:"The profile whose tunnel to end."`
@@ -307,30 +294,5 @@ func (c *downCmd) Run() error {
 	if err := checkProfileName(c.Name); err != nil {
 		return err
 	}
-	recs, err := record.All()
-	if err != nil {
-		return err
-	}
-	var mine []registry.Record
-	for _, r := range recs {
-		if r.Side == registry.SideClient && r.Profile == c.Name {
-			mine = append(mine, r)
-		}
-	}
-	if len(mine) == 0 {
-		return fmt.Errorf("no tunnel of profile %s is running (sshvpn status lists them)", c.Name)
-	}
-	for _, r := range mine {
-		if err := syscall.Kill(r.PID, syscall.SIGTERM); err != nil {
-			return fmt.Errorf("ending pid %d: %w", r.PID, err)
-		}
-	}
-	deadline := time.Now().Add(c.Timeout)
-	for time.Now().Before(deadline) {
-		if !slices.ContainsFunc(mine, func(r registry.Record) bool { return r.Holder().Alive() }) {
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("the tunnel of profile %s did not end within %v", c.Name, c.Timeout)
+	return record.EndProfile(c.Name, c.Timeout)
 }
