@@ -58,8 +58,8 @@ type CLI struct {
 	Remote  remoteCmd  `cmd:"" help:"Serve one tunnel over stdin/stdout; sshd runs this as \"sshvpn --remote\". Its flags are the server's policy."`
 
 	AuthorizedKey authorizedKeyCmd `cmd:"" name:"authorized-key" help:"Print an authorized_keys line that lets a key run only \"sshvpn --remote\" with the given policy."`
-	Status        statusCmd        `cmd:"" help:"List the tunnels running on this machine, client and server sides: addresses, state, RTT, traffic, drops."`
-	Up            upCmd            `cmd:"" help:"Bring up the tunnel of a profile: ~/.config/sshvpn/NAME.conf, else /etc/sshvpn/NAME.conf (under sudo, root's, never the invoking user's). Flags after NAME override the profile; see README, Profiles."`
+	Status        statusCmd        `cmd:"" help:"List the tunnels running in this network namespace (--all: in every one), client and server sides: addresses, state, RTT, traffic, drops."`
+	Up            upCmd            `cmd:"" help:"Bring up the tunnel of a profile, ~/.config/sshvpn/NAME.conf or /etc/sshvpn/NAME.conf (under sudo, root's, never the invoking user's), and return once it is up; it goes on in the background (--foreground: stay). Flags after NAME override the profile; see README, Profiles."`
 	Down          downCmd          `cmd:"" help:"End the tunnel that \"sshvpn up NAME\" started, and wait until it has cleaned up."`
 	Metrics       metricsCmd       `cmd:"" help:"Print the sessions of this machine in the Prometheus text format, or serve them (--listen)."`
 	Completion    completionCmd    `cmd:"" help:"Print a completion script for bash, zsh or fish (scripts/install.sh installs them)."`
