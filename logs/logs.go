@@ -200,3 +200,19 @@ func OpenSyslog() *syslog.Writer {
 	}
 	return w
 }
+
+// ClientAsks reads -v or -q from the command the client sent, which sshd
+// passes in SSH_ORIGINAL_COMMAND when a forced command replaced it: the
+// client's wish for how much of the server's log it sees, which a forced
+// command that says -v or -q itself overrides. Nothing else of it is read.
+func ClientAsks(original string) (verbose, quiet bool) {
+	for _, w := range strings.Fields(original) {
+		switch w {
+		case "-v", "--verbose":
+			verbose = true
+		case "-q", "--quiet":
+			quiet = true
+		}
+	}
+	return verbose, quiet
+}

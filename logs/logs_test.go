@@ -81,3 +81,15 @@ func FuzzRelay(f *testing.F) {
 		}
 	})
 }
+
+func TestClientAsks(t *testing.T) {
+	if v, q := ClientAsks("sshvpn --remote -v"); !v || q {
+		t.Error("-v")
+	}
+	if v, q := ClientAsks("sshvpn --remote --quiet"); v || !q {
+		t.Error("--quiet")
+	}
+	if v, q := ClientAsks("sshvpn --remote --dev=-v"); v || q {
+		t.Error("a flag value")
+	}
+}

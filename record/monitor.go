@@ -28,6 +28,10 @@ type Monitor struct {
 	// OnState, if set, is told of every change of state, with a line for
 	// a person (systemd's STATUS).
 	OnState func(state, line string)
+	// OnRefresh, if set, is given the status each time the record is
+	// refreshed (every RecordEvery, and by Refresh): the server's
+	// accounting.
+	OnRefresh func(registry.Status)
 
 	mu      sync.Mutex
 	st      registry.Status
@@ -156,7 +160,14 @@ func (m *Monitor) status() registry.Status {
 func (m *Monitor) write() {
 	st := m.status()
 	m.s.Update(func(r *registry.Record) { r.Status = &st })
+	if m.OnRefresh != nil {
+		m.OnRefresh(st)
+	}
 }
+
+// Refresh refreshes the record now: a session that ends counts its last
+// bytes.
+func (m *Monitor) Refresh() { m.write() }
 
 // logCounters logs the counters in one line.
 func (m *Monitor) logCounters(msg string) {

@@ -35,6 +35,7 @@ import (
 	"github.com/sshvpn/sshvpn/stack"
 	"github.com/sshvpn/sshvpn/tun"
 	"github.com/sshvpn/sshvpn/tunnel"
+	"github.com/sshvpn/sshvpn/usage"
 )
 
 // Config is one server session's configuration: the forced command's
@@ -43,6 +44,7 @@ type Config struct {
 	Policy      policy.Server
 	Rate        policy.RateLimit
 	MaxSessions int            // sessions of one key at once; 0 for no limit
+	Quota       usage.Quota    // bytes a key may move per period (--quota); zero: no cap
 	Replace     bool           // a newer session of the same key replaces an older one
 	Routes      []netip.Prefix // the server's own --route into the tunnel
 	StateDir    string         // where a pool keeps its leases
@@ -92,7 +94,7 @@ func Run(ctx context.Context, conn spawn.Conn, cfg Config) error {
 	case errors.Is(err, io.EOF):
 		log.Info("the client went away", "after", time.Since(start).Round(time.Second))
 		return nil
-	case errors.Is(err, errReplaced), errors.Is(err, errResumed):
+	case errors.Is(err, errReplaced), errors.Is(err, errResumed), errors.Is(err, errQuota):
 		log.Warn("session ended", "reason", err.Error(), tunnel.AdminOnly)
 		return nil
 	case err == nil:
@@ -211,7 +213,10 @@ func serve(ctx context.Context, conn spawn.Conn, cfg Config, log *slog.Logger) e
 		Admit: func(t tunnel.Tunnel) error {
 			// The same client reconnecting ends its older session first.
 			s.adm.resume = tokenHash(t.Resume)
-			return s.adm.resumeOld()
+			if err := s.adm.resumeOld(); err != nil {
+				return err
+			}
+			return s.account(cancel)
 		},
 	}
 	if s.leases != nil {
@@ -241,10 +246,59 @@ func serve(ctx context.Context, conn spawn.Conn, cfg Config, log *slog.Logger) e
 		}
 	}
 	err = tunnel.Serve(ctx, conn, sc)
-	if cause := context.Cause(ctx); err == nil && (errors.Is(cause, errReplaced) || errors.Is(cause, errResumed)) {
+	if cause := context.Cause(ctx); err == nil && (errors.Is(cause, errReplaced) || errors.Is(cause, errResumed) || errors.Is(cause, errQuota)) {
 		return cause
 	}
 	return err
+}
+
+// errQuota marks the end of a session whose key spent its quota.
+var errQuota = errors.New("quota")
+
+type quotaError struct{ msg string }
+
+func (e quotaError) Error() string        { return e.msg }
+func (e quotaError) Is(target error) bool { return target == errQuota }
+
+// account counts the session in the key's accounting (see package usage)
+// and refuses it when the key's quota is spent; from then on the monitor's
+// refreshes add what the session carries, and end it when the quota runs
+// out. Accounting that cannot be written is logged, not fatal.
+func (s *serving) account(cancel context.CancelCauseFunc) error {
+	dir, q, id := s.cfg.StateDir, s.cfg.Quota, s.cfg.Identity.ID
+	if dir == "" {
+		return nil
+	}
+	if m, err := usage.Read(dir); err == nil {
+		if why := usage.Spent(m[id], q); why != "" && time.Since(m[id].PeriodStart) < q.Period {
+			return errors.New(why)
+		}
+	}
+	e, err := usage.Begin(dir, id, s.cfg.Identity.User, q, time.Now())
+	if err != nil {
+		s.log.Warn("accounting", "err", err.Error(), tunnel.AdminOnly)
+		return nil
+	}
+	if why := usage.Spent(e, q); why != "" {
+		return errors.New(why)
+	}
+	var in, out uint64 // what was added so far
+	s.mon.OnRefresh = func(st registry.Status) {
+		dIn, dOut := st.BytesIn-min(in, st.BytesIn), st.BytesOut-min(out, st.BytesOut)
+		in, out = max(in, st.BytesIn), max(out, st.BytesOut)
+		if dIn == 0 && dOut == 0 {
+			return
+		}
+		e, err := usage.Add(dir, id, dIn, dOut, q, time.Now())
+		if err != nil {
+			s.log.Warn("accounting", "err", err.Error(), tunnel.AdminOnly)
+			return
+		}
+		if why := usage.Spent(e, q); why != "" {
+			cancel(quotaError{why})
+		}
+	}
+	return nil
 }
 
 // forwarding is what the session tells its client of this machine's
@@ -365,7 +419,7 @@ func (s *serving) recordStage() stack.Stage {
 			s.stop = s.mon.Start()
 			return nil
 		},
-		OnDown: func() error { s.stop(); s.stop = func() {}; return nil },
+		OnDown: func() error { s.mon.Refresh(); s.stop(); s.stop = func() {}; return nil },
 	}
 }
 

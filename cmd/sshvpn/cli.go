@@ -1,7 +1,9 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +21,7 @@ import (
 	"github.com/sshvpn/sshvpn/metrics"
 	"github.com/sshvpn/sshvpn/record"
 	"github.com/sshvpn/sshvpn/server"
+	"github.com/sshvpn/sshvpn/usage"
 )
 
 const description = `sshvpn carries IP packets over SSH, between a tun device on this machine and one on the server.
@@ -62,6 +65,7 @@ type CLI struct {
 	Up            upCmd            `cmd:"" help:"Bring up the tunnel of a profile, ~/.config/sshvpn/NAME.conf or /etc/sshvpn/NAME.conf (under sudo, root's, never the invoking user's), and return once it is up; it goes on in the background (--foreground: stay). Flags after NAME override the profile; see README, Profiles."`
 	Down          downCmd          `cmd:"" help:"End the tunnel that \"sshvpn up NAME\" started, and wait until it has cleaned up."`
 	Metrics       metricsCmd       `cmd:"" help:"Print the sessions of this machine in the Prometheus text format, or serve them (--listen)."`
+	Usage         usageCmd         `cmd:"" help:"Show a server's accounting: per key, the bytes each way, sessions, first and last seen, the quota period's bytes."`
 	Completion    completionCmd    `cmd:"" help:"Print a completion script for bash, zsh or fish (scripts/install.sh installs them)."`
 	Man           manCmd           `cmd:"" help:"Print the man page (roff): sshvpn man | man -l -"`
 	// commandWords answers help and version; these list them with the others.
@@ -99,6 +103,20 @@ func (c *metricsCmd) Run(ctx context.Context) error {
 		return metrics.Serve(ctx, c.Listen, reg)
 	}
 	return metrics.Write(os.Stdout, reg)
+}
+
+// usageCmd is "sshvpn usage": see package usage.
+type usageCmd struct {
+	JSON     bool   `name:"json" help:"Print the totals as JSON."`
+	StateDir string `default:"/run/sshvpn" placeholder:"DIR" help:"The --state-dir of the forced commands."`
+}
+
+func (c *usageCmd) Run() error {
+	m, err := usage.Read(c.StateDir)
+	if err != nil || c.JSON {
+		return cmp.Or(err, json.NewEncoder(os.Stdout).Encode(usage.Sorted(m)))
+	}
+	return usage.Show(os.Stdout, usage.Sorted(m))
 }
 
 type manCmd struct{}
@@ -189,7 +207,7 @@ func runWith(args []string, prof *profile) int {
 		id := server.IdentityFromEnv(args)
 		clientLevel := logs.Level(cli.Verbose, cli.Quiet)
 		if !cli.Verbose && !cli.Quiet {
-			clientLevel = logs.Level(clientAsks(os.Getenv("SSH_ORIGINAL_COMMAND")))
+			clientLevel = logs.Level(logs.ClientAsks(os.Getenv("SSH_ORIGINAL_COMMAND")))
 		}
 		log = logs.NewRemote(os.Stderr, logs.OpenSyslog(), cli.Verbose, clientLevel, id.Attrs())
 		kctx.Bind(id)
@@ -248,20 +266,4 @@ func remoteFlag(args []string) []string {
 		}
 	}
 	return args
-}
-
-// clientAsks reads -v or -q from the command the client sent, which sshd
-// passes in SSH_ORIGINAL_COMMAND when a forced command replaced it: the
-// client's wish for how much of the server's log it sees, which a forced
-// command that says -v or -q itself overrides. Nothing else of it is read.
-func clientAsks(original string) (verbose, quiet bool) {
-	for _, w := range strings.Fields(original) {
-		switch w {
-		case "-v", "--verbose":
-			verbose = true
-		case "-q", "--quiet":
-			quiet = true
-		}
-	}
-	return verbose, quiet
 }

@@ -138,18 +138,6 @@ func writeFile(t *testing.T, name, content string) {
 	}
 }
 
-func TestClientAsks(t *testing.T) {
-	if v, q := clientAsks("sshvpn --remote -v"); !v || q {
-		t.Error("-v")
-	}
-	if v, q := clientAsks("sshvpn --remote --quiet"); v || !q {
-		t.Error("--quiet")
-	}
-	if v, q := clientAsks("sshvpn --remote --dev=-v"); v || q {
-		t.Error("a flag value")
-	}
-}
-
 // TestHelpOrder: the client's help lists the flags people use first
 // (addresses, routes, reconnect) and the transport's after, under their
 // own heading; the top-level help names the common client flags.

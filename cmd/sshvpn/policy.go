@@ -11,6 +11,7 @@ import (
 	"github.com/sshvpn/sshvpn/pool"
 	"github.com/sshvpn/sshvpn/registry"
 	"github.com/sshvpn/sshvpn/tun"
+	"github.com/sshvpn/sshvpn/usage"
 )
 
 // policyFlags are the server's policy: the flags of "sshvpn --remote", which
@@ -29,6 +30,7 @@ type policyFlags struct {
 	MaxSessions int      `placeholder:"N" help:"How many sessions of this key may run at once (default: 1 with fixed addresses, the pool's size with --pool, no limit when the client proposes the addresses). Sessions are counted per key when sshd's ExposeAuthInfo is on, else per account and command line."`
 	Replace     bool     `help:"A new session of this key takes over from an older one that holds its addresses or exceeds --max-sessions (as after a client's reboot, before the old session is known to be dead); the old one is told and ends. Default: the new session is refused. (The same client reconnecting always takes over from its own older session.)"`
 	NAT         bool     `name:"nat" help:"Make this server the client's gateway: forward the client's packets and their replies, and masquerade its tunnel addresses out of whatever interface the route to each destination takes (never into another tunnel), IPv4 and IPv6. Where sshvpn turns forwarding on, it forwards nothing else (other tunnels, hosts routing through the server). The nftables rules (table inet sshvpn) go when the session ends, and the forwarding sysctls are put back when the last session that needed them ends."`
+	Quota       string   `placeholder:"SIZE/PERIOD" help:"Cap what a key moves, both ways, per period (50GB/30d, 500MiB/1w): a new session is refused once it is spent, and a running one ends when it runs out, telling the client why. Counted in --state-dir's usage.json (sshvpn usage); use a --state-dir that survives reboots (/var/lib/sshvpn) for quotas that do."`
 	Rate        []string `placeholder:"RATE" help:"Limit each direction of a session: bits (20Mbit), bytes (2.5MB) or packets (5000pps) per second; give it twice for bytes and packets. Packets over the limit are dropped."`
 }
 
@@ -75,6 +77,9 @@ func (p *policyFlags) args() []string {
 		a = append(a, "--nat")
 	}
 	add("rate", p.Rate...)
+	if p.Quota != "" {
+		add("quota", p.Quota)
+	}
 	return a
 }
 
@@ -84,6 +89,7 @@ type parsed struct {
 	mode                                   tun.Mode
 	rate                                   policy.RateLimit
 	maxSessions                            int
+	quota                                  usage.Quota
 }
 
 // parse checks the policy as a whole: what authorized-key refuses to print
@@ -109,6 +115,11 @@ func (p *policyFlags) parse(routes []cidr) (parsed, error) {
 	for _, s := range p.Rate {
 		if err := policy.ParseRate(s, &r.rate); err != nil {
 			return r, fmt.Errorf("--%w", err) // "--rate \"20x\": ..."
+		}
+	}
+	if p.Quota != "" {
+		if r.quota, err = usage.ParseQuota(p.Quota); err != nil {
+			return r, fmt.Errorf("--quota: %w", err)
 		}
 	}
 	size := 0

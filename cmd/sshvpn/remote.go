@@ -79,7 +79,7 @@ func (r *remoteCmd) config() (server.Config, error) {
 	return server.Config{
 		Policy: policy.Server{Mode: pol.mode, MTU: r.MTU, Addrs: pol.addrs, PeerAddrs: pol.peers, Dev: r.Dev,
 			Pool: pol.pool, AllowSources: pol.allow, AllowRoutes: pol.allowRoutes},
-		Rate: pol.rate, MaxSessions: pol.maxSessions, Replace: r.Replace, Routes: prefixes(r.Route),
+		Rate: pol.rate, MaxSessions: pol.maxSessions, Replace: r.Replace, Routes: prefixes(r.Route), Quota: pol.quota,
 		StateDir: stateDir(r.StateDir), NAT: r.NAT,
 		Offload: r.Offload, Bridge: r.Bridge, MAC: mac, Up: r.Up, Down: r.Down, HookTimeout: r.HookTimeout,
 		Keepalive: r.Keepalive, DeadAfter: r.DeadAfter,
