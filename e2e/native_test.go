@@ -235,6 +235,10 @@ func (l *lab) openSSHTun(unit string) *vpn {
 func TestOpenSSHTun(t *testing.T) {
 	l := newLab(t, "LAB_PERMIT_TUNNEL=yes")
 	v := l.openSSHTun("5")
+	// Its log names no field it cannot fill (remote_dev="" once).
+	if log := v.log.String(); !strings.Contains(log, `msg="tunnel up"`) || strings.Contains(log, `=""`) {
+		t.Errorf("the tunnel's log has an empty field, or no 'tunnel up':\n%s", log)
+	}
 	for _, a := range []string{serverV4, serverV6} {
 		if err := l.ping(l.Client, a); err != nil {
 			t.Error(err)
