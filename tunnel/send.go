@@ -117,10 +117,18 @@ func (p *pump) send() {
 // drain writes queued packets while the pacer lets them go, and flushes
 // once the queue is empty or the pacer holds it.
 func (p *pump) drain() error {
+	if p.paced {
+		// Once per drain, not per packet: the loss meter's word, and
+		// CoDel's target, which depends on it.
+		p.pace.outer = p.outer.Load()
+		target := p.queueTarget()
+		p.qmu.Lock()
+		p.q.target = target
+		p.qmu.Unlock()
+	}
 	for {
 		now := time.Since(p.start)
 		if p.paced {
-			p.pace.outer = p.outer.Load()
 			acked := p.acked.Load()
 			p.pace.acked(acked, p.sentBytes, now)
 			if lim := p.pace.limit(); lim > 0 && p.sentBytes-acked >= lim {
@@ -129,9 +137,6 @@ func (p *pump) drain() error {
 			}
 		}
 		p.qmu.Lock()
-		if p.paced {
-			p.q.target = p.queueTarget()
-		}
 		pk, ok := p.q.Dequeue(now)
 		p.syncQueueStats()
 		p.qmu.Unlock()
