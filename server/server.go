@@ -269,11 +269,6 @@ func (s *serving) account(cancel context.CancelCauseFunc) error {
 	if dir == "" {
 		return nil
 	}
-	if m, err := usage.Read(dir); err == nil {
-		if why := usage.Spent(m[id], q); why != "" && time.Since(m[id].PeriodStart) < q.Period {
-			return errors.New(why)
-		}
-	}
 	e, err := usage.Begin(dir, id, s.cfg.Identity.User, q, time.Now())
 	if err != nil {
 		s.log.Warn("accounting", "err", err.Error(), tunnel.AdminOnly)

@@ -115,8 +115,6 @@ func (q Quota) String() string {
 // Bytes writes n in decimal units, as a quota is given.
 func Bytes(n uint64) string {
 	switch {
-	case n >= 1e12 && n%1e9 == 0:
-		return fmt.Sprintf("%dGB", n/1e9)
 	case n >= 1e9:
 		return decimal(float64(n)/1e9) + "GB"
 	case n >= 1e6:
@@ -187,14 +185,18 @@ func update(dir, key string, f func(e *Entry)) (Entry, error) {
 }
 
 // Begin counts a session of key (of account user) starting at now, and
-// returns the key's totals; a quota period that is over starts anew.
+// returns the key's totals; a quota period that is over starts anew. A
+// session that the quota refuses (Spent) is not counted.
 func Begin(dir, key, user string, q Quota, now time.Time) (Entry, error) {
 	return update(dir, key, func(e *Entry) {
+		renew(e, q, now)
+		if Spent(*e, q) != "" {
+			return
+		}
 		e.User, e.Sessions, e.LastSeen = user, e.Sessions+1, now
 		if e.FirstSeen.IsZero() {
 			e.FirstSeen = now
 		}
-		renew(e, q, now)
 	})
 }
 

@@ -64,6 +64,9 @@ func TestAccounting(t *testing.T) {
 	if why := Spent(e, q); !strings.Contains(why, "is spent") || !strings.Contains(why, "renews on 2026-12-03 13:00 UTC") {
 		t.Errorf("at %d of 10000: %q", e.PeriodBytes, why)
 	}
+	if e, _ = Begin(dir, "SHA256:k", "alice", q, now.Add(2*time.Minute)); e.Sessions != 1 || Spent(e, q) == "" {
+		t.Errorf("a session the quota refuses was counted: %+v", e)
+	}
 	e, _ = Begin(dir, "SHA256:k", "alice", q, now.Add(2*time.Hour))
 	if e.PeriodBytes != 0 || Spent(e, q) != "" || e.BytesIn != 9200 || e.Sessions != 2 {
 		t.Errorf("a new period: %+v", e)
