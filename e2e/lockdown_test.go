@@ -368,13 +368,11 @@ func tunAddr(t *testing.T, l *lab, ns, family string) string {
 // childPID finds the child of parent whose command name is comm.
 func childPID(t *testing.T, parent int, comm string) int {
 	t.Helper()
-	out, err := exec.Command("pgrep", "-P", strconv.Itoa(parent), "-x", comm).Output()
-	f := strings.Fields(string(out))
-	if err != nil || len(f) == 0 {
-		t.Fatalf("no %s child of %d: %v", comm, parent, err)
+	pids := children(t, parent, comm)
+	if len(pids) == 0 {
+		t.Fatalf("no %s child of %d", comm, parent)
 	}
-	pid, _ := strconv.Atoi(f[0])
-	return pid
+	return pids[0]
 }
 
 // userDevice makes svpn0 on the server for account user, with the
