@@ -167,7 +167,22 @@ func Run(ctx context.Context, cfg Config) error {
 	if ctx.Err() != nil && link.Ups() == 0 {
 		return ErrInterrupted
 	}
+	if err != nil && link.Ups() == 0 {
+		return beforeUp{err}
+	}
 	return err
+}
+
+// beforeUp is a failure of a run whose tunnel never came up.
+type beforeUp struct{ error }
+
+func (e beforeUp) Unwrap() error { return e.error }
+
+// BeforeUp reports whether err ended a run before its tunnel ever came up:
+// with a Ctrl-C that ssh took first, that run was interrupted.
+func BeforeUp(err error) bool {
+	var b beforeUp
+	return errors.As(err, &b)
 }
 
 // ErrInterrupted is Run's error when it was asked to stop (ctx ended)

@@ -237,6 +237,10 @@ func runWith(args []string, prof *profile) int {
 		if kctx.Command() != "remote" {
 			select {
 			case <-ctx.Done():
+				if client.BeforeUp(err) {
+					fmt.Fprintln(os.Stderr, "sshvpn: interrupted before the tunnel came up")
+					return 130
+				}
 				return 0
 			case <-time.After(stopGrace):
 			}
