@@ -146,7 +146,11 @@ func Run(ctx context.Context, cfg Config) error {
 			mon.Up(t, fmt.Sprintf("tunnel up: %s %s to %s, server %s", c.Dev, join(t.Addrs), join(t.PeerAddrs), cfg.Destination))
 			return nil
 		}})
-	link := tunnel.NewLink(dev, tunnel.LinkConfig{Host: stack.New(dev.Name(), log, stages...), Logger: log, Stats: stats, Queue: cfg.Streams > 1})
+	var stripe *tunnel.Stripe
+	if cfg.Streams > 1 {
+		stripe = tunnel.NewStripe(mode)
+	}
+	link := tunnel.NewLink(dev, tunnel.LinkConfig{Host: stack.New(dev.Name(), log, stages...), Logger: log, Stats: stats, Queue: cfg.Streams > 1, Stripe: stripe})
 	defer link.Close()
 
 	rc := cfg.Reconnect
@@ -158,7 +162,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Keepalive: cfg.Keepalive, DeadAfter: cfg.DeadAfter, Logger: log,
 	}
 	if cfg.Streams > 1 {
-		st := newStriped(cfg.Streams, dialer, tc, rc, stats, log)
+		st := newStriped(cfg.Streams, dialer, tc, rc, stats, stripe, log)
 		mon.SetStreams(st.streams)
 		err = st.run(ctx)
 	} else {

@@ -15,10 +15,12 @@ import (
 )
 
 // A striped tunnel (--streams N) runs over N connections, each with a
-// link of its own over one queue of the multi-queue device: the kernel
-// spreads the flows over the queues by their hash, so each flow rides one
-// connection and keeps its order, and re-spreads them over the others
-// while a connection is down (its link takes its queue out of the set).
+// link of its own over one queue of the multi-queue device. Each flow
+// rides one connection and keeps its order: the links' stripe places each
+// new flow on the connection that carries the fewest, and the kernel
+// keeps it on that queue (see tunnel.Stripe); while a connection is down,
+// its link takes its queue out of the set, and its flows move to the
+// others.
 // The first connection begins the session and learns its Join from the
 // server's answer; the others, and any connection dialled again later,
 // join it. When the server no longer knows the session, the first begins
@@ -28,12 +30,13 @@ import (
 
 // striped is a client run over several connections.
 type striped struct {
-	n     int
-	d     transport
-	cfg   tunnel.ClientConfig // the first connection's; cfg.Link is queue 0's
-	rc    Reconnect
-	log   *slog.Logger
-	stats *tunnel.Stats
+	n      int
+	d      transport
+	cfg    tunnel.ClientConfig // the first connection's; cfg.Link is queue 0's
+	rc     Reconnect
+	log    *slog.Logger
+	stats  *tunnel.Stats
+	stripe *tunnel.Stripe // places the flows on the streams
 
 	mu      sync.Mutex
 	current *framing.Join // the session's Join, once known
@@ -52,8 +55,8 @@ type streamEnd struct {
 	err error
 }
 
-func newStriped(n int, d transport, cfg tunnel.ClientConfig, rc Reconnect, stats *tunnel.Stats, log *slog.Logger) *striped {
-	st := &striped{n: n, d: d, cfg: cfg, rc: rc, stats: stats, log: log, changed: make(chan struct{}), done: make(chan streamEnd, n),
+func newStriped(n int, d transport, cfg tunnel.ClientConfig, rc Reconnect, stats *tunnel.Stats, stripe *tunnel.Stripe, log *slog.Logger) *striped {
+	st := &striped{n: n, d: d, cfg: cfg, rc: rc, stats: stats, stripe: stripe, log: log, changed: make(chan struct{}), done: make(chan streamEnd, n),
 		ended: make([]bool, n), links: make([]*tunnel.Link, n)}
 	st.links[0] = cfg.Link
 	return st
@@ -138,7 +141,7 @@ func (st *striped) joined(ctx context.Context, j *framing.Join) {
 			continue
 		}
 		// Each stream counts its own; the status sums them.
-		link := tunnel.NewLink(q, tunnel.LinkConfig{Queue: true, Logger: st.log, Stats: new(tunnel.Stats)})
+		link := tunnel.NewLink(q, tunnel.LinkConfig{Queue: true, Logger: st.log, Stats: new(tunnel.Stats), Stripe: st.stripe})
 		st.links[i] = link
 		cfg := st.cfg
 		cfg.Link = link

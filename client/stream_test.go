@@ -17,7 +17,7 @@ import (
 // join makes the first begin the session anew and the others wait for
 // the new Join.
 func TestStripedAdjust(t *testing.T) {
-	st := newStriped(3, nil, tunnel.ClientConfig{}, Reconnect{}, new(tunnel.Stats), slog.New(slog.DiscardHandler))
+	st := newStriped(3, nil, tunnel.ClientConfig{}, Reconnect{}, new(tunnel.Stats), nil, slog.New(slog.DiscardHandler))
 	st.started = true // no device: the other connections are this test's calls
 	ctx := context.Background()
 	first, second := st.adjust(0), st.adjust(1)
@@ -60,7 +60,7 @@ func TestStripedAdjust(t *testing.T) {
 // warning, once.
 func TestStripedOlderServer(t *testing.T) {
 	var b strings.Builder
-	st := newStriped(3, nil, tunnel.ClientConfig{}, Reconnect{}, new(tunnel.Stats), slog.New(slog.NewTextHandler(&b, nil)))
+	st := newStriped(3, nil, tunnel.ClientConfig{}, Reconnect{}, new(tunnel.Stats), nil, slog.New(slog.NewTextHandler(&b, nil)))
 	st.joined(context.Background(), nil)
 	st.joined(context.Background(), nil) // a reconnect: no second warning
 	if n := strings.Count(b.String(), "does not stripe the tunnel"); n != 1 || !strings.Contains(b.String(), "one stream instead of 3") {

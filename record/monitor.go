@@ -120,7 +120,7 @@ func (m *Monitor) status() registry.Status {
 				rtt = 0
 			}
 			st.Streams = append(st.Streams, registry.StreamStatus{State: c.State, RTT: rtt,
-				BytesOut: c.Stats.BytesOut.Load(), BytesIn: c.Stats.BytesIn.Load()})
+				BytesOut: c.Stats.BytesOut.Load(), BytesIn: c.Stats.BytesIn.Load(), HandedOver: c.Stats.HandedOver.Load()})
 		}
 	}
 	st.RTT = time.Duration(m.stats.RTT.Load())

@@ -132,6 +132,9 @@ type StreamStatus struct {
 	RTT      time.Duration `json:"rtt_ns,omitempty"`
 	BytesOut uint64        `json:"bytes_out"`
 	BytesIn  uint64        `json:"bytes_in"`
+	// HandedOver counts the packets another stream's queue read for this
+	// one: the first packets of the flows placed on it.
+	HandedOver uint64 `json:"handed_over,omitempty"`
 }
 
 // StateEnded is a stream of a striped tunnel that ended for good.

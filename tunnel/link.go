@@ -26,6 +26,10 @@ type LinkConfig struct {
 	// out of the device's set while no connection is attached, so that
 	// the kernel sends every flow through the streams that are up.
 	Queue bool
+	// Stripe, if set, places the flows the link reads on the streams of
+	// the stripe it joins (see Stripe): the client's links of a striped
+	// tunnel.
+	Stripe *Stripe
 }
 
 // Host is what a link asks of the host around its device.
@@ -90,6 +94,9 @@ func NewLink(dev tun.Device, cfg LinkConfig) *Link {
 		l.stats = new(Stats)
 	}
 	l.setQueue(false) // until a connection is attached
+	if cfg.Stripe != nil {
+		cfg.Stripe.add(l)
+	}
 	l.read.Add(1)
 	go l.readDevice()
 	return l
@@ -305,12 +312,30 @@ func (l *Link) readDevice() {
 // buffer by its full length, having copied only a part).
 const readSize = framing.MaxOffloadPayload
 
-// handle frames one packet read from the device for the attached sink, if
-// any, and returns that sink when it did. in is the sink whose frame
-// buffer the packet was read into (nil: scratch): when another is attached
-// by now, the packet is copied to it. It never writes to the transport,
-// so that detach, which waits for it, never waits for the network.
+// handle frames one packet read from the device for the sink that
+// carries it and returns that sink when it is the link's own: the
+// attached one, or, in a stripe, the one its flow was placed on, which
+// gets a copy and is woken at once.
 func (l *Link) handle(buf []byte, in sink) sink {
+	if s := l.cfg.Stripe; s != nil {
+		if to := s.route(l, buf); to != l {
+			if p := to.frame(buf, nil); p != nil {
+				to.stats.HandedOver.Add(1)
+				p.flush()
+			}
+			return nil
+		}
+	}
+	return l.frame(buf, in)
+}
+
+// frame frames one packet read from the device for the attached sink, if
+// any, and returns that sink when it did. in is the sink whose frame
+// buffer the packet was read into (nil: scratch, or another link's): when
+// another is attached by now, the packet is copied to it. It never writes
+// to the transport, so that detach, which waits for it, never waits for
+// the network.
+func (l *Link) frame(buf []byte, in sink) sink {
 	l.deliver.Lock()
 	defer l.deliver.Unlock()
 	p := l.attached()

@@ -1,0 +1,208 @@
+package tunnel
+
+import (
+	"encoding/binary"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sshvpn/sshvpn/framing"
+	"github.com/sshvpn/sshvpn/tun"
+)
+
+// A Stripe spreads the flows of one multi-queue device evenly over the
+// links of its queues (the streams of a striped tunnel). Left to itself,
+// the kernel puts a new flow on a queue by its hash, and four flows land
+// on four queues together only one time in ten: the others share, and a
+// stream that carries two flows gives each half of one SSH window. So the
+// side that opens flows places each new one on the stream that carries
+// the fewest: when a link reads a packet of a flow placed on another
+// stream, it hands the packet over. That happens for a flow's first round
+// trip only: the far side writes the flow's packets into its own queue of
+// that stream, the kernel there sends the answers back through the same
+// queue, and once they are written here, into this stream's queue, the
+// kernel learns the flow's queue (tun.c's flow table) and reads its next
+// packets from it. A flow stays on its stream while it is active; a flow
+// whose stream is down moves to another, as the kernel moves it.
+//
+// Only the client places flows: the server's kernel already answers each
+// flow on the queue it came in on, and two sides placing the same flow
+// on different streams would toss it to and fro.
+type Stripe struct {
+	links [framing.MaxStreams]atomic.Pointer[Link]
+	n     atomic.Int32 // links added
+	start time.Time
+	tap   bool       // the device's packets are Ethernet frames
+	mu    sync.Mutex // placing a flow
+	// flows are the flows seen lately, by their hash: the stream each
+	// rides (plus one; zero: none) in the low seven bits, whether it
+	// rides the lane in the eighth (slotLane), and when it was last
+	// seen, in milliseconds since start, above them. Flows whose hashes
+	// collide share a slot, and so a stream.
+	flows [stripeSlots]atomic.Uint64
+}
+
+const (
+	stripeSlots = 4096
+	// stripeIdle is how long a flow keeps its stream without a packet.
+	stripeIdle = 10 * time.Second
+	// stripeActive is how recently a flow must have been seen to count
+	// against its stream when a new flow is placed.
+	stripeActive = 2 * time.Second
+	// stripeTouch is how stale a slot's time may grow before a packet
+	// renews it: not a store per packet.
+	stripeTouch = 100 * time.Millisecond
+	// slotLane marks a slot's flow as one that rides the lane.
+	slotLane = 0x80
+)
+
+// NewStripe makes an empty stripe for a device in mode; links join it
+// through LinkConfig.Stripe.
+func NewStripe(mode tun.Mode) *Stripe { return &Stripe{start: time.Now(), tap: mode == tun.ModeTAP} }
+
+// add makes l one of the stripe's streams.
+func (s *Stripe) add(l *Link) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := int(s.n.Load())
+	if n == len(s.links) {
+		return // more queues than streams can be: the kernel spreads those
+	}
+	s.links[n].Store(l)
+	s.n.Store(int32(n + 1))
+}
+
+func (s *Stripe) now() uint64 { return uint64(time.Since(s.start) / time.Millisecond) }
+
+// route is the link whose stream carries the flow of packet b, which l
+// read from its queue: l itself unless the flow was placed elsewhere.
+// A packet that is not IP (ARP, say) stays where the kernel put it.
+func (s *Stripe) route(l *Link, b []byte) *Link {
+	ip := stripeIP(b, l.vnet, s.tap)
+	h := flowHash(b, ip)
+	if h == 0 {
+		return l
+	}
+	slot := &s.flows[h%stripeSlots]
+	now := s.now()
+	if v := slot.Load(); v != 0 {
+		i, seen := int(v&0x7f)-1, v>>8
+		// (Another link may have stored a later time since now was
+		// read: that flow is fresh, not idle.)
+		if (seen > now || now-seen < uint64(stripeIdle/time.Millisecond)) && i < len(s.links) {
+			if t := s.links[i].Load(); t != nil && t.Attached() {
+				if seen < now && now-seen >= uint64(stripeTouch/time.Millisecond) {
+					slot.Store(now<<8 | v&0xff)
+				}
+				return t
+			}
+		}
+	}
+	return s.place(l, slot, now, lane(b, ip))
+}
+
+// place puts a new flow (or one whose stream is down) on a stream. The
+// first stream is the lane: a flow of the kinds that lane names (a ping,
+// DNS) rides it, and the others go there last, so that while there are
+// fewer bulk flows than streams, a ping does not wait behind a download's
+// repairs on the same TCP connection (a hole in the outer stream holds
+// everything behind it for a round trip). Other flows go to the stream
+// with the fewest active flows, the lane counting half a flow more; of
+// those, to the first. (Not to l's own, which would need no handover: a
+// flow that barely sends, such as iperf3's control connection, counts
+// as much as a download, and the tie that it leaves sent two of four
+// downloads to one stream when they went where they were read, one time
+// in two in the lab.)
+func (s *Stripe) place(l *Link, slot *atomic.Uint64, now uint64, sparse bool) *Link {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := int(s.n.Load())
+	if t := s.links[0].Load(); sparse && t != nil && t.Attached() {
+		slot.Store(now<<8 | slotLane | 1)
+		return t
+	}
+	// Twice the active flows, not counting those that ride the lane:
+	// they are sparse, and a host has a few all along (ICMPv6's
+	// neighbour discovery, say).
+	var score [framing.MaxStreams]int
+	score[0] = 1
+	active := uint64(stripeActive / time.Millisecond)
+	for i := range s.flows {
+		if v := s.flows[i].Load(); v != 0 && v&slotLane == 0 && (v>>8 > now || now-v>>8 < active) {
+			if j := int(v&0x7f) - 1; j < n {
+				score[j] += 2
+			}
+		}
+	}
+	best := -1
+	for i := range n {
+		t := s.links[i].Load()
+		if t == nil || !t.Attached() {
+			continue
+		}
+		if best < 0 || score[i] < score[best] {
+			best = i
+		}
+	}
+	if best < 0 {
+		return l // no stream is up: l drops it and counts
+	}
+	slot.Store(now<<8 | uint64(best+1))
+	return s.links[best].Load()
+}
+
+// lane reports whether the IP packet at b[ip:] is of a flow that rides
+// the lane: ICMP, and DNS over UDP or TCP.
+func lane(b []byte, ip int) bool {
+	if ip < 0 || len(b) < ip+20 {
+		return false
+	}
+	pkt := b[ip:]
+	var proto byte
+	var l4 []byte
+	switch pkt[0] >> 4 {
+	case 4:
+		ihl := int(pkt[0]&0x0f) * 4
+		proto = pkt[9]
+		if ihl >= 20 && len(pkt) >= ihl+4 {
+			l4 = pkt[ihl:]
+		}
+	case 6:
+		if len(pkt) < 40 {
+			return false
+		}
+		proto = pkt[6]
+		if len(pkt) >= 44 {
+			l4 = pkt[40:]
+		}
+	}
+	switch proto {
+	case 1, 58: // ICMP, ICMPv6
+		return true
+	case 6, 17:
+		return l4 != nil && (binary.BigEndian.Uint16(l4) == 53 || binary.BigEndian.Uint16(l4[2:]) == 53)
+	}
+	return false
+}
+
+// stripeIP is the offset of the IP header in a packet read from a device
+// (behind a virtio-net header; behind an Ethernet header in tap mode),
+// or -1: not IP.
+func stripeIP(b []byte, vnet, tap bool) int {
+	ip := 0
+	if vnet {
+		ip = tun.VnetHdrLen
+	}
+	if tap {
+		if len(b) < ip+14 {
+			return -1
+		}
+		switch binary.BigEndian.Uint16(b[ip+12:]) {
+		case 0x0800, 0x86dd:
+			ip += 14
+		default:
+			return -1
+		}
+	}
+	return ip
+}

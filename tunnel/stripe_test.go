@@ -1,0 +1,162 @@
+package tunnel
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/sshvpn/sshvpn/framing"
+	"github.com/sshvpn/sshvpn/tun"
+	"github.com/sshvpn/sshvpn/tun/tuntest"
+)
+
+// recordingSink takes what a link frames for it and passes each packet
+// on, tagged with the sink's stream.
+type recordingSink struct {
+	i   int
+	out chan<- routed
+	buf []byte
+}
+
+type routed struct {
+	stream int
+	pkt    []byte
+}
+
+func (r *recordingSink) taking() bool { return true }
+func (r *recordingSink) next(n int) ([]byte, error) {
+	if len(r.buf) < n {
+		r.buf = make([]byte, n)
+	}
+	return r.buf[:n], nil
+}
+func (r *recordingSink) commit(_ framing.Type, n int) error {
+	r.out <- routed{r.i, append([]byte(nil), r.buf[:n]...)}
+	return nil
+}
+func (r *recordingSink) put(_ framing.Type, p []byte) bool {
+	r.out <- routed{r.i, append([]byte(nil), p...)}
+	return true
+}
+func (r *recordingSink) flush()                {}
+func (r *recordingSink) fail(error)            {}
+func (r *recordingSink) offloads() tun.Offload { return 0 }
+func (r *recordingSink) sent([]byte)           {}
+func (r *recordingSink) droppedOut()           {}
+
+// tcpPacket is an IPv4 TCP packet from port sport to 80, for a flow of
+// its own per port.
+func tcpPacket(sport uint16) []byte {
+	tcp := make([]byte, 20)
+	binary.BigEndian.PutUint16(tcp[0:], sport)
+	binary.BigEndian.PutUint16(tcp[2:], 80)
+	p := ipv4Packet(mustAddr("198.18.0.1"), mustAddr("198.18.0.2"), tcp)
+	p[9] = 6
+	return p
+}
+
+// TestStripePlacesFlows: new flows go to the stream with the fewest
+// flows, the lane last, whatever queue the kernel read them from; a ping
+// rides the lane; a flow stays on its stream from any queue; a flow whose
+// stream is down moves; what is not IP stays where it was read.
+func TestStripePlacesFlows(t *testing.T) {
+	checkLeaks(t)
+	s := NewStripe(tun.ModeTUN)
+	out := make(chan routed, 16)
+	var devs []*tuntest.Device
+	var links []*Link
+	for i := range 3 {
+		dev := tuntest.New("tun0", 1500)
+		l := NewLink(dev, LinkConfig{Stripe: s})
+		defer l.Close()
+		l.attach(&recordingSink{i: i, out: out})
+		devs, links = append(devs, dev), append(links, l)
+	}
+	// read feeds pkt to queue q and says which stream carried it.
+	read := func(q int, pkt []byte) int {
+		t.Helper()
+		devs[q].Inbound <- pkt
+		select {
+		case r := <-out:
+			if string(r.pkt) != string(pkt) {
+				t.Fatalf("stream %d got another packet", r.stream)
+			}
+			return r.stream
+		case <-time.After(5 * time.Second):
+			t.Fatal("no stream carried the packet")
+		}
+		return -1
+	}
+	// The kernel put three new flows on queue 0: one per stream, the
+	// lane (stream 0) last.
+	for port, want := range []int{1, 2, 0} {
+		if got := read(0, tcpPacket(1000+uint16(port))); got != want {
+			t.Fatalf("flow %d rode stream %d, want %d", 1000+port, got, want)
+		}
+	}
+	// A ping rides the lane, read from any queue.
+	ping := ipv4Packet(mustAddr("198.18.0.1"), mustAddr("198.18.0.2"), make([]byte, 64))
+	ping[9] = 1
+	if got := read(2, ping); got != 0 {
+		t.Fatalf("a ping rode stream %d, want the lane, 0", got)
+	}
+	// A flow stays on its stream, read from any queue.
+	for q := range 3 {
+		if got := read(q, tcpPacket(1001)); got != 2 {
+			t.Fatalf("flow 1001 read from queue %d rode stream %d, want 2", q, got)
+		}
+	}
+	// Stream 2 goes down: its flow moves to the emptiest stream that is
+	// up, 1 (the lane has a flow and the ping).
+	links[2].detach(links[2].attached())
+	if got := read(2, tcpPacket(1001)); got != 1 {
+		t.Fatalf("flow 1001, whose stream is down, rode stream %d, want 1", got)
+	}
+	if got := read(1, tcpPacket(1000)); got != 1 {
+		t.Fatalf("flow 1000 rode stream %d, want 1", got)
+	}
+	// Not IP: where it was read.
+	if got := read(0, []byte{0x00, 1, 2, 3}); got != 0 {
+		t.Fatalf("a packet that is not IP rode stream %d, want 0, where it was read", got)
+	}
+	if got := read(1, []byte{0x00, 1, 2, 3}); got != 1 {
+		t.Fatalf("a packet that is not IP rode stream %d, want 1, where it was read", got)
+	}
+}
+
+// TestLane: pings and DNS ride the lane; other flows do not.
+func TestLane(t *testing.T) {
+	udp := func(src, dst netip.Addr, sport, dport uint16) []byte {
+		h := make([]byte, 8)
+		binary.BigEndian.PutUint16(h[0:], sport)
+		binary.BigEndian.PutUint16(h[2:], dport)
+		p := ipPacket(src, dst, h)
+		if src.Is4() {
+			p[9] = 17
+		} else {
+			p[6] = 17
+		}
+		return p
+	}
+	v4, v6 := mustAddr("198.18.0.1"), mustAddr("2001:db8::1")
+	icmp6 := ipPacket(v6, v6, make([]byte, 8))
+	icmp6[6] = 58
+	for _, c := range []struct {
+		name string
+		pkt  []byte
+		want bool
+	}{
+		{"dns query", udp(v4, v4, 40000, 53), true},
+		{"dns answer", udp(v4, v4, 53, 40000), true},
+		{"dns over ipv6", udp(v6, v6, 40000, 53), true},
+		{"icmpv6", icmp6, true},
+		{"quic", udp(v4, v4, 40000, 443), false},
+		{"tcp", tcpPacket(1000), false},
+		{"short", []byte{0x45, 0}, false},
+	} {
+		if got := lane(c.pkt, 0); got != c.want {
+			t.Errorf("%s: lane %v, want %v", c.name, got, c.want)
+		}
+	}
+}
