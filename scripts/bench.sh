@@ -340,6 +340,41 @@ wait_ping() {
 	return 1
 }
 
+# stream_states: the states of the client tunnel's streams, one per word
+# (`sshvpn status --json` in the client namespace).
+stream_states() {
+	ip netns exec "$CLIENT_NS" "$LAB_BIN" status --json 2>/dev/null |
+		python3 -c 'import json,sys
+for r in json.load(sys.stdin):
+    print(" ".join(s["state"] for s in ((r.get("status") or {}).get("streams") or [])))' 2>/dev/null
+}
+
+# wait_streams N: until N streams of the client's tunnel are up (20 s):
+# a striped tunnel pings once its first stream is.
+wait_streams() {
+	local n=$1 deadline=$((SECONDS + 20)) states
+	if ! command -v python3 >/dev/null 2>&1; then
+		warn "no python3 to read the status: not waiting for the streams"
+		return 0
+	fi
+	while ((SECONDS < deadline)); do
+		states=$(stream_states)
+		[[ $(grep -o -w up <<<"$states" | wc -l) -ge $n ]] && return 0
+		sleep 0.2
+	done
+	warn "streams: ${states:-none} after 20 s, want $n up"
+	return 1
+}
+
+# stream_bytes: the bytes each stream of the client's tunnel carried so
+# far, "out/in" in MB per stream, for the log.
+stream_bytes() {
+	ip netns exec "$CLIENT_NS" "$LAB_BIN" status --json 2>/dev/null |
+		python3 -c 'import json,sys
+for r in json.load(sys.stdin):
+    print(" ".join("%d/%d" % (s.get("bytes_out",0)//10**6, s.get("bytes_in",0)//10**6) for s in ((r.get("status") or {}).get("streams") or [])))' 2>/dev/null
+}
+
 # wait_gone: until no tunnel device is left in either namespace (10 s).
 wait_gone() {
 	local i
@@ -791,6 +826,9 @@ run_sshvpn() {
 		warn "$key did not come up:"
 		sed 's/^/    /' "$TMP/$key.log" >&2 || true
 		ok=0
+	elif [[ -n $streams ]] && ! wait_streams "$streams"; then
+		sed 's/^/    /' "$TMP/$key.log" >&2 || true
+		ok=0
 	elif ! start_iperf_server "$peer" "$port"; then
 		warn "iperf3 server on $peer did not start"
 		ok=0
@@ -802,6 +840,7 @@ run_sshvpn() {
 		ping_rtt "$key" "$peer"
 		for dir in $(directions); do
 			measure "$key" "$peer" "$port" "$dir"
+			if [[ -n $streams ]]; then log "  $key $dir: MB out/in per stream so far: $(stream_bytes)"; fi
 		done
 	else
 		fail_round "$key"
