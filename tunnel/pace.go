@@ -257,11 +257,15 @@ func (p *pacer) limit() uint64 {
 	if bw == 0 || p.minRTT == 0 {
 		return paceInitial
 	}
-	if p.startup {
-		return max(paceInitial, uint64(startupGain*bw*p.minRTT.Seconds()))
-	}
+	// A lossy path first: startup, which a stale rate restarts (held),
+	// would limit it to twice a rate its stalls keep low. (At 40 ms and
+	// 1% loss, checking startup first held downloads to 73-101 Mbit/s
+	// against 139-164 unpaced.)
 	if p.lossy() {
 		return 0
+	}
+	if p.startup {
+		return max(paceInitial, uint64(startupGain*bw*p.minRTT.Seconds()))
 	}
 	return max(paceFloor, uint64(bw*(p.minRTT+allowance(p.minRTT)).Seconds()))
 }

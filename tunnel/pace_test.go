@@ -158,7 +158,8 @@ func TestPacerStall(t *testing.T) {
 }
 
 // TestPacerOuter: the outer connection's counters, where known, decide
-// whether the path is lossy; without them, the stalls do.
+// whether the path is lossy; without them, the stalls do. On a lossy
+// path nothing is limited, in startup too.
 func TestPacerOuter(t *testing.T) {
 	var p pacer
 	p.start(0)
@@ -173,9 +174,11 @@ func TestPacerOuter(t *testing.T) {
 		{outerClean, lossyStalls, true},
 		{outerLossy, 0, false},
 	} {
-		p.outer, p.stalls[0] = tt.outer, tt.stalls
-		if got := p.limit() != 0; got != tt.limits {
-			t.Errorf("outer %d, %d stalls: limit %d", tt.outer, tt.stalls, p.limit())
+		for _, startup := range []bool{false, true} {
+			p.outer, p.stalls[0], p.startup = tt.outer, tt.stalls, startup
+			if got := p.limit() != 0; got != tt.limits {
+				t.Errorf("outer %d, %d stalls, startup %v: limit %d", tt.outer, tt.stalls, startup, p.limit())
+			}
 		}
 	}
 }
