@@ -25,6 +25,13 @@ import (
 // packets from it. A flow stays on its stream while it is active; a flow
 // whose stream is down moves to another, as the kernel moves it.
 //
+// Pings and DNS (see sparse) are not placed: each packet rides the
+// stream that carried the fewest bytes lately, so that while there are
+// fewer downloads than streams, a ping never waits behind a download's
+// repairs on the same TCP connection (a hole in the outer stream holds
+// everything behind it for a round trip or more). Such packets are
+// independent of each other, and a move reorders nothing that matters.
+//
 // Only the client places flows: the server's kernel already answers each
 // flow on the queue it came in on, and two sides placing the same flow
 // on different streams would toss it to and fro.
@@ -35,11 +42,16 @@ type Stripe struct {
 	tap   bool       // the device's packets are Ethernet frames
 	mu    sync.Mutex // placing a flow
 	// flows are the flows seen lately, by their hash: the stream each
-	// rides (plus one; zero: none) in the low seven bits, whether it
-	// rides the lane in the eighth (slotLane), and when it was last
-	// seen, in milliseconds since start, above them. Flows whose hashes
+	// rides (plus one; zero: none) in the low byte, and when it was last
+	// seen, in milliseconds since start, above it. Flows whose hashes
 	// collide share a slot, and so a stream.
 	flows [stripeSlots]atomic.Uint64
+
+	// The quiet stream, which sparse packets ride: its index and when
+	// it was chosen (ms since start), and each stream's byte count then.
+	quietMu sync.Mutex
+	quiet   atomic.Int64 // the index in the low byte, the time above it
+	bytes   [framing.MaxStreams]uint64
 }
 
 const (
@@ -52,8 +64,8 @@ const (
 	// stripeTouch is how stale a slot's time may grow before a packet
 	// renews it: not a store per packet.
 	stripeTouch = 100 * time.Millisecond
-	// slotLane marks a slot's flow as one that rides the lane.
-	slotLane = 0x80
+	// stripeQuiet is how long the quiet stream stays chosen.
+	stripeQuiet = 100 * time.Millisecond
 )
 
 // NewStripe makes an empty stripe for a device in mode; links join it
@@ -74,19 +86,26 @@ func (s *Stripe) add(l *Link) {
 
 func (s *Stripe) now() uint64 { return uint64(time.Since(s.start) / time.Millisecond) }
 
-// route is the link whose stream carries the flow of packet b, which l
-// read from its queue: l itself unless the flow was placed elsewhere.
-// A packet that is not IP (ARP, say) stays where the kernel put it.
+// route is the link whose stream carries packet b, which l read from
+// its queue: l itself unless the packet's flow was placed elsewhere, or
+// it is sparse. A packet that is not IP (ARP, say) stays where the
+// kernel put it.
 func (s *Stripe) route(l *Link, b []byte) *Link {
 	ip := stripeIP(b, l.vnet, s.tap)
 	h := flowHash(b, ip)
 	if h == 0 {
 		return l
 	}
-	slot := &s.flows[h%stripeSlots]
 	now := s.now()
+	if sparse(b, ip) {
+		if t := s.quietest(now); t != nil {
+			return t
+		}
+		return l
+	}
+	slot := &s.flows[h%stripeSlots]
 	if v := slot.Load(); v != 0 {
-		i, seen := int(v&0x7f)-1, v>>8
+		i, seen := int(v&0xff)-1, v>>8
 		// (Another link may have stored a later time since now was
 		// read: that flow is fresh, not idle.)
 		if (seen > now || now-seen < uint64(stripeIdle/time.Millisecond)) && i < len(s.links) {
@@ -98,49 +117,27 @@ func (s *Stripe) route(l *Link, b []byte) *Link {
 			}
 		}
 	}
-	return s.place(l, slot, now, lane(b, ip))
+	return s.place(l, slot, now)
 }
 
-// place puts a new flow (or one whose stream is down) on a stream. The
-// first stream is the lane: a flow of the kinds that lane names (a ping,
-// DNS) rides it, and the others go there last, so that while there are
-// fewer bulk flows than streams, a ping does not wait behind a download's
-// repairs on the same TCP connection (a hole in the outer stream holds
-// everything behind it for a round trip). Other flows go to the stream
-// with the fewest active flows, the lane counting half a flow more; of
-// those, to the first. (Not to l's own, which would need no handover: a
-// flow that barely sends, such as iperf3's control connection, counts
-// as much as a download, and the tie that it leaves sent two of four
-// downloads to one stream when they went where they were read, one time
-// in two in the lab.)
-func (s *Stripe) place(l *Link, slot *atomic.Uint64, now uint64, sparse bool) *Link {
+// place puts a new flow (or one whose stream is down) on the stream with
+// the fewest active flows; of those, on the first.
+func (s *Stripe) place(l *Link, slot *atomic.Uint64, now uint64) *Link {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := int(s.n.Load())
-	if t := s.links[0].Load(); sparse && t != nil && t.Attached() {
-		slot.Store(now<<8 | slotLane | 1)
-		return t
-	}
-	// Twice the active flows, not counting those that ride the lane:
-	// they are sparse, and a host has a few all along (ICMPv6's
-	// neighbour discovery, say).
-	var score [framing.MaxStreams]int
-	score[0] = 1
+	var count [framing.MaxStreams]int
 	active := uint64(stripeActive / time.Millisecond)
 	for i := range s.flows {
-		if v := s.flows[i].Load(); v != 0 && v&slotLane == 0 && (v>>8 > now || now-v>>8 < active) {
-			if j := int(v&0x7f) - 1; j < n {
-				score[j] += 2
+		if v := s.flows[i].Load(); v != 0 && (v>>8 > now || now-v>>8 < active) {
+			if j := int(v&0xff) - 1; j < n {
+				count[j]++
 			}
 		}
 	}
 	best := -1
 	for i := range n {
-		t := s.links[i].Load()
-		if t == nil || !t.Attached() {
-			continue
-		}
-		if best < 0 || score[i] < score[best] {
+		if t := s.links[i].Load(); t != nil && t.Attached() && (best < 0 || count[i] < count[best]) {
 			best = i
 		}
 	}
@@ -151,9 +148,55 @@ func (s *Stripe) place(l *Link, slot *atomic.Uint64, now uint64, sparse bool) *L
 	return s.links[best].Load()
 }
 
-// lane reports whether the IP packet at b[ip:] is of a flow that rides
-// the lane: ICMP, and DNS over UDP or TCP.
-func lane(b []byte, ip int) bool {
+// quietest is the stream that carried the fewest bytes (both ways) since
+// it was last chosen, at most every stripeQuiet; another replaces it
+// only when that one carried less than half as much. Nil: none is up.
+func (s *Stripe) quietest(now uint64) *Link {
+	if q := s.quiet.Load(); q != 0 && now-uint64(q>>8) < uint64(stripeQuiet/time.Millisecond) {
+		if t := s.links[q&0xff-1].Load(); t != nil && t.Attached() {
+			return t
+		}
+	}
+	s.quietMu.Lock()
+	defer s.quietMu.Unlock()
+	cur := -1
+	if q := s.quiet.Load(); q != 0 {
+		cur = int(q&0xff) - 1
+	}
+	best := -1
+	var moved [framing.MaxStreams]uint64
+	for i := range int(s.n.Load()) {
+		t := s.links[i].Load()
+		if t == nil {
+			continue
+		}
+		b := t.stats.BytesOut.Load() + t.stats.BytesIn.Load()
+		moved[i], s.bytes[i] = b-s.bytes[i], b
+		if t.Attached() && (best < 0 || moved[i] < moved[best]) {
+			best = i
+		}
+	}
+	if best < 0 {
+		s.quiet.Store(0)
+		return nil
+	}
+	if t := s.linkAt(cur); t != nil && t.Attached() && moved[cur] <= 2*moved[best] {
+		best = cur // not worth a move
+	}
+	s.quiet.Store(int64(now)<<8 | int64(best+1))
+	return s.links[best].Load()
+}
+
+func (s *Stripe) linkAt(i int) *Link {
+	if i < 0 || i >= len(s.links) {
+		return nil
+	}
+	return s.links[i].Load()
+}
+
+// sparse reports whether the IP packet at b[ip:] is one that rides the
+// quiet stream: ICMP, and DNS over UDP or TCP.
+func sparse(b []byte, ip int) bool {
 	if ip < 0 || len(b) < ip+20 {
 		return false
 	}

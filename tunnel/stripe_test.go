@@ -57,9 +57,10 @@ func tcpPacket(sport uint16) []byte {
 }
 
 // TestStripePlacesFlows: new flows go to the stream with the fewest
-// flows, the lane last, whatever queue the kernel read them from; a ping
-// rides the lane; a flow stays on its stream from any queue; a flow whose
-// stream is down moves; what is not IP stays where it was read.
+// flows, whatever queue the kernel read them from; a flow stays on its
+// stream from any queue; a flow whose stream is down moves; pings ride
+// the stream that carried the least; what is not IP stays where it was
+// read.
 func TestStripePlacesFlows(t *testing.T) {
 	checkLeaks(t)
 	s := NewStripe(tun.ModeTUN)
@@ -88,45 +89,47 @@ func TestStripePlacesFlows(t *testing.T) {
 		}
 		return -1
 	}
-	// The kernel put three new flows on queue 0: one per stream, the
-	// lane (stream 0) last.
-	for port, want := range []int{1, 2, 0} {
-		if got := read(0, tcpPacket(1000+uint16(port))); got != want {
-			t.Fatalf("flow %d rode stream %d, want %d", 1000+port, got, want)
+	// The kernel put four new flows on queue 2: one per stream, then
+	// the first stream again.
+	for i, want := range []int{0, 1, 2, 0} {
+		if got := read(2, tcpPacket(1000+uint16(i))); got != want {
+			t.Fatalf("flow %d rode stream %d, want %d", 1000+i, got, want)
 		}
-	}
-	// A ping rides the lane, read from any queue.
-	ping := ipv4Packet(mustAddr("198.18.0.1"), mustAddr("198.18.0.2"), make([]byte, 64))
-	ping[9] = 1
-	if got := read(2, ping); got != 0 {
-		t.Fatalf("a ping rode stream %d, want the lane, 0", got)
 	}
 	// A flow stays on its stream, read from any queue.
 	for q := range 3 {
-		if got := read(q, tcpPacket(1001)); got != 2 {
-			t.Fatalf("flow 1001 read from queue %d rode stream %d, want 2", q, got)
+		if got := read(q, tcpPacket(1001)); got != 1 {
+			t.Fatalf("flow 1001 read from queue %d rode stream %d, want 1", q, got)
 		}
 	}
-	// Stream 2 goes down: its flow moves to the emptiest stream that is
-	// up, 1 (the lane has a flow and the ping).
-	links[2].detach(links[2].attached())
-	if got := read(2, tcpPacket(1001)); got != 1 {
-		t.Fatalf("flow 1001, whose stream is down, rode stream %d, want 1", got)
+	// Stream 1 goes down: its flow moves to the emptiest stream that is
+	// up, 2.
+	links[1].detach(links[1].attached())
+	if got := read(1, tcpPacket(1001)); got != 2 {
+		t.Fatalf("flow 1001, whose stream is down, rode stream %d, want 2", got)
 	}
-	if got := read(1, tcpPacket(1000)); got != 1 {
-		t.Fatalf("flow 1000 rode stream %d, want 1", got)
+	if got := read(0, tcpPacket(1001)); got != 2 {
+		t.Fatalf("flow 1001 rode stream %d, want 2", got)
+	}
+	// A ping rides the stream that carried the fewest bytes: stream 0
+	// carries a download.
+	links[0].stats.BytesOut.Add(10 << 20)
+	ping := ipv4Packet(mustAddr("198.18.0.1"), mustAddr("198.18.0.2"), make([]byte, 64))
+	ping[9] = 1
+	if got := read(0, ping); got != 2 {
+		t.Fatalf("a ping rode stream %d, want 2", got)
 	}
 	// Not IP: where it was read.
 	if got := read(0, []byte{0x00, 1, 2, 3}); got != 0 {
 		t.Fatalf("a packet that is not IP rode stream %d, want 0, where it was read", got)
 	}
-	if got := read(1, []byte{0x00, 1, 2, 3}); got != 1 {
-		t.Fatalf("a packet that is not IP rode stream %d, want 1, where it was read", got)
+	if got := read(2, []byte{0x00, 1, 2, 3}); got != 2 {
+		t.Fatalf("a packet that is not IP rode stream %d, want 2, where it was read", got)
 	}
 }
 
-// TestLane: pings and DNS ride the lane; other flows do not.
-func TestLane(t *testing.T) {
+// TestSparse: pings and DNS are sparse; other flows are not.
+func TestSparse(t *testing.T) {
 	udp := func(src, dst netip.Addr, sport, dport uint16) []byte {
 		h := make([]byte, 8)
 		binary.BigEndian.PutUint16(h[0:], sport)
@@ -155,8 +158,8 @@ func TestLane(t *testing.T) {
 		{"tcp", tcpPacket(1000), false},
 		{"short", []byte{0x45, 0}, false},
 	} {
-		if got := lane(c.pkt, 0); got != c.want {
-			t.Errorf("%s: lane %v, want %v", c.name, got, c.want)
+		if got := sparse(c.pkt, 0); got != c.want {
+			t.Errorf("%s: sparse %v, want %v", c.name, got, c.want)
 		}
 	}
 }
