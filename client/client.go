@@ -148,7 +148,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}})
 	var stripe *tunnel.Stripe
 	if cfg.Streams > 1 {
-		stripe = tunnel.NewStripe(mode)
+		stripe = tunnel.NewStripe(tunnel.StripeConfig{Mode: mode, Place: true})
 	}
 	link := tunnel.NewLink(dev, tunnel.LinkConfig{Host: stack.New(dev.Name(), log, stages...), Logger: log, Stats: stats, Queue: cfg.Streams > 1, Stripe: stripe})
 	defer link.Close()

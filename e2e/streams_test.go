@@ -312,3 +312,42 @@ func (l *lab) serverDev(t *testing.T) string {
 	}
 	return f[1]
 }
+
+// TestStreamsPingTwice: over two streams, each side sends a ping over
+// both, and the other drops the second copy: ping sees every reply once,
+// and both sides count the copies they dropped.
+func TestStreamsPingTwice(t *testing.T) {
+	l := newLab(t)
+	v := l.up(slices.Concat(tunnelArgs, []string{"--streams", "2", "--dev", "vpn0", "root@server"})...)
+	var c *registry.Record
+	if !eventually(15*time.Second, func() bool {
+		c, _ = l.statusOf(v.cmd.Process.Pid)
+		return c != nil && c.Status != nil && len(c.Status.Streams) == 2 &&
+			!slices.ContainsFunc(c.Status.Streams, func(s registry.StreamStatus) bool { return s.State != registry.StateUp })
+	}) {
+		t.Fatalf("the client's status: %+v, want two streams up\n%s", c, v.log)
+	}
+	out, err := l.in(l.Client, "ping", "-c", "10", "-i", "0.2", "-W", "2", serverV4)
+	if err != nil || !strings.Contains(out, " 10 received") || strings.Contains(out, "DUP!") {
+		t.Errorf("ping through two streams (want 10 replies, no duplicates): %v\n%s", err, out)
+	}
+	if !eventually(10*time.Second, func() bool {
+		c, _ = l.statusOf(v.cmd.Process.Pid)
+		return c != nil && c.Status != nil && c.Status.Drops["second_copies"] >= 5
+	}) {
+		t.Errorf("the client's status: %+v, want the second copies of the replies dropped", c.Status)
+	}
+	if !eventually(10*time.Second, func() bool {
+		for _, r := range l.status(exec.Command("nsenter", "-t", l.env["LAB_SSHD_PID"], "-m", l.Bin, "status", "--all", "--json")) {
+			if r.Side == registry.SideRemote && r.Status != nil && r.Status.Drops["second_copies"] >= 5 {
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Errorf("no record on the server with the second copies of the pings dropped")
+	}
+	if err, log := v.stop(t); err != nil {
+		t.Errorf("exit %v:\n%s", err, log)
+	}
+}

@@ -51,6 +51,11 @@ type Hello struct {
 	// session as one more stream; in the server's answer to a Hello with
 	// Streams, it names the session and its secret.
 	Join *Join `json:"join,omitempty"`
+	// Twice says that the sender drops the second copy of a ping or a
+	// DNS datagram that reaches it over two streams of a striped
+	// session; its peer may then send such packets over two streams,
+	// so that one stream's stall does not hold them up.
+	Twice bool `json:"twice,omitempty"`
 }
 
 // Join names a striped session and proves that a connection belongs to

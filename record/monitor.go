@@ -143,7 +143,8 @@ func (m *Monitor) status() registry.Status {
 			n    uint64
 		}{{"from_peer", s.Dropped.Load()}, {"to_peer", s.DroppedOut.Load()}, {"over_rate", s.DroppedRate.Load()},
 			{"tunnel_down", s.DroppedDetached.Load()}, {"malformed", s.Malformed.Load()},
-			{"queue_codel", s.QueueDropped.Load()}, {"queue_full", s.QueueOverflow.Load()}, {MarkedECN, s.QueueMarked.Load()}} {
+			{"queue_codel", s.QueueDropped.Load()}, {"queue_full", s.QueueOverflow.Load()}, {MarkedECN, s.QueueMarked.Load()},
+			{"second_copies", s.Twice.Load()}} {
 			if d.n > 0 {
 				if st.Drops == nil {
 					st.Drops = map[string]uint64{}

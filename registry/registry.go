@@ -117,8 +117,9 @@ type Status struct {
 	// from_peer, to_peer (the anti-spoofing filter, offloads the peer
 	// did not agree to), over_rate, tunnel_down (read while no
 	// connection was up), malformed, queue_codel (waited too long in
-	// sshvpn's queue), queue_full; and marked_ecn, packets CE-marked
-	// instead of dropped.
+	// sshvpn's queue), queue_full, second_copies (of pings and DNS
+	// that a striped peer sent over two streams); and marked_ecn,
+	// packets CE-marked instead of dropped.
 	Drops map[string]uint64 `json:"drops,omitempty"`
 	// Streams are the connections of a striped tunnel (--streams), in
 	// order; the counters above are their sums.

@@ -398,7 +398,11 @@ func (s *serving) open(t tunnel.Tunnel) (*tunnel.Link, error) {
 	guarded := tunnel.Guard(dev, tunnel.GuardConfig{Addresses: t.Mode == tun.ModeTUN, Peer: t.PeerAddrs,
 		Behind: slices.Concat(cfg.Policy.AllowSources, t.Routes), Rate: cfg.Rate, Stats: s.stats, Logger: s.log})
 	s.guarded = guarded
-	s.firstLink = tunnel.NewLink(guarded, tunnel.LinkConfig{Host: stack.New(dev.Name(), admin, stages...), Logger: s.log, Stats: s.stats, Queue: s.multi})
+	if s.multi {
+		s.stripe = tunnel.NewStripe(tunnel.StripeConfig{Mode: t.Mode})
+	}
+	s.firstLink = tunnel.NewLink(guarded, tunnel.LinkConfig{Host: stack.New(dev.Name(), admin, stages...), Logger: s.log, Stats: s.stats, Queue: s.multi,
+		Stripe: s.stripe})
 	return s.firstLink, nil
 }
 

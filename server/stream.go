@@ -93,6 +93,7 @@ type joined struct {
 	id      string
 	dev     tun.Device
 	guarded tun.Device
+	stripe  *tunnel.Stripe // the links' of a multi-queue device: pings and DNS go twice
 	stats   *tunnel.Stats
 	log     *slog.Logger
 }
@@ -219,7 +220,7 @@ func (st *stripes) admit(req joinRequest) (*tunnel.Link, error) {
 		}
 		// Each stream counts its own bytes (the guard's drops go to the
 		// session's counters); the status sums them.
-		link = tunnel.NewLink(tunnel.GuardQueue(st.guarded, q), tunnel.LinkConfig{Queue: true, Logger: st.log, Stats: new(tunnel.Stats)})
+		link = tunnel.NewLink(tunnel.GuardQueue(st.guarded, q), tunnel.LinkConfig{Queue: true, Logger: st.log, Stats: new(tunnel.Stats), Stripe: st.stripe})
 		st.opened = append(st.opened, link)
 	}
 	st.live++

@@ -315,10 +315,18 @@ const readSize = framing.MaxOffloadPayload
 // handle frames one packet read from the device for the sink that
 // carries it and returns that sink when it is the link's own: the
 // attached one, or, in a stripe, the one its flow was placed on, which
-// gets a copy and is woken at once.
+// gets a copy and is woken at once (as does the one that carries a ping's
+// second copy).
 func (l *Link) handle(buf []byte, in sink) sink {
 	if s := l.cfg.Stripe; s != nil {
-		if to := s.route(l, buf); to != l {
+		to, twin := s.route(l, buf)
+		if twin != nil && twin != to {
+			// First: framing in place may move the packet in buf.
+			if p := twin.frame(buf, nil); p != nil {
+				p.flush()
+			}
+		}
+		if to != l {
 			if p := to.frame(buf, nil); p != nil {
 				to.stats.HandedOver.Add(1)
 				p.flush()

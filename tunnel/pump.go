@@ -108,6 +108,7 @@ type pump struct {
 	ackNow    chan struct{} // control sends an Ack
 	loss      *lossMeter    // the outer TCP connection's; nil: none
 	outer     atomic.Int32  // what loss last said (outerUnknown...); control's
+	stripe    *Stripe       // the link's, if striped: it drops second copies
 }
 
 // lockedWriter serialises writes to the transport: each is whole frames.
@@ -311,7 +312,12 @@ func (p *pump) toDevice(t framing.Type, payload []byte) error {
 			return nil
 		}
 		pkt = payload[tun.VnetHdrLen:]
-	} else if p.vnet {
+	}
+	if p.stripe != nil && p.stripe.again(pkt) {
+		p.stats.Twice.Add(1)
+		return nil
+	}
+	if t == framing.TypeData && p.vnet {
 		// The device takes every packet behind a header: a blank one
 		// says it is plain.
 		if len(payload) > len(p.vnetBuf)-tun.VnetHdrLen {

@@ -144,7 +144,7 @@ type ServerConfig struct {
 // newPump joins link and the framed transport, read through r, with the
 // keepalive defaults for zero durations and the offloads agreed in the
 // handshake enabled on the device.
-func newPump(link *Link, conn io.ReadWriteCloser, tw *lockedWriter, r *framing.Reader, offload tun.Offload, mode tun.Mode, paced bool,
+func newPump(link *Link, conn io.ReadWriteCloser, tw *lockedWriter, r *framing.Reader, offload tun.Offload, mode tun.Mode, peer *framing.Hello,
 	keepalive, deadAfter time.Duration, log *slog.Logger) (*pump, error) {
 	stats := link.stats // the run's counters: the link outlives connections
 	if link.vnet {
@@ -156,7 +156,11 @@ func newPump(link *Link, conn io.ReadWriteCloser, tw *lockedWriter, r *framing.R
 		dw: framing.NewWriterSize(tw, dataWriterSize), cw: framing.NewWriterSize(tw, 512), werr: make(chan error, 1),
 		keepalive: orDefault(keepalive, DefaultKeepalive), deadAfter: orDefault(deadAfter, DefaultDeadAfter),
 		done: make(chan struct{}), wbuf: make([][]byte, 1), start: time.Now(),
-		tap: mode == tun.ModeTAP, bufs: newBufs(), wake: make(chan struct{}, 1), paced: paced, ackNow: make(chan struct{}, 1)}
+		tap: mode == tun.ModeTAP, bufs: newBufs(), wake: make(chan struct{}, 1), paced: peer.Acks, ackNow: make(chan struct{}, 1),
+		stripe: link.cfg.Stripe}
+	if p.stripe != nil && peer.Twice {
+		p.stripe.twice.Store(true)
+	}
 	p.cur = p.bufs.getLarge()
 	p.loss = newLossMeter(conn)
 	p.q = newFQCodel(p.bufs.put)
@@ -238,7 +242,7 @@ func runClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) (
 	tw := &lockedWriter{w: conn}
 	w := framing.NewWriter(tw)
 	hello := &framing.Hello{Role: "client", Software: software(cfg.Software), Mode: string(mode), MTU: cfg.MTU,
-		Addrs: cfg.Addrs, PeerAddrs: cfg.PeerAddrs, WantDev: cfg.RemoteDev, Routes: cfg.RemoteRoutes, Resume: cfg.Resume, Acks: true,
+		Addrs: cfg.Addrs, PeerAddrs: cfg.PeerAddrs, WantDev: cfg.RemoteDev, Routes: cfg.RemoteRoutes, Resume: cfg.Resume, Acks: true, Twice: true,
 		Join: cfg.Join}
 	if cfg.Streams > 1 && cfg.Join == nil {
 		hello.Streams = cfg.Streams
@@ -323,7 +327,7 @@ func runClient(ctx context.Context, conn io.ReadWriteCloser, cfg ClientConfig) (
 	}
 	server := cfg.serverAddr(ctx, log)
 	offload := agree(cfg.Link.dev.Offloads(), mode, h)
-	p, err := newPump(cfg.Link, conn, tw, r, offload, mode, h.Acks, cfg.Keepalive, cfg.DeadAfter, log)
+	p, err := newPump(cfg.Link, conn, tw, r, offload, mode, h, cfg.Keepalive, cfg.DeadAfter, log)
 	if err != nil {
 		return false, refuse(w, localError{err})
 	}
@@ -443,7 +447,7 @@ const NotAClient = "sshvpn --remote: this login runs sshvpn only (a VPN over SSH
 // serverHello is the server's answer for tunnel t on link.
 func serverHello(cfg ServerConfig, t Tunnel, link *Link) *framing.Hello {
 	h := &framing.Hello{Role: "server", Software: software(cfg.Software), Mode: string(t.Mode), MTU: t.MTU,
-		Addrs: t.Addrs, PeerAddrs: t.PeerAddrs, Dev: link.dev.Name(), Acks: true}
+		Addrs: t.Addrs, PeerAddrs: t.PeerAddrs, Dev: link.dev.Name(), Acks: true, Twice: true}
 	h.Offloads, h.MaxFrame = offer(link.dev, t.Mode)
 	return h
 }
@@ -475,7 +479,7 @@ func answer(conn io.ReadWriteCloser, r *framing.Reader, w *framing.Writer, h *fr
 	log *slog.Logger, more func(*framing.Hello, Tunnel)) (*pump, Tunnel, error) {
 	offload := agree(link.dev.Offloads(), t.Mode, h)
 	tw := &lockedWriter{w: conn}
-	p, err := newPump(link, conn, tw, r, offload, t.Mode, h.Acks, cfg.Keepalive, cfg.DeadAfter, log)
+	p, err := newPump(link, conn, tw, r, offload, t.Mode, h, cfg.Keepalive, cfg.DeadAfter, log)
 	if err != nil {
 		return nil, t, refuse(w, err)
 	}

@@ -27,4 +27,5 @@ type Stats struct {
 	QueueOverflow        atomic.Uint64 // packets to the peer dropped because the queue was full
 	RTT                  atomic.Int64  // the last keepalive's round trip, in nanoseconds; 0 before the first
 	HandedOver           atomic.Uint64 // packets another link of the stripe read for this one (see Stripe)
+	Twice                atomic.Uint64 // second copies from the peer of packets it sent over two streams, dropped
 }

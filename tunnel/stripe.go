@@ -31,27 +31,54 @@ import (
 // repairs on the same TCP connection (a hole in the outer stream holds
 // everything behind it for a round trip or more). Such packets are
 // independent of each other, and a move reorders nothing that matters.
+// When the peer drops second copies (its Hello says Twice), a ping or a
+// DNS datagram goes over a second stream too, the next quietest: a
+// segment lost on a nearly idle TCP connection waits for the tail-loss
+// probe, some 150 ms at 40 ms RTT, and the copy on the other stream
+// arrives meanwhile. The receiving side drops a copy it has already
+// written (see again).
 //
-// Only the client places flows: the server's kernel already answers each
-// flow on the queue it came in on, and two sides placing the same flow
-// on different streams would toss it to and fro.
+// Only the client places flows (StripeConfig.Place): the server's kernel
+// already answers each flow on the queue it came in on, and two sides
+// placing the same flow on different streams would toss it to and fro.
+// The server's stripe only sends pings and DNS twice and drops copies.
 type Stripe struct {
 	links [framing.MaxStreams]atomic.Pointer[Link]
 	n     atomic.Int32 // links added
 	start time.Time
-	tap   bool       // the device's packets are Ethernet frames
-	mu    sync.Mutex // placing a flow
+	cfg   StripeConfig
+	twice atomic.Bool // the peer drops second copies: send sparse packets twice
+	mu    sync.Mutex  // placing a flow
 	// flows are the flows seen lately, by their hash: the stream each
 	// rides (plus one; zero: none) in the low byte, and when it was last
 	// seen, in milliseconds since start, above it. Flows whose hashes
 	// collide share a slot, and so a stream.
 	flows [stripeSlots]atomic.Uint64
 
-	// The quiet stream, which sparse packets ride: its index and when
-	// it was chosen (ms since start), and each stream's byte count then.
+	// The quiet streams, which sparse packets ride: the quietest's index
+	// plus one in the low byte, the next's above it, and when they were
+	// chosen (ms since start) above both; and each stream's byte count
+	// then.
 	quietMu sync.Mutex
-	quiet   atomic.Int64 // the index in the low byte, the time above it
+	quiet   atomic.Uint64
 	bytes   [framing.MaxStreams]uint64
+
+	// The last copies of sparse packets from the peer: a hash of each,
+	// and when it came.
+	seenMu sync.Mutex
+	seen   [stripeSeen]struct {
+		h  uint64
+		at time.Duration
+	}
+	seenN int
+}
+
+// StripeConfig configures a Stripe.
+type StripeConfig struct {
+	Mode tun.Mode // the device's
+	// Place says that this side places new flows on streams: the
+	// client's.
+	Place bool
 }
 
 const (
@@ -64,13 +91,18 @@ const (
 	// stripeTouch is how stale a slot's time may grow before a packet
 	// renews it: not a store per packet.
 	stripeTouch = 100 * time.Millisecond
-	// stripeQuiet is how long the quiet stream stays chosen.
+	// stripeQuiet is how long the quiet streams stay chosen.
 	stripeQuiet = 100 * time.Millisecond
+	// stripeSeen is how many sparse packets from the peer are
+	// remembered, for stripeTwice at most: a second copy that comes
+	// later is written again (a duplicate, which IP allows).
+	stripeSeen  = 64
+	stripeTwice = time.Second
 )
 
-// NewStripe makes an empty stripe for a device in mode; links join it
-// through LinkConfig.Stripe.
-func NewStripe(mode tun.Mode) *Stripe { return &Stripe{start: time.Now(), tap: mode == tun.ModeTAP} }
+// NewStripe makes an empty stripe; links join it through
+// LinkConfig.Stripe.
+func NewStripe(cfg StripeConfig) *Stripe { return &Stripe{start: time.Now(), cfg: cfg} }
 
 // add makes l one of the stripe's streams.
 func (s *Stripe) add(l *Link) {
@@ -88,20 +120,31 @@ func (s *Stripe) now() uint64 { return uint64(time.Since(s.start) / time.Millise
 
 // route is the link whose stream carries packet b, which l read from
 // its queue: l itself unless the packet's flow was placed elsewhere, or
-// it is sparse. A packet that is not IP (ARP, say) stays where the
-// kernel put it.
-func (s *Stripe) route(l *Link, b []byte) *Link {
-	ip := stripeIP(b, l.vnet, s.tap)
+// it is sparse; and the link that carries a second copy, if any. A
+// packet that is not IP (ARP, say) stays where the kernel put it.
+func (s *Stripe) route(l *Link, b []byte) (to, twin *Link) {
+	ip := stripeIP(b, l.vnet, s.cfg.Mode == tun.ModeTAP)
 	h := flowHash(b, ip)
 	if h == 0 {
-		return l
+		return l, nil
 	}
 	now := s.now()
-	if sparse(b, ip) {
-		if t := s.quietest(now); t != nil {
-			return t
+	if proto, ok := sparse(b, ip); ok {
+		q, q2 := s.quietest(now)
+		if s.cfg.Place && q != nil {
+			to = q
+		} else {
+			to = l // where the kernel put it: the server answers there
 		}
-		return l
+		if proto != 6 && s.twice.Load() {
+			if twin = q; twin == to {
+				twin = q2
+			}
+		}
+		return to, twin
+	}
+	if !s.cfg.Place {
+		return l, nil
 	}
 	slot := &s.flows[h%stripeSlots]
 	if v := slot.Load(); v != 0 {
@@ -113,11 +156,11 @@ func (s *Stripe) route(l *Link, b []byte) *Link {
 				if seen < now && now-seen >= uint64(stripeTouch/time.Millisecond) {
 					slot.Store(now<<8 | v&0xff)
 				}
-				return t
+				return t, nil
 			}
 		}
 	}
-	return s.place(l, slot, now)
+	return s.place(l, slot, now), nil
 }
 
 // place puts a new flow (or one whose stream is down) on the stream with
@@ -149,12 +192,14 @@ func (s *Stripe) place(l *Link, slot *atomic.Uint64, now uint64) *Link {
 }
 
 // quietest is the stream that carried the fewest bytes (both ways) since
-// it was last chosen, at most every stripeQuiet; another replaces it
-// only when that one carried less than half as much. Nil: none is up.
-func (s *Stripe) quietest(now uint64) *Link {
-	if q := s.quiet.Load(); q != 0 && now-uint64(q>>8) < uint64(stripeQuiet/time.Millisecond) {
-		if t := s.links[q&0xff-1].Load(); t != nil && t.Attached() {
-			return t
+// it was last chosen, at most every stripeQuiet, and the next quietest;
+// another replaces the quietest only when it carried less than half as
+// much. Nil: not so many are up.
+func (s *Stripe) quietest(now uint64) (*Link, *Link) {
+	if q := s.quiet.Load(); q != 0 && now-q>>16 < uint64(stripeQuiet/time.Millisecond) {
+		t, t2 := s.linkAt(int(q&0xff)-1), s.linkAt(int(q>>8&0xff)-1)
+		if t != nil && t.Attached() && (t2 == nil || t2.Attached()) {
+			return t, t2
 		}
 	}
 	s.quietMu.Lock()
@@ -163,7 +208,7 @@ func (s *Stripe) quietest(now uint64) *Link {
 	if q := s.quiet.Load(); q != 0 {
 		cur = int(q&0xff) - 1
 	}
-	best := -1
+	best, next := -1, -1
 	var moved [framing.MaxStreams]uint64
 	for i := range int(s.n.Load()) {
 		t := s.links[i].Load()
@@ -172,19 +217,25 @@ func (s *Stripe) quietest(now uint64) *Link {
 		}
 		b := t.stats.BytesOut.Load() + t.stats.BytesIn.Load()
 		moved[i], s.bytes[i] = b-s.bytes[i], b
-		if t.Attached() && (best < 0 || moved[i] < moved[best]) {
-			best = i
+		if !t.Attached() {
+			continue
+		}
+		switch {
+		case best < 0 || moved[i] < moved[best]:
+			best, next = i, best
+		case next < 0 || moved[i] < moved[next]:
+			next = i
 		}
 	}
 	if best < 0 {
 		s.quiet.Store(0)
-		return nil
+		return nil, nil
 	}
-	if t := s.linkAt(cur); t != nil && t.Attached() && moved[cur] <= 2*moved[best] {
-		best = cur // not worth a move
+	if t := s.linkAt(cur); cur != best && t != nil && t.Attached() && moved[cur] <= 2*moved[best] {
+		best, next = cur, best // not worth a move
 	}
-	s.quiet.Store(int64(now)<<8 | int64(best+1))
-	return s.links[best].Load()
+	s.quiet.Store(now<<16 | uint64(next+1)<<8 | uint64(best+1))
+	return s.linkAt(best), s.linkAt(next)
 }
 
 func (s *Stripe) linkAt(i int) *Link {
@@ -195,36 +246,64 @@ func (s *Stripe) linkAt(i int) *Link {
 }
 
 // sparse reports whether the IP packet at b[ip:] is one that rides the
-// quiet stream: ICMP, and DNS over UDP or TCP.
-func sparse(b []byte, ip int) bool {
+// quiet stream: ICMP, and DNS over UDP or TCP; and its protocol.
+func sparse(b []byte, ip int) (proto byte, ok bool) {
 	if ip < 0 || len(b) < ip+20 {
-		return false
+		return 0, false
 	}
 	pkt := b[ip:]
-	var proto byte
 	var l4 []byte
 	switch pkt[0] >> 4 {
 	case 4:
 		ihl := int(pkt[0]&0x0f) * 4
 		proto = pkt[9]
-		if ihl >= 20 && len(pkt) >= ihl+4 {
+		if frag := binary.BigEndian.Uint16(pkt[6:8]) & 0x1fff; frag == 0 && ihl >= 20 && len(pkt) >= ihl+4 {
 			l4 = pkt[ihl:]
 		}
 	case 6:
 		if len(pkt) < 40 {
-			return false
+			return 0, false
 		}
 		proto = pkt[6]
 		if len(pkt) >= 44 {
 			l4 = pkt[40:]
 		}
+	default:
+		return 0, false
 	}
 	switch proto {
 	case 1, 58: // ICMP, ICMPv6
-		return true
+		return proto, true
 	case 6, 17:
-		return l4 != nil && (binary.BigEndian.Uint16(l4) == 53 || binary.BigEndian.Uint16(l4[2:]) == 53)
+		return proto, l4 != nil && (binary.BigEndian.Uint16(l4) == 53 || binary.BigEndian.Uint16(l4[2:]) == 53)
 	}
+	return proto, false
+}
+
+// again reports whether pkt, a packet from the peer, is a second copy of
+// a ping or DNS datagram that it sent over two streams: one that came
+// within stripeTwice of an equal one. (Two pings differ in their
+// sequence numbers, two DNS queries in their ids.) The first copy is
+// remembered.
+func (s *Stripe) again(pkt []byte) bool {
+	ip := stripeIP(pkt, false, s.cfg.Mode == tun.ModeTAP)
+	if proto, ok := sparse(pkt, ip); !ok || proto == 6 {
+		return false
+	}
+	h := uint64(14695981039346656037)
+	for _, c := range pkt {
+		h = (h ^ uint64(c)) * 1099511628211
+	}
+	now := time.Since(s.start)
+	s.seenMu.Lock()
+	defer s.seenMu.Unlock()
+	for _, e := range s.seen {
+		if e.h == h && e.at != 0 && now-e.at < stripeTwice {
+			return true
+		}
+	}
+	s.seen[s.seenN%stripeSeen].h, s.seen[s.seenN%stripeSeen].at = h, max(now, 1)
+	s.seenN++
 	return false
 }
 

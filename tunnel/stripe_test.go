@@ -3,6 +3,7 @@ package tunnel
 import (
 	"encoding/binary"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -63,7 +64,7 @@ func tcpPacket(sport uint16) []byte {
 // read.
 func TestStripePlacesFlows(t *testing.T) {
 	checkLeaks(t)
-	s := NewStripe(tun.ModeTUN)
+	s := NewStripe(StripeConfig{Mode: tun.ModeTUN, Place: true})
 	out := make(chan routed, 16)
 	var devs []*tuntest.Device
 	var links []*Link
@@ -158,8 +159,101 @@ func TestSparse(t *testing.T) {
 		{"tcp", tcpPacket(1000), false},
 		{"short", []byte{0x45, 0}, false},
 	} {
-		if got := sparse(c.pkt, 0); got != c.want {
+		if _, got := sparse(c.pkt, 0); got != c.want {
 			t.Errorf("%s: sparse %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+// stripeLinks makes a stripe of n links over in-memory devices, each
+// with a sink that passes on what it gets, tagged with its index, and a
+// function that feeds a packet to queue q and returns the streams that
+// carried it once nothing more comes.
+func stripeLinks(t *testing.T, cfg StripeConfig, n int) (*Stripe, []*Link, func(q int, pkt []byte) []int) {
+	s := NewStripe(cfg)
+	out := make(chan routed, 16)
+	var devs []*tuntest.Device
+	var links []*Link
+	for i := range n {
+		dev := tuntest.New("tun0", 1500)
+		l := NewLink(dev, LinkConfig{Stripe: s})
+		t.Cleanup(func() { l.Close() })
+		l.attach(&recordingSink{i: i, out: out})
+		devs, links = append(devs, dev), append(links, l)
+	}
+	return s, links, func(q int, pkt []byte) []int {
+		t.Helper()
+		devs[q].Inbound <- pkt
+		var got []int
+		for wait := 5 * time.Second; ; wait = 100 * time.Millisecond {
+			select {
+			case r := <-out:
+				if string(r.pkt) != string(pkt) {
+					t.Fatalf("stream %d got another packet", r.stream)
+				}
+				got = append(got, r.stream)
+				continue
+			case <-time.After(wait):
+			}
+			slices.Sort(got)
+			return got
+		}
+	}
+}
+
+// TestStripeTwice: once the peer drops second copies, a ping and a DNS
+// datagram go over the two quietest streams; DNS over TCP, and anything
+// before the peer said so, once. The server's stripe places nothing: a
+// packet rides the stream it was read from, a ping's copy the quietest
+// other.
+func TestStripeTwice(t *testing.T) {
+	checkLeaks(t)
+	s, links, read := stripeLinks(t, StripeConfig{Mode: tun.ModeTUN, Place: true}, 3)
+	ping := ipv4Packet(mustAddr("198.18.0.1"), mustAddr("198.18.0.2"), make([]byte, 64))
+	ping[9] = 1
+	links[0].stats.BytesOut.Add(10 << 20) // a download on stream 0
+	if got := read(0, ping); !slices.Equal(got, []int{1}) {
+		t.Fatalf("before the peer drops copies, a ping rode streams %v, want [1]", got)
+	}
+	s.twice.Store(true)
+	links[0].stats.BytesOut.Add(10 << 20) // the download goes on
+	if got := read(0, ping); !slices.Equal(got, []int{1, 2}) {
+		t.Fatalf("a ping rode streams %v, want [1 2]: the two quiet ones", got)
+	}
+	dns := tcpPacket(53)
+	if got := read(0, dns); len(got) != 1 {
+		t.Fatalf("DNS over TCP rode streams %v, want one", got)
+	}
+
+	srv, slinks, sread := stripeLinks(t, StripeConfig{Mode: tun.ModeTUN}, 3)
+	srv.twice.Store(true)
+	slinks[1].stats.BytesOut.Add(10 << 20)
+	if got := sread(2, tcpPacket(1000)); !slices.Equal(got, []int{2}) {
+		t.Fatalf("on the server, a flow read from queue 2 rode streams %v, want [2]", got)
+	}
+	if got := sread(1, ping); !slices.Equal(got, []int{0, 1}) {
+		t.Fatalf("on the server, a ping read from queue 1 rode streams %v, want [0 1]", got)
+	}
+}
+
+// TestStripeAgain: the second copy of a ping from the peer is dropped,
+// within a second; another ping, DNS over TCP and a later copy are not.
+func TestStripeAgain(t *testing.T) {
+	s := NewStripe(StripeConfig{Mode: tun.ModeTUN})
+	ping := ipv4Packet(mustAddr("198.18.0.1"), mustAddr("198.18.0.2"), make([]byte, 64))
+	ping[9] = 1
+	other := slices.Clone(ping)
+	other[len(other)-1] = 1
+	for i, c := range []struct {
+		pkt  []byte
+		want bool
+	}{{ping, false}, {ping, true}, {other, false}, {tcpPacket(53), false}, {tcpPacket(53), false}, {other, true}} {
+		if got := s.again(c.pkt); got != c.want {
+			t.Errorf("packet %d: again %v, want %v", i, got, c.want)
+		}
+	}
+	s.start = s.start.Add(-2 * stripeTwice)
+	if s.again(ping) {
+		t.Errorf("a copy %v later was dropped", 2*stripeTwice)
 	}
 }
