@@ -319,16 +319,16 @@ const readSize = framing.MaxOffloadPayload
 // second copy).
 func (l *Link) handle(buf []byte, in sink) sink {
 	if s := l.cfg.Stripe; s != nil {
-		to, twin := s.route(l, buf)
-		if twin != nil && twin != to {
+		to, twin := s.route(l, l.vnet, buf)
+		if t, ok := twin.(*Link); ok && twin != to {
 			// First: framing in place may move the packet in buf.
-			if p := twin.frame(buf, nil); p != nil {
+			if p := t.frame(buf, nil); p != nil {
 				p.flush()
 			}
 		}
-		if to != l {
-			if p := to.frame(buf, nil); p != nil {
-				to.stats.HandedOver.Add(1)
+		if t, ok := to.(*Link); ok && t != l {
+			if p := t.frame(buf, nil); p != nil {
+				t.stats.HandedOver.Add(1)
 				p.flush()
 			}
 			return nil

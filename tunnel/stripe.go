@@ -43,7 +43,7 @@ import (
 // placing the same flow on different streams would toss it to and fro.
 // The server's stripe only sends pings and DNS twice and drops copies.
 type Stripe struct {
-	links [framing.MaxStreams]atomic.Pointer[Link]
+	links [framing.MaxStreams]atomic.Pointer[member]
 	n     atomic.Int32 // links added
 	start time.Time
 	cfg   StripeConfig
@@ -52,8 +52,8 @@ type Stripe struct {
 	// flows are the flows seen lately, by their hash: the stream each
 	// rides (plus one; zero: none) in the low byte, and when it was last
 	// seen, in milliseconds since start, above it. Flows whose hashes
-	// collide share a slot, and so a stream.
-	flows [stripeSlots]atomic.Uint64
+	// collide share a cell, and so a stream.
+	flows [stripeCells]atomic.Uint64
 
 	// The quiet streams, which sparse packets ride: the quietest's index
 	// plus one in the low byte, the next's above it, and when they were
@@ -82,13 +82,13 @@ type StripeConfig struct {
 }
 
 const (
-	stripeSlots = 4096
+	stripeCells = 4096
 	// stripeIdle is how long a flow keeps its stream without a packet.
 	stripeIdle = 10 * time.Second
 	// stripeActive is how recently a flow must have been seen to count
 	// against its stream when a new flow is placed.
 	stripeActive = 2 * time.Second
-	// stripeTouch is how stale a slot's time may grow before a packet
+	// stripeTouch is how stale a cell's time may grow before a packet
 	// renews it: not a store per packet.
 	stripeTouch = 100 * time.Millisecond
 	// stripeQuiet is how long the quiet streams stay chosen.
@@ -105,14 +105,14 @@ const (
 func NewStripe(cfg StripeConfig) *Stripe { return &Stripe{start: time.Now(), cfg: cfg} }
 
 // add makes l one of the stripe's streams.
-func (s *Stripe) add(l *Link) {
+func (s *Stripe) add(l stream) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := int(s.n.Load())
 	if n == len(s.links) {
 		return // more queues than streams can be: the kernel spreads those
 	}
-	s.links[n].Store(l)
+	s.links[n].Store(&member{l})
 	s.n.Store(int32(n + 1))
 }
 
@@ -122,8 +122,8 @@ func (s *Stripe) now() uint64 { return uint64(time.Since(s.start) / time.Millise
 // its queue: l itself unless the packet's flow was placed elsewhere, or
 // it is sparse; and the link that carries a second copy, if any. A
 // packet that is not IP (ARP, say) stays where the kernel put it.
-func (s *Stripe) route(l *Link, b []byte) (to, twin *Link) {
-	ip := stripeIP(b, l.vnet, s.cfg.Mode == tun.ModeTAP)
+func (s *Stripe) route(l stream, vnet bool, b []byte) (to, twin stream) {
+	ip := stripeIP(b, vnet, s.cfg.Mode == tun.ModeTAP)
 	h := flowHash(b, ip)
 	if h == 0 {
 		return l, nil
@@ -146,26 +146,26 @@ func (s *Stripe) route(l *Link, b []byte) (to, twin *Link) {
 	if !s.cfg.Place {
 		return l, nil
 	}
-	slot := &s.flows[h%stripeSlots]
-	if v := slot.Load(); v != 0 {
+	cell := &s.flows[h%stripeCells]
+	if v := cell.Load(); v != 0 {
 		i, seen := int(v&0xff)-1, v>>8
 		// (Another link may have stored a later time since now was
 		// read: that flow is fresh, not idle.)
 		if (seen > now || now-seen < uint64(stripeIdle/time.Millisecond)) && i < len(s.links) {
-			if t := s.links[i].Load(); t != nil && t.Attached() {
+			if t := s.linkAt(i); t != nil && t.Attached() {
 				if seen < now && now-seen >= uint64(stripeTouch/time.Millisecond) {
-					slot.Store(now<<8 | v&0xff)
+					cell.Store(now<<8 | v&0xff)
 				}
 				return t, nil
 			}
 		}
 	}
-	return s.place(l, slot, now), nil
+	return s.place(l, cell, now), nil
 }
 
 // place puts a new flow (or one whose stream is down) on the stream with
 // the fewest active flows; of those, on the first.
-func (s *Stripe) place(l *Link, slot *atomic.Uint64, now uint64) *Link {
+func (s *Stripe) place(l stream, cell *atomic.Uint64, now uint64) stream {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := int(s.n.Load())
@@ -180,22 +180,22 @@ func (s *Stripe) place(l *Link, slot *atomic.Uint64, now uint64) *Link {
 	}
 	best := -1
 	for i := range n {
-		if t := s.links[i].Load(); t != nil && t.Attached() && (best < 0 || count[i] < count[best]) {
+		if t := s.linkAt(i); t != nil && t.Attached() && (best < 0 || count[i] < count[best]) {
 			best = i
 		}
 	}
 	if best < 0 {
 		return l // no stream is up: l drops it and counts
 	}
-	slot.Store(now<<8 | uint64(best+1))
-	return s.links[best].Load()
+	cell.Store(now<<8 | uint64(best+1))
+	return s.linkAt(best)
 }
 
 // quietest is the stream that carried the fewest bytes (both ways) since
 // it was last chosen, at most every stripeQuiet, and the next quietest;
 // another replaces the quietest only when it carried less than half as
 // much. Nil: not so many are up.
-func (s *Stripe) quietest(now uint64) (*Link, *Link) {
+func (s *Stripe) quietest(now uint64) (stream, stream) {
 	if q := s.quiet.Load(); q != 0 && now-q>>16 < uint64(stripeQuiet/time.Millisecond) {
 		t, t2 := s.linkAt(int(q&0xff)-1), s.linkAt(int(q>>8&0xff)-1)
 		if t != nil && t.Attached() && (t2 == nil || t2.Attached()) {
@@ -211,11 +211,11 @@ func (s *Stripe) quietest(now uint64) (*Link, *Link) {
 	best, next := -1, -1
 	var moved [framing.MaxStreams]uint64
 	for i := range int(s.n.Load()) {
-		t := s.links[i].Load()
+		t := s.linkAt(i)
 		if t == nil {
 			continue
 		}
-		b := t.stats.BytesOut.Load() + t.stats.BytesIn.Load()
+		b := t.Stats().BytesOut.Load() + t.Stats().BytesIn.Load()
 		moved[i], s.bytes[i] = b-s.bytes[i], b
 		if !t.Attached() {
 			continue
@@ -238,12 +238,26 @@ func (s *Stripe) quietest(now uint64) (*Link, *Link) {
 	return s.linkAt(best), s.linkAt(next)
 }
 
-func (s *Stripe) linkAt(i int) *Link {
+// linkAt is stream i, if there is one.
+func (s *Stripe) linkAt(i int) stream {
 	if i < 0 || i >= len(s.links) {
 		return nil
 	}
-	return s.links[i].Load()
+	if m := s.links[i].Load(); m != nil {
+		return m.s
+	}
+	return nil
 }
+
+// stream is a link as its stripe sees it: whether a connection is
+// attached to it, and its counters.
+type stream interface {
+	Attached() bool
+	Stats() *Stats
+}
+
+// member holds a stream, for an atomic pointer.
+type member struct{ s stream }
 
 // sparse reports whether the IP packet at b[ip:] is one that rides the
 // quiet stream: ICMP, and DNS over UDP or TCP; and its protocol.
