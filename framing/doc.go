@@ -43,13 +43,27 @@
 //
 // # Pacing
 //
-// A side whose Hello says "acks" sends Ack frames as it receives data:
-// at least one per burst it reads, and one per 64 KiB. Its peer may then
+// A side whose Hello says "acks" sends Ack frames as it receives data,
+// one per 64 KiB. Its peer may then
 // keep what is in flight (sent, and not yet acknowledged) near what the
 // path holds, so that a queue forms in the sender, which manages it,
 // rather than in the pipes and buffers between the two. An older peer's
 // Hello has no "acks"; it gets no Ack frames, would skip them, and is
 // not paced.
+//
+// # Striping
+//
+// A client that stripes a tunnel over several connections asks for them
+// in its first connection's Hello ("streams": N). A server that agrees
+// answers with "join": a session id and a 256-bit secret, which each
+// further connection's Hello presents as its own "join"; such a
+// connection carries the same tunnel, and the handshake's addresses are
+// the session's. A server that does not stripe answers without "join",
+// and the tunnel has one connection. A side whose Hello says "twice"
+// drops the second copy of a ping or DNS datagram that reaches it over
+// two connections of one session (one equal to a packet it wrote in the
+// last second); its peer may then send such packets over two
+// connections, so that a stall of one does not hold them up.
 //
 // # Offloads
 //
