@@ -37,8 +37,12 @@
 //	         at most MaxOffloadPayload (65546) bytes
 //	8 Ack    the count of Data and Offload payload bytes the sender has
 //	         received so far, 8 bytes big endian (see Pacing)
+//	9 Copy   a second copy of a small Data or Offload frame sent over
+//	         another connection of a striped session: the original's type
+//	         byte, then its payload; at most MaxCopyPayload (2048) bytes
+//	         (see Striping)
 //
-// Type 0 is invalid. Receivers ignore types they do not know (numbers above 8),
+// Type 0 is invalid. Receivers ignore types they do not know (numbers above 9),
 // so later versions can add frames that older peers skip.
 //
 // # Pacing
@@ -60,10 +64,11 @@
 // connection carries the same tunnel, and the handshake's addresses are
 // the session's. A server that does not stripe answers without "join",
 // and the tunnel has one connection. A side whose Hello says "twice"
-// drops the second copy of a ping or DNS datagram that reaches it over
-// two connections of one session (one equal to a packet it wrote in the
-// last second); its peer may then send such packets over two
-// connections, so that a stall of one does not hold them up.
+// takes Copy frames: of a packet that reaches it twice, as a Data or
+// Offload frame over one connection and as a Copy frame over another,
+// within a second, it writes the first and drops the second. Its peer
+// may then send pings and small DNS datagrams twice, so that a stall of
+// one connection does not hold them up.
 //
 // # Offloads
 //

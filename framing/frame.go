@@ -25,6 +25,10 @@ const (
 	// TypeAck carries the count of Data and Offload payload bytes the
 	// sender has received so far, for a peer that paces by it.
 	TypeAck Type = 8
+	// TypeCopy carries a second copy of a small Data or Offload frame,
+	// sent over another connection of a striped session: the original's
+	// type, one byte, then its payload; at most MaxCopyPayload bytes.
+	TypeCopy Type = 9
 )
 
 func (t Type) String() string {
@@ -45,6 +49,8 @@ func (t Type) String() string {
 		return "offload"
 	case TypeAck:
 		return "ack"
+	case TypeCopy:
+		return "copy"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
@@ -69,6 +75,9 @@ const (
 	// header and a super-packet of up to 64 KiB. A Reader or Writer takes
 	// Offload frames only once told to (AllowOffload).
 	MaxOffloadPayload = VnetHdrLen + MaxPayload
+	// MaxCopyPayload caps Copy frames: a type byte and a small packet,
+	// behind its headers.
+	MaxCopyPayload = 2048
 )
 
 // ErrTooLarge is returned by Writer.WriteFrame for a payload over the limit
@@ -83,6 +92,8 @@ func limit(t Type, offload int) int {
 		return MaxPingPayload
 	case TypeAck:
 		return AckLen
+	case TypeCopy:
+		return MaxCopyPayload
 	case TypeHello, TypeError, TypeClose:
 		return maxTextPayload
 	case TypeOffload:

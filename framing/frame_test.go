@@ -57,7 +57,8 @@ func TestLimit(t *testing.T) {
 		{TypeError, maxTextPayload},
 		{TypeClose, maxTextPayload},
 		{TypeAck, AckLen},
-		{9, MaxPayload},
+		{TypeCopy, MaxCopyPayload},
+		{10, MaxPayload},
 		{TypeOffload, -1},
 		{200, MaxPayload},
 	}
@@ -123,8 +124,10 @@ func TestReadFrame(t *testing.T) {
 		// Exactly at each type's limit.
 		{name: "data at limit", stream: enc(TypeData, ascii(MaxPayload)),
 			want: []readResult{{TypeData, ascii(MaxPayload)}}, err: io.EOF, bareIs: true},
-		{name: "unknown at limit", stream: enc(9, ascii(MaxPayload)),
-			want: []readResult{{9, ascii(MaxPayload)}}, err: io.EOF, bareIs: true},
+		{name: "unknown at limit", stream: enc(10, ascii(MaxPayload)),
+			want: []readResult{{10, ascii(MaxPayload)}}, err: io.EOF, bareIs: true},
+		{name: "copy at limit", stream: enc(TypeCopy, ascii(MaxCopyPayload)),
+			want: []readResult{{TypeCopy, ascii(MaxCopyPayload)}}, err: io.EOF, bareIs: true},
 		{name: "ping at limit", stream: enc(TypePing, ascii(MaxPingPayload)),
 			want: []readResult{{TypePing, ascii(MaxPingPayload)}}, err: io.EOF, bareIs: true},
 		{name: "pong at limit", stream: enc(TypePong, ascii(MaxPingPayload)),

@@ -203,7 +203,8 @@ type sink interface {
 	taking() bool // still takes packets
 	next(n int) ([]byte, error)
 	commit(typ framing.Type, n int) error
-	put(typ framing.Type, payload []byte) bool // false: no room
+	put(typ framing.Type, payload []byte) bool     // false: no room
+	putCopy(typ framing.Type, payload []byte) bool // as put, as a second copy (a Copy frame)
 	flush()
 	fail(err error)        // reading the device into it failed
 	offloads() tun.Offload // what the peer agreed to take
@@ -254,6 +255,19 @@ func (l *Link) readDevice() {
 	scratch := make([]byte, readSize)
 	one, sizes := make([][]byte, 1), make([]int, 1)
 	var held sink // the sink whose frame buffer has frames to flush
+	// Other links' sinks that were handed packets in this burst (a
+	// stripe's), to be woken with held.
+	var others []sink
+	flush := func() {
+		if held != nil {
+			held.flush()
+			held = nil
+		}
+		for _, o := range others {
+			o.flush()
+		}
+		others = others[:0]
+	}
 	for {
 		p := l.attached()
 		if p != nil && !p.taking() {
@@ -274,10 +288,9 @@ func (l *Link) readDevice() {
 		}
 		var n int
 		var err error
-		if held != nil {
+		if held != nil || len(others) > 0 {
 			if n, err = l.dev.TryRead(buf); err == nil && n == 0 {
-				held.flush() // the device is empty: send the burst
-				held = nil
+				flush() // the device is empty: send the burst
 				continue
 			}
 		} else {
@@ -286,9 +299,7 @@ func (l *Link) readDevice() {
 			n = sizes[0]
 		}
 		if err != nil {
-			if held != nil {
-				held.flush()
-			}
+			flush()
 			select {
 			case <-l.closing:
 			default:
@@ -300,7 +311,7 @@ func (l *Link) readDevice() {
 		if n == 0 || n > len(buf) { // nothing, or truncated: drop it
 			continue
 		}
-		if q := l.handle(buf[:n], p); q != nil {
+		if q := l.handle(buf[:n], p, &others); q != nil {
 			held = q
 		}
 	}
@@ -315,35 +326,45 @@ const readSize = framing.MaxOffloadPayload
 // handle frames one packet read from the device for the sink that
 // carries it and returns that sink when it is the link's own: the
 // attached one, or, in a stripe, the one its flow was placed on, which
-// gets a copy and is woken at once (as does the one that carries a ping's
-// second copy).
-func (l *Link) handle(buf []byte, in sink) sink {
+// gets a copy and is added to others, to be woken once the burst ends
+// (as is the one that carries a ping's second copy).
+func (l *Link) handle(buf []byte, in sink, others *[]sink) sink {
 	if s := l.cfg.Stripe; s != nil {
 		to, twin := s.route(l, l.vnet, buf)
 		if t, ok := twin.(*Link); ok && twin != to {
 			// First: framing in place may move the packet in buf.
-			if p := t.frame(buf, nil); p != nil {
-				p.flush()
+			if p := t.frame(buf, nil, true); p != nil {
+				*others = addSink(*others, p)
 			}
 		}
 		if t, ok := to.(*Link); ok && t != l {
-			if p := t.frame(buf, nil); p != nil {
+			if p := t.frame(buf, nil, false); p != nil {
 				t.stats.HandedOver.Add(1)
-				p.flush()
+				*others = addSink(*others, p)
 			}
 			return nil
 		}
 	}
-	return l.frame(buf, in)
+	return l.frame(buf, in, false)
+}
+
+// addSink adds p to sinks unless it is there.
+func addSink(sinks []sink, p sink) []sink {
+	for _, o := range sinks {
+		if o == p {
+			return sinks
+		}
+	}
+	return append(sinks, p)
 }
 
 // frame frames one packet read from the device for the attached sink, if
 // any, and returns that sink when it did. in is the sink whose frame
 // buffer the packet was read into (nil: scratch, or another link's): when
-// another is attached by now, the packet is copied to it. It never writes
-// to the transport, so that detach, which waits for it, never waits for
-// the network.
-func (l *Link) frame(buf []byte, in sink) sink {
+// another is attached by now, the packet is copied to it; second makes
+// the copy a Copy frame. It never writes to the transport, so that
+// detach, which waits for it, never waits for the network.
+func (l *Link) frame(buf []byte, in sink, second bool) sink {
 	l.deliver.Lock()
 	defer l.deliver.Unlock()
 	p := l.attached()
@@ -383,8 +404,13 @@ func (l *Link) frame(buf []byte, in sink) sink {
 			return nil
 		}
 	} else {
-		// Read for a pump that has gone since: copy, without flushing.
-		if !p.put(typ, payload) {
+		// Read for a pump that has gone since, or by another link:
+		// copy, without flushing.
+		put := p.put
+		if second {
+			put = p.putCopy
+		}
+		if !put(typ, payload) {
 			l.stats.DroppedDetached.Add(1)
 			return nil
 		}

@@ -116,9 +116,10 @@ func (s *packetSink) put(_ framing.Type, payload []byte) bool {
 	}
 }
 
-func (s *packetSink) flush()                {}
-func (s *packetSink) offloads() tun.Offload { return 0 }
-func (s *packetSink) droppedOut()           { s.stats.DroppedOut.Add(1) }
+func (s *packetSink) putCopy(framing.Type, []byte) bool { return false }
+func (s *packetSink) flush()                            {}
+func (s *packetSink) offloads() tun.Offload             { return 0 }
+func (s *packetSink) droppedOut()                       { s.stats.DroppedOut.Add(1) }
 
 func (s *packetSink) fail(err error) {
 	select {

@@ -252,7 +252,7 @@ func (p *pump) readTransport(pongs chan<- pingMsg) error {
 		}
 		switch t {
 		case framing.TypeData, framing.TypeOffload:
-			if err := p.toDevice(t, payload); err != nil {
+			if err := p.toDevice(t, payload, false); err != nil {
 				return err
 			}
 			if p.paced {
@@ -265,6 +265,15 @@ func (p *pump) readTransport(pongs chan<- pingMsg) error {
 				if n-p.ackTold >= ackEvery {
 					p.ackTold = n
 					wake(p.ackNow)
+				}
+			}
+		case framing.TypeCopy:
+			// A second copy of a packet sent over another stream too:
+			// written only if it came first.
+			if len(payload) > 1 && (framing.Type(payload[0]) == framing.TypeData ||
+				framing.Type(payload[0]) == framing.TypeOffload && p.offload != 0) {
+				if err := p.toDevice(framing.Type(payload[0]), payload[1:], true); err != nil {
+					return err
 				}
 			}
 		case framing.TypeAck:
@@ -301,8 +310,10 @@ func (p *pump) readTransport(pongs chan<- pingMsg) error {
 }
 
 // toDevice writes the packet of one Data or Offload frame to the device,
-// if it passes the checks; only a closed device is an error.
-func (p *pump) toDevice(t framing.Type, payload []byte) error {
+// if it passes the checks; only a closed device is an error. A second
+// copy (a Copy frame's) is written only when the stripe has not seen the
+// first.
+func (p *pump) toDevice(t framing.Type, payload []byte, second bool) error {
 	pkt, out := payload, payload
 	if t == framing.TypeOffload {
 		if _, err := tun.CheckVnet(payload, p.offload); err != nil {
@@ -313,7 +324,10 @@ func (p *pump) toDevice(t framing.Type, payload []byte) error {
 		}
 		pkt = payload[tun.VnetHdrLen:]
 	}
-	if p.stripe != nil && p.stripe.again(pkt) {
+	if second && p.stripe == nil {
+		return nil // no stripe to tell it from the first
+	}
+	if p.stripe != nil && p.stripe.again(pkt, second) {
 		p.stats.Twice.Add(1)
 		return nil
 	}

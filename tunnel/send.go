@@ -50,22 +50,26 @@ func (p *pump) put(typ framing.Type, payload []byte) bool {
 	return true
 }
 
+// putCopy queues a Copy frame of a packet that another stream carries
+// too (see Stripe): typ, then payload. False: too large for one.
+func (p *pump) putCopy(typ framing.Type, payload []byte) bool {
+	if 1+len(payload) > min(smallBuf, framing.MaxCopyPayload) {
+		return false
+	}
+	b := p.bufs.getSmall()[:1+len(payload)]
+	b[0] = byte(typ)
+	copy(b[1:], payload)
+	p.enqueue(framing.TypeCopy, b, false)
+	return true
+}
+
 // flush wakes the sender: the device has nothing more for now.
 func (p *pump) flush() { wake(p.wake) }
 
 // enqueue queues one frame's payload for the sender: b is the payload,
 // or with framed the payload behind HeaderLen bytes of room.
 func (p *pump) enqueue(typ framing.Type, b []byte, framed bool) {
-	ip := 0
-	switch {
-	case typ == framing.TypeOffload:
-		ip = tun.VnetHdrLen
-	case p.tap:
-		ip = -1
-		if len(b) >= 14 && (binary.BigEndian.Uint16(b[12:]) == 0x0800 || binary.BigEndian.Uint16(b[12:]) == 0x86dd) {
-			ip = 14
-		}
-	}
+	ip := p.ipOffset(typ, b)
 	if framed && ip >= 0 {
 		ip += framing.HeaderLen
 	}
@@ -80,6 +84,30 @@ func (p *pump) enqueue(typ framing.Type, b []byte, framed bool) {
 	if n >= wakeEvery {
 		wake(p.wake)
 	}
+}
+
+// ipOffset is where the IP header starts in the payload b of a frame of
+// type typ: behind a virtio-net header, an Ethernet header in tap mode,
+// or a Copy frame's type byte; -1 for none.
+func (p *pump) ipOffset(typ framing.Type, b []byte) int {
+	switch {
+	case typ == framing.TypeCopy:
+		if len(b) == 0 {
+			return -1
+		}
+		if ip := p.ipOffset(framing.Type(b[0]), b[1:]); ip >= 0 {
+			return 1 + ip
+		}
+		return -1
+	case typ == framing.TypeOffload:
+		return tun.VnetHdrLen
+	case p.tap:
+		if len(b) >= 14 && (binary.BigEndian.Uint16(b[12:]) == 0x0800 || binary.BigEndian.Uint16(b[12:]) == 0x86dd) {
+			return 14
+		}
+		return -1
+	}
+	return 0
 }
 
 // wakeEvery is how much a burst queues before the sender is woken anyway.
@@ -166,6 +194,9 @@ func (p *pump) drain() error {
 		}
 		if err != nil {
 			return err
+		}
+		if framing.Type(pk.typ) == framing.TypeCopy {
+			continue // the peer's Acks count Data and Offload frames
 		}
 		p.sentBytes += uint64(pk.size)
 	}

@@ -158,8 +158,9 @@ func newPump(link *Link, conn io.ReadWriteCloser, tw *lockedWriter, r *framing.R
 		done: make(chan struct{}), wbuf: make([][]byte, 1), start: time.Now(),
 		tap: mode == tun.ModeTAP, bufs: newBufs(), wake: make(chan struct{}, 1), paced: peer.Acks, ackNow: make(chan struct{}, 1),
 		stripe: link.cfg.Stripe}
-	if p.stripe != nil && peer.Twice {
-		p.stripe.twice.Store(true)
+	if p.stripe != nil {
+		// (A reconnect may reach another version of the peer.)
+		p.stripe.twice.Store(peer.Twice)
 	}
 	p.cur = p.bufs.getLarge()
 	p.loss = newLossMeter(conn)

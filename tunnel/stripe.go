@@ -31,12 +31,12 @@ import (
 // repairs on the same TCP connection (a hole in the outer stream holds
 // everything behind it for a round trip or more). Such packets are
 // independent of each other, and a move reorders nothing that matters.
-// When the peer drops second copies (its Hello says Twice), a ping or a
-// DNS datagram goes over a second stream too, the next quietest: a
-// segment lost on a nearly idle TCP connection waits for the tail-loss
-// probe, some 150 ms at 40 ms RTT, and the copy on the other stream
-// arrives meanwhile. The receiving side drops a copy it has already
-// written (see again).
+// When the peer takes second copies (its Hello says Twice), a ping or a
+// DNS datagram goes over a second stream too, the next quietest, as a
+// Copy frame: a segment lost on a nearly idle TCP connection waits for
+// the tail-loss probe, some 150 ms at 40 ms RTT, and the copy on the
+// other stream arrives meanwhile. The receiving side writes whichever of
+// the two comes first (see again).
 //
 // Only the client places flows (StripeConfig.Place): the server's kernel
 // already answers each flow on the queue it came in on, and two sides
@@ -67,8 +67,9 @@ type Stripe struct {
 	// and when it came.
 	seenMu sync.Mutex
 	seen   [stripeSeen]struct {
-		h  uint64
-		at time.Duration
+		h      uint64
+		at     time.Duration // 0: none, or matched already
+		second bool          // it came as a Copy frame
 	}
 	seenN int
 }
@@ -129,14 +130,14 @@ func (s *Stripe) route(l stream, vnet bool, b []byte) (to, twin stream) {
 		return l, nil
 	}
 	now := s.now()
-	if proto, ok := sparse(b, ip); ok {
+	if sparse(b, ip) {
 		q, q2 := s.quietest(now)
 		if s.cfg.Place && q != nil {
 			to = q
 		} else {
 			to = l // where the kernel put it: the server answers there
 		}
-		if proto != 6 && s.twice.Load() {
+		if s.twice.Load() {
 			if twin = q; twin == to {
 				twin = q2
 			}
@@ -260,12 +261,17 @@ type stream interface {
 type member struct{ s stream }
 
 // sparse reports whether the IP packet at b[ip:] is one that rides the
-// quiet stream: ICMP, and DNS over UDP or TCP; and its protocol.
-func sparse(b []byte, ip int) (proto byte, ok bool) {
+// quiet streams, twice: a ping (ICMP, ICMPv6) of at most sparseMax
+// bytes, or a DNS datagram (UDP, port 53 either way) of at most
+// sparseDNS. (Not DNS over TCP, a flow like any other: moved from stream
+// to stream it would be reordered; nor larger datagrams, which may be
+// another tunnel run over port 53.)
+func sparse(b []byte, ip int) bool {
 	if ip < 0 || len(b) < ip+20 {
-		return 0, false
+		return false
 	}
 	pkt := b[ip:]
+	var proto byte
 	var l4 []byte
 	switch pkt[0] >> 4 {
 	case 4:
@@ -276,47 +282,54 @@ func sparse(b []byte, ip int) (proto byte, ok bool) {
 		}
 	case 6:
 		if len(pkt) < 40 {
-			return 0, false
+			return false
 		}
 		proto = pkt[6]
 		if len(pkt) >= 44 {
 			l4 = pkt[40:]
 		}
 	default:
-		return 0, false
+		return false
 	}
 	switch proto {
 	case 1, 58: // ICMP, ICMPv6
-		return proto, true
-	case 6, 17:
-		return proto, l4 != nil && (binary.BigEndian.Uint16(l4) == 53 || binary.BigEndian.Uint16(l4[2:]) == 53)
+		return len(pkt) <= sparseMax
+	case 17:
+		return len(pkt) <= sparseDNS && l4 != nil && (binary.BigEndian.Uint16(l4) == 53 || binary.BigEndian.Uint16(l4[2:]) == 53)
 	}
-	return proto, false
+	return false
 }
 
-// again reports whether pkt, a packet from the peer, is a second copy of
-// a ping or DNS datagram that it sent over two streams: one that came
-// within stripeTwice of an equal one. (Two pings differ in their
-// sequence numbers, two DNS queries in their ids.) The first copy is
-// remembered.
-func (s *Stripe) again(pkt []byte) bool {
-	ip := stripeIP(pkt, false, s.cfg.Mode == tun.ModeTAP)
-	if proto, ok := sparse(pkt, ip); !ok || proto == 6 {
+// The largest packets sparse takes.
+const (
+	sparseMax = 1280 // IPv6's minimum MTU: a ping of any common size
+	sparseDNS = 512  // a query, or a classic answer
+)
+
+// again reports whether pkt, a packet from the peer, is the second copy
+// of one sent over two streams: one came as a Data or Offload frame and
+// the other as a Copy frame (second), within stripeTwice. The first is
+// remembered, so that only a pair matches: a ping's or a query's own
+// retransmission, equal to the first, is written again.
+func (s *Stripe) again(pkt []byte, second bool) bool {
+	if !second && !sparse(pkt, stripeIP(pkt, false, s.cfg.Mode == tun.ModeTAP)) {
 		return false
 	}
 	h := uint64(14695981039346656037)
 	for _, c := range pkt {
 		h = (h ^ uint64(c)) * 1099511628211
 	}
-	now := time.Since(s.start)
+	now := max(time.Since(s.start), 1)
 	s.seenMu.Lock()
 	defer s.seenMu.Unlock()
-	for _, e := range s.seen {
-		if e.h == h && e.at != 0 && now-e.at < stripeTwice {
+	for i := range s.seen {
+		if e := &s.seen[i]; e.h == h && e.at != 0 && now-e.at < stripeTwice && e.second != second {
+			e.at = 0 // matched: a third is another packet
 			return true
 		}
 	}
-	s.seen[s.seenN%stripeSeen].h, s.seen[s.seenN%stripeSeen].at = h, max(now, 1)
+	e := &s.seen[s.seenN%stripeSeen]
+	e.h, e.at, e.second = h, now, second
 	s.seenN++
 	return false
 }

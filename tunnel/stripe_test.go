@@ -40,6 +40,10 @@ func (r *recordingSink) put(_ framing.Type, p []byte) bool {
 	r.out <- routed{r.i, append([]byte(nil), p...)}
 	return true
 }
+func (r *recordingSink) putCopy(_ framing.Type, p []byte) bool {
+	r.out <- routed{r.i, append([]byte(nil), p...)}
+	return true
+}
 func (r *recordingSink) flush()                {}
 func (r *recordingSink) fail(error)            {}
 func (r *recordingSink) offloads() tun.Offload { return 0 }
@@ -129,7 +133,8 @@ func TestStripePlacesFlows(t *testing.T) {
 	}
 }
 
-// TestSparse: pings and DNS are sparse; other flows are not.
+// TestSparse: pings and DNS datagrams are sparse; other flows, DNS over
+// TCP and large datagrams on port 53 are not.
 func TestSparse(t *testing.T) {
 	udp := func(src, dst netip.Addr, sport, dport uint16) []byte {
 		h := make([]byte, 8)
@@ -157,9 +162,11 @@ func TestSparse(t *testing.T) {
 		{"icmpv6", icmp6, true},
 		{"quic", udp(v4, v4, 40000, 443), false},
 		{"tcp", tcpPacket(1000), false},
+		{"dns over tcp", tcpPacket(53), false},
+		{"a large datagram on port 53", slices.Concat(udp(v4, v4, 40000, 53), make([]byte, 1000)), false},
 		{"short", []byte{0x45, 0}, false},
 	} {
-		if _, got := sparse(c.pkt, 0); got != c.want {
+		if got := sparse(c.pkt, 0); got != c.want {
 			t.Errorf("%s: sparse %v, want %v", c.name, got, c.want)
 		}
 	}
@@ -236,8 +243,10 @@ func TestStripeTwice(t *testing.T) {
 	}
 }
 
-// TestStripeAgain: the second copy of a ping from the peer is dropped,
-// within a second; another ping, DNS over TCP and a later copy are not.
+// TestStripeAgain: of a packet that comes as a first copy and as a
+// second (a Copy frame), in either order, the later is dropped, within a
+// second; a ping's own repetition, another ping and a later copy are
+// not.
 func TestStripeAgain(t *testing.T) {
 	s := NewStripe(StripeConfig{Mode: tun.ModeTUN})
 	ping := ipv4Packet(mustAddr("198.18.0.1"), mustAddr("198.18.0.2"), make([]byte, 64))
@@ -245,15 +254,22 @@ func TestStripeAgain(t *testing.T) {
 	other := slices.Clone(ping)
 	other[len(other)-1] = 1
 	for i, c := range []struct {
-		pkt  []byte
-		want bool
-	}{{ping, false}, {ping, true}, {other, false}, {tcpPacket(53), false}, {tcpPacket(53), false}, {other, true}} {
-		if got := s.again(c.pkt); got != c.want {
+		pkt    []byte
+		second bool
+		want   bool
+	}{
+		{ping, false, false}, {ping, true, true}, // the copy after the first
+		{ping, false, false},                       // the ping again: written
+		{other, true, false}, {other, false, true}, // the first after the copy
+		{other, true, false}, // a third: another packet
+		{tcpPacket(53), false, false}, {tcpPacket(53), false, false},
+	} {
+		if got := s.again(c.pkt, c.second); got != c.want {
 			t.Errorf("packet %d: again %v, want %v", i, got, c.want)
 		}
 	}
 	s.start = s.start.Add(-2 * stripeTwice)
-	if s.again(ping) {
+	if s.again(ping, true) {
 		t.Errorf("a copy %v later was dropped", 2*stripeTwice)
 	}
 }
