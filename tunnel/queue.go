@@ -373,41 +373,46 @@ func flowHash(b []byte, ip int) uint32 {
 	if ip < 0 || len(b) < ip+20 {
 		return 0
 	}
+	proto, addrs, l4, ok := ipTransport(b[ip:])
+	if !ok {
+		return 0
+	}
 	h := uint32(2166136261)
 	add := func(p []byte) {
 		for _, c := range p {
 			h = (h ^ uint32(c)) * 16777619
 		}
 	}
-	pkt := b[ip:]
-	var proto byte
-	var l4 []byte
+	add(addrs)
+	add([]byte{proto})
+	if proto == 6 || proto == 17 || proto == 132 {
+		add(l4[:min(4, len(l4))])
+	}
+	return h
+}
+
+// ipTransport reads the IP packet pkt (at least 20 bytes): its protocol,
+// its addresses, and what follows its header, if that holds a transport
+// header's first 4 bytes (nil for a later fragment, or a packet cut
+// short); not ok for what is not IPv4 or IPv6.
+func ipTransport(pkt []byte) (proto byte, addrs, l4 []byte, ok bool) {
 	switch pkt[0] >> 4 {
 	case 4:
 		ihl := int(pkt[0]&0x0f) * 4
-		proto = pkt[9]
-		add(pkt[12:20])
-		frag := binary.BigEndian.Uint16(pkt[6:8]) & 0x1fff
-		if frag == 0 && ihl >= 20 && len(pkt) >= ihl+4 {
-			l4 = pkt[ihl : ihl+4]
+		if frag := binary.BigEndian.Uint16(pkt[6:8]) & 0x1fff; frag == 0 && ihl >= 20 && len(pkt) >= ihl+4 {
+			l4 = pkt[ihl:]
 		}
+		return pkt[9], pkt[12:20], l4, true
 	case 6:
 		if len(pkt) < 40 {
-			return 0
+			return 0, nil, nil, false
 		}
-		proto = pkt[6]
-		add(pkt[8:40])
 		if len(pkt) >= 44 {
-			l4 = pkt[40:44]
+			l4 = pkt[40:]
 		}
-	default:
-		return 0
+		return pkt[6], pkt[8:40], l4, true
 	}
-	add([]byte{proto})
-	if proto == 6 || proto == 17 || proto == 132 {
-		add(l4)
-	}
-	return h
+	return 0, nil, nil, false
 }
 
 // markCE sets Congestion Experienced on an ECN-capable IP packet (ECT(0)

@@ -271,24 +271,8 @@ func sparse(b []byte, ip int) bool {
 		return false
 	}
 	pkt := b[ip:]
-	var proto byte
-	var l4 []byte
-	switch pkt[0] >> 4 {
-	case 4:
-		ihl := int(pkt[0]&0x0f) * 4
-		proto = pkt[9]
-		if frag := binary.BigEndian.Uint16(pkt[6:8]) & 0x1fff; frag == 0 && ihl >= 20 && len(pkt) >= ihl+4 {
-			l4 = pkt[ihl:]
-		}
-	case 6:
-		if len(pkt) < 40 {
-			return false
-		}
-		proto = pkt[6]
-		if len(pkt) >= 44 {
-			l4 = pkt[40:]
-		}
-	default:
+	proto, _, l4, ok := ipTransport(pkt)
+	if !ok {
 		return false
 	}
 	switch proto {
