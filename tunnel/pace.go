@@ -164,15 +164,13 @@ func (p *pacer) acked(acked, sent uint64, now time.Duration) {
 		}
 	}
 	// Startup ends once three round trips in a row did not raise the
-	// rate by a quarter, or after startupRounds. Rounds in which the
-	// sender had less to send than the limit let go count too: sshvpn
-	// forwards what an inner flow sends, its queue runs dry between the
-	// inner flow's bursts even when that flow fills the path, and an
-	// inner flow whose window cannot reach twice the path's
-	// bandwidth-delay product (a 4 MiB send buffer at 380 Mbit/s and 40
-	// ms) kept startup, and its standing queue of a round trip, for ever.
-	// A side that only acknowledged a download has learnt nothing of the
-	// path when its own upload begins: held starts startup again then.
+	// rate by a quarter, or after startupRounds; rounds in which the
+	// sender had less to send than the limit let go do not count (as
+	// BBR's): a side that only acknowledged a download for a minute has
+	// learnt nothing of the path when its own upload begins.
+	if p.startup && p.minRTT > 0 && now-p.roundStart >= p.minRTT && acked <= p.appLimitedTo {
+		p.roundStart = now
+	}
 	if p.startup && p.minRTT > 0 && now-p.roundStart >= p.minRTT {
 		p.roundStart = now
 		p.rounds++
