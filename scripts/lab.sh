@@ -526,15 +526,18 @@ start_sshd() {
 			sh "$LAB_DIR/dev-net-tun" "$LAB_DIR/sshd_config" "$LAB_DIR/sshd.log" "$LAB_SYSLOG_SOCKET"
 	fi
 
-	local _
-	for _ in $(seq 50); do
-		if in_ns "$CLIENT_NS" timeout 1 bash -c "exec 3<>/dev/tcp/$SERVER_ADDR/22" 2>/dev/null; then
+	# Up to 20 s: over an emulated lossy link a SYN may be lost, and on a
+	# busy machine the emulator may take a while to forward (50 quick
+	# tries, about 5 s, once fell short in CI).
+	local deadline=$((SECONDS + 20)) err=
+	while ((SECONDS < deadline)); do
+		if err=$(in_ns "$CLIENT_NS" timeout 2 bash -c "exec 3<>/dev/tcp/$SERVER_ADDR/22" 2>&1); then
 			sshd_pid >/dev/null && return 0
 		fi
 		sleep 0.1
 	done
 	cat "$LAB_DIR/sshd.log" >&2 2>/dev/null || true
-	die "sshd did not start accepting connections on $SERVER_ADDR:22"
+	die "sshd did not start accepting connections on $SERVER_ADDR:22 within 20 s${err:+ (last try: $err)}"
 }
 
 verify_ssh() {
