@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sshvpn/sshvpn/framing"
+	"github.com/sshvpn/sshvpn/tun"
 )
 
 // The queue's parameters. The interval is CoDel's (RFC 8289) for the
@@ -389,6 +390,28 @@ func flowHash(b []byte, ip int) uint32 {
 		add(l4[:min(4, len(l4))])
 	}
 	return h
+}
+
+// ipAt is the offset of the IP header in a packet as a device reads or
+// writes it: behind a virtio-net header (vnet), behind an Ethernet header
+// in tap mode; -1 for what is not IP.
+func ipAt(b []byte, vnet, tap bool) int {
+	ip := 0
+	if vnet {
+		ip = tun.VnetHdrLen
+	}
+	if tap {
+		if len(b) < ip+14 {
+			return -1
+		}
+		switch binary.BigEndian.Uint16(b[ip+12:]) {
+		case 0x0800, 0x86dd:
+			ip += 14
+		default:
+			return -1
+		}
+	}
+	return ip
 }
 
 // ipTransport reads the IP packet pkt (at least 20 bytes): its protocol,

@@ -1,11 +1,9 @@
 package tunnel
 
 import (
-	"encoding/binary"
 	"time"
 
 	"github.com/sshvpn/sshvpn/framing"
-	"github.com/sshvpn/sshvpn/tun"
 )
 
 // The way out of a pump: the link's device reader queues each packet
@@ -90,8 +88,7 @@ func (p *pump) enqueue(typ framing.Type, b []byte, framed bool) {
 // type typ: behind a virtio-net header, an Ethernet header in tap mode,
 // or a Copy frame's type byte; -1 for none.
 func (p *pump) ipOffset(typ framing.Type, b []byte) int {
-	switch {
-	case typ == framing.TypeCopy:
+	if typ == framing.TypeCopy {
 		if len(b) == 0 {
 			return -1
 		}
@@ -99,15 +96,8 @@ func (p *pump) ipOffset(typ framing.Type, b []byte) int {
 			return 1 + ip
 		}
 		return -1
-	case typ == framing.TypeOffload:
-		return tun.VnetHdrLen
-	case p.tap:
-		if len(b) >= 14 && (binary.BigEndian.Uint16(b[12:]) == 0x0800 || binary.BigEndian.Uint16(b[12:]) == 0x86dd) {
-			return 14
-		}
-		return -1
 	}
-	return 0
+	return ipAt(b, typ == framing.TypeOffload, p.tap)
 }
 
 // wakeEvery is how much a burst queues before the sender is woken anyway.

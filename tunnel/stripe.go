@@ -124,7 +124,7 @@ func (s *Stripe) now() uint64 { return uint64(time.Since(s.start) / time.Millise
 // it is sparse; and the link that carries a second copy, if any. A
 // packet that is not IP (ARP, say) stays where the kernel put it.
 func (s *Stripe) route(l stream, vnet bool, b []byte) (to, twin stream) {
-	ip := stripeIP(b, vnet, s.cfg.Mode == tun.ModeTAP)
+	ip := ipAt(b, vnet, s.cfg.Mode == tun.ModeTAP)
 	h := flowHash(b, ip)
 	if h == 0 {
 		return l, nil
@@ -296,7 +296,7 @@ const (
 // remembered, so that only a pair matches: a ping's or a query's own
 // retransmission, equal to the first, is written again.
 func (s *Stripe) again(pkt []byte, second bool) bool {
-	if !second && !sparse(pkt, stripeIP(pkt, false, s.cfg.Mode == tun.ModeTAP)) {
+	if !second && !sparse(pkt, ipAt(pkt, false, s.cfg.Mode == tun.ModeTAP)) {
 		return false
 	}
 	h := uint64(14695981039346656037)
@@ -316,26 +316,4 @@ func (s *Stripe) again(pkt []byte, second bool) bool {
 	e.h, e.at, e.second = h, now, second
 	s.seenN++
 	return false
-}
-
-// stripeIP is the offset of the IP header in a packet read from a device
-// (behind a virtio-net header; behind an Ethernet header in tap mode),
-// or -1: not IP.
-func stripeIP(b []byte, vnet, tap bool) int {
-	ip := 0
-	if vnet {
-		ip = tun.VnetHdrLen
-	}
-	if tap {
-		if len(b) < ip+14 {
-			return -1
-		}
-		switch binary.BigEndian.Uint16(b[ip+12:]) {
-		case 0x0800, 0x86dd:
-			ip += 14
-		default:
-			return -1
-		}
-	}
-	return ip
 }
