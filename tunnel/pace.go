@@ -5,15 +5,20 @@ import "time"
 // The pacer's parameters.
 const (
 	// paceFloor is the least the pacer lets be in flight: enough for a
-	// burst of super-packets, whatever the estimates say; paceInitial
-	// is the limit before the first estimates, as TCP's initial window.
-	paceFloor   = 64 << 10
+	// burst of super-packets, whatever the estimates say, and the peer's
+	// Ack spacing (ackEvery), which the limit adds on top of the path;
+	// paceInitial is the limit before the first estimates, as TCP's
+	// initial window.
+	paceFloor   = ackEvery
 	paceInitial = 256 << 10
 	// startupGain is the limit's gain over the bandwidth-delay product
 	// while the delivery rate still grows by startupGrowth a round trip.
 	startupGain   = 2.0
 	startupGrowth = 1.25
 	startupRounds = 30
+	// queueRounds is how many round trips in a row a standing queue
+	// downstream ends startup after (see queued).
+	queueRounds = 2
 	// paceMarks bounds the send marks kept for round-trip samples, and
 	// markEvery spaces them.
 	paceMarks = 256
@@ -59,6 +64,12 @@ type pacer struct {
 	fullRounds int
 	rounds     int
 	settled    time.Duration // stalls count from then on
+	// A round trip's least round-trip sample, for startup's other way
+	// out (see queued): when it began, the least, and how many rounds
+	// in a row found a queue.
+	qRoundStart time.Duration
+	qRoundMin   time.Duration
+	qRounds     int
 
 	marks     []paceMark // sends not yet acknowledged, oldest first
 	minRTT    time.Duration
@@ -149,6 +160,9 @@ func (p *pacer) acked(acked, sent uint64, now time.Duration) {
 	if p.minRTT == 0 || rtt < p.minRTT {
 		p.minRTT = max(rtt, time.Microsecond)
 	}
+	if p.qRoundMin == 0 || rtt < p.qRoundMin {
+		p.qRoundMin = rtt
+	}
 	p.marks = append(p.marks[:0], p.marks[i:]...)
 	// The delivery rate since the last sample, over the longer of the
 	// interval between the Acks and that between the sends they cover
@@ -163,6 +177,7 @@ func (p *pacer) acked(acked, sent uint64, now time.Duration) {
 			p.lastFull = now
 		}
 	}
+	p.queued(now)
 	// Startup ends once three round trips in a row did not raise the
 	// rate by a quarter, or after startupRounds; rounds in which the
 	// sender had less to send than the limit let go do not count (as
@@ -187,6 +202,43 @@ func (p *pacer) acked(acked, sent uint64, now time.Duration) {
 			// trips; gaps meanwhile are its doing.
 			p.settled = now + 4*p.minRTT
 		}
+	}
+}
+
+// queued ends startup once every round-trip sample of queueRounds round
+// trips in a row took longer than the least by more than the allowance:
+// a standing queue downstream (in the pipe to ssh, ssh's buffers or the
+// outer socket) longer than the pacer leaves there after startup.
+// Startup's limit, twice the bandwidth-delay product, exceeds what the
+// path holds only once the rate is at least half the path's; from then
+// on, more in flight is only queue.
+//
+// Rounds in which the sender ran out of packets count toward this way
+// out, as they cannot toward the rate's growth: sshvpn's queue runs dry
+// between every burst of the inner flow it forwards, and an inner flow
+// whose window cannot reach twice the product (a 4 MiB send buffer at
+// 380 Mbit/s and 40 ms) kept startup, and its standing queue of a round
+// trip, for ever (+22-25 ms to a ping at 40 ms). Counting such rounds
+// toward the rate's growth instead ended startup at a rate the inner
+// flows were still growing from: 100 ms paths lost a fifth of their
+// throughput, and a download after an upload was held to 5 Mbit/s.
+func (p *pacer) queued(now time.Duration) {
+	if !p.startup || p.minRTT == 0 {
+		p.qRoundStart, p.qRoundMin, p.qRounds = now, 0, 0
+		return
+	}
+	if now-p.qRoundStart < p.minRTT {
+		return
+	}
+	if p.qRoundMin > p.minRTT+allowance(p.minRTT) {
+		p.qRounds++
+	} else {
+		p.qRounds = 0
+	}
+	p.qRoundStart, p.qRoundMin = now, 0
+	if p.qRounds >= queueRounds {
+		p.startup, p.qRounds = false, 0
+		p.settled = now + 4*p.minRTT
 	}
 }
 
@@ -267,7 +319,13 @@ func (p *pacer) limit() uint64 {
 	if p.startup {
 		return max(paceInitial, uint64(startupGain*bw*p.minRTT.Seconds()))
 	}
-	return max(paceFloor, uint64(bw*(p.minRTT+allowance(p.minRTT)).Seconds()))
+	// Plus the Ack spacing: up to that much of what is in flight has
+	// arrived and waits for the peer's next Ack. Without it, at a low
+	// rate the spacing ate the allowance, the rate could not rise, and
+	// a download that followed an upload stayed at the rate of the
+	// acknowledgements the side had sent during the upload: 5 Mbit/s
+	// at 100 ms.
+	return paceFloor + uint64(bw*(p.minRTT+allowance(p.minRTT)).Seconds())
 }
 
 // allowance is the queue the pacer leaves downstream beyond the path's
