@@ -343,3 +343,36 @@ func TestPacerStandingQueue(t *testing.T) {
 		t.Errorf("a standing queue of %v at the bottleneck, want at most %v", wait, want)
 	}
 }
+
+// TestPacerQueueExitRate: startup that ends by a standing queue leaves
+// with the rate that what is in flight shows (in flight over the round
+// trip), not the max filter's, which lags a rate still growing.
+func TestPacerQueueExitRate(t *testing.T) {
+	var p pacer
+	p.start(0)
+	ms := time.Millisecond
+	// 380 Mbit/s (47.5 kB a millisecond) with a round trip of 50 ms,
+	// 10 ms of it queue; the max filter lags at 219 Mbit/s.
+	p.minRTT, p.bw[0] = 40*ms, 219e6/8
+	p.fullBw = p.bw[0] // the rate's growth does not end startup here
+	var history []uint64
+	var sent uint64
+	for i := range 300 {
+		now := time.Duration(i) * ms
+		sent += 47_500
+		p.sent(sent, now)
+		history = append(history, sent)
+		if i >= 50 {
+			p.acked(history[i-50], sent, now)
+		}
+		if !p.startup {
+			break
+		}
+	}
+	if p.startup {
+		t.Fatal("still in startup, with 10 ms of queue for 250 ms")
+	}
+	if got := p.rate() * 8 / 1e6; got < 340 || got > 460 {
+		t.Errorf("left startup with %.0f Mbit/s, want about 380", got)
+	}
+}
