@@ -186,7 +186,10 @@ func (p *pacer) acked(acked, sent uint64, now time.Duration) {
 	// rate by a quarter, or after startupRounds; rounds in which the
 	// sender had less to send than the limit let go do not count (as
 	// BBR's): a side that only acknowledged a download for a minute has
-	// learnt nothing of the path when its own upload begins.
+	// learnt nothing of the path when its own upload begins. A round
+	// lasts until a rate was measured in it (over two round trips at
+	// least): one without says nothing of the rate's growth. (queued is
+	// startup's other way out.)
 	if p.startup && p.minRTT > 0 && now-p.roundStart >= p.minRTT && acked <= p.appLimitedTo {
 		p.roundStart, p.sampled = now, false
 	}
